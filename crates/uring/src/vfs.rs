@@ -1,0 +1,122 @@
+//! The file-system seam: [`Vfs`] (namespace operations) and [`File`] (positional I/O on one
+//! open file).
+//!
+//! Every layer above this crate does its I/O through these two traits, never through
+//! `std::fs` directly, so that a test can hand it a [`crate::FaultVfs`] that loses unsynced
+//! bytes and injects errors (STYLE habit 4).
+//!
+//! # Contracts
+//!
+//! - **Threading.** A `Vfs` is shared by threads through `Arc<dyn Vfs>`. A `File` is shared
+//!   through `Arc<dyn File>`: [`File::write_at`], [`File::sync_data`], [`File::allocate`] and
+//!   [`File::set_len`] are called by one thread at a time (the WAL's committer or its segment
+//!   preparer); [`File::read_at`] and [`File::len`] may run on any number of threads
+//!   concurrently with them.
+//! - **Ownership.** Buffers are borrowed for the duration of a call and never retained: when a
+//!   call returns, the implementation (and the kernel) no longer reads or writes them.
+//! - **Failure.** Errors are `io::Error` with the operating-system errno preserved
+//!   (`raw_os_error()`), so `ENOSPC` stays `ENOSPC` and `EIO` stays `EIO`. A failed
+//!   [`File::write_at`] or [`File::sync_data`] says nothing about which bytes reached the disk;
+//!   callers must treat the file as failed and never retry an fsync and pretend it worked.
+
+use std::fmt::Debug;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::BackendKind;
+
+/// How [`Vfs::open`] opens a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file if it is missing; open it read + write.
+    CreateReadWrite,
+    /// The file must not exist (`O_EXCL`); create it and open it read + write.
+    CreateNew,
+    /// The file must exist; open it read + write.
+    ReadWrite,
+    /// The file must exist; open it read only.
+    ReadOnly,
+}
+
+/// Directory and namespace operations of one I/O backend.
+///
+/// Shared by threads via `Arc<dyn Vfs>`. Files opened from a `Vfs` may outlive it.
+pub trait Vfs: Send + Sync + Debug + 'static {
+    /// Opens `path` as described by `mode`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>>;
+
+    /// Removes the file at `path` (not durable until [`Vfs::sync_dir`] on its directory).
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Atomically renames `from` to `to`, replacing `to` if it exists (not durable until
+    /// [`Vfs::sync_dir`] on the directory).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// File names (not paths) in the directory `dir`, unsorted. A name that is not valid
+    /// UTF-8 is an `InvalidData` error.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Creates `dir` and all its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// fsyncs the directory itself, which makes creations, renames and removals of its
+    /// entries durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes an exclusive advisory lock (`flock(LOCK_EX | LOCK_NB)`) on `path`, creating the
+    /// file if it is missing. The lock is held until the returned guard drops. If another open
+    /// file description (typically another process) holds it, returns an error of kind
+    /// [`io::ErrorKind::WouldBlock`] at once instead of waiting.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+
+    /// The backend actually doing the I/O.
+    fn kind(&self) -> BackendKind;
+}
+
+/// Holds a lock taken by [`Vfs::lock`]; dropping it releases the lock.
+pub trait LockGuard: Send + Sync + Debug {}
+
+/// How long the two halves of a [`File::write_at`] took, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteTiming {
+    /// From the call (submission) until the data was written (on io_uring: until the last
+    /// write completion was observed).
+    pub write_ns: u64,
+    /// From the end of the write until the fdatasync completed; 0 when the write was not
+    /// durable.
+    pub sync_ns: u64,
+}
+
+/// An open file: positional I/O only (there is no cursor).
+///
+/// See the module documentation for the threading contract.
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a file's length is an I/O call that can fail; emptiness is not a useful question"
+)]
+pub trait File: Send + Sync + Debug {
+    /// Writes all of `bufs`, gathered in order, at `offset`.
+    ///
+    /// If `durable`, the written bytes are covered by an fdatasync before this returns `Ok`.
+    /// Never reports success for a partially written buffer: a short write is continued until
+    /// complete or until it fails. Errors keep their errno.
+    fn write_at(&self, offset: u64, bufs: &[&[u8]], durable: bool) -> io::Result<WriteTiming>;
+
+    /// fdatasync: makes every byte written so far durable.
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// Reads at `offset` into `buf` and returns how many bytes were read; fewer than
+    /// `buf.len()` only at end of file.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Makes sure `[0, len)` is allocated on disk (fallocate mode 0, falling back to writing
+    /// zeros past the end of file when the file system does not support it). Never shrinks.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+
+    /// Truncates or extends the file to exactly `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// The file's current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+}
