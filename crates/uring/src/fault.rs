@@ -349,6 +349,7 @@ impl Vfs for FaultVfs {
             state,
             shared: Arc::clone(&self.shared),
             epoch,
+            writable: mode != OpenMode::ReadOnly,
             path: path.to_path_buf(),
         }))
     }
@@ -405,6 +406,8 @@ struct FaultFile {
     shared: Arc<Shared>,
     /// The crash epoch this handle was opened in.
     epoch: u64,
+    /// False for `OpenMode::ReadOnly`: writes fail with `EBADF` like on a real file.
+    writable: bool,
     /// For `Debug` output only.
     path: PathBuf,
 }
@@ -462,6 +465,9 @@ impl File for FaultFile {
     fn write_at(&self, offset: u64, bufs: &[&[u8]], durable: bool) -> io::Result<WriteTiming> {
         let start = Instant::now();
         let mut pending = self.pending()?;
+        if !self.writable {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
         if offset
             .checked_add(total)

@@ -50,18 +50,20 @@ impl<'a> IoCursor<'a> {
         self.index >= self.bufs.len()
     }
 
-    /// Fills `out` with the iovecs of the next batch (at most [`IOV_MAX`] entries and
-    /// [`BATCH_BYTES_MAX`] bytes, never empty buffers) and returns its byte count and whether
-    /// it reaches the end of the write.
+    /// Fills `out` with the iovecs of the next batch (at most `iovs_max` (<= [`IOV_MAX`])
+    /// entries and [`BATCH_BYTES_MAX`] bytes, never empty buffers) and returns its byte count
+    /// and whether it reaches the end of the write.
     ///
     /// The iovecs point into the caller's buffers: they are valid for as long as the borrow
     /// `'a` of those buffers, which outlives the write call using them.
-    pub(crate) fn next_batch(&self, out: &mut Vec<libc::iovec>) -> (usize, bool) {
+    pub(crate) fn next_batch(&self, out: &mut Vec<libc::iovec>, iovs_max: usize) -> (usize, bool) {
+        debug_assert!((1..=IOV_MAX).contains(&iovs_max));
+        let iovs_max = iovs_max.clamp(1, IOV_MAX);
         out.clear();
         let mut bytes = 0usize;
         let mut index = self.index;
         let mut within = self.within;
-        while index < self.bufs.len() && out.len() < IOV_MAX && bytes < BATCH_BYTES_MAX {
+        while index < self.bufs.len() && out.len() < iovs_max && bytes < BATCH_BYTES_MAX {
             let rest = &self.bufs[index][within..];
             let take = rest.len().min(BATCH_BYTES_MAX - bytes);
             if take > 0 {
@@ -180,7 +182,7 @@ mod tests {
 
     fn collect(cursor: &IoCursor<'_>) -> (Vec<Vec<u8>>, usize, bool) {
         let mut iovs = Vec::new();
-        let (bytes, last) = cursor.next_batch(&mut iovs);
+        let (bytes, last) = cursor.next_batch(&mut iovs, IOV_MAX);
         let slices = iovs
             .iter()
             .map(|iov| {
@@ -225,10 +227,10 @@ mod tests {
         let bufs: Vec<&[u8]> = vec![&one; IOV_MAX + 5];
         let mut cursor = IoCursor::new(&bufs);
         let mut iovs = Vec::new();
-        let (bytes, last) = cursor.next_batch(&mut iovs);
+        let (bytes, last) = cursor.next_batch(&mut iovs, IOV_MAX);
         assert_eq!((iovs.len(), bytes, last), (IOV_MAX, IOV_MAX, false));
         cursor.advance(bytes);
-        let (bytes, last) = cursor.next_batch(&mut iovs);
+        let (bytes, last) = cursor.next_batch(&mut iovs, IOV_MAX);
         assert_eq!((iovs.len(), bytes, last), (5, 5, true));
     }
 

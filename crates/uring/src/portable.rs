@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::iovec::IoCursor;
+use crate::iovec::{IoCursor, IOV_MAX};
 use crate::vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};
 use crate::BackendKind;
 
@@ -152,7 +152,7 @@ fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> io::Result<
     let mut cursor = IoCursor::new(bufs);
     let mut iovs = Vec::new();
     while !cursor.is_finished() {
-        let (bytes, _) = cursor.next_batch(&mut iovs);
+        let (bytes, _) = cursor.next_batch(&mut iovs, IOV_MAX);
         // Cannot overflow: checked by `check_write_range` above.
         let at = (offset + cursor.done()) as libc::off_t;
         // SAFETY: `iovs` holds `iovs.len()` (<= IOV_MAX) valid iovecs pointing into `bufs`,

@@ -44,7 +44,7 @@ use std::time::Instant;
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 
-use crate::iovec::{classify_batch, BatchOutcome, IoCursor};
+use crate::iovec::{classify_batch, BatchOutcome, IoCursor, IOV_MAX};
 use crate::portable::{
     allocate_std, check_write_range, list_dir_std, lock_std, nanos_between, open_std, read_full_at,
     sync_dir_std,
@@ -70,7 +70,8 @@ pub(crate) enum ProbeError {
     MissingOps(Vec<&'static str>),
 }
 
-/// Creates a ring and checks, by feature, that it can do what we need: `WRITEV` and `FSYNC`.
+/// Creates a ring and checks, by feature, that it can do what we need: `WRITEV` (or `WRITE`)
+/// and `FSYNC`.
 /// Returns the backend and the features probed, as stable strings.
 pub(crate) fn probe() -> Result<(UringVfs, Vec<String>), ProbeError> {
     let ring: IoUring = IoUring::builder()
@@ -118,27 +119,40 @@ pub(crate) fn probe() -> Result<(UringVfs, Vec<String>), ProbeError> {
             .map(|(name, _)| name.to_string()),
     );
 
-    let missing: Vec<&'static str> = [
-        ("WRITEV", opcode::Writev::CODE),
-        ("FSYNC", opcode::Fsync::CODE),
-    ]
-    .iter()
-    .filter(|(_, code)| !probe.is_supported(*code))
-    .map(|(name, _)| *name)
-    .collect();
-    if !missing.is_empty() {
+    let write_op = if probe.is_supported(opcode::Writev::CODE) {
+        WriteOp::Writev
+    } else if probe.is_supported(opcode::Write::CODE) {
+        WriteOp::Write
+    } else {
+        let mut missing = vec!["WRITEV (or WRITE)"];
+        if !probe.is_supported(opcode::Fsync::CODE) {
+            missing.push("FSYNC");
+        }
         return Err(ProbeError::MissingOps(missing));
-    }
-    let vfs = UringVfs {
-        ring: Arc::new(Ring {
-            state: Mutex::new(RingState {
-                ring,
-                next_token: 1,
-                broken: None,
-            }),
-        }),
     };
-    Ok((vfs, features))
+    if !probe.is_supported(opcode::Fsync::CODE) {
+        return Err(ProbeError::MissingOps(vec!["FSYNC"]));
+    }
+    Ok((UringVfs::new(ring, write_op), features))
+}
+
+/// The opcode that carries writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteOp {
+    /// `IORING_OP_WRITEV`: a whole gathered batch (up to IOV_MAX buffers) per submission.
+    Writev,
+    /// `IORING_OP_WRITE`, for a kernel that reports WRITE but not WRITEV: one buffer per
+    /// submission (the same loop as a short write, so the same code path).
+    Write,
+}
+
+impl WriteOp {
+    fn iovs_max(self) -> usize {
+        match self {
+            WriteOp::Writev => IOV_MAX,
+            WriteOp::Write => 1,
+        }
+    }
 }
 
 /// The ring shared by a [`UringVfs`] and its files.
@@ -278,12 +292,29 @@ impl Ring {
 /// The io_uring [`Vfs`].
 pub(crate) struct UringVfs {
     ring: Arc<Ring>,
+    write_op: WriteOp,
+}
+
+impl UringVfs {
+    fn new(ring: IoUring, write_op: WriteOp) -> Self {
+        UringVfs {
+            ring: Arc::new(Ring {
+                state: Mutex::new(RingState {
+                    ring,
+                    next_token: 1,
+                    broken: None,
+                }),
+            }),
+            write_op,
+        }
+    }
 }
 
 impl std::fmt::Debug for UringVfs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UringVfs")
             .field("ring_entries", &RING_ENTRIES)
+            .field("write_op", &self.write_op)
             .finish_non_exhaustive()
     }
 }
@@ -294,6 +325,7 @@ impl Vfs for UringVfs {
         Ok(Arc::new(UringFile {
             file,
             ring: Arc::clone(&self.ring),
+            write_op: self.write_op,
             path: path.to_path_buf(),
         }))
     }
@@ -331,6 +363,7 @@ impl Vfs for UringVfs {
 struct UringFile {
     file: std::fs::File,
     ring: Arc<Ring>,
+    write_op: WriteOp,
     /// For `Debug` output only.
     path: PathBuf,
 }
@@ -375,12 +408,21 @@ impl File for UringFile {
         let mut iovs: Vec<libc::iovec> = Vec::new();
         let mut timing = WriteTiming::default();
         while !cursor.is_finished() {
-            let (bytes, last) = cursor.next_batch(&mut iovs);
+            let (bytes, last) = cursor.next_batch(&mut iovs, self.write_op.iovs_max());
             let link = durable && last;
-            // `iovs.len()` <= IOV_MAX, so it fits u32.
-            let write = opcode::Writev::new(fd, iovs.as_ptr(), iovs.len() as u32)
-                .offset(offset + cursor.done())
-                .build();
+            let at = offset + cursor.done();
+            let write = match self.write_op {
+                // `iovs.len()` <= IOV_MAX, so it fits u32.
+                WriteOp::Writev => opcode::Writev::new(fd, iovs.as_ptr(), iovs.len() as u32)
+                    .offset(at)
+                    .build(),
+                // One iovec of at most BATCH_BYTES_MAX (< u32::MAX) bytes.
+                WriteOp::Write => {
+                    opcode::Write::new(fd, iovs[0].iov_base as *const u8, bytes as u32)
+                        .offset(at)
+                        .build()
+                }
+            };
             let mut entries: Vec<squeue::Entry> = Vec::with_capacity(CHAIN_MAX);
             if link {
                 entries.push(write.flags(squeue::Flags::IO_LINK));
@@ -388,7 +430,7 @@ impl File for UringFile {
             } else {
                 entries.push(write);
             }
-            // SAFETY: the entries point to `iovs` and, through it, into `bufs`; both are
+            // SAFETY: the entries point to `iovs` and/or into `bufs`; both are
             // borrowed (and not modified) until after `submit_and_reap` returns, which it does
             // only once the kernel has completed every entry or never received any.
             let done = unsafe { self.ring.submit_and_reap(&entries) }?;
@@ -433,5 +475,60 @@ impl File for UringFile {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("uringdb-uring-unit-{}-{name}", std::process::id()))
+    }
+
+    fn ring() -> IoUring {
+        IoUring::builder()
+            .build(RING_ENTRIES)
+            .expect("io_uring available for unit tests")
+    }
+
+    /// The WRITE fallback (one buffer per submission) produces the same file as WRITEV.
+    #[test]
+    fn both_write_ops_write_gathered_buffers() {
+        let chunks: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; usize::from(i % 5)]).collect();
+        let bufs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let expected = chunks.concat();
+        for op in [WriteOp::Writev, WriteOp::Write] {
+            let vfs = UringVfs::new(ring(), op);
+            let path = temp_path(&format!("{op:?}"));
+            let file = vfs.open(&path, OpenMode::CreateReadWrite).unwrap();
+            file.write_at(3, &bufs, true).unwrap();
+            file.write_at(0, &bufs[..3], false).unwrap();
+            let on_disk = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert_eq!(on_disk.len(), 3 + expected.len(), "{op:?}");
+            assert_eq!(&on_disk[3..], &expected[..], "{op:?}");
+        }
+    }
+
+    /// Errors from the kernel keep their errno and leave no completion behind: the next
+    /// call on the same ring works and sees only its own completions.
+    #[test]
+    fn errors_leave_the_ring_clean() {
+        let vfs = UringVfs::new(ring(), WriteOp::Writev);
+        let path = temp_path("ebadf");
+        std::fs::write(&path, b"x").unwrap();
+        let ro = vfs.open(&path, OpenMode::ReadOnly).unwrap();
+        let rw = vfs.open(&path, OpenMode::ReadWrite).unwrap();
+        for _ in 0..3 {
+            // The write fails with EBADF; its linked fsync is cancelled and reaped too.
+            let err = ro.write_at(0, &[b"abc"], true).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+            rw.write_at(0, &[b"ok"], true).unwrap();
+        }
+        let state = vfs.ring.lock().unwrap();
+        assert!(state.broken.is_none());
+        drop(state);
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -89,6 +89,9 @@ fn handles_of_one_path_share_the_page_cache() {
     // fdatasync through any handle flushes the file's dirty bytes.
     reader.sync_data().unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"shared");
+    // A read-only handle refuses writes, as a real one does.
+    let err = reader.write_at(0, &[b"no"], false).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
 }
 
 #[test]
