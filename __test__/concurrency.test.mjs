@@ -1,0 +1,186 @@
+// Several producers on one engine (main thread + worker_threads sharing the same directory),
+// and close() while appends and tails are pending.
+
+import test from 'ava';
+import { Worker } from 'node:worker_threads';
+import path from 'node:path';
+import { openTestLog, backend, iterations } from './helpers/uringdb.mjs';
+import { tmpDir, readAll, withTimeout, assertCode } from './helpers/util.mjs';
+import { spawnChild, parseTagged, fixturesDir } from './helpers/child.mjs';
+
+const PER_THREAD = 5000 * Math.max(1, Math.ceil(iterations(1) / 20));
+
+function startWorker(t, workerData) {
+  const worker = new Worker(path.join(fixturesDir, 'worker-appender.mjs'), { workerData });
+  t.teardown(() => worker.terminate());
+  let opened;
+  const openedP = new Promise((resolve) => (opened = resolve));
+  const done = new Promise((resolve, reject) => {
+    let result = null;
+    worker.on('message', (m) => {
+      if (m.type === 'opened') opened();
+      if (m.type === 'done') result = m;
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => {
+      opened();
+      if (code !== 0) reject(new Error(`worker ${workerData.tag} exited with code ${code}`));
+      else if (!result) reject(new Error(`worker ${workerData.tag} exited without reporting`));
+      else resolve(result);
+    });
+  });
+  return { worker, opened: openedP, done };
+}
+
+async function appendTagged(log, tag, count, inflight) {
+  const acks = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      acks.push([i, await log.append(`${tag}:${i}`)]);
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, lane));
+  return acks;
+}
+
+/** Every tagged record present exactly once at its acknowledged seq; seqs 1..n contiguous. */
+function checkAll(t, records, ackSets) {
+  const total = ackSets.reduce((n, s) => n + s.acks.length, 0);
+  t.is(records.length, total, `${total} records in the log`);
+  let contiguous = true;
+  for (let i = 0; i < records.length && contiguous; i++) contiguous = records[i].seq === i + 1;
+  t.true(contiguous, 'seqs are 1..n without gaps');
+  const seen = new Map();
+  for (const r of records) {
+    const text = r.data.toString();
+    seen.set(text, (seen.get(text) ?? 0) + 1);
+  }
+  let duplicates = 0;
+  for (const n of seen.values()) if (n !== 1) duplicates++;
+  t.is(duplicates, 0, 'no record appears twice');
+  let wrong = 0;
+  const firstWrong = [];
+  for (const { tag, acks, count } of ackSets) {
+    t.is(acks.length, count, `${tag}: every append was acknowledged`);
+    t.is(new Set(acks.map(([i]) => i)).size, count, `${tag}: each index once`);
+    for (const [i, seq] of acks) {
+      if (records[seq - 1]?.data.toString() !== `${tag}:${i}`) {
+        wrong++;
+        if (firstWrong.length < 5) firstWrong.push(`${tag}:${i} acked at seq ${seq}, log has ${records[seq - 1]?.data.toString()}`);
+      }
+    }
+  }
+  t.is(wrong, 0, `every ack points at its record: ${firstWrong.join('; ')}`);
+}
+
+test.serial('main thread and two worker_threads append to the same directory concurrently', async (t) => {
+  t.timeout(120_000);
+  const dir = tmpDir(t);
+  const ioBackend = backend();
+  const log = await openTestLog(dir);
+  t.teardown(() => log.close());
+  const startSignal = new SharedArrayBuffer(4);
+  const workers = ['w1', 'w2'].map((tag) => startWorker(t, { dir, ioBackend, tag, count: PER_THREAD, inflight: 64, startSignal }));
+  await withTimeout(Promise.all(workers.map((w) => w.opened)), 30_000, 'workers to open the shared log');
+  Atomics.store(new Int32Array(startSignal), 0, 1);
+  Atomics.notify(new Int32Array(startSignal), 0);
+
+  const [mainAcks, ...results] = await withTimeout(
+    Promise.all([appendTagged(log, 'main', PER_THREAD, 64), ...workers.map((w) => w.done)]),
+    90_000,
+    'all threads to finish appending',
+  );
+  const ackSets = [
+    { tag: 'main', acks: mainAcks, count: PER_THREAD },
+    { tag: 'w1', acks: results[0].acks, count: PER_THREAD },
+    { tag: 'w2', acks: results[1].acks, count: PER_THREAD },
+  ];
+  const allSeqs = ackSets.flatMap((s) => s.acks.map(([, seq]) => seq));
+  t.is(new Set(allSeqs).size, allSeqs.length, 'no seq was handed out twice across threads');
+  t.is(log.lastSeq, 3 * PER_THREAD);
+  checkAll(t, await readAll(log), ackSets);
+  const stats = log.stats();
+  t.true(stats.appends >= 3 * PER_THREAD, `the engine is shared: its stats count all threads' appends (${stats.appends})`);
+  await log.close();
+
+  const reopened = await openTestLog(dir);
+  t.teardown(() => reopened.close());
+  checkAll(t, await readAll(reopened), ackSets);
+});
+
+test.serial('a handle closed in one thread does not disturb another thread appending to the same directory', async (t) => {
+  t.timeout(60_000);
+  const dir = tmpDir(t);
+  const log = await openTestLog(dir);
+  await log.append('main:0');
+  const w = startWorker(t, { dir, ioBackend: backend(), tag: 'w', count: 2000, inflight: 16 });
+  await withTimeout(w.opened, 30_000, 'worker to open');
+  await log.close(); // the worker's handle keeps the engine open
+  const result = await withTimeout(w.done, 30_000, 'worker to finish');
+
+  const reopened = await openTestLog(dir);
+  t.teardown(() => reopened.close());
+  const records = await readAll(reopened);
+  checkAll(t, records.slice(1).map((r, i) => ({ ...r, seq: i + 1 })), [
+    { tag: 'w', acks: result.acks.map(([i, seq]) => [i, seq - 1]), count: 2000 },
+  ]);
+  t.is(records[0].data.toString(), 'main:0');
+});
+
+test.serial('close() while 10,000 appends are pending: each resolves (and is durable) or rejects with ERR_URINGDB_CLOSED', async (t) => {
+  t.timeout(60_000);
+  const dir = tmpDir(t);
+  const log = await openTestLog(dir);
+  const n = 10_000;
+  const pending = Array.from({ length: n }, (_, i) => log.append(`pending-${i}`));
+  const closing = log.close();
+  const lateAppend = log.append('after-close').then(() => null, (err) => err);
+
+  const settled = await withTimeout(Promise.allSettled(pending), 30_000, 'every pending append to settle after close()');
+  await withTimeout(closing, 30_000, 'close() to resolve');
+  assertCode(t, await lateAppend, 'ERR_URINGDB_CLOSED', 'append called after close()');
+
+  const fulfilled = [];
+  let otherRejections = 0;
+  const otherCodes = new Set();
+  settled.forEach((s, i) => {
+    if (s.status === 'fulfilled') fulfilled.push([i, s.value]);
+    else if (s.reason?.code !== 'ERR_URINGDB_CLOSED') {
+      otherRejections++;
+      otherCodes.add(`${s.reason?.code}: ${s.reason?.message}`);
+    }
+  });
+  t.is(otherRejections, 0, `pending appends reject only with ERR_URINGDB_CLOSED (got ${[...otherCodes].join(', ')})`);
+  t.log(`${fulfilled.length} of ${n} pending appends resolved, ${n - fulfilled.length} rejected with CLOSED`);
+  const seqs = fulfilled.map(([, seq]) => seq);
+  t.is(new Set(seqs).size, seqs.length, 'resolved seqs are unique');
+
+  const reopened = await openTestLog(dir);
+  t.teardown(() => reopened.close());
+  const records = await readAll(reopened);
+  t.is(records.length, fulfilled.length, 'the log holds exactly the resolved appends');
+  let wrong = 0;
+  for (const [i, seq] of fulfilled) if (records[seq - 1]?.data.toString() !== `pending-${i}`) wrong++;
+  t.is(wrong, 0, 'every resolved append is in the log at its seq');
+});
+
+test('a process with a pending tail and pending appends exits by itself after close()', async (t) => {
+  const child = spawnChild(t, 'close-pending.mjs', [tmpDir(t), backend()]);
+  const line = await child.waitFor((l) => l.startsWith('DONE ') || l.startsWith('E '), 30_000, 'DONE');
+  if (line.startsWith('E ')) {
+    t.fail(`the child failed: ${line}\n${child.stderr()}`);
+    return;
+  }
+  const done = parseTagged(line, 'DONE');
+  t.is(done.fulfilled + done.rejected, 2000);
+  t.true(done.codes.every((c) => c === 'ERR_URINGDB_CLOSED'), `rejections are CLOSED only: ${done.codes}`);
+  t.true(done.tailEnded, 'close() ended the pending tail');
+  const exit = await withTimeout(child.closed, 15_000, 'the child process to exit by itself after close() (a leaked handle keeps it alive)').catch((err) => err);
+  if (exit instanceof Error) {
+    t.fail(exit.message);
+    return;
+  }
+  t.is(exit.code, 0, `exit code (stderr: ${child.stderr()})`);
+});

@@ -1,0 +1,155 @@
+// Disk full: on a small tmpfs, appends reject with code ENOSPC, nothing acknowledged is lost, the
+// log reopens cleanly, and appends succeed again once space is freed.
+//
+// Needs root (mount). With URINGDB_TEST_NO_MOUNT=1 the disk-full condition is injected by the
+// fault VFS in a child process instead (URINGDB_FAULT_VFS=...,errno=ENOSPC).
+
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { openTestLog, backend } from './helpers/uringdb.mjs';
+import { tmpDir, readAll, withTimeout } from './helpers/util.mjs';
+import { spawnChild, parseTagged } from './helpers/child.mjs';
+import { indexedRecord as recordFor } from './helpers/records.mjs';
+
+const MiB = 1 << 20;
+const RECORD_BYTES = 32 * 1024;
+const MAX_APPENDS = 2000; // 62 MiB of records: far more than the 8 MiB file system holds
+const noMount = process.env.URINGDB_TEST_NO_MOUNT === '1';
+
+/** Mounts a tmpfs of `size` on a fresh directory; unmounts and removes it at teardown. */
+function mountTmpfs(t, size) {
+  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'uringdb-enospc-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (err) {
+    fs.rmdirSync(dir);
+    throw new Error(
+      `cannot mount a tmpfs on ${dir} (${String(err.stderr ?? err.message).trim()}); run as root, ` +
+        'or set URINGDB_TEST_NO_MOUNT=1 to inject ENOSPC through the fault VFS instead',
+    );
+  }
+  t.teardown(() => {
+    try {
+      execFileSync('umount', [dir], { stdio: 'pipe' });
+    } catch {
+      execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+    }
+    fs.rmdirSync(dir);
+  });
+  return dir;
+}
+
+const freeBytes = (dir) => {
+  const s = fs.statfsSync(dir);
+  return s.bavail * s.bsize;
+};
+
+/** Checks that every acknowledged [seq, index] is in `records` with its bytes, seqs contiguous from 1. */
+function checkAcked(t, records, acks, what) {
+  t.deepEqual(records.map((r) => r.seq), records.map((_, i) => i + 1), `${what}: seqs contiguous from 1`);
+  const bySeq = new Map(records.map((r) => [r.seq, r.data]));
+  let missing = 0;
+  for (const [seq, index] of acks) {
+    const data = bySeq.get(seq);
+    if (!data || !data.equals(recordFor(index, RECORD_BYTES))) missing++;
+  }
+  t.is(missing, 0, `${what}: all ${acks.length} acknowledged records present byte-exact`);
+  // Anything beyond the acknowledgements must be one of the records that was attempted.
+  for (const r of records) {
+    const index = r.data.length === RECORD_BYTES ? r.data.readUInt32LE(0) : -1;
+    if (index < 0 || !r.data.equals(recordFor(index, RECORD_BYTES))) {
+      t.fail(`${what}: record seq ${r.seq} is not a record that was appended`);
+      break;
+    }
+  }
+}
+
+if (!noMount) {
+  test.serial('ENOSPC on a full tmpfs: acknowledged records survive, reopen works, appends resume after space is freed', async (t) => {
+    const mnt = mountTmpfs(t, '8m');
+    const dir = path.join(mnt, 'log');
+    const filler = path.join(mnt, 'filler');
+    const log = await openTestLog(dir, { segmentBytes: MiB });
+    // Leave about 3 MiB free after the log's first segment: room for a couple more segments.
+    const fillerBytes = freeBytes(mnt) - 3 * MiB;
+    t.true(fillerBytes > 0, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
+    fs.writeFileSync(filler, Buffer.alloc(fillerBytes, 0xee));
+
+    const acks = [];
+    const errors = [];
+    for (let i = 0; i < MAX_APPENDS && errors.length === 0; i += 4) {
+      await Promise.all([0, 1, 2, 3].map((j) => log.append(recordFor(i + j, RECORD_BYTES)).then(
+        (seq) => acks.push([seq, i + j]),
+        (err) => errors.push(err),
+      )));
+    }
+    if (errors.length === 0) {
+      t.fail(`${MAX_APPENDS} appends of ${RECORD_BYTES} bytes fit on an 8 MiB tmpfs: no ENOSPC ever surfaced`);
+      await log.close();
+      return;
+    }
+    t.true(acks.length > 0, 'some appends succeeded before the disk filled');
+    t.is(errors[0].code, 'ENOSPC', `the first failed append rejects with code ENOSPC (got ${errors[0].code}: ${errors[0].message})`);
+    for (const err of errors) {
+      t.true(['ENOSPC', 'ERR_URINGDB_FAILED'].includes(err.code), `appends in flight reject with ENOSPC or FAILED (got ${err.code})`);
+    }
+
+    // After a failed write the log refuses writes until reopened (no silent retry).
+    const later = await log.append(recordFor(999_999, RECORD_BYTES)).then(() => null, (err) => err);
+    t.truthy(later, 'an append after ENOSPC (disk still full) does not succeed');
+    t.is(later?.code, 'ERR_URINGDB_FAILED', `an append after the failure rejects with ERR_URINGDB_FAILED (got ${later?.code})`);
+    t.is(later?.cause?.code, 'ENOSPC', 'its cause is the original ENOSPC');
+
+    // Reads continue on the failed log.
+    checkAcked(t, await readAll(log), acks, 'read on the failed log');
+    await withTimeout(log.close(), 20_000, 'close() of a failed log');
+
+    // Reopen while the disk is still full.
+    const reopened = await withTimeout(openTestLog(dir, { segmentBytes: MiB }), 20_000, 'reopen on a full disk');
+    checkAcked(t, await readAll(reopened), acks, 'after reopen on a full disk');
+    const lastSeq = reopened.lastSeq;
+    t.true(lastSeq >= Math.max(...acks.map(([s]) => s)), 'lastSeq covers every acknowledged record');
+
+    // Free the space: appends succeed again.
+    fs.rmSync(filler);
+    const seq = await reopened.append(recordFor(5000, RECORD_BYTES));
+    t.is(seq, lastSeq + 1, 'numbering continues after the failure');
+    const more = await reopened.appendMany([5001, 5002, 5003].map((i) => recordFor(i, RECORD_BYTES)));
+    t.deepEqual(more, [lastSeq + 2, lastSeq + 3, lastSeq + 4]);
+    await reopened.close();
+
+    const final = await openTestLog(dir, { segmentBytes: MiB });
+    t.teardown(() => final.close());
+    const records = await readAll(final);
+    checkAcked(t, records, [...acks, [seq, 5000], [more[0], 5001], [more[1], 5002], [more[2], 5003]], 'after freeing space');
+    await final.close();
+  });
+} else {
+  test.serial('ENOSPC injected by the fault VFS: acknowledged records survive, reopen works, appends resume', async (t) => {
+    const dir = tmpDir(t);
+    const child = spawnChild(t, 'enospc-child.mjs', [dir, backend(), RECORD_BYTES, MAX_APPENDS], {
+      env: { URINGDB_FAULT_VFS: `drop-unsynced,fail_write_after_bytes=${3 * MiB},errno=ENOSPC` },
+    });
+    const line = await child.waitFor((l) => l.startsWith('RESULT ') || l.startsWith('E '), 60_000, 'RESULT');
+    if (line.startsWith('E ')) {
+      t.fail(`the child failed: ${line}\n${child.stderr()}`);
+      return;
+    }
+    const result = parseTagged(line, 'RESULT');
+    t.truthy(result.firstError, `no ENOSPC within ${MAX_APPENDS} appends with fail_write_after_bytes=3 MiB`);
+    t.is(result.firstError?.code, 'ENOSPC', `first failure has code ENOSPC (${JSON.stringify(result.firstError)})`);
+    t.is(result.laterError?.code, 'ERR_URINGDB_FAILED', `later append on the failed log: ${JSON.stringify(result.laterError)}`);
+    t.true(result.acks.length > 0, 'some appends succeeded first');
+    t.true(result.readable >= result.acks.length, 'reads continue on the failed log');
+    const { code } = await child.closed;
+    t.is(code, 0, `the child closed the failed log and exited cleanly (stderr: ${child.stderr()})`);
+
+    const log = await openTestLog(dir, { segmentBytes: MiB });
+    t.teardown(() => log.close());
+    checkAcked(t, await readAll(log), result.acks, 'after reopen');
+    const lastSeq = log.lastSeq;
+    t.is(await log.append(recordFor(5000, RECORD_BYTES)), lastSeq + 1, 'appends succeed after reopen without the fault');
+  });
+}
