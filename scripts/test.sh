@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The whole test suite, run by `npm test` (and so by CI through .ci/run).
+#
+# Stages, in order; every stage runs even when an earlier one failed (except that the
+# JavaScript stages need the build), so one run shows every problem:
+#   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace
+#   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
+#   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
+#   ava-portable     ava with URINGDB_TEST_BACKEND=portable
+#   lint             scripts/lint.sh (rustfmt, clippy -D warnings, tsc --strict)
+#   typedoc          API docs, warnings are errors
+#   pack-check       scripts/pack-check.sh (installs the packed tarballs without Rust)
+#
+# The last line is "N passed, N failed": N passed counts the Rust tests and the ava tests of
+# both backend runs; N failed counts the failed tests plus one for each stage that failed
+# without a failed test to show for it (a build, lint, docs or pack failure, a crashed
+# runner). The exit status is non-zero when anything failed. Logs: target/test-logs/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log_dir=target/test-logs
+mkdir -p "$log_dir"
+export NEXTEST_HIDE_PROGRESS_BAR=1
+
+# Upper bounds on each runner, in seconds, so that a hang fails the run instead of eating
+# CI's 90 minutes. Each test also has its own limit (ava: "timeout" in package.json).
+cargo_timeout_s=1800
+ava_timeout_s=900
+
+tests_passed=0
+tests_failed=0
+stage_failures=0
+summary_rows=()
+built=0
+
+strip_ansi() { sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' "$1"; }
+
+# Sums the numbers captured by a sed -n pattern over a log file.
+sum_matches() {
+  local file=$1 pattern=$2
+  strip_ansi "$file" | sed -nE "s/$pattern/\\1/p" | awk '{ s += $1 } END { print s + 0 }'
+}
+
+stage_passed=0
+stage_failed=0
+
+stage_cargo_test() {
+  local log=$log_dir/cargo-test.log rc=0
+  : >"$log"
+  if cargo nextest --version >/dev/null 2>&1; then
+    timeout "$cargo_timeout_s" cargo nextest run --workspace --no-fail-fast --no-tests=warn 2>&1 |
+      tee -a "$log" || rc=1
+    # nextest does not run doctests.
+    timeout "$cargo_timeout_s" cargo test --workspace --doc 2>&1 | tee -a "$log" || rc=1
+    # "Summary [ 1.2s] 12 tests run: 11 passed, 1 failed, 0 skipped"
+    stage_passed=$(sum_matches "$log" '^ *Summary .* tests? run: ([0-9]+) passed.*')
+    stage_failed=$(($(sum_matches "$log" '^ *Summary .* ([0-9]+) failed.*') +
+      $(sum_matches "$log" '^ *Summary .* ([0-9]+) timed out.*')))
+  else
+    timeout "$cargo_timeout_s" cargo test --workspace --no-fail-fast 2>&1 | tee -a "$log" || rc=1
+  fi
+  # "test result: ok. 3 passed; 0 failed; ..." (doctests, or every binary without nextest)
+  stage_passed=$((stage_passed + $(sum_matches "$log" '^test result: .* ([0-9]+) passed;.*')))
+  stage_failed=$((stage_failed + $(sum_matches "$log" '^test result: .* ([0-9]+) failed;.*')))
+  return $rc
+}
+
+stage_build() {
+  bash scripts/build.sh --release 2>&1 | tee "$log_dir/build.log" && built=1
+  [[ $built == 1 ]]
+}
+
+# ava over __test__/**/*.test.mjs with one I/O backend; counts come from its TAP trailer
+# ("# pass N", "# fail N").
+stage_ava() {
+  local backend=$1 log=$log_dir/ava-$1.log rc=0
+  if [[ $built != 1 ]]; then
+    echo "skipped: the build failed" | tee "$log"
+    return 1
+  fi
+  URINGDB_TEST_BACKEND=$backend timeout "$ava_timeout_s" npx --no-install ava --tap 2>&1 |
+    tee "$log" || rc=1
+  stage_passed=$(sum_matches "$log" '^# pass ([0-9]+).*')
+  stage_failed=$(sum_matches "$log" '^# fail ([0-9]+).*')
+  return $rc
+}
+
+stage_lint() { bash scripts/lint.sh 2>&1 | tee "$log_dir/lint.log"; }
+
+stage_typedoc() {
+  if [[ ! -f binding.d.ts ]]; then
+    echo "skipped: binding.d.ts is missing (the build failed)" | tee "$log_dir/typedoc.log"
+    return 1
+  fi
+  npx --no-install typedoc 2>&1 | tee "$log_dir/typedoc.log"
+}
+
+stage_pack_check() {
+  if [[ $built != 1 ]]; then
+    echo "skipped: the build failed" | tee "$log_dir/pack-check.log"
+    return 1
+  fi
+  bash scripts/pack-check.sh 2>&1 | tee "$log_dir/pack-check.log"
+}
+
+# run_stage NAME FUNCTION [ARGS...]: runs one stage, times it, and adds its counts.
+run_stage() {
+  local name=$1 status=ok start=$SECONDS
+  shift
+  stage_passed=0
+  stage_failed=0
+  echo
+  echo "==> $name"
+  # `if` keeps set -e from ending the script when a stage fails.
+  if "$@"; then :; else status=FAILED; fi
+  local elapsed=$((SECONDS - start))
+  tests_passed=$((tests_passed + stage_passed))
+  tests_failed=$((tests_failed + stage_failed))
+  if [[ $status == FAILED && $stage_failed == 0 ]]; then
+    stage_failures=$((stage_failures + 1))
+  fi
+  local counts=""
+  if ((stage_passed + stage_failed > 0)); then
+    counts="$stage_passed passed, $stage_failed failed"
+  fi
+  summary_rows+=("$(printf '%-14s %-7s %6ss  %s' "$name" "$status" "$elapsed" "$counts")")
+  echo "<== $name: $status in ${elapsed}s${counts:+ ($counts)}"
+}
+
+total_start=$SECONDS
+run_stage cargo-test stage_cargo_test
+run_stage build stage_build
+run_stage ava-io_uring stage_ava io_uring
+run_stage ava-portable stage_ava portable
+run_stage lint stage_lint
+run_stage typedoc stage_typedoc
+run_stage pack-check stage_pack_check
+
+echo
+echo "Stage          Status     Time  Tests"
+printf '%s\n' "${summary_rows[@]}"
+echo "total $((SECONDS - total_start))s; logs in $log_dir/"
+if ((stage_failures > 0)); then
+  echo "$stage_failures stage(s) failed without a failing test (counted once each below)"
+fi
+echo
+echo "$tests_passed passed, $((tests_failed + stage_failures)) failed"
+if ((tests_failed + stage_failures > 0)); then
+  exit 1
+fi
