@@ -196,7 +196,7 @@ impl Ring {
     /// is enough, since this function does not return while the kernel may still use them.
     unsafe fn submit_and_reap(
         &self,
-        entries: &[squeue::Entry],
+        entries: &mut [squeue::Entry],
     ) -> io::Result<[Completion; CHAIN_MAX]> {
         assert!(!entries.is_empty() && entries.len() <= CHAIN_MAX);
         let mut guard = self.lock()?;
@@ -213,18 +213,17 @@ impl Ring {
 
         let base = state.next_token;
         state.next_token += entries.len() as u64;
-        let tagged: Vec<squeue::Entry> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| entry.clone().user_data(base + i as u64))
-            .collect();
+        for (i, entry) in entries.iter_mut().enumerate() {
+            *entry = entry.clone().user_data(base + i as u64);
+        }
+        let tagged: &[squeue::Entry] = entries;
         {
             let mut sq = state.ring.submission();
             // SAFETY: the entries point only to memory the caller keeps valid until we return
             // (this function's contract), and we do not return before every pushed entry has
             // completed or the ring is marked broken with the entries never to be submitted.
             // push_multiple pushes all or nothing.
-            if unsafe { sq.push_multiple(&tagged) }.is_err() {
+            if unsafe { sq.push_multiple(tagged) }.is_err() {
                 return Err(io::Error::other(
                     "io_uring submission queue full (entries left over by a broken call)",
                 ));
@@ -276,9 +275,10 @@ impl Ring {
                         });
                         remaining -= 1;
                     }
-                } else {
-                    debug_assert!(false, "io_uring completion with unknown token {token}");
                 }
+                // Anything else is not ours (there is nothing else in flight): dropped. No
+                // assertion here: panicking with our entries in flight would free the
+                // caller's buffers under the kernel.
             }
         }
         let fallback = Completion {
@@ -423,17 +423,17 @@ impl File for UringFile {
                         .build()
                 }
             };
-            let mut entries: Vec<squeue::Entry> = Vec::with_capacity(CHAIN_MAX);
-            if link {
-                entries.push(write.flags(squeue::Flags::IO_LINK));
-                entries.push(self.fdatasync_entry());
+            let mut chain = if link {
+                [write.flags(squeue::Flags::IO_LINK), self.fdatasync_entry()]
             } else {
-                entries.push(write);
-            }
-            // SAFETY: the entries point to `iovs` and/or into `bufs`; both are
-            // borrowed (and not modified) until after `submit_and_reap` returns, which it does
-            // only once the kernel has completed every entry or never received any.
-            let done = unsafe { self.ring.submit_and_reap(&entries) }?;
+                [write, self.fdatasync_entry()]
+            };
+            let entries = &mut chain[..if link { 2 } else { 1 }];
+            // SAFETY: the entries point to `iovs` and into `bufs`, both borrowed (and not
+            // modified) until after `submit_and_reap` returns, which it does only once the
+            // kernel has completed every entry or never received any; the file descriptor
+            // they name belongs to `self.file`, open while `self` is borrowed.
+            let done = unsafe { self.ring.submit_and_reap(entries) }?;
             let written = done[0];
             let synced = if link { Some(done[1]) } else { None };
             match classify_batch(bytes, written.res, synced.map(|c| c.res)) {
@@ -452,9 +452,10 @@ impl File for UringFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let entries = [self.fdatasync_entry()];
-        // SAFETY: an fsync entry points to no memory.
-        let done = unsafe { self.ring.submit_and_reap(&entries) }?;
+        let mut entries = [self.fdatasync_entry()];
+        // SAFETY: an fsync entry points to no memory; its descriptor belongs to `self.file`,
+        // open while `self` is borrowed.
+        let done = unsafe { self.ring.submit_and_reap(&mut entries) }?;
         if done[0].res < 0 {
             return Err(io::Error::from_raw_os_error(-done[0].res));
         }
