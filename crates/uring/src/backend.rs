@@ -155,6 +155,10 @@ fn read_io_uring_disabled() -> Option<u32> {
 }
 
 /// "EPERM (Operation not permitted)" for an OS error; the error's text otherwise.
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "only Linux probes io_uring")
+)]
 fn errno_words(e: &io::Error) -> String {
     let name = match e.raw_os_error() {
         Some(libc::EPERM) => "EPERM",
@@ -172,6 +176,10 @@ fn errno_words(e: &io::Error) -> String {
 }
 
 /// `io::Error`'s Display appends " (os error N)"; keep just the description.
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "only Linux probes io_uring")
+)]
 fn strip_os_error_suffix(e: &io::Error, errno: i32) -> String {
     let text = e.to_string();
     let suffix = format!(" (os error {errno})");

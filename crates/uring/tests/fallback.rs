@@ -2,7 +2,10 @@
 //! says why; an explicit `io_uring` request fails with the same reason.
 //!
 //! The test re-executes its own binary under `examples/deny_io_uring` (cargo builds examples
-//! before running integration tests), and the child makes the assertions.
+//! before running integration tests), and the child makes the assertions. Linux only: seccomp
+//! and io_uring are Linux features (elsewhere `auto` is always portable).
+
+#![cfg(target_os = "linux")]
 
 mod common;
 
