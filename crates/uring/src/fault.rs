@@ -25,6 +25,9 @@
 //!   a torn tail. (Real disks tear by sector, not in write order; a prefix is the case a log
 //!   must survive.)
 //!
+//! [`Vfs::kind`] reports the inner backend's kind. [`FaultVfs::pending_bytes`] and
+//! [`FaultVfs::synced_bytes`] count bytes buffered and bytes made durable.
+//!
 //! # Faults ([`FaultConfig`])
 //!
 //! - `fail_write_after_bytes`: a `write_at` that would bring the bytes accepted by `write_at`
