@@ -298,6 +298,7 @@ out.push(
     [
       ['kernel', `${m.kernel} (${m.kernelVersion})`],
       ['CPU', `${m.cpu} × ${m.cores} cores, ${m.memoryGiB} GiB`],
+      ['load average (1/5/15 min) at start → end', `${m.loadAverage.join(' / ')} → ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}`],
       ['node', m.node],
       ['data dir', m.dataDir],
       ['file system', m.fs ? `${m.fs.type} on ${m.fs.source} (${m.fs.mountPoint}; ${m.fs.options})` : 'unknown'],

@@ -71,5 +71,7 @@ export function machineFacts(dataDir) {
     fs: mount ? { type: mount.type, source: mount.source, mountPoint: mount.target, options: mount.options } : null,
     device,
     ioUringDisabled: read('/proc/sys/kernel/io_uring_disabled'),
+    // A shared machine: the load when the run started says how quiet it was.
+    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
   }
 }

@@ -6,7 +6,11 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const distEntry = path.join(repoRoot, 'dist', 'index.js')
+// URINGDB_ENTRY points the benchmarks at another build of the package (for example an
+// installed node_modules/uringdb/dist/index.js) instead of this repository's dist/.
+export const distEntry = process.env.URINGDB_ENTRY
+  ? path.resolve(process.env.URINGDB_ENTRY)
+  : path.join(repoRoot, 'dist', 'index.js')
 
 let loaded = null
 
