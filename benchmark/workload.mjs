@@ -135,6 +135,12 @@ if (runnable.some((e) => e.family === 'uringdb')) {
   }
 }
 
+// The driver's own ceiling: the same closed loop around an operation that costs nothing (an
+// already-resolved promise), 1024 callers. No engine can be measured faster than this.
+const resolved = Promise.resolve()
+const harness = await closedLoop({ clients: 1024, durationMs: args.tiny ? 50 : 500, op: () => resolved })
+machine.harnessOpsPerSec = harness.opsPerSec
+
 // ---- the device: rawsync ---------------------------------------------------------------------
 
 let rawsync = []
@@ -304,6 +310,7 @@ out.push(
       ['file system', m.fs ? `${m.fs.type} on ${m.fs.source} (${m.fs.mountPoint}; ${m.fs.options})` : 'unknown'],
       ['device', m.device ? `${m.device.name}${m.device.model ? ' ' + m.device.model : ''}, rotational ${m.device.rotational}, write cache ${m.device.writeCache ?? '?'}, fua ${m.device.fua ?? '?'}` : 'unknown'],
       ['kernel.io_uring_disabled', m.ioUringDisabled ?? 'absent'],
+      ['closed-loop ceiling (no-op, 1024 callers)', `${int(m.harnessOpsPerSec)} ops/s`],
       ['uringdb', `${m.uringdb.version}; auto → ${m.uringdb.autoBackend ?? 'n/a'}${m.uringdb.fallbackReason ? ` (fallback: ${m.uringdb.fallbackReason})` : ''}`],
       ['uringdb features', (m.uringdb.features ?? []).join(', ') || 'n/a'],
     ],
