@@ -80,10 +80,11 @@ if (!noMount) {
     const acks = [];
     const errors = [];
     for (let i = 0; i < MAX_APPENDS && errors.length === 0; i += 4) {
-      await Promise.all([0, 1, 2, 3].map((j) => log.append(recordFor(i + j, RECORD_BYTES)).then(
+      const batch = [0, 1, 2, 3].map((j) => log.append(recordFor(i + j, RECORD_BYTES)).then(
         (seq) => acks.push([seq, i + j]),
         (err) => errors.push(err),
-      )));
+      ));
+      await withTimeout(Promise.all(batch), 30_000, `appends ${i}..${i + 3} to settle (disk ${freeBytes(mnt)} bytes free)`);
     }
     if (errors.length === 0) {
       t.fail(`${MAX_APPENDS} appends of ${RECORD_BYTES} bytes fit on an 8 MiB tmpfs: no ENOSPC ever surfaced`);
@@ -97,7 +98,7 @@ if (!noMount) {
     }
 
     // After a failed write the log refuses writes until reopened (no silent retry).
-    const later = await log.append(recordFor(999_999, RECORD_BYTES)).then(() => null, (err) => err);
+    const later = await withTimeout(log.append(recordFor(999_999, RECORD_BYTES)).then(() => null, (err) => err), 30_000, 'an append after ENOSPC to settle');
     t.truthy(later, 'an append after ENOSPC (disk still full) does not succeed');
     t.is(later?.code, 'ERR_URINGDB_FAILED', `an append after the failure rejects with ERR_URINGDB_FAILED (got ${later?.code})`);
     t.is(later?.cause?.code, 'ENOSPC', 'its cause is the original ENOSPC');
@@ -114,7 +115,7 @@ if (!noMount) {
 
     // Free the space: appends succeed again.
     fs.rmSync(filler);
-    const seq = await reopened.append(recordFor(5000, RECORD_BYTES));
+    const seq = await withTimeout(reopened.append(recordFor(5000, RECORD_BYTES)), 30_000, 'an append after freeing space');
     t.is(seq, lastSeq + 1, 'numbering continues after the failure');
     const more = await reopened.appendMany([5001, 5002, 5003].map((i) => recordFor(i, RECORD_BYTES)));
     t.deepEqual(more, [lastSeq + 2, lastSeq + 3, lastSeq + 4]);
