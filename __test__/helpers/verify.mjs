@@ -12,6 +12,7 @@ const MAX_PROBLEMS = 20;
 export function parseAppenderOutput(lines) {
   const acks = [];
   let syncCovered = 0;
+  let visible = 0;
   let ready = null;
   let error = null;
   let opening = false;
@@ -25,13 +26,15 @@ export function parseAppenderOutput(lines) {
       acks.push({ seq, id: { writer, counter, batchStart, batchLen, sync: sync === 1 } });
     } else if (line.startsWith('Y ')) {
       syncCovered = Math.max(syncCovered, Number(line.slice(2)));
+    } else if (line.startsWith('V ')) {
+      visible = Math.max(visible, Number(line.slice(2)));
     } else if (line.startsWith('READY ')) {
       ready = parseTagged(line, 'READY');
     } else if (line.startsWith('E ')) {
       error = parseTagged(line, 'E');
     }
   }
-  return { acks, syncCovered, ready, error, opening };
+  return { acks, syncCovered, visible, ready, error, opening };
 }
 
 /**
@@ -51,7 +54,7 @@ export class KillVerifier {
    * `mode` 'sync': every ack is required; 'mixed': sync:true acks and every ack at or below the
    * highest seq covered by a completed sync() are required.
    */
-  async verify({ run, mode, acks, syncCovered, ready }) {
+  async verify({ run, mode, acks, syncCovered, visible = 0, ready }) {
     const problems = [];
     const problem = (text) => {
       if (problems.length < MAX_PROBLEMS) problems.push(text);
@@ -151,6 +154,9 @@ export class KillVerifier {
         problem(`acknowledged ${id.sync ? 'durable' : 'synced'} record seq ${seq} (${idString(id)}) is missing (lastSeq ${lastSeq})`);
       }
     }
+    if (visible > lastSeq) {
+      problem(`a reader in the child saw seq ${visible} (lastSeq or tail), but the recovered log ends at ${lastSeq}: a visible record was lost`);
+    }
     if (mode === 'mixed' && syncCovered > lastSeq) {
       problem(`sync() covering seq ${syncCovered} completed, but the recovered log ends at ${lastSeq}`);
     }
@@ -209,7 +215,7 @@ export async function runKillLoop(t, { dir, count, mode, env = {}, wrapper = [],
       return { ackTotal, requiredTotal, lastSeq, backends, failed: true };
     }
     if (out.ready) backends.add(out.ready.backend);
-    const result = await verifier.verify({ run, mode, acks: out.acks, syncCovered: out.syncCovered, ready: out.ready });
+    const result = await verifier.verify({ run, mode, acks: out.acks, syncCovered: out.syncCovered, visible: out.visible, ready: out.ready });
     if (result.problems.length > 0) {
       t.fail(
         `iteration ${run} (${mode}, ${out.acks.length} acks, killed ${early ? 'early' : 'while appending'}): ` +
