@@ -154,6 +154,19 @@ test('a read() that covers many records yields them all in order', async (t) => 
   t.true(ok, 'every record in order with its content');
 });
 
+test('an input buffer may be reused as soon as append() has returned', async (t) => {
+  const log = await open(t, tmpDir(t));
+  const buf = Buffer.from('original');
+  const pending = log.append(buf); // not awaited: the record must have been taken by now
+  buf.fill(0x2d);
+  const batch = [Buffer.from('one'), Buffer.from('two')];
+  const pendingMany = log.appendMany(batch);
+  batch[0].fill(0x2d);
+  batch[1] = Buffer.from('replaced');
+  await Promise.all([pending, pendingMany]);
+  t.deepEqual((await readAll(log)).map((r) => r.data.toString()), ['original', 'one', 'two']);
+});
+
 test('buffers returned by read() are independent copies', async (t) => {
   const log = await open(t, tmpDir(t));
   await log.appendMany(['aaaa', 'bbbb']);
