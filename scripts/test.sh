@@ -5,6 +5,7 @@
 # JavaScript stages need the build), so one run shows every problem:
 #   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace
 #   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
+#                    and cargo build -p uringdb-uring --examples (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
 #   ava-portable     ava with URINGDB_TEST_BACKEND=portable
 #   lint             scripts/lint.sh (rustfmt, clippy -D warnings, tsc --strict)
@@ -66,8 +67,12 @@ stage_cargo_test() {
 }
 
 stage_build() {
-  bash scripts/build.sh --release 2>&1 | tee "$log_dir/build.log" && built=1
-  [[ $built == 1 ]]
+  local rc=0
+  bash scripts/build.sh --release 2>&1 | tee "$log_dir/build.log" && built=1 || rc=1
+  # target/debug/examples/deny_io_uring: __test__/fallback.test.mjs runs children under this
+  # seccomp wrapper to prove the fallback from io_uring to the portable backend.
+  cargo build -p uringdb-uring --examples 2>&1 | tee -a "$log_dir/build.log" || rc=1
+  return $rc
 }
 
 # ava over __test__/**/*.test.mjs with one I/O backend; counts come from its TAP trailer
