@@ -69,7 +69,16 @@ if [[ $profile == release ]]; then
 fi
 
 echo "build.sh: napi build ${napi_flags[*]}"
+# Regenerated on every build; removing them first makes a build that generates nothing fail
+# here instead of leaving stale files behind.
+rm -f binding.js binding.d.ts
 npx --no-install napi build "${napi_flags[@]}"
+for f in binding.js binding.d.ts; do
+  if [[ ! -s $f ]]; then
+    echo "build.sh: napi build wrote no $f: does crates/node export anything with #[napi]?" >&2
+    exit 1
+  fi
+done
 
 echo "build.sh: tsc -p tsconfig.build.json"
 rm -rf dist
