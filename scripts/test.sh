@@ -11,6 +11,8 @@
 #   lint             scripts/lint.sh (rustfmt, clippy -D warnings, tsc --strict)
 #   typedoc          API docs, warnings are errors
 #   pack-check       scripts/pack-check.sh (installs the packed tarballs without Rust)
+#   bench-tiny       npm run bench:tiny: every benchmark code path in tiny mode, so that the
+#                    benchmarks cannot rot (STYLE.md habit 12); installs benchmark/'s own deps
 #
 # The last line is "N passed, N failed": N passed counts the Rust tests and the ava tests of
 # both backend runs; N failed counts the failed tests plus one for each stage that failed
@@ -108,6 +110,14 @@ stage_pack_check() {
   bash scripts/pack-check.sh 2>&1 | tee "$log_dir/pack-check.log"
 }
 
+stage_bench_tiny() {
+  if [[ $built != 1 ]]; then
+    echo "skipped: the build failed" | tee "$log_dir/bench-tiny.log"
+    return 1
+  fi
+  npm run --silent bench:tiny 2>&1 | tee "$log_dir/bench-tiny.log"
+}
+
 # run_stage NAME FUNCTION [ARGS...]: runs one stage, times it, and adds its counts.
 run_stage() {
   local name=$1 status=ok start=$SECONDS
@@ -140,6 +150,7 @@ run_stage ava-portable stage_ava portable
 run_stage lint stage_lint
 run_stage typedoc stage_typedoc
 run_stage pack-check stage_pack_check
+run_stage bench-tiny stage_bench_tiny
 
 echo
 echo "Stage          Status     Time  Tests"
