@@ -1,0 +1,510 @@
+//! The committer thread: forms commit groups from the ring and makes them durable.
+//!
+//! # Group formation
+//! Adaptive, no timer: the committer takes every frame published since the previous
+//! group (up to `group_bytes_max`) — i.e. whatever arrived while the previous write and
+//! fdatasync were in flight — and writes it with one submission: WRITEV linked to
+//! FDATASYNC on io_uring (see `uringdb_uring`). Only when the committer was idle (the
+//! group's first frame woke it) does it wait the optional `commit_delay` to let more
+//! arrive.
+//!
+//! # Per group
+//! 1. Walk published frames from `consumed` (see the ownership protocol in
+//!    [`crate::ring`]); a batch's frames are always taken together.
+//! 2. If the group does not fit in the active segment: sync the active segment if it has
+//!    unsynced bytes, then roll to the prepared next segment, whose header is written
+//!    with the group. ENOSPC while preparing fails this group only (nothing was written,
+//!    so nothing is ambiguous); the log stays usable.
+//! 3. Assign sequence numbers in ring order, patch them into the frames, seal checksums.
+//! 4. One gathered write of the group (two iovecs if it wraps around the ring; sync
+//!    markers and pads are skipped), with fdatasync if any record asked for it, a sync
+//!    marker is present, or too many unsynced bytes accumulated.
+//! 5. On a write or fsync error: latch the failure — every later append fails until the
+//!    log is reopened; there is no retry (after a failed fsync the page cache may have
+//!    dropped the dirty pages, so a retry could report success for lost data).
+//! 6. Publish the durable watermark (readers and tails see records only from here on),
+//!    deliver completions (one call per producer per group), zero and release the ring
+//!    space, wake producers waiting for space.
+//!
+//! # Idle
+//! With nothing to do and unsynced bytes (from `sync: false` appends) outstanding, the
+//! committer issues an fdatasync, so that such records become durable and visible soon.
+//! Then it parks; producers unpark it after publishing (a Dekker-style handshake on
+//! `committer_sleeping` with SeqCst fences, plus a timeout as a safety net).
+
+use crate::error::WalError;
+use crate::format::{self, Kind, SegmentHeader};
+use crate::limits::{COMMITTER_PARK_MS, UNSYNCED_BYTES_MAX};
+use crate::segment::Segment;
+use crate::sync::Ordering;
+use crate::wal::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) struct CommitterState {
+    consumed: u64,
+    segment: Arc<Segment>,
+    /// Next write offset in the active segment.
+    offset: u64,
+    /// Last sequence number assigned (and written).
+    written_seq: u64,
+    /// Bytes written but not yet covered by fdatasync.
+    unsynced_bytes: u64,
+    frames: Vec<GroupFrame>,
+    /// The committer parked since the last group (so the next group may wait
+    /// `commit_delay` for company).
+    idle: bool,
+    /// Per producer: (pid, outcomes in order).
+    outcomes: Vec<(u64, Vec<u64>)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct GroupFrame {
+    pos: u64,
+    kind: Kind,
+    len: usize,
+    total: usize,
+    sync: bool,
+    /// The producer's partial checksum (word0 and payload).
+    crc: u32,
+}
+
+impl CommitterState {
+    pub fn new(segment: Arc<Segment>, offset: u64, last_seq: u64) -> CommitterState {
+        CommitterState {
+            consumed: 0,
+            segment,
+            offset,
+            written_seq: last_seq,
+            unsynced_bytes: 0,
+            frames: Vec::new(),
+            idle: true,
+            outcomes: Vec::new(),
+        }
+    }
+}
+
+/// The committer thread's body.
+pub(crate) fn run(shared: Arc<Shared>, mut st: CommitterState) {
+    let s = &*shared;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main_loop(s, &mut st)));
+    if result.is_err() {
+        // A bug, not an operating error: fail everything so no caller waits forever.
+        let e = s.latch_failure(&WalError::io(
+            "committer",
+            std::io::Error::other("internal error: the committer thread panicked"),
+        ));
+        drain_failing(s, &mut st, &WalError::Failed(e));
+    }
+    *s.committer_thread.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+fn main_loop(s: &Shared, st: &mut CommitterState) {
+    loop {
+        collect(s, st);
+        let woke_idle = std::mem::replace(&mut st.idle, false);
+        if st.frames.is_empty() {
+            if st.unsynced_bytes > 0 {
+                sync_active(s, st);
+                continue;
+            }
+            if s.closing.load(Ordering::SeqCst)
+                && s.in_flight.load(Ordering::SeqCst) == 0
+                && !s.ring.has_reserved_beyond(st.consumed)
+            {
+                return;
+            }
+            park(s, st);
+            st.idle = true;
+            continue;
+        }
+        if woke_idle && !s.limits.commit_delay.is_zero() {
+            std::thread::sleep(s.limits.commit_delay);
+            collect_more(s, st);
+        }
+        commit_group(s, st);
+    }
+}
+
+fn park(s: &Shared, st: &CommitterState) {
+    s.committer_sleeping.store(true, Ordering::SeqCst);
+    crate::sync::fence(Ordering::SeqCst);
+    if s.ring.peek(st.consumed).is_some() || s.closing.load(Ordering::SeqCst) {
+        s.committer_sleeping.store(false, Ordering::SeqCst);
+        if s.closing.load(Ordering::SeqCst) {
+            // Closing with reservations outstanding: poll until they are published.
+            std::thread::yield_now();
+        }
+        return;
+    }
+    std::thread::park_timeout(Duration::from_millis(COMMITTER_PARK_MS));
+    s.committer_sleeping.store(false, Ordering::SeqCst);
+}
+
+/// Collects published frames into `st.frames`.
+fn collect(s: &Shared, st: &mut CommitterState) {
+    st.frames.clear();
+    collect_more(s, st);
+}
+
+fn collect_more(s: &Shared, st: &mut CommitterState) {
+    let mut pos = st
+        .frames
+        .last()
+        .map_or(st.consumed, |f| f.pos + f.total as u64);
+    let mut bytes: usize = st.frames.iter().map(|f| f.total).sum();
+    let mut in_batch = false;
+    while let Some(p) = s.ring.peek(pos) {
+        let disk = p.kind.is_on_disk();
+        if disk && !in_batch && bytes > 0 && bytes + p.total > s.limits.group_bytes_max {
+            break;
+        }
+        st.frames.push(GroupFrame {
+            pos,
+            kind: p.kind,
+            len: p.len,
+            total: p.total,
+            sync: p.sync,
+            crc: p.crc,
+        });
+        if disk {
+            bytes += p.total;
+        }
+        in_batch = match p.kind {
+            Kind::First | Kind::Middle => true,
+            _ => false,
+        };
+        pos += p.total as u64;
+    }
+    debug_assert!(!in_batch, "batches are published whole");
+}
+
+fn group_disk_bytes(st: &CommitterState) -> u64 {
+    st.frames
+        .iter()
+        .filter(|f| f.kind.is_on_disk())
+        .map(|f| f.total as u64)
+        .sum()
+}
+
+fn commit_group(s: &Shared, st: &mut CommitterState) {
+    let group_start_ns = s.now_ns();
+    let arrival = s.arrival_ns.swap(0, std::sync::atomic::Ordering::Relaxed);
+    let arrival = if arrival == 0 {
+        group_start_ns
+    } else {
+        arrival
+    };
+    let end = {
+        let last = st.frames.last().expect("non-empty group");
+        last.pos + last.total as u64
+    };
+    if let Some(e) = s.failure() {
+        fail_group(s, st, &WalError::Failed(e));
+        finish(s, st, end);
+        return;
+    }
+    let disk_bytes = group_disk_bytes(st);
+    let mut header: Option<[u8; format::SEGMENT_HEADER_BYTES]> = None;
+    let mut roll_to: Option<Arc<Segment>> = None;
+    if disk_bytes > 0 && st.offset + disk_bytes > s.limits.segment_bytes {
+        match prepare_roll(s, st) {
+            Ok((seg, h)) => {
+                roll_to = Some(seg);
+                header = Some(h);
+            }
+            Err(e) => {
+                fail_group(s, st, &e);
+                finish(s, st, end);
+                return;
+            }
+        }
+    }
+    // Assign sequence numbers and seal checksums; gather outcomes per producer.
+    for (_, v) in st.outcomes.iter_mut() {
+        v.clear();
+    }
+    let mut seq = st.written_seq;
+    let mut wants_sync = false;
+    let mut marker = false;
+    let first_seq = seq + 1;
+    for f in &st.frames {
+        if f.kind == Kind::Pad {
+            continue;
+        }
+        let pid = s.ring.read_u64(f.pos + 8);
+        let outcome = if f.kind.is_on_disk() {
+            seq += 1;
+            s.ring.write_u64(f.pos + 8, seq);
+            let w0 = format::word0(f.kind, f.len, f.sync);
+            s.ring.write_u64(
+                f.pos,
+                u64::from(w0) | (u64::from(format::seal_crc(f.crc, seq)) << 32),
+            );
+            wants_sync |= f.sync;
+            seq
+        } else {
+            marker = true;
+            u64::MAX // filled with the durable watermark below
+        };
+        match st.outcomes.iter_mut().find(|(p, _)| *p == pid) {
+            Some((_, v)) => v.push(outcome),
+            None => st.outcomes.push((pid, vec![outcome])),
+        }
+    }
+    let durable = wants_sync
+        || marker
+        || st.unsynced_bytes + disk_bytes > UNSYNCED_BYTES_MAX
+        || roll_to.is_some() && st.unsynced_bytes > 0;
+    let mut write_ns = 0;
+    let mut sync_ns = 0;
+    if disk_bytes > 0 {
+        let (segment, offset) = match &roll_to {
+            Some(seg) => (seg.clone(), 0u64),
+            None => (st.segment.clone(), st.offset),
+        };
+        let write_result = {
+            let mut iov: Vec<&[u8]> = Vec::with_capacity(4);
+            if let Some(h) = &header {
+                iov.push(&h[..]);
+            }
+            gather(s, st, &mut iov);
+            // Rolled segments must be durable before they are renamed into place.
+            segment
+                .file
+                .write_at(offset, &iov, durable || roll_to.is_some())
+                .map_err(|e| {
+                    WalError::io(
+                        format!("writing {} at offset {offset}", segment.path.display()),
+                        e,
+                    )
+                })
+        };
+        let timing = match write_result.and_then(|t| match &roll_to {
+            Some(seg) => finish_roll(s, st, seg).map(|_| t),
+            None => Ok(t),
+        }) {
+            Ok(t) => t,
+            Err(e) => {
+                let latched = s.latch_failure(&e);
+                fail_group(s, st, &WalError::Failed(latched));
+                finish(s, st, end);
+                return;
+            }
+        };
+        write_ns = timing.write_ns;
+        sync_ns = timing.sync_ns;
+        let written = header.map_or(0, |h| h.len() as u64) + disk_bytes;
+        let group_offset = offset + header.map_or(0, |h| h.len() as u64);
+        st.offset = offset + written;
+        s.counters.add(&s.counters.bytes_written, written);
+        if durable || roll_to.is_some() {
+            s.counters.add(&s.counters.fsyncs, 1);
+            st.unsynced_bytes = 0;
+        } else {
+            st.unsynced_bytes += disk_bytes;
+        }
+        st.written_seq = seq;
+        st.segment.note_index(first_seq, group_offset);
+    } else if marker && st.unsynced_bytes > 0 {
+        let t0 = s.now_ns();
+        if let Err(e) = st.segment.file.sync_data() {
+            let latched = s.latch_failure(&WalError::io(
+                format!("fdatasync of {}", st.segment.path.display()),
+                e,
+            ));
+            fail_group(s, st, &WalError::Failed(latched));
+            finish(s, st, end);
+            return;
+        }
+        sync_ns = s.now_ns() - t0;
+        s.counters.add(&s.counters.fsyncs, 1);
+        st.unsynced_bytes = 0;
+    }
+    if st.unsynced_bytes == 0 {
+        s.publish_durable(st.written_seq);
+    }
+    let watermark = s.durable_seq.load(Ordering::Acquire);
+    let done_ns = s.now_ns();
+    // Deliver completions: one call per producer per group.
+    {
+        let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
+        for (pid, v) in st.outcomes.iter_mut() {
+            if v.is_empty() {
+                continue;
+            }
+            for o in v.iter_mut() {
+                if *o == u64::MAX {
+                    *o = watermark;
+                }
+            }
+            if let Some(Some(sink)) = producers.get(*pid as usize) {
+                sink.completed(v);
+            }
+        }
+    }
+    s.counters.add(&s.counters.groups, 1);
+    {
+        let mut lat = s
+            .counters
+            .latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        lat.queue_wait
+            .record(group_start_ns.saturating_sub(arrival));
+        lat.write.record(write_ns);
+        if sync_ns > 0 {
+            lat.fsync.record(sync_ns);
+        }
+        lat.total.record(done_ns.saturating_sub(arrival));
+    }
+    finish(s, st, end);
+}
+
+/// Gathers the group's on-disk frames into iovecs (contiguous runs of the ring).
+fn gather<'a>(s: &'a Shared, st: &CommitterState, iov: &mut Vec<&'a [u8]>) {
+    let mut run: Option<(u64, usize)> = None;
+    let flush = |run: &mut Option<(u64, usize)>, iov: &mut Vec<&'a [u8]>| {
+        if let Some((p, n)) = run.take() {
+            // SAFETY: the committer is the ring's only consumer and owns these published
+            // frames until `finish` releases them, which happens after the write that
+            // uses these slices has completed; runs never wrap (pads split them).
+            iov.push(unsafe { s.ring.slice(p, n) });
+        }
+    };
+    for f in &st.frames {
+        if f.kind.is_on_disk() {
+            match &mut run {
+                Some((p, n)) if *p + *n as u64 == f.pos => *n += f.total,
+                _ => {
+                    flush(&mut run, iov);
+                    run = Some((f.pos, f.total));
+                }
+            }
+        } else {
+            flush(&mut run, iov);
+        }
+    }
+    flush(&mut run, iov);
+}
+
+fn sync_active(s: &Shared, st: &mut CommitterState) {
+    if s.failure().is_some() {
+        st.unsynced_bytes = 0;
+        return;
+    }
+    let t0 = s.now_ns();
+    match st.segment.file.sync_data() {
+        Ok(()) => {
+            s.counters.add(&s.counters.fsyncs, 1);
+            let mut lat = s
+                .counters
+                .latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            lat.fsync.record(s.now_ns() - t0);
+            drop(lat);
+            st.unsynced_bytes = 0;
+            s.publish_durable(st.written_seq);
+        }
+        Err(e) => {
+            s.latch_failure(&WalError::io(
+                format!("fdatasync of {}", st.segment.path.display()),
+                e,
+            ));
+            st.unsynced_bytes = 0;
+        }
+    }
+}
+
+/// Syncs the active segment if needed and takes the prepared next one.
+fn prepare_roll(
+    s: &Shared,
+    st: &mut CommitterState,
+) -> Result<(Arc<Segment>, [u8; format::SEGMENT_HEADER_BYTES]), WalError> {
+    let number = st.segment.number + 1;
+    let file = s.preparer.take(number)?;
+    if st.unsynced_bytes > 0 {
+        st.segment.file.sync_data().map_err(|e| {
+            let err = WalError::io(format!("fdatasync of {}", st.segment.path.display()), e);
+            WalError::Failed(s.latch_failure(&err))
+        })?;
+        s.counters.add(&s.counters.fsyncs, 1);
+        st.unsynced_bytes = 0;
+        s.publish_durable(st.written_seq);
+    }
+    let first_seq = st.written_seq + 1;
+    let path = s.dir.join(format::segment_file_name(number));
+    let seg = Arc::new(Segment::new(number, first_seq, path, file));
+    Ok((seg, SegmentHeader { number, first_seq }.encode()))
+}
+
+/// After the rolled segment's first write is durable: rename it into place, sync the
+/// directory, make it the active segment, and ask for the next one.
+fn finish_roll(s: &Shared, st: &mut CommitterState, seg: &Arc<Segment>) -> Result<(), WalError> {
+    let prep = s.dir.join(format::prepared_file_name(seg.number));
+    s.vfs
+        .rename(&prep, &seg.path)
+        .map_err(|e| WalError::io(format!("renaming {} into place", prep.display()), e))?;
+    s.vfs
+        .sync_dir(&s.dir)
+        .map_err(|e| WalError::io(format!("syncing directory {}", s.dir.display()), e))?;
+    s.segments
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(seg.clone());
+    st.segment = seg.clone();
+    s.preparer.request(seg.number + 1);
+    Ok(())
+}
+
+fn fail_group(s: &Shared, st: &mut CommitterState, e: &WalError) {
+    let mut counts: Vec<(u64, usize)> = Vec::new();
+    for f in &st.frames {
+        if f.kind == Kind::Pad {
+            continue;
+        }
+        let pid = s.ring.read_u64(f.pos + 8);
+        match counts.iter_mut().find(|(p, _)| *p == pid) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((pid, 1)),
+        }
+    }
+    let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
+    for (pid, n) in counts {
+        if let Some(Some(sink)) = producers.get(pid as usize) {
+            sink.failed(n, e);
+        }
+    }
+}
+
+/// Releases the group's ring space and wakes producers waiting for it.
+fn finish(s: &Shared, st: &mut CommitterState, end: u64) {
+    s.ring.release(st.consumed, end);
+    st.consumed = end;
+    st.frames.clear();
+    if s.space_waiters.load(Ordering::SeqCst) > 0 {
+        let _g = s.space_lock.lock().unwrap_or_else(|e| e.into_inner());
+        s.space_cv.notify_all();
+    }
+}
+
+/// After a panic: fail everything that is or becomes published until close.
+fn drain_failing(s: &Shared, st: &mut CommitterState, e: &WalError) {
+    loop {
+        st.frames.clear();
+        collect_more(s, st);
+        if let Some(last) = st.frames.last().copied() {
+            fail_group(s, st, e);
+            finish(s, st, last.pos + last.total as u64);
+            continue;
+        }
+        if s.closing.load(Ordering::SeqCst)
+            && s.in_flight.load(Ordering::SeqCst) == 0
+            && !s.ring.has_reserved_beyond(st.consumed)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

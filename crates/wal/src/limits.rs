@@ -1,0 +1,31 @@
+//! Every bound of the WAL in one place, with units in the names (STYLE habit 5).
+
+/// Default preallocated size of one segment file.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// Smallest segment size accepted.
+pub const SEGMENT_BYTES_MIN: u64 = 1 << 20;
+/// Largest segment size accepted.
+pub const SEGMENT_BYTES_MAX: u64 = 4 << 30;
+/// Default capacity of the commit queue (ring buffer).
+pub const RING_BYTES_DEFAULT: usize = 32 << 20;
+/// Smallest ring accepted.
+pub const RING_BYTES_MIN: usize = 1 << 20;
+/// Largest ring accepted.
+pub const RING_BYTES_MAX: usize = 1 << 30;
+/// Default cap on a single record's payload.
+pub const RECORD_BYTES_DEFAULT: usize = 8 << 20;
+/// Most bytes one commit group writes with one submission.
+pub const GROUP_BYTES_MAX: usize = 8 << 20;
+/// Unsynced bytes (from `sync: false` appends) after which the next group is synced anyway.
+pub const UNSYNCED_BYTES_MAX: u64 = 16 << 20;
+/// Largest commit delay accepted.
+pub const COMMIT_DELAY_US_MAX: u64 = 100_000;
+/// A sparse index point is kept for every this many bytes of a segment.
+pub const INDEX_INTERVAL_BYTES: u64 = 64 << 10;
+/// Chunk size for reading and zero-filling segment files.
+pub const IO_CHUNK_BYTES: usize = 1 << 20;
+/// How long a producer waits for ring space before re-checking for close/failure.
+pub const SPACE_WAIT_MS: u64 = 5;
+/// Safety-net timeout of the committer's idle park (wake-ups are explicit; this only
+/// bounds the cost of a bug in the wake-up protocol).
+pub const COMMITTER_PARK_MS: u64 = 50;
