@@ -1,1 +1,688 @@
-//! placeholder
+//! The Node.js binding of uringdb (napi-rs). The only crate that knows about JavaScript:
+//! it adapts the WAL's completion sinks to promises, shares one engine per directory
+//! among the main thread and worker_threads, and maps errors to stable codes
+//! ([`errors`]). It contains no engine logic.
+//!
+//! Crossings: `append` is one synchronous call that copies the record into the commit
+//! queue; completions arrive as one threadsafe-function call per commit group per
+//! thread, carrying that group's sequence numbers as a `Float64Array`; reads return a
+//! batch of records as one `Buffer` plus a `Float64Array` of (seq, start, length).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod errors;
+mod registry;
+mod worker;
+
+use errors::{coded, guard, wal as wal_err};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{
+    ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
+};
+use napi_derive::napi;
+use registry::Engine;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use uringdb_wal::{
+    BackendChoice, CompletionSink, FaultConfig, GroupInfo, Producer, ReadCursor, RecoveryMode,
+    WaitOutcome, WalError, WalOptions,
+};
+
+/// Options as the façade passes them (already validated by its schema; the engine
+/// validates again and names the field).
+#[napi(object)]
+pub struct NativeLogOptions {
+    /// 'auto' | 'io_uring' | 'portable'.
+    pub io_backend: String,
+    /// Segment size in bytes.
+    pub segment_bytes: f64,
+    /// Commit queue size in bytes.
+    pub ring_bytes: f64,
+    /// Largest record; 0 = automatic.
+    pub max_record_bytes: f64,
+    /// Commit delay in microseconds.
+    pub commit_delay_us: f64,
+    /// 'strict' | 'tolerant'.
+    pub recovery: String,
+}
+
+fn to_wal_options(o: &NativeLogOptions) -> napi::Result<WalOptions> {
+    let invalid =
+        |field: &'static str, message: String| wal_err(&WalError::InvalidOption { field, message });
+    let backend = match o.io_backend.as_str() {
+        "auto" => BackendChoice::Auto,
+        "io_uring" => BackendChoice::IoUring,
+        "portable" => BackendChoice::Portable,
+        other => {
+            return Err(invalid(
+                "ioBackend",
+                format!("must be 'auto', 'io_uring' or 'portable', got '{other}'"),
+            ))
+        }
+    };
+    let recovery = match o.recovery.as_str() {
+        "strict" => RecoveryMode::Strict,
+        "tolerant" => RecoveryMode::Tolerant,
+        other => {
+            return Err(invalid(
+                "recovery",
+                format!("must be 'strict' or 'tolerant', got '{other}'"),
+            ))
+        }
+    };
+    let int = |field: &'static str, v: f64| -> napi::Result<u64> {
+        if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
+            Ok(v as u64)
+        } else {
+            Err(invalid(
+                field,
+                format!("must be a non-negative integer, got {v}"),
+            ))
+        }
+    };
+    // Test-only hook: route I/O through the layer that drops unsynced bytes.
+    let fault = match std::env::var("URINGDB_FAULT_VFS") {
+        Ok(spec) if !spec.is_empty() => Some(FaultConfig::from_env_str(&spec).map_err(|e| {
+            coded(
+                "ERR_URINGDB_INVALID_OPTION",
+                &format!("URINGDB_FAULT_VFS: {e}"),
+            )
+        })?),
+        _ => None,
+    };
+    let max_record = int("maxRecordBytes", o.max_record_bytes)?;
+    Ok(WalOptions {
+        segment_bytes: int("segmentBytes", o.segment_bytes)?,
+        ring_bytes: int("ringBytes", o.ring_bytes)? as usize,
+        max_record_bytes: (max_record > 0).then_some(max_record as usize),
+        commit_delay_us: int("commitDelayUs", o.commit_delay_us)?,
+        recovery,
+        backend,
+        fault,
+    })
+}
+
+/// What the committer sends to a JS thread: one message per commit group.
+enum Msg {
+    Done(Vec<u64>, GroupInfo),
+    Failed(u32, String),
+}
+
+type CompletionArgs = (
+    Option<Float64Array>,
+    u32,
+    Option<String>,
+    Option<Float64Array>,
+);
+type CompletionFn = ThreadsafeFunction<Msg, (), FnArgs<CompletionArgs>, Status, false, true>;
+
+/// Delivers one producer's completions to its JS thread.
+struct JsSink {
+    tsfn: CompletionFn,
+    /// Appends issued on the JS thread and not yet delivered there. While non-zero the
+    /// threadsafe function is ref'd (keeps the event loop alive); at zero it is unref'd,
+    /// so an idle open log never keeps the process alive.
+    pending: Arc<AtomicI64>,
+}
+
+impl CompletionSink for JsSink {
+    fn completed(&self, seqs: &[u64], group: &GroupInfo) {
+        self.tsfn.call(
+            Msg::Done(seqs.to_vec(), *group),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    }
+    fn failed(&self, count: usize, error: &WalError) {
+        self.tsfn.call(
+            Msg::Failed(count as u32, errors::to_json(error)),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    }
+}
+
+fn set_ref(env: &Env, raw: napi::sys::napi_threadsafe_function, referenced: bool) {
+    // SAFETY: `raw` is this thread's live threadsafe function (created on this JS thread
+    // by `open_log` and released only when the owning `JsSink` drops), and `env` is this
+    // thread's environment: ref/unref are called on the creating thread, as N-API
+    // requires.
+    unsafe {
+        if referenced {
+            napi::sys::napi_ref_threadsafe_function(env.raw(), raw);
+        } else {
+            napi::sys::napi_unref_threadsafe_function(env.raw(), raw);
+        }
+    }
+}
+
+/// An open log handle, one per `openLog` call; several may share an engine.
+#[napi]
+pub struct NativeLog {
+    engine: Option<Arc<Engine>>,
+    producer: Option<Producer>,
+    pending: Arc<AtomicI64>,
+    raw_tsfn: Arc<AtomicUsize>,
+    waits: Arc<Mutex<Vec<(u32, u64)>>>,
+    max_record_bytes: u32,
+    recovery: RecoveryInfo,
+    string_buf: Vec<u8>,
+}
+
+/// What recovery found when the engine was opened.
+#[napi(object)]
+#[derive(Clone)]
+pub struct RecoveryInfo {
+    /// Segment files found.
+    pub segments: f64,
+    /// Last sequence number recovered.
+    pub last_seq: f64,
+    /// Bytes cut from a torn tail.
+    pub truncated_bytes: f64,
+    /// Recovery time in microseconds.
+    pub duration_us: f64,
+    /// Whether this handle opened the engine (false: it joined one already open).
+    pub opened: bool,
+}
+
+/// Percentiles in microseconds.
+#[napi(object)]
+pub struct NativePercentiles {
+    /// Samples.
+    pub count: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th.
+    pub p90: f64,
+    /// 99th.
+    pub p99: f64,
+    /// 99.9th.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl From<uringdb_wal::Percentiles> for NativePercentiles {
+    fn from(p: uringdb_wal::Percentiles) -> Self {
+        NativePercentiles {
+            count: p.count as f64,
+            p50: p.p50,
+            p90: p.p90,
+            p99: p.p99,
+            p999: p.p999,
+            max: p.max,
+        }
+    }
+}
+
+/// Engine statistics.
+#[napi(object)]
+pub struct NativeStats {
+    /// "io_uring" | "portable".
+    pub backend: String,
+    /// Why io_uring is not used.
+    pub fallback_reason: Option<String>,
+    /// Probed kernel features.
+    pub features: Vec<String>,
+    /// Records appended.
+    pub appends: f64,
+    /// Payload bytes appended.
+    pub append_bytes: f64,
+    /// Commit groups.
+    pub groups: f64,
+    /// fdatasync calls.
+    pub fsyncs: f64,
+    /// Bytes written to segment files.
+    pub bytes_written: f64,
+    /// First readable seq.
+    pub first_seq: f64,
+    /// Last durable seq.
+    pub last_seq: f64,
+    /// Segment files.
+    pub segments: f64,
+    /// Queue wait per group.
+    pub queue_wait: NativePercentiles,
+    /// Write time per group.
+    pub write: NativePercentiles,
+    /// fdatasync time per group.
+    pub fsync: NativePercentiles,
+    /// Oldest record's arrival to completion, per group.
+    pub total: NativePercentiles,
+}
+
+/// One batch of records read.
+#[napi(object)]
+pub struct ReadResult {
+    /// Payloads back to back.
+    pub data: Buffer,
+    /// (seq, start, length) per record.
+    pub meta: Float64Array,
+}
+
+fn closed() -> napi::Error {
+    wal_err(&WalError::Closed)
+}
+
+fn seq_arg(name: &str, v: f64) -> napi::Result<u64> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
+        Ok(v as u64)
+    } else {
+        Err(coded(
+            "ERR_URINGDB_INVALID_ARGUMENT",
+            &format!("{name} must be a non-negative safe integer, got {v}"),
+        ))
+    }
+}
+
+/// Opens (or joins) the engine for `dir`. `onComplete(seqs, failedCount, errorJson, group)`
+/// is called on this thread once per commit group that completed any of this handle's
+/// appends or syncs, in order; `group` is [records, bytes, firstSeq, lastSeq, queueWaitUs,
+/// writeUs, fsyncUs, synced].
+#[napi(ts_return_type = "Promise<NativeLog>")]
+pub fn open_log<'env>(
+    env: &'env Env,
+    dir: String,
+    options: NativeLogOptions,
+    #[napi(
+        ts_arg_type = "(seqs: Float64Array | null, failedCount: number, errorJson: string | null, group: Float64Array | null) => void"
+    )]
+    on_complete: Function<CompletionArgs, ()>,
+) -> napi::Result<Object<'env>> {
+    guard(|| {
+        let opts = to_wal_options(&options)?;
+        let pending = Arc::new(AtomicI64::new(0));
+        let raw_tsfn = Arc::new(AtomicUsize::new(0));
+        let tsfn: CompletionFn = {
+            let pending = pending.clone();
+            let raw_tsfn = raw_tsfn.clone();
+            on_complete
+                .build_threadsafe_function::<Msg>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build_callback(move |ctx: ThreadsafeCallContext<Msg>| {
+                    let n = match &ctx.value {
+                        Msg::Done(v, _) => v.len() as i64,
+                        Msg::Failed(c, _) => i64::from(*c),
+                    };
+                    if pending.fetch_sub(n, Ordering::AcqRel) == n {
+                        let raw =
+                            raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
+                        if !raw.is_null() {
+                            set_ref(&ctx.env, raw, false);
+                        }
+                    }
+                    Ok(FnArgs::from(match ctx.value {
+                        Msg::Done(v, g) => {
+                            let f: Vec<f64> = v.into_iter().map(|s| s as f64).collect();
+                            let group = vec![
+                                g.records as f64,
+                                g.bytes as f64,
+                                g.first_seq as f64,
+                                g.last_seq as f64,
+                                g.queue_wait_us,
+                                g.write_us,
+                                g.fsync_us,
+                                if g.synced { 1.0 } else { 0.0 },
+                            ];
+                            (
+                                Some(Float64Array::new(f)),
+                                0,
+                                None,
+                                Some(Float64Array::new(group)),
+                            )
+                        }
+                        Msg::Failed(c, e) => (None, c, Some(e), None),
+                    }))
+                })?
+        };
+        raw_tsfn.store(tsfn.raw() as usize, Ordering::Release);
+        let sink = Arc::new(JsSink {
+            tsfn,
+            pending: pending.clone(),
+        });
+        let (deferred, promise) = env.create_deferred::<NativeLog, _>()?;
+        worker::spawn_named("uringdb-open", move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                registry::acquire(std::path::Path::new(&dir), &opts)
+            }));
+            match r {
+                Ok(Ok((engine, opened))) => {
+                    let producer = engine.wal.producer(sink.clone());
+                    let rep = &engine.recovery;
+                    let recovery = RecoveryInfo {
+                        segments: rep.segments as f64,
+                        last_seq: rep.last_seq as f64,
+                        truncated_bytes: rep.truncated_bytes as f64,
+                        duration_us: rep.duration.as_micros() as f64,
+                        opened,
+                    };
+                    let max_record_bytes = engine.wal.max_record_bytes() as u32;
+                    let pending = sink.pending.clone();
+                    drop(sink);
+                    deferred.resolve(move |_| {
+                        Ok(NativeLog {
+                            engine: Some(engine),
+                            producer: Some(producer),
+                            pending,
+                            raw_tsfn,
+                            waits: Arc::new(Mutex::new(Vec::new())),
+                            max_record_bytes,
+                            recovery,
+                            string_buf: Vec::new(),
+                        })
+                    });
+                }
+                Ok(Err(e)) => deferred.reject(wal_err(&e)),
+                Err(p) => deferred.reject(coded(
+                    "ERR_URINGDB_PANIC",
+                    &format!(
+                        "internal error (a Rust panic was caught): {}",
+                        errors::panic_message(&*p)
+                    ),
+                )),
+            }
+        });
+        Ok(promise)
+    })
+}
+
+impl NativeLog {
+    fn producer(&self) -> napi::Result<&Producer> {
+        self.producer.as_ref().ok_or_else(closed)
+    }
+
+    fn engine(&self) -> napi::Result<&Arc<Engine>> {
+        self.engine.as_ref().ok_or_else(closed)
+    }
+
+    /// Counts `n` new pending completions; refs the completion function on 0 → n.
+    fn add_pending(&self, env: &Env, n: i64) {
+        if self.pending.fetch_add(n, Ordering::AcqRel) == 0 {
+            let raw = self.raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
+            set_ref(env, raw, true);
+        }
+    }
+
+    fn undo_pending(&self, env: &Env, n: i64) {
+        if self.pending.fetch_sub(n, Ordering::AcqRel) == n {
+            let raw = self.raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
+            set_ref(env, raw, false);
+        }
+    }
+
+    fn enqueue(
+        &self,
+        env: &Env,
+        n: i64,
+        f: impl FnOnce(&Producer) -> std::result::Result<(), WalError>,
+    ) -> napi::Result<()> {
+        let p = self.producer()?;
+        self.add_pending(env, n);
+        match f(p) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.undo_pending(env, n);
+                Err(wal_err(&e))
+            }
+        }
+    }
+}
+
+#[napi]
+impl NativeLog {
+    /// Appends one record (bytes are copied into the commit queue before this returns).
+    #[napi]
+    pub fn append(&self, env: Env, record: &[u8], sync: bool) -> napi::Result<()> {
+        guard(|| self.enqueue(&env, 1, |p| p.append(record, sync)))
+    }
+
+    /// Appends one string record, encoded as UTF-8.
+    #[napi]
+    pub fn append_string(&mut self, env: Env, record: String, sync: bool) -> napi::Result<()> {
+        guard(|| {
+            let mut buf = std::mem::take(&mut self.string_buf);
+            buf.clear();
+            buf.extend_from_slice(record.as_bytes());
+            let r = self.enqueue(&env, 1, |p| p.append(&buf, sync));
+            self.string_buf = buf;
+            r
+        })
+    }
+
+    /// Appends records atomically, with contiguous sequence numbers.
+    #[napi]
+    pub fn append_many(&self, env: Env, records: Vec<&[u8]>, sync: bool) -> napi::Result<()> {
+        guard(|| {
+            if records.is_empty() {
+                return Ok(());
+            }
+            self.enqueue(&env, records.len() as i64, |p| {
+                p.append_many(&records, sync)
+            })
+        })
+    }
+
+    /// Requests an fdatasync covering everything appended so far; completes (in order with
+    /// this handle's appends) with the last durable sequence number.
+    #[napi]
+    pub fn sync(&self, env: Env) -> napi::Result<()> {
+        guard(|| self.enqueue(&env, 1, |p| p.sync()))
+    }
+
+    /// Largest record payload accepted.
+    #[napi(getter)]
+    pub fn max_record_bytes(&self) -> u32 {
+        self.max_record_bytes
+    }
+
+    /// What recovery found.
+    #[napi(getter)]
+    pub fn recovery(&self) -> RecoveryInfo {
+        self.recovery.clone()
+    }
+
+    /// First readable sequence number (0 when empty).
+    #[napi(getter)]
+    pub fn first_seq(&self) -> napi::Result<f64> {
+        guard(|| Ok(self.engine()?.wal.first_seq() as f64))
+    }
+
+    /// Last durable sequence number (0 when empty).
+    #[napi(getter)]
+    pub fn last_seq(&self) -> napi::Result<f64> {
+        guard(|| Ok(self.engine()?.wal.last_seq() as f64))
+    }
+
+    /// Statistics snapshot.
+    #[napi]
+    pub fn stats(&self) -> napi::Result<NativeStats> {
+        guard(|| {
+            let s = self.engine()?.wal.stats();
+            Ok(NativeStats {
+                backend: s.backend.to_string(),
+                fallback_reason: s.fallback_reason,
+                features: s.features,
+                appends: s.appends as f64,
+                append_bytes: s.append_bytes as f64,
+                groups: s.groups as f64,
+                fsyncs: s.fsyncs as f64,
+                bytes_written: s.bytes_written as f64,
+                first_seq: s.first_seq as f64,
+                last_seq: s.last_seq as f64,
+                segments: s.segments as f64,
+                queue_wait: s.queue_wait.into(),
+                write: s.write.into(),
+                fsync: s.fsync.into(),
+                total: s.total.into(),
+            })
+        })
+    }
+
+    /// A read cursor starting at `from` (0 = the first record).
+    #[napi]
+    pub fn cursor(&self, from: f64) -> napi::Result<NativeCursor> {
+        guard(|| {
+            let engine = self.engine()?.clone();
+            let cursor = engine
+                .wal
+                .cursor(seq_arg("from", from)?)
+                .map_err(|e| wal_err(&e))?;
+            Ok(NativeCursor {
+                engine,
+                cursor: Arc::new(Mutex::new(cursor)),
+            })
+        })
+    }
+
+    /// Resolves with the durable watermark once `seq` is durable, or with -1 when the log
+    /// closes or `cancelWait(token)` is called.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn wait_for<'env>(
+        &self,
+        env: &'env Env,
+        seq: f64,
+        token: u32,
+    ) -> napi::Result<Object<'env>> {
+        guard(|| {
+            let seq = seq_arg("seq", seq)?;
+            let engine = self.engine()?.clone();
+            let (deferred, promise) = env.create_deferred::<f64, _>()?;
+            let id = engine.wal.wait_for(
+                seq,
+                Box::new(move |o| {
+                    let v = match o {
+                        WaitOutcome::Ready(s) => s as f64,
+                        _ => -1.0,
+                    };
+                    deferred.resolve(move |_| Ok(v));
+                }),
+            );
+            if id != 0 {
+                let mut w = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+                w.retain(|(t, _)| *t != token);
+                w.push((token, id));
+            }
+            Ok(promise)
+        })
+    }
+
+    /// Cancels a pending `waitFor` (it resolves with -1).
+    #[napi]
+    pub fn cancel_wait(&self, token: u32) -> napi::Result<()> {
+        guard(|| {
+            let id = {
+                let mut w = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+                w.iter()
+                    .position(|(t, _)| *t == token)
+                    .map(|i| w.swap_remove(i).1)
+            };
+            if let (Some(id), Some(engine)) = (id, &self.engine) {
+                engine.wal.cancel_wait(id);
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes whole segments below `seq`; resolves with how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn truncate_before<'env>(&self, env: &'env Env, seq: f64) -> napi::Result<Object<'env>> {
+        guard(|| {
+            let seq = seq_arg("seq", seq)?;
+            let engine = self.engine()?.clone();
+            let (deferred, promise) = env.create_deferred::<u32, _>()?;
+            worker::submit(move || match engine.wal.truncate_before(seq) {
+                Ok(n) => deferred.resolve(move |_| Ok(n as u32)),
+                Err(e) => deferred.reject(wal_err(&e)),
+            });
+            Ok(promise)
+        })
+    }
+
+    /// Releases this handle: unregisters its producer (the façade first waits for its
+    /// pending completions), cancels its waits, and closes the engine if this was the last
+    /// handle (draining and joining its threads). Idempotent.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&mut self, env: &'env Env) -> napi::Result<Object<'env>> {
+        guard(|| {
+            let (deferred, promise) = env.create_deferred::<(), fn(Env) -> napi::Result<()>>()?;
+            let producer = self.producer.take();
+            let engine = self.engine.take();
+            let waits: Vec<(u32, u64)> =
+                std::mem::take(&mut *self.waits.lock().unwrap_or_else(|e| e.into_inner()));
+            let Some(engine) = engine else {
+                deferred.resolve(|_| Ok(()));
+                return Ok(promise);
+            };
+            for (_, id) in waits {
+                engine.wal.cancel_wait(id);
+            }
+            worker::spawn_named("uringdb-close", move || {
+                drop(producer);
+                match registry::release(engine) {
+                    Ok(()) => deferred.resolve(|_| Ok(())),
+                    Err(e) => deferred.reject(wal_err(&e)),
+                }
+            });
+            Ok(promise)
+        })
+    }
+}
+
+/// A sequential reader.
+#[napi]
+pub struct NativeCursor {
+    engine: Arc<Engine>,
+    cursor: Arc<Mutex<ReadCursor>>,
+}
+
+#[napi]
+impl NativeCursor {
+    /// Reads up to `maxRecords` records / `maxBytes` bytes below `end` (exclusive; 0 = no
+    /// bound), off the JS thread. An empty result means "nothing more right now".
+    #[napi(ts_return_type = "Promise<ReadResult>")]
+    pub fn read<'env>(
+        &self,
+        env: &'env Env,
+        end: f64,
+        max_records: u32,
+        max_bytes: u32,
+    ) -> napi::Result<Object<'env>> {
+        guard(|| {
+            let end = match seq_arg("to", end)? {
+                0 => u64::MAX,
+                n => n,
+            };
+            let (deferred, promise) = env.create_deferred::<ReadResult, _>()?;
+            let engine = self.engine.clone();
+            let cursor = self.cursor.clone();
+            worker::submit(move || {
+                let r = {
+                    let mut c = cursor.lock().unwrap_or_else(|e| e.into_inner());
+                    engine.wal.read(
+                        &mut c,
+                        end,
+                        max_records.max(1) as usize,
+                        max_bytes.max(1) as usize,
+                    )
+                };
+                match r {
+                    Ok(batch) => deferred.resolve(move |_| {
+                        let mut meta = Vec::with_capacity(batch.records.len() * 3);
+                        for (seq, start, len) in &batch.records {
+                            meta.extend_from_slice(&[*seq as f64, *start as f64, *len as f64]);
+                        }
+                        Ok(ReadResult {
+                            data: batch.data.into(),
+                            meta: Float64Array::new(meta),
+                        })
+                    }),
+                    Err(e) => deferred.reject(wal_err(&e)),
+                }
+            });
+            Ok(promise)
+        })
+    }
+}
+
+/// Test-only: panics inside the boundary guard, to prove a panic becomes an error.
+#[napi(js_name = "__testPanic")]
+pub fn test_panic() -> napi::Result<()> {
+    guard(|| panic!("test panic requested"))
+}

@@ -37,7 +37,7 @@ use crate::format::{self, Kind, SegmentHeader};
 use crate::limits::{COMMITTER_PARK_MS, UNSYNCED_BYTES_MAX};
 use crate::segment::Segment;
 use crate::sync::Ordering;
-use crate::wal::Shared;
+use crate::wal::{GroupInfo, Shared};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -286,8 +286,10 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
         }) {
             Ok(t) => t,
             Err(e) => {
-                let latched = s.latch_failure(&e);
-                fail_group(s, st, &WalError::Failed(latched));
+                // This group gets the original error (EIO, ENOSPC, ...); later appends
+                // get `Failed` wrapping it.
+                s.latch_failure(&e);
+                fail_group(s, st, &e);
                 finish(s, st, end);
                 return;
             }
@@ -309,11 +311,9 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
     } else if marker && st.unsynced_bytes > 0 {
         let t0 = s.now_ns();
         if let Err(e) = st.segment.file.sync_data() {
-            let latched = s.latch_failure(&WalError::io(
-                format!("fdatasync of {}", st.segment.path.display()),
-                e,
-            ));
-            fail_group(s, st, &WalError::Failed(latched));
+            let e = WalError::io(format!("fdatasync of {}", st.segment.path.display()), e);
+            s.latch_failure(&e);
+            fail_group(s, st, &e);
             finish(s, st, end);
             return;
         }
@@ -326,6 +326,17 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
     }
     let watermark = s.durable_seq.load(Ordering::Acquire);
     let done_ns = s.now_ns();
+    let records = seq - (first_seq - 1);
+    let info = GroupInfo {
+        records,
+        bytes: disk_bytes + header.map_or(0, |h| h.len() as u64),
+        first_seq: if records > 0 { first_seq } else { 0 },
+        last_seq: if records > 0 { seq } else { 0 },
+        queue_wait_us: group_start_ns.saturating_sub(arrival) as f64 / 1000.0,
+        write_us: write_ns as f64 / 1000.0,
+        fsync_us: sync_ns as f64 / 1000.0,
+        synced: st.unsynced_bytes == 0,
+    };
     // Deliver completions: one call per producer per group.
     {
         let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
@@ -339,7 +350,7 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
                 }
             }
             if let Some(Some(sink)) = producers.get(*pid as usize) {
-                sink.completed(v);
+                sink.completed(v, &info);
             }
         }
     }

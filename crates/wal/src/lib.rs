@@ -30,5 +30,5 @@ pub use reader::{ReadBatch, ReadCursor};
 pub use stats::{Percentiles, WalStats};
 pub use uringdb_uring::{BackendChoice, FaultConfig, FaultVfs};
 pub use wal::{
-    CompletionSink, Producer, RecoveryMode, RecoveryReport, WaitOutcome, Wal, WalOptions,
+    CompletionSink, GroupInfo, Producer, RecoveryMode, RecoveryReport, WaitOutcome, Wal, WalOptions,
 };

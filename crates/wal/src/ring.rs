@@ -365,19 +365,20 @@ mod tests {
 mod loom {
     use super::*;
     use crate::format::{frame_bytes, word0};
-    use loom::sync::Arc;
+    // `::loom`: inside this module, plain `loom` would name the module itself.
+    use ::loom::sync::Arc;
 
     /// Two producers, one consumer, a ring so small that the second frame must wait for
     /// space or wrap with a pad: every interleaving delivers both payloads whole, once,
     /// with per-producer order kept.
     #[test]
     fn two_producers_one_consumer() {
-        loom::model(|| {
+        ::loom::model(|| {
             let ring = Arc::new(Ring::new(64)); // 64 bytes: frames of 24 bytes, pads at the end
             let producers: Vec<_> = (0..2u8)
                 .map(|t| {
                     let ring = ring.clone();
-                    loom::thread::spawn(move || {
+                    ::loom::thread::spawn(move || {
                         for i in 0..2u8 {
                             let payload = [t, i, 0xA5, t ^ i];
                             loop {
@@ -392,7 +393,7 @@ mod loom {
                                     ring.publish_word(r.start, w, 1);
                                     break;
                                 }
-                                loom::thread::yield_now();
+                                ::loom::thread::yield_now();
                             }
                         }
                     })
@@ -418,7 +419,7 @@ mod loom {
                 if consumed > start {
                     ring.release(start, consumed);
                 } else {
-                    loom::thread::yield_now();
+                    ::loom::thread::yield_now();
                 }
             }
             for p in producers {

@@ -132,12 +132,33 @@ impl WalOptions {
     }
 }
 
+/// Facts about one commit group, delivered with its completions (for instrumentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GroupInfo {
+    /// Records in the group (all producers).
+    pub records: u64,
+    /// Bytes the group wrote to the segment (frames, plus a header on a roll).
+    pub bytes: u64,
+    /// First sequence number in the group (0 if it had none, e.g. only sync requests).
+    pub first_seq: u64,
+    /// Last sequence number in the group (0 if none).
+    pub last_seq: u64,
+    /// From the group's oldest record's arrival to the start of the write, in µs.
+    pub queue_wait_us: f64,
+    /// The write, in µs.
+    pub write_us: f64,
+    /// The fdatasync, in µs (0 if the group was not synced).
+    pub fsync_us: f64,
+    /// Whether the group was covered by fdatasync.
+    pub synced: bool,
+}
+
 /// Receives the outcome of a producer's appends, in the order it made them. Called on the
 /// committer thread once per commit group: implementations must not block.
 pub trait CompletionSink: Send + Sync {
     /// These appends (and sync requests) completed; one sequence number each, in order.
     /// For a sync request the number is the last durable sequence number.
-    fn completed(&self, seqs: &[u64]);
+    fn completed(&self, seqs: &[u64], group: &GroupInfo);
     /// The next `count` appends of this producer failed.
     fn failed(&self, count: usize, error: &WalError);
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-use uringdb_wal::{CompletionSink, Producer, Wal, WalError, WalOptions};
+use uringdb_wal::{CompletionSink, GroupInfo, Producer, Wal, WalError, WalOptions};
 
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -48,7 +48,7 @@ pub struct Sink {
 }
 
 impl CompletionSink for Sink {
-    fn completed(&self, seqs: &[u64]) {
+    fn completed(&self, seqs: &[u64], _group: &GroupInfo) {
         let mut o = self.outcomes.lock().unwrap();
         o.extend(seqs.iter().map(|&s| Outcome::Ok(s)));
         self.cv.notify_all();
