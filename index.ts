@@ -154,6 +154,9 @@ export interface RecoveryEvent {
   /** Whether this handle opened the engine (false: it joined one open in this process). */
   opened: boolean
   segments: number
+  /** Records in the log after recovery. */
+  records: number
+  firstSeq: number
   lastSeq: number
   /** Bytes cut from a torn tail. */
   truncatedBytes: number
@@ -256,6 +259,12 @@ function checkSeq(name: string, v: unknown): number {
   return v
 }
 
+function checkOptions(name: string, v: unknown): void {
+  if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) {
+    throw invalidArgument(`${name} must be an object, got ${describe(v)}`)
+  }
+}
+
 function checkBatchSize(v: unknown): number {
   if (v === undefined) return 1024
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1_000_000) {
@@ -286,7 +295,8 @@ export class Log implements AsyncDisposable {
   readonly #native: native.NativeLog
   readonly #dir: string
   readonly #sync: boolean
-  // Pending operations in completion order: how many outcomes each expects.
+  // Pending operations in completion order. #counts[i] is 0 for an operation that resolves
+  // with one number (append, sync) and n >= 1 for appendMany of n records (an array).
   #resolves: Array<(v: never) => void> = []
   #rejects: Array<(e: UringdbError) => void> = []
   #counts: number[] = []
@@ -308,9 +318,8 @@ export class Log implements AsyncDisposable {
   _complete(seqs: Float64Array | null, failed: number, errorJson: string | null, group: Float64Array | null): void {
     if (seqs !== null) {
       for (let i = 0; i < seqs.length; i++) {
-        const h = this.#head
-        const count = this.#counts[h]
-        if (count === 1) {
+        const count = this.#counts[this.#head]
+        if (count === 0) {
           this.#settle(true, seqs[i])
         } else {
           this.#partial.push(seqs[i])
@@ -339,7 +348,7 @@ export class Log implements AsyncDisposable {
     if (failed > 0) {
       const err = toUringdbError(new Error(errorJson ?? '{"code":"ERR_URINGDB_IO","message":"unknown failure"}'))
       while (failed > 0) {
-        const count = this.#counts[this.#head] - this.#partial.length
+        const count = Math.max(1, this.#counts[this.#head]) - this.#partial.length
         this.#partial = []
         failed -= count
         this.#settle(false, err)
@@ -385,8 +394,9 @@ export class Log implements AsyncDisposable {
    */
   append(record: Record_, options?: AppendOptions): Promise<number> {
     if (this.#closing) return Promise.reject(closedError())
-    const sync = options?.sync ?? this.#sync
     try {
+      checkOptions('options', options)
+      const sync = options?.sync ?? this.#sync
       if (typeof sync !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(sync)}`)
       if (typeof record === 'string') {
         this.#native.appendString(record, sync)
@@ -398,7 +408,7 @@ export class Log implements AsyncDisposable {
     } catch (e) {
       return Promise.reject(toUringdbError(e))
     }
-    return this.#enqueue<number>(1)
+    return this.#enqueue<number>(0)
   }
 
   /**
@@ -408,8 +418,9 @@ export class Log implements AsyncDisposable {
    */
   appendMany(records: readonly Record_[], options?: AppendOptions): Promise<number[]> {
     if (this.#closing) return Promise.reject(closedError())
-    const sync = options?.sync ?? this.#sync
     try {
+      checkOptions('options', options)
+      const sync = options?.sync ?? this.#sync
       if (typeof sync !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(sync)}`)
       if (!Array.isArray(records)) throw invalidArgument(`records must be an array, got ${describe(records)}`)
       if (records.length === 0) return Promise.resolve([])
@@ -438,7 +449,7 @@ export class Log implements AsyncDisposable {
     } catch (e) {
       throw toUringdbError(e)
     }
-    await this.#enqueue<number>(1)
+    await this.#enqueue<number>(0)
   }
 
   /**
@@ -446,11 +457,13 @@ export class Log implements AsyncDisposable {
    * Reading from below {@link Log.firstSeq} rejects with `ERR_URINGDB_TRUNCATED`.
    */
   async *read(options: ReadOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
+    if (this.#closing) throw closedError()
+    checkOptions('options', options)
     const batch = checkBatchSize(options.batchSize)
     const from = options.from === undefined ? 0 : checkSeq('from', options.from)
     const to = options.to === undefined ? this.lastSeq + 1 : checkSeq('to', options.to)
     if (to !== 0 && from !== 0 && to <= from) return
-    if (to === 0 || this.#closing) return
+    if (to === 0) return
     let cursor: native.NativeCursor
     try {
       cursor = this.#native.cursor(from)
@@ -477,11 +490,16 @@ export class Log implements AsyncDisposable {
    * `signal` aborts or the log is closed (the iteration then ends normally).
    */
   async *tail(options: TailOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
+    if (this.#closing) throw closedError()
+    checkOptions('options', options)
     const batch = checkBatchSize(options.batchSize)
     const signal = options.signal
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw invalidArgument(`options.signal must be an AbortSignal, got ${describe(signal)}`)
+    }
     let next = options.from === undefined ? this.lastSeq + 1 : checkSeq('from', options.from)
     if (next === 0) next = 1
-    if (this.#closing || signal?.aborted) return
+    if (signal?.aborted) return
     let cursor: native.NativeCursor
     try {
       cursor = this.#native.cursor(next)
@@ -509,6 +527,9 @@ export class Log implements AsyncDisposable {
         }
         const meta = r.meta
         if (meta.length === 0) {
+          // Checked synchronously right before the wait is registered: an abort that
+          // happened while we were reading must not leave a wait nobody cancels.
+          if (signal?.aborted || this.#closing) return
           let durable: number
           try {
             durable = await this.#native.waitFor(next, token)
@@ -671,6 +692,8 @@ export async function openLog(dir: string, options: LogOptions = {}): Promise<Lo
       dir,
       opened: r.opened,
       segments: r.segments,
+      records: handle.lastSeq === 0 ? 0 : handle.lastSeq - handle.firstSeq + 1,
+      firstSeq: handle.firstSeq,
       lastSeq: r.lastSeq,
       truncatedBytes: r.truncatedBytes,
       durationUs: r.durationUs,

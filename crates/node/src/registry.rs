@@ -1,6 +1,8 @@
 //! One engine per directory per process. The main thread and worker_threads that open
 //! the same directory share it (so the commit queue really has several producers); it
-//! closes when the last handle closes. The registry lock is held across open and close,
+//! closes when the last *handle* closes — counted explicitly, not by `Arc` references,
+//! because cursors and in-flight reads also hold the engine and are freed only when the
+//! garbage collector gets to them; they must not keep the directory locked. The registry lock is held across open and close,
 //! so a directory is never opened twice at once (its LOCK file would refuse the second).
 
 use std::collections::HashMap;
@@ -14,6 +16,8 @@ pub(crate) struct Engine {
     pub recovery: RecoveryReport,
     options: WalOptions,
     key: PathBuf,
+    /// Open handles (guarded by the registry lock).
+    handles: std::sync::atomic::AtomicUsize,
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Engine>>> {
@@ -65,6 +69,9 @@ pub(crate) fn acquire(dir: &Path, options: &WalOptions) -> Result<(Arc<Engine>, 
                 ),
             });
         }
+        engine
+            .handles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Ok((engine, false));
     }
     let (wal, recovery) = Wal::open(&key, options)?;
@@ -73,19 +80,23 @@ pub(crate) fn acquire(dir: &Path, options: &WalOptions) -> Result<(Arc<Engine>, 
         recovery,
         options: options.clone(),
         key: key.clone(),
+        handles: std::sync::atomic::AtomicUsize::new(1),
     });
     reg.insert(key, Arc::downgrade(&engine));
     Ok((engine, true))
 }
 
-/// Drops a handle's reference; closes the engine if it was the last.
+/// Drops a handle; closes the engine (drain, join, unlock) if it was the last handle.
 pub(crate) fn release(engine: Arc<Engine>) -> Result<(), WalError> {
     let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    match Arc::try_unwrap(engine) {
-        Ok(engine) => {
-            reg.remove(&engine.key);
-            engine.wal.close()
-        }
-        Err(_) => Ok(()),
+    if engine
+        .handles
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+        == 1
+    {
+        reg.remove(&engine.key);
+        engine.wal.close()
+    } else {
+        Ok(())
     }
 }

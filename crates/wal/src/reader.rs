@@ -87,6 +87,9 @@ pub(crate) fn read(
     max_records: usize,
     max_bytes: usize,
 ) -> Result<ReadBatch, WalError> {
+    if shared.closing.load(Ordering::SeqCst) {
+        return Err(WalError::Closed);
+    }
     let limit = end.min(shared.durable_seq.load(Ordering::SeqCst) + 1);
     let mut batch = ReadBatch::default();
     if cursor.next >= limit || max_records == 0 {
