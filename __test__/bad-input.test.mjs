@@ -169,9 +169,12 @@ test('invalid options reject with ERR_URINGDB_INVALID_OPTION naming the field', 
   t.false(LogOptionsSchema.safeParse({ segmentBytes: 1000 }).success);
   t.false(LogOptionsSchema.safeParse({ bogus: true }).success);
   const defaults = LogOptionsSchema.parse({});
-  t.like(defaults, { sync: true, ioBackend: 'auto', segmentBytes: 64 * MiB, maxRecordBytes: 8 * MiB, ringBytes: 32 * MiB, commitDelayUs: 0, recovery: 'strict' });
+  t.like(defaults, { sync: true, ioBackend: 'auto', segmentBytes: 64 * MiB, ringBytes: 32 * MiB, commitDelayUs: 0, recovery: 'strict' });
+  const withDefaults = await openTestLog(dir);
+  t.is(withDefaults.maxRecordBytes, 8 * MiB, 'maxRecordBytes defaults to 8 MiB');
+  await withDefaults.close();
 
-  // Valid edge values open fine.
+  // Valid edge values open fine (README: maxRecordBytes is 1 to ringBytes / 4).
   const log = await openTestLog(dir, { segmentBytes: MiB, ringBytes: MiB, maxRecordBytes: MiB / 4, commitDelayUs: 0 });
   t.is(await log.append('ok'), 1);
   await log.close();

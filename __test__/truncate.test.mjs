@@ -4,7 +4,7 @@ import test from 'ava';
 import path from 'node:path';
 import fs from 'node:fs';
 import { openTestLog } from './helpers/uringdb.mjs';
-import { tmpDir, readAll, listFiles } from './helpers/util.mjs';
+import { tmpDir, readAll, listFiles, assertCode } from './helpers/util.mjs';
 
 const MiB = 1 << 20;
 const RECORD_BYTES = 64 * 1024;
@@ -72,9 +72,12 @@ test('truncateBefore removes whole segments below seq only; the rest stays reada
   t.is(log.lastSeq, total);
   checkRecords(t, await readAll(log, { from: firstSeq }), firstSeq, total);
   checkRecords(t, await readAll(log, { from: cut }), cut, total);
-  // Reading from below the first seq starts at the first seq.
-  checkRecords(t, await readAll(log, { from: 1 }), firstSeq, total);
+  // Without `from`, read() starts at the first seq; from below it rejects (index.ts: read()).
   checkRecords(t, await readAll(log), firstSeq, total);
+  const below = await readAll(log, { from: 1 }).then(() => null, (err) => err);
+  assertCode(t, below, 'ERR_URINGDB_TRUNCATED', 'read({from: 1}) below firstSeq');
+  const justBelow = await readAll(log, { from: firstSeq - 1 }).then(() => null, (err) => err);
+  assertCode(t, justBelow, 'ERR_URINGDB_TRUNCATED', 'read({from: firstSeq - 1})');
 
   // Truncating again at the same seq is a no-op.
   t.is(await log.truncateBefore(cut), 0, 'second truncateBefore at the same seq removes nothing');
@@ -98,7 +101,7 @@ test('truncateBefore(lastSeq) keeps the last record and appends continue', async
   const removed = await log.truncateBefore(64);
   t.true(removed >= 3, `removed ${removed} segments`);
   t.true(log.firstSeq <= 64 && 64 - log.firstSeq < MAX_RECORDS_PER_SEGMENT, `firstSeq ${log.firstSeq}`);
-  const rest = await readAll(log);
+  const rest = await readAll(log); // from the first seq
   t.is(rest.at(-1).seq, 64);
   t.true(rest.at(-1).data.equals(record(64)));
   t.is(await log.append(record(65)), 65);
