@@ -3,7 +3,8 @@
 #
 # Stages, in order; every stage runs even when an earlier one failed (except that the
 # JavaScript stages need the build), so one run shows every problem:
-#   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace
+#   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace;
+#                    both without the binding crate uringdb-node (see cargo_scope)
 #   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
 #                    and cargo build -p uringdb-uring --examples (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
@@ -47,20 +48,24 @@ sum_matches() {
 stage_passed=0
 stage_failed=0
 
+# The binding crate is left out of the Rust tests: its test binary cannot link outside Node
+# (the napi_* symbols come from the node executable at load time), and the ava stages test it.
+cargo_scope=(--workspace --exclude uringdb-node)
+
 stage_cargo_test() {
   local log=$log_dir/cargo-test.log rc=0
   : >"$log"
   if cargo nextest --version >/dev/null 2>&1; then
-    timeout "$cargo_timeout_s" cargo nextest run --workspace --no-fail-fast --no-tests=warn 2>&1 |
+    timeout "$cargo_timeout_s" cargo nextest run "${cargo_scope[@]}" --no-fail-fast --no-tests=warn 2>&1 |
       tee -a "$log" || rc=1
     # nextest does not run doctests.
-    timeout "$cargo_timeout_s" cargo test --workspace --doc 2>&1 | tee -a "$log" || rc=1
+    timeout "$cargo_timeout_s" cargo test "${cargo_scope[@]}" --doc 2>&1 | tee -a "$log" || rc=1
     # "Summary [ 1.2s] 12 tests run: 11 passed, 1 failed, 0 skipped"
     stage_passed=$(sum_matches "$log" '^ *Summary .* tests? run: ([0-9]+) passed.*')
     stage_failed=$(($(sum_matches "$log" '^ *Summary .* ([0-9]+) failed.*') +
       $(sum_matches "$log" '^ *Summary .* ([0-9]+) timed out.*')))
   else
-    timeout "$cargo_timeout_s" cargo test --workspace --no-fail-fast 2>&1 | tee -a "$log" || rc=1
+    timeout "$cargo_timeout_s" cargo test "${cargo_scope[@]}" --no-fail-fast 2>&1 | tee -a "$log" || rc=1
   fi
   # "test result: ok. 3 passed; 0 failed; ..." (doctests, or every binary without nextest)
   stage_passed=$((stage_passed + $(sum_matches "$log" '^test result: .* ([0-9]+) passed;.*')))
