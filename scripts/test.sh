@@ -3,8 +3,7 @@
 #
 # Stages, in order; every stage runs even when an earlier one failed (except that the
 # JavaScript stages need the build), so one run shows every problem:
-#   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace;
-#                    both without the binding crate uringdb-node (see cargo_scope)
+#   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace
 #   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
 #                    and cargo build -p uringdb-uring --examples (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
@@ -48,9 +47,10 @@ sum_matches() {
 stage_passed=0
 stage_failed=0
 
-# The binding crate is left out of the Rust tests: its test binary cannot link outside Node
-# (the napi_* symbols come from the node executable at load time), and the ava stages test it.
-cargo_scope=(--workspace --exclude uringdb-node)
+# The whole workspace, the binding crate included: its unit tests link outside Node only
+# because napi's `dyn-symbols` feature resolves the napi_* symbols at load time (without it
+# the test binary fails to link with "undefined symbol: napi_...").
+cargo_scope=(--workspace)
 
 stage_cargo_test() {
   local log=$log_dir/cargo-test.log rc=0
