@@ -123,6 +123,9 @@ test('oversized records reject with ERR_URINGDB_RECORD_TOO_LARGE and append noth
   await expectError(t, () => log.append('€'.repeat(2000)), 'ERR_URINGDB_RECORD_TOO_LARGE', 'string of 6000 UTF-8 bytes');
   t.is(await log.append('€'.repeat(1365)), 2, '4095 UTF-8 bytes are accepted');
   await expectError(t, () => log.appendMany(['ok', Buffer.alloc(maxRecordBytes + 1), 'ok']), 'ERR_URINGDB_RECORD_TOO_LARGE', 'appendMany with one oversized record');
+  // A batch is one reservation in the commit queue: a batch larger than the queue allows is
+  // rejected as too large too, even though each record is within maxRecordBytes.
+  await expectError(t, () => log.appendMany(Array.from({ length: 20_000 }, () => Buffer.alloc(maxRecordBytes))), 'ERR_URINGDB_RECORD_TOO_LARGE', 'appendMany of 80 MiB in total');
   // Far beyond every buffer in the engine.
   await expectError(t, () => log.append(Buffer.alloc(64 * MiB)), 'ERR_URINGDB_RECORD_TOO_LARGE', '64 MiB record');
   t.is(await log.append('after'), 3);

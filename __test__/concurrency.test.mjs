@@ -129,6 +129,26 @@ test.serial('a handle closed in one thread does not disturb another thread appen
   t.is(records[0].data.toString(), 'main:0');
 });
 
+test('back-pressure: 16 MiB of appends in flight through a 1 MiB commit queue all complete', async (t) => {
+  const dir = tmpDir(t);
+  const log = await openTestLog(dir, { ringBytes: 1 << 20, segmentBytes: 1 << 20 });
+  t.teardown(() => log.close());
+  const record = (i) => Buffer.alloc(8192, i & 0xff).fill(`#${i}#`, 0, 8);
+  const pending = [];
+  for (let i = 0; i < 2000; i++) pending.push(log.append(record(i)));
+  for (let i = 0; i < 20; i++) pending.push(log.appendMany([record(2000 + 2 * i), record(2001 + 2 * i)]));
+  const settled = await withTimeout(Promise.allSettled(pending), 60_000, 'appends through a full commit queue to complete');
+  const rejected = settled.filter((s) => s.status === 'rejected');
+  t.is(rejected.length, 0, `no append failed (${rejected[0]?.reason?.code}: ${rejected[0]?.reason?.message})`);
+  const records = await readAll(log);
+  t.is(records.length, 2040);
+  let wrong = 0;
+  settled.slice(0, 2000).forEach((s, i) => {
+    if (!records[s.value - 1]?.data.equals(record(i))) wrong++;
+  });
+  t.is(wrong, 0, 'every append is at its seq');
+});
+
 // README: "await log.close() // pending appends still resolve".
 test.serial('close() while 10,000 appends are pending: every pending append resolves and is durable; later ones reject with ERR_URINGDB_CLOSED', async (t) => {
   t.timeout(60_000);

@@ -152,3 +152,71 @@ test('truncateBefore frees the disk space of the removed segments', async (t) =>
   // A segment being prepared in the background may take up to one segment meanwhile.
   t.true(before - after >= freedExpected - MiB, `disk usage fell from ${before} to ${after} bytes; the removed segments held ${freedExpected}`);
 });
+
+test('a read in progress when truncateBefore removes its segments continues correctly or ends with ERR_URINGDB_TRUNCATED', async (t) => {
+  const dir = tmpDir(t);
+  const log = await openTestLog(dir, { segmentBytes: MiB });
+  t.teardown(() => log.close());
+  await fill(log, 96);
+  const it = log.read({ from: 1, batchSize: 4 })[Symbol.asyncIterator]();
+  for (let seq = 1; seq <= 5; seq++) t.is((await it.next()).value?.seq, seq);
+  const removed = await log.truncateBefore(90);
+  t.true(removed >= 5, `removed ${removed} segments under the reader`);
+
+  // The reader may go on (deleted files stay readable while open) or stop with TRUNCATED; it
+  // must not yield wrong bytes, skip records, or call the healthy log corrupt.
+  let next = 6;
+  let wrong = 0;
+  let err = null;
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      if (r.value.seq !== next || !r.value.data.equals(record(next))) wrong++;
+      next = r.value.seq + 1;
+    }
+  } catch (e) {
+    err = e;
+  }
+  t.is(wrong, 0, 'every record the reader yielded is the right one, in order');
+  if (err) {
+    t.is(err.code, 'ERR_URINGDB_TRUNCATED', `the interrupted read ends with ERR_URINGDB_TRUNCATED (got ${err.code}: ${err.message})`);
+  } else {
+    t.is(next, 97, 'the reader that went on read through to the end');
+  }
+  // And the log itself is fine.
+  checkRecords(t, await readAll(log), log.firstSeq, 96);
+  await log.close();
+  const reopened = await openTestLog(dir, { segmentBytes: MiB });
+  t.teardown(() => reopened.close());
+  t.is(reopened.lastSeq, 96);
+  checkRecords(t, await readAll(reopened), reopened.firstSeq, 96);
+});
+
+test('a tail that falls behind a truncateBefore continues correctly or ends with ERR_URINGDB_TRUNCATED', async (t) => {
+  const dir = tmpDir(t);
+  const log = await openTestLog(dir, { segmentBytes: MiB });
+  t.teardown(() => log.close());
+  await fill(log, 64);
+  const ac = new AbortController();
+  const it = log.tail({ from: 1, signal: ac.signal, batchSize: 2 })[Symbol.asyncIterator]();
+  t.is((await it.next()).value?.seq, 1);
+  await log.truncateBefore(60);
+  let next = 2;
+  let wrong = 0;
+  let err = null;
+  try {
+    while (next <= 64) {
+      const r = await it.next();
+      if (r.done) break;
+      if (r.value.seq !== next || !r.value.data.equals(record(next))) wrong++;
+      next = r.value.seq + 1;
+    }
+  } catch (e) {
+    err = e;
+  }
+  ac.abort();
+  t.is(wrong, 0, 'every record the tail yielded is the right one, in order');
+  if (err) t.is(err.code, 'ERR_URINGDB_TRUNCATED', `the tail ends with ERR_URINGDB_TRUNCATED (got ${err.code}: ${err.message})`);
+  else t.is(next, 65, 'the tail went on through to the end');
+});
