@@ -284,6 +284,23 @@ const recoveryChannel = channel('uringdb:log:recovery')
 
 const READ_BATCH_BYTES = 4 * MiB
 
+// Appends made in one tick are staged here and handed to the engine in one crossing at the
+// end of the tick (see Log.append). Bounds on one staging run:
+const STAGE_BYTES = 256 * 1024
+const STAGE_RECORDS = 8192
+// Records larger than this skip staging and cross on their own (copied once, by the engine).
+const STAGE_RECORD_MAX = 16 * 1024
+
+function nativeDetail(e: unknown, key: string): unknown {
+  const message = e instanceof Error ? e.message : ''
+  if (!message.startsWith('{')) return undefined
+  try {
+    return (JSON.parse(message) as Record<string, unknown>)[key]
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * A durable append-only log. Create one with {@link openLog}.
  *
@@ -306,12 +323,50 @@ export class Log implements AsyncDisposable {
   #closed: Promise<void> | undefined
   #idle: (() => void) | undefined
   #nextToken = 1
+  readonly #maxRecordBytes: number
+  // The staging run of this tick: bytes, record lengths, and one word per append call.
+  #stage: Buffer | undefined
+  #stageBytes = 0
+  readonly #lens = new Uint32Array(STAGE_RECORDS)
+  readonly #entries = new Uint32Array(STAGE_RECORDS)
+  #staged = 0
+  #flushQueued = false
+  readonly #flushStaged = (): void => {
+    this.#flushQueued = false
+    const n = this.#staged
+    if (n === 0) return
+    const data = (this.#stage as Buffer).subarray(0, this.#stageBytes)
+    this.#staged = 0
+    this.#stageBytes = 0
+    try {
+      this.#native.appendPacked(data, this.#lens.subarray(0, n), this.#entries.subarray(0, n))
+    } catch (e) {
+      // The staged calls are the newest n operations in the queue; those the engine did
+      // not accept are rejected (they were not written).
+      const accepted = nativeDetail(e, 'accepted')
+      this.#rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
+    }
+  }
 
   /** @internal */
   constructor(handle: native.NativeLog, dir: string, sync: boolean) {
     this.#native = handle
     this.#dir = dir
     this.#sync = sync
+    this.#maxRecordBytes = handle.maxRecordBytes
+  }
+
+  #rejectNewest(k: number, err: UringdbError): void {
+    const start = this.#counts.length - k
+    const rejects = this.#rejects.splice(start, k)
+    this.#resolves.splice(start, k)
+    this.#counts.splice(start, k)
+    if (this.#head >= this.#counts.length && this.#idle !== undefined) {
+      const idle = this.#idle
+      this.#idle = undefined
+      idle()
+    }
+    for (const r of rejects) r(err)
   }
 
   /** @internal Receives completions from the engine (one call per commit group). */
@@ -391,22 +446,53 @@ export class Log implements AsyncDisposable {
    * Appends one record. Resolves with its sequence number once it is durable (`sync: true`)
    * or once the kernel has it (`sync: false`). The input may be reused as soon as this
    * returns: it has been copied.
+   *
+   * Appends made in the same tick reach the engine together, in order, in one call at the
+   * end of the tick (one crossing into native code per tick, not per record).
    */
   append(record: Record_, options?: AppendOptions): Promise<number> {
     if (this.#closing) return Promise.reject(closedError())
-    try {
-      checkOptions('options', options)
-      const sync = options?.sync ?? this.#sync
-      if (typeof sync !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(sync)}`)
-      if (typeof record === 'string') {
-        this.#native.appendString(record, sync)
-      } else if (record instanceof Uint8Array) {
-        this.#native.append(record, sync)
-      } else {
-        throw invalidArgument(`a record must be a Buffer, Uint8Array or string, got ${describe(record)}`)
+    let sync: unknown = this.#sync
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) {
+        return Promise.reject(invalidArgument(`options must be an object, got ${describe(options)}`))
       }
-    } catch (e) {
-      return Promise.reject(toUringdbError(e))
+      sync = options.sync ?? this.#sync
+      if (typeof sync !== 'boolean') {
+        return Promise.reject(invalidArgument(`options.sync must be a boolean, got ${describe(sync)}`))
+      }
+    }
+    let len: number
+    if (typeof record === 'string') len = Buffer.byteLength(record, 'utf8')
+    else if (record instanceof Uint8Array) len = record.byteLength
+    else return Promise.reject(invalidArgument(`a record must be a Buffer, Uint8Array or string, got ${describe(record)}`))
+    if (len > this.#maxRecordBytes) {
+      return Promise.reject(
+        new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `record of ${len} bytes exceeds the limit of ${this.#maxRecordBytes} bytes`),
+      )
+    }
+    if (len > STAGE_RECORD_MAX) {
+      // Large records cross on their own, after whatever is staged (order is kept).
+      this.#flushStaged()
+      try {
+        if (typeof record === 'string') this.#native.appendString(record, sync as boolean)
+        else this.#native.append(record, sync as boolean)
+      } catch (e) {
+        return Promise.reject(toUringdbError(e))
+      }
+      return this.#enqueue<number>(0)
+    }
+    if (this.#staged === STAGE_RECORDS || this.#stageBytes + len > STAGE_BYTES) this.#flushStaged()
+    const stage = (this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES))
+    if (typeof record === 'string') stage.write(record, this.#stageBytes, 'utf8')
+    else stage.set(record, this.#stageBytes)
+    this.#stageBytes += len
+    this.#lens[this.#staged] = len
+    this.#entries[this.#staged] = sync === true ? 3 : 2 // one record << 1 | sync
+    this.#staged++
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushStaged)
     }
     return this.#enqueue<number>(0)
   }
@@ -424,6 +510,7 @@ export class Log implements AsyncDisposable {
       if (typeof sync !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(sync)}`)
       if (!Array.isArray(records)) throw invalidArgument(`records must be an array, got ${describe(records)}`)
       if (records.length === 0) return Promise.resolve([])
+      this.#flushStaged()
       const bufs: Uint8Array[] = new Array(records.length)
       for (let i = 0; i < records.length; i++) {
         const r: unknown = records[i]
@@ -444,6 +531,7 @@ export class Log implements AsyncDisposable {
    */
   async sync(): Promise<void> {
     if (this.#closing) throw closedError()
+    this.#flushStaged()
     try {
       this.#native.sync()
     } catch (e) {
@@ -623,6 +711,7 @@ export class Log implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closed !== undefined) return this.#closed
     this.#closing = true
+    this.#flushStaged()
     this.#closed = (async () => {
       if (this.#counts.length > this.#head) {
         await new Promise<void>((resolve) => {

@@ -446,6 +446,38 @@ impl NativeLog {
         })
     }
 
+    /// Appends a tick's worth of staged entries in one crossing: `data` holds the records
+    /// back to back, `lens` their lengths, `entries` one word per call (`count << 1 |
+    /// sync`). Entries are accepted in order; on an error the thrown error's JSON carries
+    /// `accepted`, the number of entries accepted before it.
+    #[napi]
+    pub fn append_packed(
+        &self,
+        env: Env,
+        data: &[u8],
+        lens: &[u32],
+        entries: &[u32],
+    ) -> napi::Result<()> {
+        guard(|| {
+            let p = self.producer()?;
+            let records: i64 = entries.iter().map(|e| i64::from(e >> 1)).sum();
+            self.add_pending(&env, records);
+            match p.append_packed(data, lens, entries) {
+                Ok(()) => Ok(()),
+                Err((accepted, e)) => {
+                    let not_accepted: i64 =
+                        entries[accepted..].iter().map(|e| i64::from(e >> 1)).sum();
+                    self.undo_pending(&env, not_accepted);
+                    let json = errors::to_json(&e);
+                    Err(napi::Error::from_reason(format!(
+                        "{},\"accepted\":{accepted}}}",
+                        &json[..json.len() - 1]
+                    )))
+                }
+            }
+        })
+    }
+
     /// Appends records atomically, with contiguous sequence numbers.
     #[napi]
     pub fn append_many(&self, env: Env, records: Vec<&[u8]>, sync: bool) -> napi::Result<()> {

@@ -354,6 +354,16 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
             }
         }
     }
+    // Counted here, once per group, rather than by producers on a shared cache line.
+    s.counters.add(&s.counters.appends, records);
+    s.counters.add(
+        &s.counters.append_bytes,
+        st.frames
+            .iter()
+            .filter(|f| f.kind.is_on_disk())
+            .map(|f| f.len as u64)
+            .sum(),
+    );
     s.counters.add(&s.counters.groups, 1);
     {
         let mut lat = s

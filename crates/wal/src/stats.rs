@@ -142,7 +142,7 @@ pub struct WalStats {
     pub fallback_reason: Option<String>,
     /// Kernel features probed.
     pub features: Vec<String>,
-    /// Records appended (acknowledged or not yet).
+    /// Records written (counted per commit group, when written).
     pub appends: u64,
     /// Payload bytes appended.
     pub append_bytes: u64,

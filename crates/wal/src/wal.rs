@@ -717,6 +717,60 @@ impl Producer {
     /// numbers. One completion per record.
     pub fn append_many(&self, records: &[&[u8]], sync: bool) -> Result<(), WalError> {
         let s = &*self.shared;
+        let _g = InFlight::enter(s)?;
+        let r = self.append_entry(records, sync);
+        s.wake_committer();
+        r
+    }
+
+    /// Appends a packed run of entries in order — the binding's one-crossing-per-tick path.
+    /// `data` holds the records' bytes back to back, `lens` their lengths, and `entries`
+    /// one word per entry: `count << 1 | sync`, where an entry of `count` records is
+    /// appended like [`Producer::append_many`] (atomic). Entries are accepted in order; on
+    /// an error, the ones before it were accepted and the error says how many.
+    pub fn append_packed(
+        &self,
+        data: &[u8],
+        lens: &[u32],
+        entries: &[u32],
+    ) -> Result<(), (usize, WalError)> {
+        let s = &*self.shared;
+        let _g = InFlight::enter(s).map_err(|e| (0, e))?;
+        let mut recs: Vec<&[u8]> = Vec::new();
+        let (mut off, mut li) = (0usize, 0usize);
+        let mut result = Ok(());
+        for (i, &e) in entries.iter().enumerate() {
+            let (count, sync) = ((e >> 1) as usize, e & 1 == 1);
+            recs.clear();
+            for _ in 0..count {
+                let Some(&len) = lens.get(li) else {
+                    result = Err((i, bad_packing("lens is shorter than entries say")));
+                    break;
+                };
+                let Some(rec) = data.get(off..off + len as usize) else {
+                    result = Err((i, bad_packing("data is shorter than lens say")));
+                    break;
+                };
+                recs.push(rec);
+                off += len as usize;
+                li += 1;
+            }
+            if result.is_err() {
+                break;
+            }
+            if let Err(e) = self.append_entry(&recs, sync) {
+                result = Err((i, e));
+                break;
+            }
+        }
+        s.wake_committer();
+        result
+    }
+
+    /// Validates and enqueues one entry (a record or an atomic batch); the caller holds
+    /// an [`InFlight`] guard and wakes the committer afterwards.
+    fn append_entry(&self, records: &[&[u8]], sync: bool) -> Result<(), WalError> {
+        let s = &*self.shared;
         let limits = &s.limits;
         let mut total = 0usize;
         for r in records {
@@ -737,12 +791,11 @@ impl Producer {
                 limit: limits.max_entry_bytes,
             });
         }
-        let _g = InFlight::enter(s)?;
         let r = self.reserve(total)?;
         let ring = &s.ring;
         let n = records.len();
         let mut pos = r.start;
-        let mut words = Vec::new();
+        let mut first = (0u64, 0u32, 0u32);
         for (i, rec) in records.iter().enumerate() {
             let kind = match (n, i) {
                 (1, _) => Kind::Full,
@@ -762,7 +815,7 @@ impl Producer {
             }
             let crc = format::partial_crc(w, rec);
             if i == 0 {
-                words.push((pos, w, crc));
+                first = (pos, w, crc);
             } else {
                 // Frames after the first are published first, so that the consumer,
                 // which only proceeds past a published word, sees the batch whole.
@@ -782,14 +835,8 @@ impl Producer {
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
-        let (p0, w0, c0) = words[0];
+        let (p0, w0, c0) = first;
         ring.publish_word(p0, w0, c0);
-        s.counters.add(&s.counters.appends, n as u64);
-        s.counters.add(
-            &s.counters.append_bytes,
-            records.iter().map(|r| r.len() as u64).sum(),
-        );
-        s.wake_committer();
         Ok(())
     }
 
@@ -833,5 +880,12 @@ impl Producer {
         };
         s.space_waiters.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+}
+
+fn bad_packing(what: &str) -> WalError {
+    WalError::InvalidOption {
+        field: "records",
+        message: format!("inconsistent packed append: {what}"),
     }
 }
