@@ -170,10 +170,7 @@ fn collect_more(s: &Shared, st: &mut CommitterState) {
         if disk {
             bytes += p.total;
         }
-        in_batch = match p.kind {
-            Kind::First | Kind::Middle => true,
-            _ => false,
-        };
+        in_batch = matches!(p.kind, Kind::First | Kind::Middle);
         pos += p.total as u64;
     }
     debug_assert!(!in_batch, "batches are published whole");

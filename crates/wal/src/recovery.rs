@@ -183,11 +183,10 @@ fn scan_last(
         let data = win.get(off, need).map_err(io)?;
         match decode_frame(data) {
             Ok(f) if f.seq == expected => {
-                let ok = match (f.kind, batch.is_some()) {
-                    (Kind::Full, false) | (Kind::First, false) => true,
-                    (Kind::Middle, true) | (Kind::Last, true) => true,
-                    _ => false,
-                };
+                let ok = matches!(
+                    (f.kind, batch.is_some()),
+                    (Kind::Full | Kind::First, false) | (Kind::Middle | Kind::Last, true)
+                );
                 if !ok {
                     damage = Some(format!("unexpected {:?} frame in batch framing", f.kind));
                     break;

@@ -101,7 +101,7 @@ impl Ring {
     /// Claims `len` bytes (a multiple of 8, at most a quarter of the capacity) for frames.
     /// `None` when the ring is full right now.
     pub fn try_reserve(&self, len: usize) -> Option<Reservation> {
-        debug_assert!(len % 8 == 0 && len >= FRAME_HEADER_BYTES && len <= self.capacity() / 4);
+        debug_assert!(len.is_multiple_of(8) && len >= FRAME_HEADER_BYTES && len <= self.capacity() / 4);
         let cap = self.capacity() as u64;
         let mut pos = self.reserved.load(Ordering::Relaxed);
         loop {

@@ -80,7 +80,7 @@ impl WalOptions {
     fn limits(&self) -> Result<Limits, WalError> {
         let bad = |field, message: String| Err(WalError::InvalidOption { field, message });
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes)
-            || self.segment_bytes % 8 != 0
+            || !self.segment_bytes.is_multiple_of(8)
         {
             return bad(
                 "segmentBytes",
