@@ -273,7 +273,8 @@ function checkBatchSize(v: unknown): number {
   return v
 }
 
-type Record_ = Buffer | Uint8Array | string
+/** What can be appended: bytes (copied as they are) or a string (encoded as UTF-8). */
+export type RecordInput = Buffer | Uint8Array | string
 
 function describe(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v
@@ -450,7 +451,7 @@ export class Log implements AsyncDisposable {
    * Appends made in the same tick reach the engine together, in order, in one call at the
    * end of the tick (one crossing into native code per tick, not per record).
    */
-  append(record: Record_, options?: AppendOptions): Promise<number> {
+  append(record: RecordInput, options?: AppendOptions): Promise<number> {
     if (this.#closing) return Promise.reject(closedError())
     let sync: unknown = this.#sync
     if (options !== undefined) {
@@ -502,7 +503,7 @@ export class Log implements AsyncDisposable {
    * is — with contiguous sequence numbers, in one commit group. Resolves with their
    * sequence numbers.
    */
-  appendMany(records: readonly Record_[], options?: AppendOptions): Promise<number[]> {
+  appendMany(records: readonly RecordInput[], options?: AppendOptions): Promise<number[]> {
     if (this.#closing) return Promise.reject(closedError())
     try {
       checkOptions('options', options)
