@@ -3,6 +3,7 @@
 
 import test from 'ava';
 import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
 import path from 'node:path';
 import { openTestLog, backend, iterations } from './helpers/uringdb.mjs';
 import { tmpDir, readAll, withTimeout, assertCode } from './helpers/util.mjs';
@@ -127,6 +128,58 @@ test.serial('a handle closed in one thread does not disturb another thread appen
     { tag: 'w', acks: result.acks.map(([i, seq]) => [i, seq - 1]), count: 2000 },
   ]);
   t.is(records[0].data.toString(), 'main:0');
+});
+
+test.serial('a worker terminated with appends in flight does not keep the directory locked after the other handles close', async (t) => {
+  t.timeout(60_000);
+  const dir = tmpDir(t);
+  const log = await openTestLog(dir);
+  const worker = new Worker(path.join(fixturesDir, 'worker-forever.mjs'), { workerData: { dir, ioBackend: backend() } });
+  t.teardown(() => worker.terminate());
+  await withTimeout(new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  }), 30_000, 'the worker to open the log');
+  // Let it get appends in flight, then kill the thread without closing its handle.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await worker.terminate();
+
+  // The main thread's handle (same engine) keeps working.
+  const seq = await withTimeout(log.append('main-after-terminate'), 20_000, 'an append after the worker was terminated');
+  const records = await readAll(log);
+  t.is(records.length, seq, 'seqs 1..n without gaps');
+  t.is(records.at(-1)?.data.toString(), 'main-after-terminate');
+  await withTimeout(log.close(), 20_000, 'close() after the worker was terminated');
+
+  // The terminated worker's handle is gone with its thread, so this process holds no handle:
+  // another process can open the directory.
+  const child = spawnChild(t, 'open-report.mjs', [dir, backend()]);
+  const line = await child.waitFor((l) => l.startsWith('OK ') || l.startsWith('E '), 30_000, 'OK or E');
+  t.true(line.startsWith('OK '), `another process opens the directory after every live handle closed (got ${line})`);
+});
+
+test('concurrent opens and path aliases of one directory share one engine; the lock goes with the last handle', async (t) => {
+  const dir = tmpDir(t);
+  const handles = await withTimeout(Promise.all(Array.from({ length: 20 }, () => openTestLog(dir))), 30_000, '20 concurrent opens');
+  const seqs = await Promise.all(handles.map((h, i) => h.append(`h${i}`)));
+  t.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1), 'one numbering across all handles');
+  const link = `${dir}-link`;
+  fs.symlinkSync(dir, link);
+  t.teardown(() => fs.rmSync(link, { force: true }));
+  const aliases = [`${dir}/`, path.join(dir, '..', path.basename(dir)), path.relative(process.cwd(), dir), link];
+  for (const alias of aliases) {
+    const h = await openTestLog(alias);
+    handles.push(h);
+    t.is(h.lastSeq, 20, `${alias} opens the same log`);
+  }
+  t.is(await handles.at(-1).append('via-link'), 21);
+  for (const h of handles) t.is(h.lastSeq, 21, 'every handle sees every append');
+  await Promise.all(handles.map((h) => h.close()));
+
+  const child = spawnChild(t, 'open-report.mjs', [dir, backend()]);
+  const line = await child.waitFor((l) => l.startsWith('OK ') || l.startsWith('E '), 30_000, 'OK or E');
+  t.true(line.startsWith('OK '), `another process opens the directory once every handle is closed (got ${line})`);
+  t.is(parseTagged(line, 'OK').seq, 22);
 });
 
 test('back-pressure: 16 MiB of appends in flight through a 1 MiB commit queue all complete', async (t) => {
