@@ -3,9 +3,9 @@
 // one process and one run, so that every ratio compares numbers measured minutes apart on the
 // same machine. See benchmark/README.md for what each number means and the fairness notes.
 //
-//   node benchmark/workload.mjs                 full run (~3 s per case, ~5 minutes)
+//   node benchmark/workload.mjs                 full run (3 s per case in 3 rounds, ~5 minutes)
 //   node benchmark/workload.mjs --tiny          CI: every engine and code path, well under a minute
-//   flags: --duration=SECONDS --only=uringdb,lmdb,... --backend=io_uring|portable|both
+//   flags: --duration=SECONDS (per case) --rounds=N --only=uringdb,lmdb,... --backend=io_uring|portable|both
 //          --dir=DIR (parent of the temp dirs) --no-install --json=FILE
 //
 // Output: a markdown report on stdout (progress goes to stderr) and the full results as JSON in
@@ -21,7 +21,7 @@ import { benchDir, ensureDeps } from './lib/ensure-deps.mjs'
 import { bytes, fixed, int, markdownTable, pct, ratio, us } from './lib/format.mjs'
 import { machineFacts } from './lib/machine.mjs'
 import { buildRawsync, runRawsync } from './lib/rawsync.mjs'
-import { loadUringdb, uringdbVersion } from './lib/uringdb.mjs'
+import { buildProfile, distEntry, loadUringdb, uringdbVersion } from './lib/uringdb.mjs'
 import { betterSqlite3Engine } from './engines/better-sqlite3.mjs'
 import { classicLevelEngine } from './engines/classic-level.mjs'
 import { lmdbEngine } from './engines/lmdb.mjs'
@@ -34,6 +34,7 @@ const MiB = 1 << 20
 const args = parseArgs(process.argv.slice(2), {
   tiny: { type: 'boolean', default: false },
   duration: { type: 'number' },
+  rounds: { type: 'number' },
   only: { type: 'string', default: FAMILIES.join(',') },
   backend: { type: 'string', default: 'both' },
   dir: { type: 'string', default: os.tmpdir() },
@@ -51,8 +52,10 @@ const backends = { both: ['io_uring', 'portable'], io_uring: ['io_uring'], porta
 if (!backends) throw new Error(`--backend must be io_uring, portable or both, not ${args.backend}`)
 
 const durationMs = (args.duration ?? (args.tiny ? 0.25 : 3)) * 1000
-const warmupMs = args.tiny ? 50 : Math.min(500, durationMs / 4)
-const rawsyncMs = args.tiny ? 100 : Math.max(250, durationMs / 2)
+const rounds = Math.max(1, Math.floor(args.rounds ?? (args.tiny ? 1 : 3)))
+const sliceMs = durationMs / rounds
+const warmupMs = args.tiny ? 50 : Math.min(250, sliceMs / 4)
+const rawsyncSliceMs = args.tiny ? 100 : Math.max(200, durationMs / 2 / rounds)
 
 // Every shape a closed loop runs: record size × appends in flight.
 const SHAPES = [
@@ -118,7 +121,7 @@ process.on('SIGTERM', () => process.exit(143))
 // ---- machine facts -----------------------------------------------------------------------------
 
 const machine = machineFacts(args.dir)
-machine.uringdb = { version: uringdbVersion() }
+machine.uringdb = { version: uringdbVersion(), build: buildProfile(), entry: distEntry }
 if (runnable.some((e) => e.family === 'uringdb')) {
   const dir = tempDir('probe')
   try {
@@ -143,43 +146,30 @@ machine.harnessOpsPerSec = harness.opsPerSec
 
 // ---- the device: rawsync ---------------------------------------------------------------------
 
-let rawsync = []
+// Every case runs in `rounds` slices of durationMs/rounds, the whole case list once per round
+// with the engine order rotated, so that a burst of load from a neighbour hits every engine
+// alike rather than one. A case's numbers are its median round (by ops/s); the spread of the
+// rounds is reported. rawsync runs once per round too, before that round's cases.
+
+const rawsyncSizes = [...new Set([...SHAPES, ...BIG_SHAPES].map((s) => s.recordBytes * s.inflight))].sort((a, b) => a - b)
+let rawsyncBinary = null
 if (only.has('rawsync')) {
-  const sizes = [...new Set([...SHAPES, ...BIG_SHAPES].map((s) => s.recordBytes * s.inflight))].sort((a, b) => a - b)
-  const dir = tempDir('rawsync')
   try {
-    const binary = buildRawsync(log)
-    log(`rawsync: ${sizes.length} sizes × 3 modes, ${rawsyncMs} ms each`)
-    rawsync = runRawsync(binary, {
-      dir,
-      sizes,
-      modes: ['append', 'prealloc', 'fallocate'],
-      durationMs: rawsyncMs,
-      warmupMs: args.tiny ? 20 : 200,
-      regionBytes: args.tiny ? 8 * MiB : undefined,
-    })
+    rawsyncBinary = buildRawsync(log)
   } catch (err) {
     failures.push({ engine: 'rawsync', shape: null, error: err.message })
-    log(`rawsync failed: ${err.message}`)
-  } finally {
-    removeDir(dir)
+    log(`rawsync: ${err.message}`)
   }
 }
-const raw = (mode, size) => rawsync.find((r) => r.mode === mode && r.bytesPerWrite === size)
+const rawsyncRounds = [] // per round: array of rawsync lines
 
-// ---- the closed loops -------------------------------------------------------------------------
-
-const results = []
 const cases = []
-for (const shape of SHAPES) {
-  for (const e of runnable) {
-    if (e.singleWriter && shape.inflight !== 1) continue
-    cases.push({ engine: e, ...shape })
-  }
+for (const shape of [...SHAPES, ...BIG_SHAPES]) {
+  const big = BIG_SHAPES.includes(shape)
+  const forShape = runnable.filter((e) => (big ? e.family === 'uringdb' : !(e.singleWriter && shape.inflight !== 1)))
+  cases.push({ ...shape, engines: forShape })
 }
-for (const shape of BIG_SHAPES) {
-  for (const e of runnable) if (e.family === 'uringdb') cases.push({ engine: e, ...shape })
-}
+const caseCount = cases.reduce((n, c) => n + c.engines.length, 0)
 
 const refused = new Set() // engines whose open was refused by the environment (io_uring off)
 const payloads = new Map()
@@ -193,35 +183,20 @@ function payloadOf(size) {
   return payloads.get(size)
 }
 
-let index = 0
-for (const c of cases) {
-  index++
-  const e = c.engine
-  const tag = `[${index}/${cases.length}] ${e.name} ${bytes(c.recordBytes)} × ${c.inflight} in flight`
-  if (refused.has(e.name)) continue
+/** One slice of one case: fresh dir, open, warm up, measure, close. Returns a row or null. */
+async function runSlice(e, c, tag) {
   const dir = tempDir(e.name)
   let handle = null
   try {
     handle = await e.open(dir, { payload: payloadOf(c.recordBytes), tiny: args.tiny })
     await closedLoop({ clients: c.inflight, durationMs: warmupMs, op: handle.op, samplesMax: 1 << 16 })
     const before = handle.counters?.()
-    const capacity = Math.min(1 << 22, Math.max(1 << 16, Math.ceil(durationMs * 2000)))
-    const r = await closedLoop({ clients: c.inflight, durationMs, op: handle.op, samplesMax: capacity })
+    const capacity = Math.min(1 << 22, Math.max(1 << 16, Math.ceil(sliceMs * 2000)))
+    const r = await closedLoop({ clients: c.inflight, durationMs: sliceMs, op: handle.op, samplesMax: capacity })
     const after = handle.counters?.()
     await handle.close()
     handle = null
-    const row = {
-      engine: e.name,
-      family: e.family,
-      label: e.label,
-      recordBytes: c.recordBytes,
-      inflight: c.inflight,
-      ops: r.ops,
-      seconds: r.seconds,
-      opsPerSec: r.opsPerSec,
-      MBps: (r.opsPerSec * c.recordBytes) / 1e6,
-      ...r.latency,
-    }
+    const row = { ops: r.ops, seconds: r.seconds, opsPerSec: r.opsPerSec, ...r.latency }
     if (before && after) {
       const groups = after.groups - before.groups
       row.groups = groups
@@ -229,15 +204,8 @@ for (const c of cases) {
       row.fsyncsPerSec = (after.fsyncs - before.fsyncs) / r.seconds
       if (after.backend) row.backend = after.backend
     }
-    // The device's limit for this shape: a raw loop writing one full group (every caller's
-    // record) per fdatasync on a preallocated file.
-    const dev = raw('prealloc', c.recordBytes * c.inflight)
-    if (dev) {
-      row.deviceOpsPerSec = dev.writesPerSec * c.inflight
-      row.deviceFraction = r.opsPerSec / row.deviceOpsPerSec
-    }
-    results.push(row)
     log(`${tag}: ${int(r.opsPerSec)} ops/s, p50 ${us(r.latency.p50Us)}, p99 ${us(r.latency.p99Us)}`)
+    return row
   } catch (err) {
     if (err?.code === 'ERR_URINGDB_IO_URING_UNAVAILABLE') {
       refused.add(e.name)
@@ -247,9 +215,99 @@ for (const c of cases) {
       failures.push({ engine: e.name, shape: `${bytes(c.recordBytes)} × ${c.inflight}`, error: String(err?.stack ?? err) })
       log(`${tag}: FAILED: ${err?.stack ?? err}`)
     }
+    return null
   } finally {
     if (handle) await handle.close().catch(() => {})
     removeDir(dir)
+  }
+}
+
+const slices = new Map() // `${engine}|${recordBytes}|${inflight}` → rows, one per round
+for (let round = 0; round < rounds; round++) {
+  if (rawsyncBinary) {
+    const dir = tempDir('rawsync')
+    try {
+      log(`round ${round + 1}/${rounds}: rawsync, ${rawsyncSizes.length} sizes × 3 modes, ${rawsyncSliceMs} ms each`)
+      rawsyncRounds.push(
+        runRawsync(rawsyncBinary, {
+          dir,
+          sizes: rawsyncSizes,
+          modes: ['append', 'prealloc', 'fallocate'],
+          durationMs: rawsyncSliceMs,
+          warmupMs: args.tiny ? 20 : 100,
+          regionBytes: args.tiny ? 8 * MiB : undefined,
+        }),
+      )
+    } catch (err) {
+      failures.push({ engine: 'rawsync', shape: null, error: err.message })
+      log(`rawsync failed: ${err.message}`)
+      rawsyncBinary = null
+    } finally {
+      removeDir(dir)
+    }
+  }
+  let index = 0
+  for (const c of cases) {
+    const n = c.engines.length
+    for (let k = 0; k < n; k++) {
+      const e = c.engines[(k + round) % n]
+      index++
+      if (refused.has(e.name)) continue
+      const tag = `round ${round + 1}/${rounds} [${index}/${caseCount}] ${e.name} ${bytes(c.recordBytes)} × ${c.inflight} in flight`
+      const row = await runSlice(e, c, tag)
+      if (!row) continue
+      const key = `${e.name}|${c.recordBytes}|${c.inflight}`
+      if (!slices.has(key)) slices.set(key, [])
+      slices.get(key).push(row)
+    }
+  }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+// rawsync: per (mode, size), the median round by writes/s.
+const rawsync = []
+if (rawsyncRounds.length > 0) {
+  for (const line of rawsyncRounds[0]) {
+    const all = rawsyncRounds.map((lines) => lines.find((l) => l.mode === line.mode && l.bytesPerWrite === line.bytesPerWrite)).filter(Boolean)
+    const sorted = [...all].sort((a, b) => a.writesPerSec - b.writesPerSec)
+    const mid = sorted[Math.floor((sorted.length - 1) / 2)]
+    rawsync.push({ ...mid, rounds: all.length, writesPerSecMin: sorted[0].writesPerSec, writesPerSecMax: sorted.at(-1).writesPerSec })
+  }
+}
+const raw = (mode, size) => rawsync.find((r) => r.mode === mode && r.bytesPerWrite === size)
+
+const results = []
+for (const c of cases) {
+  for (const e of c.engines) {
+    const rows = slices.get(`${e.name}|${c.recordBytes}|${c.inflight}`)
+    if (!rows) continue
+    const sorted = [...rows].sort((a, b) => a.opsPerSec - b.opsPerSec)
+    const mid = sorted[Math.floor((sorted.length - 1) / 2)]
+    const row = {
+      engine: e.name,
+      family: e.family,
+      label: e.label,
+      recordBytes: c.recordBytes,
+      inflight: c.inflight,
+      ...mid,
+      opsPerSec: median(rows.map((r) => r.opsPerSec)),
+      opsPerSecMin: sorted[0].opsPerSec,
+      opsPerSecMax: sorted.at(-1).opsPerSec,
+      rounds: rows,
+    }
+    row.MBps = (row.opsPerSec * c.recordBytes) / 1e6
+    // The device's limit for this shape: a raw loop writing one full group (every caller's
+    // record) per fdatasync on a preallocated file.
+    const dev = raw('prealloc', c.recordBytes * c.inflight)
+    if (dev) {
+      row.deviceOpsPerSec = dev.writesPerSec * c.inflight
+      row.deviceFraction = row.opsPerSec / row.deviceOpsPerSec
+    }
+    results.push(row)
   }
 }
 
@@ -290,11 +348,26 @@ for (const b of backends) {
 
 // ---- report ---------------------------------------------------------------------------------------
 
+/** The slowest–fastest round, as a compact range ("" with one round). */
+function spread(min, max) {
+  if (rounds < 2 || !Number.isFinite(min)) return ''
+  const k = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(x >= 1e5 ? 0 : 1)}k` : x.toFixed(0))
+  return `${k(min)}–${k(max)}`
+}
+
 const out = []
 const m = machine
 out.push(`# uringdb durable-append workload${args.tiny ? ' (tiny mode: numbers are not meaningful)' : ''}`)
 out.push('')
-out.push(`${new Date().toISOString()} · ${durationMs / 1000} s per case after ${warmupMs / 1000} s warm-up · closed loop (N callers each awaiting its append, then issuing the next)`)
+if (runnable.some((e) => e.family === 'uringdb') && machine.uringdb.build !== 'release') {
+  out.push(`**Warning: uringdb is a ${machine.uringdb.build} build, not a release build (\`npm run build\`): its numbers are not meaningful.**`)
+  out.push('')
+}
+out.push(
+  `${new Date().toISOString()} · ${durationMs / 1000} s per case in ${rounds} round(s) of ${sliceMs / 1000} s, each after a ` +
+    `${warmupMs / 1000} s warm-up on a fresh instance · closed loop (N callers each awaiting its append, then issuing the next) · ` +
+    `numbers are the median round, "spread" the slowest–fastest round`,
+)
 out.push('')
 out.push('## Machine')
 out.push('')
@@ -311,7 +384,7 @@ out.push(
       ['device', m.device ? `${m.device.name}${m.device.model ? ' ' + m.device.model : ''}, rotational ${m.device.rotational}, write cache ${m.device.writeCache ?? '?'}, fua ${m.device.fua ?? '?'}` : 'unknown'],
       ['kernel.io_uring_disabled', m.ioUringDisabled ?? 'absent'],
       ['closed-loop ceiling (no-op, 1024 callers)', `${int(m.harnessOpsPerSec)} ops/s`],
-      ['uringdb', `${m.uringdb.version}; auto → ${m.uringdb.autoBackend ?? 'n/a'}${m.uringdb.fallbackReason ? ` (fallback: ${m.uringdb.fallbackReason})` : ''}`],
+      ['uringdb', `${m.uringdb.version}, ${m.uringdb.build} build (${m.uringdb.entry}); auto → ${m.uringdb.autoBackend ?? 'n/a'}${m.uringdb.fallbackReason ? ` (fallback: ${m.uringdb.fallbackReason})` : ''}`],
       ['uringdb features', (m.uringdb.features ?? []).join(', ') || 'n/a'],
     ],
     ['l', 'l'],
@@ -324,17 +397,18 @@ if (rawsync.length > 0) {
   out.push('')
   out.push(
     markdownTable(
-      ['mode', 'bytes/write', 'writes/s', '100 B records/s', 'MB/s', 'p50', 'p99'],
+      ['mode', 'bytes/write', 'writes/s', 'spread', '100 B records/s', 'MB/s', 'p50', 'p99'],
       rawsync.map((r) => [
         r.mode,
         bytes(r.bytesPerWrite),
         int(r.writesPerSec),
+        spread(r.writesPerSecMin, r.writesPerSecMax),
         int((r.writesPerSec * r.bytesPerWrite) / 100),
         fixed(r.MBps),
         us(r.p50Us),
         us(r.p99Us),
       ]),
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   )
   out.push('')
@@ -357,6 +431,7 @@ for (const s of shapeKeys) {
       bytes(r.recordBytes),
       r.inflight,
       int(r.opsPerSec),
+      spread(r.opsPerSecMin, r.opsPerSecMax),
       fixed(r.MBps),
       us(r.p50Us),
       us(r.p99Us),
@@ -368,8 +443,8 @@ for (const s of shapeKeys) {
   }
 }
 out.push(
-  markdownTable(['engine', 'record', 'in flight', 'ops/s', 'MB/s', 'p50', 'p99', 'p99.9', 'rec/group', 'fsync/s', 'device'], rows, [
-    'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r',
+  markdownTable(['engine', 'record', 'in flight', 'ops/s', 'spread', 'MB/s', 'p50', 'p99', 'p99.9', 'rec/group', 'fsync/s', 'device'], rows, [
+    'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r',
   ]),
 )
 out.push('')
@@ -410,6 +485,8 @@ const report = {
   when: new Date().toISOString(),
   mode: args.tiny ? 'tiny' : 'full',
   durationMs,
+  rounds,
+  sliceMs,
   warmupMs,
   machine,
   engines: runnable.map((e) => ({ name: e.name, label: e.label, durability: e.durability })),

@@ -37,3 +37,24 @@ export function uringdbVersion() {
     return 'unknown'
   }
 }
+
+/**
+ * 'release' or 'debug' as recorded by scripts/build.sh for this repository's build, or
+ * 'unknown' (another build chosen with URINGDB_ENTRY, or no stamp). A debug build's numbers
+ * say nothing about uringdb's speed.
+ */
+export function buildProfile() {
+  if (process.env.URINGDB_ENTRY) {
+    const stamp = path.join(path.dirname(distEntry), '..', 'uringdb-build.stamp')
+    try {
+      return fs.readFileSync(stamp, 'utf8').trim()
+    } catch {
+      return 'unknown'
+    }
+  }
+  try {
+    return fs.readFileSync(path.join(repoRoot, 'target', 'uringdb-build.stamp'), 'utf8').trim()
+  } catch {
+    return 'unknown'
+  }
+}
