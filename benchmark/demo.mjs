@@ -25,6 +25,8 @@ const args = parseArgs(process.argv.slice(2), {
   backend: { type: 'string', default: 'auto' },
 })
 const writers = Math.floor(args.writers)
+// No append completing for this long is a stuck engine: fail instead of hanging.
+const STALL_MS = 30_000
 const dir = path.resolve(args.dir)
 const tty = Boolean(process.stdout.isTTY)
 const say = (line = '') => process.stdout.write(line + '\n')
@@ -57,7 +59,9 @@ function makeEvent(id) {
 
 const BAR_CELLS = 30
 let lastLineAt = 0
+let finished = false
 function progress(elapsedS, appends, bytes, ratePerS) {
+  if (finished) return
   const done = Math.min(1, elapsedS / args.duration)
   const text =
     `${fixed(elapsedS)} s / ${args.duration} s  ${int(appends)} durable appends  ` +
@@ -70,6 +74,8 @@ function progress(elapsedS, appends, bytes, ratePerS) {
     lastLineAt = elapsedS
     say(`progress ${String(Math.round(done * 100)).padStart(3)}%  ${text}`)
   }
+  // Past the deadline the loop only waits for appends in flight: one 100% line is enough.
+  if (done >= 1) finished = true
 }
 
 // ---- run ---------------------------------------------------------------------------------------
@@ -116,18 +122,37 @@ async function appendOne() {
 let lastOps = 0
 let lastAt = process.hrtime.bigint()
 const runStart = lastAt
-const run = await closedLoop({
-  clients: writers,
-  durationMs: args.duration * 1000,
-  op: appendOne,
-  onProgress: () => {
-    const now = process.hrtime.bigint()
-    const rate = ((acked - lastOps) * 1e9) / Number(now - lastAt)
-    lastOps = acked
-    lastAt = now
-    progress(Number(now - runStart) / 1e9, acked, ackedBytes, rate)
-  },
-})
+let run
+try {
+  run = await closedLoop({
+    clients: writers,
+    durationMs: args.duration * 1000,
+    op: appendOne,
+    stallMs: STALL_MS,
+    onProgress: () => {
+      const now = process.hrtime.bigint()
+      const rate = ((acked - lastOps) * 1e9) / Number(now - lastAt)
+      lastOps = acked
+      lastAt = now
+      progress(Number(now - runStart) / 1e9, acked, ackedBytes, rate)
+    },
+  })
+} catch (err) {
+  // A failed or stuck log: say what happened with the engine's own counters, and exit non-zero
+  // without waiting for appends that may never complete.
+  if (tty) say()
+  say()
+  say(`✗ the workload failed after ${int(acked)} acknowledged appends: ${err?.code ? `[${err.code}] ` : ''}${err?.message ?? err}`)
+  if (err?.cause) say(`  cause: ${err.cause.code ? `[${err.cause.code}] ` : ''}${err.cause.message ?? err.cause}`)
+  try {
+    const s = log.stats()
+    say(`  log.stats(): appends ${s.appends}, groups ${s.groups}, fsyncs ${s.fsyncs}, lastSeq ${s.lastSeq}, segments ${s.segments}, backend ${s.backend}`)
+  } catch (statsErr) {
+    say(`  log.stats() failed too: ${statsErr?.message ?? statsErr}`)
+  }
+  process.exit(1)
+}
+finished = false
 progress(run.seconds, acked, ackedBytes, run.opsPerSec)
 if (tty) say()
 const after = log.stats()

@@ -55,6 +55,9 @@ const durationMs = (args.duration ?? (args.tiny ? 0.25 : 3)) * 1000
 const rounds = Math.max(1, Math.floor(args.rounds ?? (args.tiny ? 1 : 3)))
 const sliceMs = durationMs / rounds
 const warmupMs = args.tiny ? 50 : Math.min(250, sliceMs / 4)
+// No completion for this long fails a case (an engine that loses a completion must not hang the run).
+const stallMs = args.tiny ? 20_000 : 30_000
+const CLOSE_TIMEOUT_MS = 10_000
 const rawsyncSliceMs = args.tiny ? 100 : Math.max(200, durationMs / 2 / rounds)
 
 // Every shape a closed loop runs: record size × appends in flight.
@@ -189,13 +192,14 @@ async function runSlice(e, c, tag) {
   let handle = null
   try {
     handle = await e.open(dir, { payload: payloadOf(c.recordBytes), tiny: args.tiny })
-    await closedLoop({ clients: c.inflight, durationMs: warmupMs, op: handle.op, samplesMax: 1 << 16 })
+    await closedLoop({ clients: c.inflight, durationMs: warmupMs, op: handle.op, samplesMax: 1 << 16, stallMs })
     const before = handle.counters?.()
     const capacity = Math.min(1 << 22, Math.max(1 << 16, Math.ceil(sliceMs * 2000)))
-    const r = await closedLoop({ clients: c.inflight, durationMs: sliceMs, op: handle.op, samplesMax: capacity })
+    const r = await closedLoop({ clients: c.inflight, durationMs: sliceMs, op: handle.op, samplesMax: capacity, stallMs })
     const after = handle.counters?.()
-    await handle.close()
+    const closing = handle.close()
     handle = null
+    await withTimeout(closing, CLOSE_TIMEOUT_MS)
     const row = { ops: r.ops, seconds: r.seconds, opsPerSec: r.opsPerSec, ...r.latency }
     if (before && after) {
       const groups = after.groups - before.groups
@@ -217,9 +221,19 @@ async function runSlice(e, c, tag) {
     }
     return null
   } finally {
-    if (handle) await handle.close().catch(() => {})
+    // After a failure (a stall above all) close may never resolve: give it a bounded wait and
+    // leave the instance behind.
+    if (handle) await withTimeout(handle.close(), CLOSE_TIMEOUT_MS).catch((err) => log(`${tag}: close: ${err.message}`))
     removeDir(dir)
   }
+}
+
+function withTimeout(promise, ms) {
+  let timer
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not finish within ${ms / 1000} s`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
 const slices = new Map() // `${engine}|${recordBytes}|${inflight}` → rows, one per round
@@ -500,4 +514,5 @@ const jsonPath = args.json ?? path.join(benchDir, 'results', `${report.when.repl
 fs.mkdirSync(path.dirname(jsonPath), { recursive: true })
 fs.writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n')
 log(`results written to ${jsonPath}`)
-process.exitCode = failures.length > 0 ? 1 : 0
+// Exit explicitly: an engine abandoned after a stall may still hold the event loop open.
+process.exit(failures.length > 0 ? 1 : 0)
