@@ -23,6 +23,17 @@ const variants = [
   { title: 'mixed sync/no-sync appends: synced ones survive SIGKILL', mode: 'mixed', env: {} },
 ];
 
+test.serial('sync:true appends survive SIGKILL while truncateBefore keeps deleting old segments', async (t) => {
+  t.timeout(60_000 + COUNT * 10_000);
+  const dir = tmpDir(t);
+  // Small records' worth of 1 MiB segments fill in a few iterations; truncation trails by 2000.
+  const result = await runKillLoop(t, { dir, count: COUNT, mode: 'truncate', env: { URINGDB_FAULT_VFS: 'drop-unsynced' } });
+  if (result.failed) return;
+  t.true(result.ackTotal > 0, 'appends were acknowledged');
+  t.true(result.firstSeq > 1, `truncation happened (final firstSeq ${result.firstSeq}, lastSeq ${result.lastSeq})`);
+  t.log(`${COUNT} kills, ${result.ackTotal} acks, final firstSeq ${result.firstSeq}, lastSeq ${result.lastSeq}`);
+});
+
 for (const { title, mode, env } of variants) {
   test.serial(title, async (t) => {
     t.timeout(60_000 + COUNT * 10_000);

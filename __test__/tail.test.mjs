@@ -2,8 +2,8 @@
 // normally when the signal aborts or the log closes.
 
 import test from 'ava';
-import { openTestLog } from './helpers/uringdb.mjs';
-import { tmpDir, withTimeout, sleep } from './helpers/util.mjs';
+import { openTestLog, iterations } from './helpers/uringdb.mjs';
+import { tmpDir, withTimeout, sleep, collect } from './helpers/util.mjs';
 
 const WAIT_MS = 20_000;
 
@@ -164,4 +164,88 @@ test('tail keeps up with a burst of appends: every record once, in order', async
   }
   ac.abort();
   await withTimeout(Promise.all([tail.done, tail2.done]), WAIT_MS, 'tails to end after abort');
+});
+
+// One round: a tail from 1 and a loop of full read() passes run while 64 writers append
+// 2000 records each to a fresh log. Returns what went wrong, if anything.
+async function tailWhileAppending(t) {
+  const log = await open(t, tmpDir(t), { segmentBytes: 1 << 20 });
+  const payload = (w, i) => Buffer.alloc(30 + ((w * 31 + i * 17) % 200), w);
+  const writers = 64;
+  const perWriter = 2000;
+  const total = writers * perWriter;
+  const ac = new AbortController();
+  const received = [];
+  let tailError = null;
+  const tailing = (async () => {
+    try {
+      for await (const r of log.tail({ from: 1, signal: ac.signal })) {
+        received.push(r.seq);
+        if (received.length === total) break;
+      }
+    } catch (err) {
+      tailError = err;
+    }
+  })();
+  let readError = null;
+  let readPasses = 0;
+  let stop = false;
+  const reading = (async () => {
+    try {
+      while (!stop) {
+        let next = 1;
+        for await (const r of log.read({ from: 1 })) {
+          if (r.seq !== next++) throw new Error(`read() yielded seq ${r.seq}, expected ${next - 1}`);
+        }
+        readPasses++;
+      }
+    } catch (err) {
+      readError = err;
+    }
+  })();
+
+  const acks = await Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      const seqs = [];
+      for (let i = 0; i < perWriter; i++) seqs.push(await log.append(payload(w, i)));
+      return seqs;
+    }),
+  );
+  stop = true;
+  await withTimeout(tailing, WAIT_MS, `the tail to reach ${total} records`).catch(() => {});
+  ac.abort();
+  await withTimeout(reading, WAIT_MS, 'the reader loop to stop');
+
+  const problems = [];
+  if (tailError) problems.push(`tail() failed after ${received.length} records: ${tailError.code} ${tailError.message}`);
+  if (readError) problems.push(`read() failed: ${readError.code} ${readError.message}`);
+  if (readPasses === 0) problems.push('the reader completed no pass');
+  if (!tailError && received.length !== total) problems.push(`the tail saw ${received.length} of ${total} records`);
+  for (let i = 0; i < received.length; i++) {
+    if (received[i] !== i + 1) {
+      problems.push(`the tail yielded seq ${received[i]} at position ${i}`);
+      break;
+    }
+  }
+  const records = await collect(log.read());
+  let wrong = 0;
+  acks.forEach((seqs, w) => seqs.forEach((seq, i) => {
+    if (!records[seq - 1]?.data.equals(payload(w, i))) wrong++;
+  }));
+  if (wrong > 0) problems.push(`${wrong} acknowledged records are not at their seq with their bytes`);
+  await log.close();
+  return problems;
+}
+
+test('tail and read() running while 64 writers append see every record intact', async (t) => {
+  t.timeout(180_000);
+  const rounds = iterations(8);
+  for (let round = 1; round <= rounds; round++) {
+    const problems = await tailWhileAppending(t);
+    if (problems.length > 0) {
+      t.fail(`round ${round} of ${rounds}:\n  ${problems.join('\n  ')}`);
+      return;
+    }
+  }
+  t.pass();
 });

@@ -13,6 +13,8 @@ export function parseAppenderOutput(lines) {
   const acks = [];
   let syncCovered = 0;
   let visible = 0;
+  let truncateRequested = 0;
+  const readerErrors = [];
   let ready = null;
   let error = null;
   let opening = false;
@@ -26,15 +28,19 @@ export function parseAppenderOutput(lines) {
       acks.push({ seq, id: { writer, counter, batchStart, batchLen, sync: sync === 1 } });
     } else if (line.startsWith('Y ')) {
       syncCovered = Math.max(syncCovered, Number(line.slice(2)));
+    } else if (line.startsWith('T ')) {
+      truncateRequested = Math.max(truncateRequested, Number(line.slice(2)));
     } else if (line.startsWith('V ')) {
       visible = Math.max(visible, Number(line.slice(2)));
     } else if (line.startsWith('READY ')) {
       ready = parseTagged(line, 'READY');
     } else if (line.startsWith('E ')) {
       error = parseTagged(line, 'E');
+    } else if (line.startsWith('X ')) {
+      readerErrors.push(parseTagged(line, 'X'));
     }
   }
-  return { acks, syncCovered, visible, ready, error, opening };
+  return { acks, syncCovered, visible, truncateRequested, readerErrors, ready, error, opening };
 }
 
 /**
@@ -45,20 +51,29 @@ export class KillVerifier {
   constructor(dir, openOptions) {
     this.dir = dir;
     this.openOptions = openOptions;
-    /** Record bytes of seq 1..n as recovered by the previous verification. */
+    /** Record bytes of seq knownFirst.. as recovered by the previous verification. */
     this.known = [];
+    this.knownFirst = 1;
+    /** Highest seq any child passed to truncateBefore (records below it may be gone). */
+    this.truncatedTo = 0;
+    /** firstSeq of the previous recovery (truncated records never come back). */
+    this.prevFirstSeq = 0;
   }
 
   /**
    * Reopens the log in this process and returns a list of problems (empty when all is well).
-   * `mode` 'sync': every ack is required; 'mixed': sync:true acks and every ack at or below the
-   * highest seq covered by a completed sync() are required.
+   * `mode` 'sync' / 'truncate': every ack is required (unless truncated away); 'mixed':
+   * sync:true acks and every ack at or below the highest seq covered by a completed sync()
+   * are required.
    */
-  async verify({ run, mode, acks, syncCovered, visible = 0, ready }) {
+  async verify({ run, mode, acks, syncCovered = 0, visible = 0, truncateRequested = 0, readerErrors = [], ready }) {
     const problems = [];
     const problem = (text) => {
       if (problems.length < MAX_PROBLEMS) problems.push(text);
     };
+    for (const e of readerErrors) problem(`a reader in the child failed while appends went on: ${e.code} ${e.message}`);
+    const truncatedTo = Math.max(this.truncatedTo, truncateRequested);
+    const knownEnd = this.knownFirst + this.known.length; // exclusive
 
     let log;
     try {
@@ -70,7 +85,7 @@ export class KillVerifier {
     const firstSeq = log.firstSeq;
     const lastSeq = log.lastSeq;
     try {
-      records = await readAll(log, { from: 1 });
+      records = await readAll(log); // from the first record
     } catch (err) {
       await log.close();
       return { problems: [`read after kill failed: ${err?.code} ${err?.message}`], lastSeq, required: 0 };
@@ -79,46 +94,57 @@ export class KillVerifier {
 
     if (lastSeq === 0) {
       if (firstSeq !== 0) problem(`empty log but firstSeq=${firstSeq} (expected 0)`);
-    } else if (firstSeq !== 1) {
-      problem(`firstSeq=${firstSeq}, expected 1 (nothing was truncated)`);
+      if (knownEnd > 1) problem(`the log is empty, but an earlier recovery had records up to seq ${knownEnd - 1}`);
+    } else {
+      if (firstSeq < 1 || firstSeq > lastSeq) problem(`firstSeq=${firstSeq} is outside 1..lastSeq=${lastSeq}`);
+      if (firstSeq > Math.max(1, truncatedTo)) {
+        problem(`firstSeq=${firstSeq}, but nothing at or above seq ${Math.max(1, truncatedTo)} was ever truncated`);
+      }
+      if (firstSeq < this.prevFirstSeq) problem(`firstSeq went back from ${this.prevFirstSeq} to ${firstSeq}: truncated records reappeared`);
     }
-    if (records.length !== lastSeq) problem(`read() yielded ${records.length} records but lastSeq=${lastSeq}`);
+    const expectedCount = lastSeq === 0 ? 0 : lastSeq - firstSeq + 1;
+    if (records.length !== expectedCount) problem(`read() yielded ${records.length} records for firstSeq=${firstSeq} lastSeq=${lastSeq}`);
     for (let i = 0; i < records.length; i++) {
-      if (records[i].seq !== i + 1) {
-        problem(`record #${i} has seq ${records[i].seq}, expected ${i + 1} (gap or reorder)`);
+      if (records[i].seq !== firstSeq + i) {
+        problem(`record #${i} has seq ${records[i].seq}, expected ${firstSeq + i} (gap or reorder)`);
         break;
       }
       if (!Buffer.isBuffer(records[i].data)) {
-        problem(`record seq ${i + 1}: data is not a Buffer`);
+        problem(`record seq ${firstSeq + i}: data is not a Buffer`);
         break;
       }
     }
+    const at = (seq) => records[seq - firstSeq]?.data;
 
-    // What earlier recoveries saw must still be there, byte for byte.
-    if (records.length < this.known.length) {
-      problem(`log shrank: earlier recovery had ${this.known.length} records, now ${records.length}`);
+    // What earlier recoveries saw must still be there, byte for byte (unless truncated).
+    if (knownEnd - 1 > lastSeq) problem(`log shrank: an earlier recovery had records up to seq ${knownEnd - 1}, now lastSeq=${lastSeq}`);
+    for (let seq = Math.max(firstSeq, this.knownFirst); seq < Math.min(knownEnd, lastSeq + 1); seq++) {
+      if (!at(seq)?.equals(this.known[seq - this.knownFirst])) problem(`record seq ${seq} changed since the previous recovery`);
     }
-    for (let i = 0; i < Math.min(this.known.length, records.length); i++) {
-      if (!records[i].data.equals(this.known[i])) problem(`record seq ${i + 1} changed since the previous recovery`);
-    }
-    if (ready && ready.lastSeq !== this.known.length) {
-      problem(`the child recovered lastSeq=${ready.lastSeq}, the previous in-process recovery had ${this.known.length}`);
+    if (ready && ready.lastSeq !== knownEnd - 1) {
+      problem(`the child recovered lastSeq=${ready.lastSeq}, the previous in-process recovery had ${knownEnd - 1}`);
     }
 
-    // Everything new must be exactly a record this run produced, per writer in order, whole batches.
+    // Everything new must be exactly a record this run produced, per writer in order, whole
+    // batches. (If truncation reached into this run's records, a writer may start mid-way.)
+    const newFrom = Math.max(knownEnd, firstSeq);
+    const mayStartMidway = firstSeq > knownEnd;
     const perWriter = new Map(); // writer -> { next counter expected, last id }
-    for (let i = this.known.length; i < records.length; i++) {
-      const seq = i + 1;
-      const id = parseRecord(records[i].data);
+    const newIds = new Map(); // seq -> id
+    for (let seq = newFrom; seq <= lastSeq; seq++) {
+      const data = at(seq);
+      if (!data) break;
+      const id = parseRecord(data);
       if (id === null) {
-        problem(`record seq ${seq} (${records[i].data.length} bytes) is not a record the child produced (garbage)`);
+        problem(`record seq ${seq} (${data.length} bytes) is not a record the child produced (garbage)`);
         continue;
       }
       if (id.run !== run) {
-        problem(`record seq ${seq} is from run ${id.run}, expected only run ${run} beyond seq ${this.known.length}`);
+        problem(`record seq ${seq} is from run ${id.run}, expected only run ${run} beyond seq ${knownEnd - 1}`);
         continue;
       }
-      const w = perWriter.get(id.writer) ?? { next: 0, last: null };
+      newIds.set(seq, id);
+      const w = perWriter.get(id.writer) ?? { next: mayStartMidway ? id.counter : 0, last: null };
       if (id.counter !== w.next) problem(`record seq ${seq} (${idString(id)}): writer ${id.writer} expected counter ${w.next} (duplicate or hole)`);
       w.next = id.counter + 1;
       w.last = { seq, id };
@@ -140,14 +166,16 @@ export class KillVerifier {
       const id = { run, ...ack.id };
       if (ackedSeqs.has(seq)) problem(`seq ${seq} was acknowledged twice`);
       ackedSeqs.add(seq);
-      if (seq <= this.known.length) problem(`seq ${seq} (${idString(id)}) was acknowledged but belongs to an earlier recovered record`);
+      if (seq < knownEnd) problem(`seq ${seq} (${idString(id)}) was acknowledged but belongs to an earlier recovered record`);
       maxAckedCounter.set(id.writer, Math.max(maxAckedCounter.get(id.writer) ?? -1, id.counter));
-      const isRequired = mode === 'sync' || id.sync || seq <= syncCovered;
+      const isRequired = mode !== 'mixed' || id.sync || seq <= syncCovered;
       if (isRequired) required++;
-      if (seq <= records.length) {
+      if (seq < firstSeq) {
+        if (seq >= truncatedTo) problem(`acknowledged record seq ${seq} (${idString(id)}) is gone although only seqs below ${truncatedTo} were truncated (firstSeq ${firstSeq})`);
+      } else if (seq <= lastSeq) {
         const expected = makeRecord(id);
-        if (!records[seq - 1].data.equals(expected)) {
-          const found = parseRecord(records[seq - 1].data);
+        if (!at(seq).equals(expected)) {
+          const found = parseRecord(at(seq));
           problem(`ack seq ${seq} (${idString(id)}): log has ${found ? idString(found) : 'other bytes'} at that seq`);
         }
       } else if (isRequired) {
@@ -162,20 +190,21 @@ export class KillVerifier {
     }
 
     // Beyond its acknowledgements each writer may have at most its one in-flight call in the log.
-    for (const [writer, w] of perWriter) {
+    for (const writer of perWriter.keys()) {
       const acked = maxAckedCounter.get(writer) ?? -1;
-      for (let i = this.known.length; i < records.length; i++) {
-        const id = parseRecord(records[i].data);
-        if (id && id.writer === writer && id.counter > acked && id.batchStart !== acked + 1) {
-          problem(`writer ${writer}: unacknowledged record ${idString(id)} at seq ${i + 1} is beyond its single in-flight call (last ack counter ${acked})`);
+      for (const [seq, id] of newIds) {
+        if (id.writer === writer && id.counter > acked && id.batchStart !== acked + 1) {
+          problem(`writer ${writer}: unacknowledged record ${idString(id)} at seq ${seq} is beyond its single in-flight call (last ack counter ${acked})`);
           break;
         }
       }
-      void w;
     }
 
     this.known = records.map((r) => r.data);
-    return { problems, lastSeq, required };
+    this.knownFirst = lastSeq === 0 ? 1 : firstSeq;
+    this.truncatedTo = truncatedTo;
+    this.prevFirstSeq = firstSeq;
+    return { problems, lastSeq, firstSeq, required };
   }
 }
 
@@ -191,6 +220,7 @@ export async function runKillLoop(t, { dir, count, mode, env = {}, wrapper = [],
   let ackTotal = 0;
   let requiredTotal = 0;
   let lastSeq = 0;
+  let firstSeq = 0;
   const backends = new Set();
   for (let i = 0; i < count; i++) {
     const run = i + 1;
@@ -215,7 +245,7 @@ export async function runKillLoop(t, { dir, count, mode, env = {}, wrapper = [],
       return { ackTotal, requiredTotal, lastSeq, backends, failed: true };
     }
     if (out.ready) backends.add(out.ready.backend);
-    const result = await verifier.verify({ run, mode, acks: out.acks, syncCovered: out.syncCovered, visible: out.visible, ready: out.ready });
+    const result = await verifier.verify({ run, mode, ...out });
     if (result.problems.length > 0) {
       t.fail(
         `iteration ${run} (${mode}, ${out.acks.length} acks, killed ${early ? 'early' : 'while appending'}): ` +
@@ -226,6 +256,7 @@ export async function runKillLoop(t, { dir, count, mode, env = {}, wrapper = [],
     ackTotal += out.acks.length;
     requiredTotal += result.required;
     lastSeq = result.lastSeq;
+    firstSeq = result.firstSeq;
   }
-  return { ackTotal, requiredTotal, lastSeq, backends, failed: false };
+  return { ackTotal, requiredTotal, lastSeq, firstSeq, backends, failed: false };
 }
