@@ -71,7 +71,9 @@ impl Mode {
             "append" => Ok(Mode::Append),
             "prealloc" => Ok(Mode::Prealloc),
             "fallocate" => Ok(Mode::Fallocate),
-            _ => Err(format!("unknown mode {s:?} (accepted: append, prealloc, fallocate)")),
+            _ => Err(format!(
+                "unknown mode {s:?} (accepted: append, prealloc, fallocate)"
+            )),
         }
     }
 
@@ -124,7 +126,12 @@ fn parse_args() -> Result<Args, String> {
                     return Err(format!("--sizes: {bad} is outside 1..={WRITE_BYTES_MAX}"));
                 }
             }
-            "--modes" => args.modes = value.split(',').map(Mode::parse).collect::<Result<_, _>>()?,
+            "--modes" => {
+                args.modes = value
+                    .split(',')
+                    .map(Mode::parse)
+                    .collect::<Result<_, _>>()?
+            }
             "--duration-ms" => args.duration = Duration::from_millis(number(&value)?),
             "--warmup-ms" => args.warmup = Duration::from_millis(number(&value)?),
             "--region-bytes" => args.region_bytes = Some(number(&value)?),
@@ -160,8 +167,18 @@ fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
 
 /// Creates the file for one loop and prepares it as `mode` says; returns its region size
 /// (0 for `append`).
-fn prepare(path: &Path, mode: Mode, bytes_per_write: u64, requested: Option<u64>) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+fn prepare(
+    path: &Path,
+    mode: Mode,
+    bytes_per_write: u64,
+    requested: Option<u64>,
+) -> io::Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     let region = match mode {
         Mode::Append => 0,
         Mode::Prealloc => {
@@ -194,12 +211,20 @@ struct Loop {
 }
 
 /// Writes `buf` then fdatasyncs, over and over, until `duration` has passed.
-fn run_loop(file: &mut File, mode: Mode, region: u64, offset: &mut u64, buf: &[u8], duration: Duration, record: bool) -> io::Result<Loop> {
+fn run_loop(
+    file: &mut File,
+    mode: Mode,
+    region: u64,
+    offset: &mut u64,
+    buf: &[u8],
+    duration: Duration,
+    record: bool,
+) -> io::Result<Loop> {
     let mut latencies_ns = Vec::with_capacity(if record { SAMPLES_MAX.min(1 << 16) } else { 0 });
     let start = Instant::now();
     let mut writes = 0u64;
     loop {
-        if mode == Mode::Fallocate && *offset % region == 0 && *offset > 0 {
+        if mode == Mode::Fallocate && (*offset).is_multiple_of(region) && *offset > 0 {
             reserve(file, *offset, region)?;
         }
         if mode == Mode::Prealloc && *offset == region {
@@ -219,7 +244,11 @@ fn run_loop(file: &mut File, mode: Mode, region: u64, offset: &mut u64, buf: &[u
             latencies_ns.push(t1.duration_since(t0).as_nanos() as u64);
         }
         if t1.duration_since(start) >= duration {
-            return Ok(Loop { writes, elapsed: t1.duration_since(start), latencies_ns });
+            return Ok(Loop {
+                writes,
+                elapsed: t1.duration_since(start),
+                latencies_ns,
+            });
         }
     }
 }
@@ -234,14 +263,35 @@ fn percentile_us(sorted_ns: &[u64], p: f64) -> f64 {
 }
 
 fn measure(args: &Args, mode: Mode, bytes_per_write: u64, buf: &[u8]) -> io::Result<String> {
-    let path = args.dir.join(format!("rawsync-{}-{}-{}.dat", std::process::id(), mode.name(), bytes_per_write));
+    let path = args.dir.join(format!(
+        "rawsync-{}-{}-{}.dat",
+        std::process::id(),
+        mode.name(),
+        bytes_per_write
+    ));
     let result = (|| {
         let (mut file, region) = prepare(&path, mode, bytes_per_write, args.region_bytes)?;
         let mut offset = 0u64;
         if !args.warmup.is_zero() {
-            run_loop(&mut file, mode, region, &mut offset, buf, args.warmup, false)?;
+            run_loop(
+                &mut file,
+                mode,
+                region,
+                &mut offset,
+                buf,
+                args.warmup,
+                false,
+            )?;
         }
-        let mut l = run_loop(&mut file, mode, region, &mut offset, buf, args.duration, true)?;
+        let mut l = run_loop(
+            &mut file,
+            mode,
+            region,
+            &mut offset,
+            buf,
+            args.duration,
+            true,
+        )?;
         l.latencies_ns.sort_unstable();
         let seconds = l.elapsed.as_secs_f64();
         let writes_per_sec = l.writes as f64 / seconds;
@@ -306,7 +356,12 @@ fn main() -> ExitCode {
                     }
                 }
                 Err(e) => {
-                    eprintln!("rawsync: {} {} B in {}: {e}", mode.name(), size, args.dir.display());
+                    eprintln!(
+                        "rawsync: {} {} B in {}: {e}",
+                        mode.name(),
+                        size,
+                        args.dir.display()
+                    );
                     return ExitCode::FAILURE;
                 }
             }
