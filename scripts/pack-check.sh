@@ -7,7 +7,8 @@
 #          runs it: open a log, append, appendMany, read back, reopen, close, `await using`;
 #      (b) runs the same through require() from CommonJS (check.cjs);
 #      (c) compiles a file that passes wrong option types and requires tsc to reject every
-#          marked line (the types are real, not `any`).
+#          marked line (the types are real, not `any`);
+#      (d) compiles the ```ts examples of the packed README.md against the installed types.
 # Prints PASS/FAIL per check; exits non-zero when any check fails.
 #
 #   scripts/pack-check.sh [--keep]     (--keep leaves the temporary project for inspection)
@@ -185,6 +186,17 @@ if [[ $bad_rc != 0 && "$got" == "$expected" ]]; then
 else
   cat "$work/bad.log"
   fail "tsc must reject exactly lines $expected of bad.mts; it rejected lines: ${got:-none} (exit $bad_rc)"
+fi
+
+# The README's TypeScript examples, from the README inside the installed package, must compile
+# against the installed types (the documentation cannot drift from the API).
+if node "$root/scripts/readme-examples.mjs" node_modules/uringdb/README.md readme.mts >/dev/null &&
+  npx --no-install tsc --noEmit --strict --target ES2022 --module NodeNext --moduleResolution NodeNext \
+    --lib ES2022,ESNext.Disposable --types node readme.mts >"$work/readme.log" 2>&1; then
+  pass "the README's TypeScript examples compile (tsc --strict)"
+else
+  cat "$work/readme.log" 2>/dev/null || true
+  fail "the README's TypeScript examples compile (tsc --strict); see readme.mts"
 fi
 
 if ((failures > 0)); then
