@@ -158,7 +158,11 @@ if (!noMount) {
     const child = spawnChild(t, 'enospc-child.mjs', [dir, backend(), RECORD_BYTES, MAX_APPENDS], {
       env: { URINGDB_FAULT_VFS: `drop-unsynced,fail_write_after_bytes=${3 * MiB},errno=ENOSPC` },
     });
-    const line = await child.waitFor((l) => l.startsWith('RESULT ') || l.startsWith('E '), 60_000, 'RESULT');
+    const line = await child.waitFor((l) => /^(RESULT|HANG|E) /.test(l), 60_000, 'RESULT');
+    if (line.startsWith('HANG ')) {
+      t.fail(`with the injected ENOSPC, ${parseTagged(line, 'HANG').what} never settled`);
+      return;
+    }
     if (line.startsWith('E ')) {
       t.fail(`the child failed: ${line}\n${child.stderr()}`);
       return;

@@ -1,0 +1,62 @@
+// Injected I/O failures (URINGDB_FAULT_VFS in a child process): a failed write or fdatasync
+// rejects the appends it covers with the OS error, every later write rejects with
+// ERR_URINGDB_FAILED (cause: the original error) until the log is reopened, reads keep
+// working, close() completes, nothing acknowledged is lost, and the log reopens cleanly.
+// Nothing may hang.
+
+import test from 'ava';
+import { openTestLog, backend } from './helpers/uringdb.mjs';
+import { tmpDir, readAll } from './helpers/util.mjs';
+import { spawnChild, parseTagged } from './helpers/child.mjs';
+import { indexedRecord } from './helpers/records.mjs';
+
+const RECORD_BYTES = 32 * 1024;
+const MAX_APPENDS = 200;
+
+const cases = [
+  // Opening syncs a few times (segment preparation, directory): the 8th and 12th syncs are
+  // commit fdatasyncs of the first appends.
+  { title: 'a failed fdatasync (8th sync, EIO)', fault: 'drop-unsynced,fail_sync_nth=8,errno=EIO', errno: 'EIO' },
+  { title: 'a failed fdatasync (12th sync, EIO)', fault: 'drop-unsynced,fail_sync_nth=12,errno=EIO', errno: 'EIO' },
+  // Preparing the first two 1 MiB segments writes 2 MiB; the failure hits commit writes after that.
+  { title: 'a failed write (EIO)', fault: 'drop-unsynced,fail_write_after_bytes=2621440,errno=EIO', errno: 'EIO' },
+  { title: 'a failed write (ENOSPC)', fault: 'drop-unsynced,fail_write_after_bytes=2621440,errno=ENOSPC', errno: 'ENOSPC' },
+];
+
+for (const { title, fault, errno } of cases) {
+  test(`${title}: rejects, latches, keeps reads, loses nothing acknowledged`, async (t) => {
+    t.timeout(60_000);
+    const dir = tmpDir(t);
+    const child = spawnChild(t, 'fault-child.mjs', [dir, backend(), MAX_APPENDS], { env: { URINGDB_FAULT_VFS: fault } });
+    const line = await child.waitFor((l) => /^(RESULT|HANG|E) /.test(l), 50_000, 'RESULT');
+    if (line.startsWith('HANG ')) {
+      const hang = parseTagged(line, 'HANG');
+      t.fail(`with URINGDB_FAULT_VFS=${fault}: ${hang.what} never settled (after ${hang.acks} acknowledged appends)`);
+      return;
+    }
+    if (line.startsWith('E ')) {
+      t.fail(`open failed with URINGDB_FAULT_VFS=${fault}: ${line}`);
+      return;
+    }
+    const result = parseTagged(line, 'RESULT');
+    t.truthy(result.firstError, `no append failed within ${MAX_APPENDS} appends: the fault was never injected`);
+    t.is(result.firstError?.code, errno, `the failing append rejects with ${errno} (${JSON.stringify(result.firstError)})`);
+    t.is(result.laterError?.code, 'ERR_URINGDB_FAILED', `the next append rejects with ERR_URINGDB_FAILED (${JSON.stringify(result.laterError)})`);
+    t.is(result.laterError?.causeCode, errno, 'its cause is the original error');
+    t.is(result.readError, null, `reads keep working on the failed log (${JSON.stringify(result.readError)})`);
+    t.true(result.readable >= result.acks.length, 'every acknowledged record is readable on the failed log');
+    const { code } = await child.closed;
+    t.is(code, 0, `the child exited cleanly (stderr: ${child.stderr()})`);
+
+    const log = await openTestLog(dir, { segmentBytes: 1 << 20 });
+    t.teardown(() => log.close());
+    const records = await readAll(log);
+    t.deepEqual(records.map((r) => r.seq), records.map((_, i) => i + 1), 'seqs contiguous from 1 after reopen');
+    let missing = 0;
+    for (const [seq, index] of result.acks) if (!records[seq - 1]?.data.equals(indexedRecord(index, RECORD_BYTES))) missing++;
+    t.is(missing, 0, `all ${result.acks.length} acknowledged records survive`);
+    t.true(records.length <= result.acks.length + 1, 'at most the failed record beyond the acknowledged ones');
+    const seq = await log.append('after reopen');
+    t.is(seq, records.length + 1, 'the reopened log appends again');
+  });
+}
