@@ -368,28 +368,55 @@ mod loom {
     // `::loom`: inside this module, plain `loom` would name the module itself.
     use ::loom::sync::Arc;
 
-    /// Two producers, one consumer, a ring so small that the second frame must wait for
-    /// space or wrap with a pad: every interleaving delivers both payloads whole, once,
-    /// with per-producer order kept.
+    /// Payload bytes per frame: `frame_bytes(16)` is 32, a quarter of the ring (the largest
+    /// reservation `try_reserve` accepts).
+    const PAYLOAD: usize = 16;
+    /// Ring capacity in bytes.
+    const CAPACITY: usize = 128;
+    /// Where the model starts: 16 bytes before the end of the buffer.
+    const START: u64 = 112;
+
+    fn payload(t: u8, i: u8) -> [u8; PAYLOAD] {
+        std::array::from_fn(|k| (k as u8).wrapping_mul(17) ^ (t << 4) ^ i)
+    }
+
+    /// Runs `f` under loom. A run holds a few hundred atomic operations (the model writes
+    /// the ring byte by byte) plus spinning, more than loom's default of 1000 branches per
+    /// execution; `LOOM_MAX_BRANCHES` still overrides this.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = ::loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {
+            builder.max_branches = 20_000;
+        }
+        builder.check(f);
+    }
+
+    /// Two producers append two 32-byte frames each to a 128-byte ring whose positions start
+    /// 16 bytes before the end of the buffer, as if 112 bytes had been produced, consumed and
+    /// released already. So the first reservation wraps with a pad, and the last one must
+    /// wait until the consumer has released the pad and the first frame. In every
+    /// interleaving the consumer gets all four frames whole (producer id in the sequence
+    /// slot, payload), once, with each producer's order kept, and the ring ends empty and
+    /// zeroed.
     #[test]
     fn two_producers_one_consumer() {
-        ::loom::model(|| {
-            let ring = Arc::new(Ring::new(64)); // 64 bytes: frames of 24 bytes, pads at the end
+        model(|| {
+            let ring = Arc::new(Ring::new(CAPACITY));
+            ring.reserved.store(START, Ordering::Relaxed);
+            ring.released.store(START, Ordering::Relaxed);
             let producers: Vec<_> = (0..2u8)
                 .map(|t| {
                     let ring = ring.clone();
                     ::loom::thread::spawn(move || {
                         for i in 0..2u8 {
-                            let payload = [t, i, 0xA5, t ^ i];
                             loop {
-                                if let Some(r) = ring.try_reserve(frame_bytes(4)) {
+                                if let Some(r) = ring.try_reserve(frame_bytes(PAYLOAD)) {
                                     if let Some(p) = r.pad_at {
                                         ring.publish_pad(p);
                                     }
-                                    ring.write(r.start + 8, &[0u8; 8]);
-                                    ring.write(r.start + 16, &payload);
-                                    ring.write(r.start + 20, &[0u8; 4]);
-                                    let w = word0(Kind::Full, 4, false);
+                                    ring.write(r.start + 8, &u64::from(t).to_le_bytes());
+                                    ring.write(r.start + 16, &payload(t, i));
+                                    let w = word0(Kind::Full, PAYLOAD, false);
                                     ring.publish_word(r.start, w, 1);
                                     break;
                                 }
@@ -399,18 +426,19 @@ mod loom {
                     })
                 })
                 .collect();
-            let mut consumed = 0u64;
+            let mut consumed = START;
             let mut seen = [0u8; 2];
             let mut got = 0;
             while got < 4 {
                 let start = consumed;
                 while let Some(p) = ring.peek(consumed) {
                     if p.kind != Kind::Pad {
-                        let b = ring.read_bytes(consumed + 16, 4);
-                        let (t, i) = (b[0], b[1]);
-                        assert_eq!(b[2], 0xA5);
-                        assert_eq!(b[3], t ^ i);
-                        assert_eq!(i, seen[t as usize]);
+                        assert_eq!(p.len, PAYLOAD);
+                        let pid = ring.read_bytes(consumed + 8, 8);
+                        let t = pid[0];
+                        assert!(t < 2 && pid[1..].iter().all(|&b| b == 0), "{pid:?}");
+                        let i = seen[t as usize];
+                        assert_eq!(ring.read_bytes(consumed + 16, PAYLOAD), payload(t, i));
                         seen[t as usize] += 1;
                         got += 1;
                     }
@@ -425,6 +453,11 @@ mod loom {
             for p in producers {
                 p.join().unwrap();
             }
+            // 16 bytes of pad and four frames.
+            assert_eq!(consumed, START + 16 + 4 * frame_bytes(PAYLOAD) as u64);
+            assert_eq!(ring.reserved.load(Ordering::Relaxed), consumed);
+            assert!(ring.peek(consumed).is_none());
+            assert!(ring.read_bytes(0, CAPACITY).iter().all(|&b| b == 0));
         });
     }
 }
