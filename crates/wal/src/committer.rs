@@ -67,6 +67,10 @@ struct GroupFrame {
     sync: bool,
     /// The producer's partial checksum (word0 and payload).
     crc: u32,
+    /// The producer that appended it, read from the sequence slot when collected (the
+    /// slot is overwritten with the sequence number before the write, so failures must not
+    /// read it back).
+    pid: u64,
 }
 
 impl CommitterState {
@@ -166,6 +170,11 @@ fn collect_more(s: &Shared, st: &mut CommitterState) {
             total: p.total,
             sync: p.sync,
             crc: p.crc,
+            pid: if p.kind == Kind::Pad {
+                u64::MAX
+            } else {
+                s.ring.read_u64(pos + 8)
+            },
         });
         if disk {
             bytes += p.total;
@@ -229,7 +238,7 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
         if f.kind == Kind::Pad {
             continue;
         }
-        let pid = s.ring.read_u64(f.pos + 8);
+        let pid = f.pid;
         let outcome = if f.kind.is_on_disk() {
             seq += 1;
             s.ring.write_u64(f.pos + 8, seq);
@@ -392,8 +401,11 @@ fn gather<'a>(s: &'a Shared, st: &CommitterState, iov: &mut Vec<&'a [u8]>) {
     };
     for f in &st.frames {
         if f.kind.is_on_disk() {
+            // A frame that starts at the ring's first byte continues nothing: the previous
+            // frame ended exactly at the end of the buffer (no pad was needed).
+            let wraps = f.pos % s.ring.capacity() as u64 == 0;
             match &mut run {
-                Some((p, n)) if *p + *n as u64 == f.pos => *n += f.total,
+                Some((p, n)) if *p + *n as u64 == f.pos && !wraps => *n += f.total,
                 _ => {
                     flush(&mut run, iov);
                     run = Some((f.pos, f.total));
@@ -482,7 +494,7 @@ fn fail_group(s: &Shared, st: &mut CommitterState, e: &WalError) {
         if f.kind == Kind::Pad {
             continue;
         }
-        let pid = s.ring.read_u64(f.pos + 8);
+        let pid = f.pid;
         match counts.iter_mut().find(|(p, _)| *p == pid) {
             Some((_, n)) => *n += 1,
             None => counts.push((pid, 1)),
@@ -507,8 +519,13 @@ fn finish(s: &Shared, st: &mut CommitterState, end: u64) {
     }
 }
 
-/// After a panic: fail everything that is or becomes published until close.
+/// After a panic: fail everything that is or becomes published until close, starting
+/// with the group that was in progress (its frames are collected but not released).
 fn drain_failing(s: &Shared, st: &mut CommitterState, e: &WalError) {
+    if let Some(last) = st.frames.last().copied() {
+        fail_group(s, st, e);
+        finish(s, st, last.pos + last.total as u64);
+    }
     loop {
         st.frames.clear();
         collect_more(s, st);

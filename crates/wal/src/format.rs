@@ -286,7 +286,8 @@ impl SegmentHeader {
             return Err(HeaderError::BadVersion(version));
         }
         let crc = u32::from_le_bytes([h[32], h[33], h[34], h[35]]);
-        if crc32c::crc32c(&h[0..32]) != crc {
+        // The checksum covers bytes 0..32; the reserved bytes after it must be zero.
+        if crc32c::crc32c(&h[0..32]) != crc || h[36..40] != [0, 0, 0, 0] {
             return Err(HeaderError::BadCrc);
         }
         let mut n = [0u8; 8];
@@ -394,7 +395,7 @@ mod tests {
             SegmentHeader::decode(&bytes[..39]),
             Err(HeaderError::Truncated)
         );
-        for bit in 0..36 * 8 {
+        for bit in 0..40 * 8 {
             let mut b = bytes;
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(SegmentHeader::decode(&b).is_err(), "bit {bit}");

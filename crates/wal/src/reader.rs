@@ -108,22 +108,44 @@ pub(crate) fn read(
         }
         cursor.at = Some((seg, win, off));
     }
+    match read_into(shared, cursor, limit, max_records, max_bytes, &mut batch) {
+        // Records read before the damage are returned; the cursor stays at the damage, so
+        // the next call reports it.
+        Err(_) if !batch.records.is_empty() => Ok(batch),
+        Err(e) => Err(e),
+        Ok(()) => Ok(batch),
+    }
+}
+
+fn read_into(
+    shared: &Shared,
+    cursor: &mut ReadCursor,
+    limit: u64,
+    max_records: usize,
+    max_bytes: usize,
+    batch: &mut ReadBatch,
+) -> Result<(), WalError> {
     let (seg, win, off) = cursor.at.as_mut().expect("positioned above");
     while cursor.next < limit && batch.records.len() < max_records && batch.data.len() < max_bytes {
         let head = read_exact(seg, win, *off, FRAME_HEADER_BYTES)?;
         if head.iter().all(|&b| b == 0) || head.len() < FRAME_HEADER_BYTES {
-            // End of this segment: the record must be at the start of the next one.
+            // Zeros: the end of this segment only if the next one starts with the record we
+            // expect. Otherwise the record is missing here, or the next header is wrong.
+            let missing_here = corruption(
+                seg,
+                *off,
+                format!(
+                    "record {} is missing (zeroed or never written)",
+                    cursor.next
+                ),
+            );
             let Some(next) = next_segment(shared, seg) else {
-                return Err(corruption(
-                    seg,
-                    *off,
-                    format!(
-                        "record {} is missing (end of the last segment)",
-                        cursor.next
-                    ),
-                ));
+                return Err(missing_here);
             };
-            if next.first_seq != cursor.next {
+            if next.first_seq > cursor.next {
+                return Err(missing_here);
+            }
+            if next.first_seq < cursor.next {
                 return Err(corruption(
                     &next,
                     24,
@@ -161,7 +183,7 @@ pub(crate) fn read(
         *off += f.total as u64;
         cursor.next += 1;
     }
-    Ok(batch)
+    Ok(())
 }
 
 /// Size of the valid frame with sequence number `seq` at `off`.

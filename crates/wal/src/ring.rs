@@ -101,7 +101,9 @@ impl Ring {
     /// Claims `len` bytes (a multiple of 8, at most a quarter of the capacity) for frames.
     /// `None` when the ring is full right now.
     pub fn try_reserve(&self, len: usize) -> Option<Reservation> {
-        debug_assert!(len.is_multiple_of(8) && len >= FRAME_HEADER_BYTES && len <= self.capacity() / 4);
+        debug_assert!(
+            len.is_multiple_of(8) && len >= FRAME_HEADER_BYTES && len <= self.capacity() / 4
+        );
         let cap = self.capacity() as u64;
         let mut pos = self.reserved.load(Ordering::Relaxed);
         loop {
@@ -112,7 +114,9 @@ impl Ring {
             } else {
                 (room_to_end, room_to_end + len as u64)
             };
-            if pos + total - self.released.load(Ordering::Acquire) > cap {
+            // `pos` was loaded before `released`: a consumer that released past `pos`
+            // meanwhile must not make this subtraction underflow, so compare sums.
+            if pos + total > self.released.load(Ordering::Acquire) + cap {
                 return None;
             }
             match self.reserved.compare_exchange_weak(
@@ -230,6 +234,16 @@ impl Ring {
         // published range, so no producer writes it while the slice lives, and the bytes are
         // initialised (the buffer starts zeroed and is only ever written, never uninit).
         unsafe { std::slice::from_raw_parts((self.words.as_ptr() as *const u8).add(offset), len) }
+    }
+
+    /// The model-checked build never runs the committer (which borrows ring memory for
+    /// I/O); this exists so the crate builds under loom.
+    ///
+    /// # Safety
+    /// Never called.
+    #[cfg(loom)]
+    pub unsafe fn slice(&self, _pos: u64, _len: usize) -> &[u8] {
+        unreachable!("the committer is not run under loom")
     }
 
     /// Consumer: reads bytes (the model-checked build's stand-in for [`Ring::slice`]).
