@@ -78,7 +78,9 @@ pub(crate) fn code_of(e: &WalError) -> String {
         WalError::Failed(_) => "ERR_URINGDB_FAILED".into(),
         WalError::Closed => "ERR_URINGDB_CLOSED".into(),
         WalError::Locked(_) => "ERR_URINGDB_LOCKED".into(),
-        WalError::TooLarge { .. } => "ERR_URINGDB_RECORD_TOO_LARGE".into(),
+        WalError::TooLarge { .. } | WalError::BatchTooLarge { .. } => {
+            "ERR_URINGDB_RECORD_TOO_LARGE".into()
+        }
         WalError::InvalidOption { .. } => "ERR_URINGDB_INVALID_OPTION".into(),
         WalError::Truncated { .. } => "ERR_URINGDB_TRUNCATED".into(),
         WalError::BackendUnavailable(_) => "ERR_URINGDB_IO_URING_UNAVAILABLE".into(),
@@ -111,7 +113,7 @@ pub(crate) fn to_json(e: &WalError) -> String {
                 j.push_str(&format!(",\"errno\":{n}"));
             }
         }
-        WalError::TooLarge { bytes, limit } => {
+        WalError::TooLarge { bytes, limit } | WalError::BatchTooLarge { bytes, limit } => {
             j.push_str(&format!(",\"bytes\":{bytes},\"limit\":{limit}"));
         }
         WalError::Truncated { requested, first } => {

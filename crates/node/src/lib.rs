@@ -657,6 +657,24 @@ impl NativeLog {
     }
 }
 
+impl Drop for NativeLog {
+    /// A handle that was never closed (garbage-collected, or its worker thread was
+    /// terminated) still gives back its share of the engine, so the directory does not stay
+    /// locked for the life of the process. Closing can join the engine's threads, so it
+    /// happens on its own thread, not in the finalizer.
+    fn drop(&mut self) {
+        let producer = self.producer.take();
+        if let Some(engine) = self.engine.take() {
+            worker::spawn_named("uringdb-close", move || {
+                drop(producer);
+                if let Err(e) = registry::release(engine) {
+                    eprintln!("uringdb: closing an abandoned log failed: {e}");
+                }
+            });
+        }
+    }
+}
+
 /// A sequential reader.
 #[napi]
 pub struct NativeCursor {

@@ -38,6 +38,13 @@ pub enum WalError {
         /// The limit.
         limit: usize,
     },
+    /// An atomic batch is larger than one commit-queue entry may be.
+    BatchTooLarge {
+        /// Framed bytes of the batch.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// An option is out of range; names the option.
     InvalidOption {
         /// The option's name as the user spells it (camelCase).
@@ -103,6 +110,10 @@ impl std::fmt::Display for WalError {
                     "record of {bytes} bytes exceeds the limit of {limit} bytes"
                 )
             }
+            WalError::BatchTooLarge { bytes, limit } => write!(
+                f,
+                "batch of {bytes} bytes (framed) exceeds the limit of {limit} bytes for one atomic batch (half of ringBytes, and what fits in a segment)"
+            ),
             WalError::InvalidOption { field, message } => {
                 write!(f, "invalid option {field}: {message}")
             }

@@ -127,8 +127,15 @@ fn read_into(
 ) -> Result<(), WalError> {
     let (seg, win, off) = cursor.at.as_mut().expect("positioned above");
     while cursor.next < limit && batch.records.len() < max_records && batch.data.len() < max_bytes {
-        let head = read_exact(seg, win, *off, FRAME_HEADER_BYTES)?;
-        if head.iter().all(|&b| b == 0) || head.len() < FRAME_HEADER_BYTES {
+        // The cached chunk may predate the write of this frame (it was read while a later
+        // group was still being written): anything that does not decode as the expected
+        // record is read again from the file before it is believed.
+        let mut data = load_frame(seg, win, *off)?;
+        if !is_expected(&data, cursor.next) {
+            win.invalidate();
+            data = load_frame(seg, win, *off)?;
+        }
+        if data.len() < FRAME_HEADER_BYTES || data[..FRAME_HEADER_BYTES].iter().all(|&b| b == 0) {
             // Zeros: the end of this segment only if the next one starts with the record we
             // expect. Otherwise the record is missing here, or the next header is wrong.
             let missing_here = corruption(
@@ -139,6 +146,14 @@ fn read_into(
                     cursor.next
                 ),
             );
+            // A reader overtaken by truncateBefore finds its next segment gone.
+            let first = shared.first_seq();
+            if first > cursor.next {
+                return Err(WalError::Truncated {
+                    requested: cursor.next,
+                    first,
+                });
+            }
             let Some(next) = next_segment(shared, seg) else {
                 return Err(missing_here);
             };
@@ -160,9 +175,6 @@ fn read_into(
             *off = crate::format::SEGMENT_HEADER_BYTES as u64;
             continue;
         }
-        let w = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let need = parse_word0(w).map_or(FRAME_HEADER_BYTES, |w| crate::format::frame_bytes(w.len));
-        let data = read_exact(seg, win, *off, need)?;
         let f = match decode_frame(&data) {
             Ok(f) => f,
             Err(e) => return Err(corruption(seg, *off, format!("invalid frame ({e:?})"))),
@@ -188,10 +200,11 @@ fn read_into(
 
 /// Size of the valid frame with sequence number `seq` at `off`.
 fn frame_at(seg: &Segment, win: &mut Window, off: u64, seq: u64) -> Result<usize, WalError> {
-    let head = read_exact(seg, win, off, FRAME_HEADER_BYTES)?;
-    let w = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let need = parse_word0(w).map_or(FRAME_HEADER_BYTES, |w| crate::format::frame_bytes(w.len));
-    let data = read_exact(seg, win, off, need)?;
+    let mut data = load_frame(seg, win, off)?;
+    if !is_expected(&data, seq) {
+        win.invalidate();
+        data = load_frame(seg, win, off)?;
+    }
     match decode_frame(&data) {
         Ok(f) if f.seq == seq => Ok(f.total),
         Ok(f) => Err(corruption(
@@ -204,18 +217,18 @@ fn frame_at(seg: &Segment, win: &mut Window, off: u64, seq: u64) -> Result<usize
     }
 }
 
-/// Reads `n` bytes at `off`, re-reading from the file once if the cached chunk is stale
-/// (it may have been read before the committer wrote these bytes).
-fn read_exact(seg: &Segment, win: &mut Window, off: u64, n: usize) -> Result<Vec<u8>, WalError> {
+/// The bytes of the frame at `off` (header only if the header does not parse).
+fn load_frame(seg: &Segment, win: &mut Window, off: u64) -> Result<Vec<u8>, WalError> {
     let io = |e| WalError::io(format!("reading {}", seg.path.display()), e);
-    let first = win.get(off, n).map_err(io)?;
-    let stale = first.len() < n
-        || first[..FRAME_HEADER_BYTES.min(first.len())]
-            .iter()
-            .all(|&b| b == 0);
-    if !stale {
-        return Ok(first.to_vec());
+    let head = win.get(off, FRAME_HEADER_BYTES).map_err(io)?;
+    if head.len() < FRAME_HEADER_BYTES {
+        return Ok(head.to_vec());
     }
-    win.invalidate();
-    Ok(win.get(off, n).map_err(io)?.to_vec())
+    let w = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let need = parse_word0(w).map_or(FRAME_HEADER_BYTES, |w| crate::format::frame_bytes(w.len));
+    Ok(win.get(off, need).map_err(io)?.to_vec())
+}
+
+fn is_expected(data: &[u8], seq: u64) -> bool {
+    matches!(decode_frame(data), Ok(f) if f.seq == seq)
 }

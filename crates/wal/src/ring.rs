@@ -98,11 +98,11 @@ impl Ring {
         &self.words[((pos & self.mask) / 8) as usize]
     }
 
-    /// Claims `len` bytes (a multiple of 8, at most a quarter of the capacity) for frames.
+    /// Claims `len` bytes (a multiple of 8, at most half the capacity) for frames.
     /// `None` when the ring is full right now.
     pub fn try_reserve(&self, len: usize) -> Option<Reservation> {
         debug_assert!(
-            len.is_multiple_of(8) && len >= FRAME_HEADER_BYTES && len <= self.capacity() / 4
+            len.is_multiple_of(8) && len >= FRAME_HEADER_BYTES && len <= self.capacity() / 2
         );
         let cap = self.capacity() as u64;
         let mut pos = self.reserved.load(Ordering::Relaxed);

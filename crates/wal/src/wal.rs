@@ -108,17 +108,19 @@ impl WalOptions {
             );
         }
         let segment_payload = self.segment_bytes as usize - format::SEGMENT_HEADER_BYTES;
-        let max_entry_bytes = (self.ring_bytes / 4)
-            .min(GROUP_BYTES_MAX.max(self.ring_bytes / 4))
-            .min(segment_payload);
-        let fits = max_entry_bytes - FRAME_HEADER_BYTES;
+        // One reservation (a record, or a whole atomic batch, framed) may take up to half
+        // the ring and must fit in one segment.
+        let max_entry_bytes = (self.ring_bytes / 2).min(segment_payload);
+        let record_cap = (self.ring_bytes / 4)
+            .min(segment_payload - FRAME_HEADER_BYTES)
+            .min(format::FRAME_PAYLOAD_MAX);
         let max_record_bytes = match self.max_record_bytes {
-            None => RECORD_BYTES_DEFAULT.min(fits),
-            Some(n) if n >= 1 && n <= fits && n <= format::FRAME_PAYLOAD_MAX => n,
+            None => RECORD_BYTES_DEFAULT.min(record_cap),
+            Some(n) if n >= 1 && n <= record_cap => n,
             Some(n) => {
                 return bad(
                     "maxRecordBytes",
-                    format!("must be between 1 and {fits} (a quarter of ringBytes, and what fits in segmentBytes), got {n}"),
+                    format!("must be between 1 and {record_cap} (at most a quarter of ringBytes, and what fits in a segment), got {n}"),
                 )
             }
         };
@@ -786,7 +788,7 @@ impl Producer {
             return Ok(());
         }
         if total > limits.max_entry_bytes {
-            return Err(WalError::TooLarge {
+            return Err(WalError::BatchTooLarge {
                 bytes: total,
                 limit: limits.max_entry_bytes,
             });

@@ -105,10 +105,14 @@ fn limits_are_enforced() {
     );
     // A batch whose total exceeds what one entry may hold.
     let big = vec![0u8; 1000];
-    let refs: Vec<&[u8]> = (0..400).map(|_| &big[..]).collect();
+    // 600 framed records of 1016 bytes: more than half the 1 MiB ring.
+    let refs: Vec<&[u8]> = (0..600).map(|_| &big[..]).collect();
     assert!(matches!(
         p.append_many(&refs, true).unwrap_err(),
-        uringdb_wal::WalError::TooLarge { .. }
+        uringdb_wal::WalError::BatchTooLarge {
+            bytes: 609_600,
+            limit: 524_288
+        }
     ));
     for (field, o) in [
         (
