@@ -707,7 +707,8 @@ export class Log implements AsyncDisposable {
    * Closes this handle: new calls reject with `ERR_URINGDB_CLOSED`, appends already made
    * still complete (they are written, not dropped), open tails end. The engine closes
    * (syncs, joins its threads, releases the directory lock) with the last handle in the
-   * process. Idempotent.
+   * process. Idempotent. After a write or fsync failure, close still resolves: the failure
+   * was reported to the appends it affected.
    */
   close(): Promise<void> {
     if (this.#closed !== undefined) return this.#closed

@@ -95,7 +95,13 @@ pub(crate) fn release(engine: Arc<Engine>) -> Result<(), WalError> {
         == 1
     {
         reg.remove(&engine.key);
-        engine.wal.close()
+        match engine.wal.close() {
+            // A latched write/fsync failure was already delivered to every append it
+            // affected (and to every append after it); closing itself succeeded, so
+            // `close()` in JavaScript resolves rather than rethrowing it from a `finally`.
+            Err(WalError::Failed(_)) => Ok(()),
+            other => other,
+        }
     } else {
         Ok(())
     }
