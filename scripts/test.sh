@@ -4,6 +4,8 @@
 # Stages, in order; every stage runs even when an earlier one failed (except that the
 # JavaScript stages need the build), so one run shows every problem:
 #   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace
+#   loom             the commit ring's ownership protocol, model-checked with loom
+#                    (crates/wal/src/ring.rs; its own target dir, --cfg loom, release)
 #   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
 #                    and cargo build -p uringdb-uring --examples (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
@@ -70,6 +72,22 @@ stage_cargo_test() {
   # "test result: ok. 3 passed; 0 failed; ..." (doctests, or every binary without nextest)
   stage_passed=$((stage_passed + $(sum_matches "$log" '^test result: .* ([0-9]+) passed;.*')))
   stage_failed=$((stage_failed + $(sum_matches "$log" '^test result: .* ([0-9]+) failed;.*')))
+  return $rc
+}
+
+# The ring's model under loom explores every interleaving up to LOOM_MAX_PREEMPTIONS
+# preemptions (3 finishes in about a minute here; unbounded does not finish in CI's time).
+stage_loom() {
+  local log=$log_dir/loom.log rc=0
+  RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+    timeout "$cargo_timeout_s" cargo test -p uringdb-wal --release --lib ring::loom 2>&1 |
+    tee "$log" || rc=1
+  stage_passed=$(sum_matches "$log" '^test result: .* ([0-9]+) passed;.*')
+  stage_failed=$(sum_matches "$log" '^test result: .* ([0-9]+) failed;.*')
+  if [[ $rc == 0 && $stage_passed == 0 ]]; then
+    echo "loom: no model ran" >&2
+    rc=1
+  fi
   return $rc
 }
 
@@ -149,6 +167,7 @@ run_stage() {
 
 total_start=$SECONDS
 run_stage cargo-test stage_cargo_test
+run_stage loom stage_loom
 run_stage build stage_build
 run_stage ava-io_uring stage_ava io_uring
 run_stage ava-portable stage_ava portable
