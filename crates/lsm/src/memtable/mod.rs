@@ -1,0 +1,1 @@
+//! The memtable: an ordered, arena-backed map of internal keys (in progress).

@@ -1,0 +1,1 @@
+//! SSTables: blocks, filters, index and footer (in progress).
