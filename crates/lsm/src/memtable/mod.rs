@@ -2,10 +2,24 @@
 //! read by many without locks.
 //!
 //! * [`arena`]: the bounded bump arena all entries live in ("full" is back-pressure).
-//! * `skiplist`: the lock-free-for-readers skiplist and its publication protocol.
-//! * [`MemTable`]: puts, deletes, snapshot reads and iterators over it.
+//! * [`internal_key`]: user key + 8-byte trailer (sequence number and kind), newest first.
+//! * `skiplist`: the skiplist in the arena and its publication protocol (one writer, lock-free
+//!   readers; model-checked with loom).
+//! * [`MemTable`]: puts, deletes, reads at a snapshot, and the internal-entry iterator.
+//! * [`VisibleIter`]: the user-level view at a snapshot, both directions.
 
 pub mod arena;
+pub mod internal_key;
+#[allow(
+    clippy::module_inception,
+    reason = "one concept per file: the MemTable type's file is named after it"
+)]
+mod memtable;
+mod skiplist;
 mod sync;
+mod visible;
 
 pub use arena::{Arena, ArenaFull, ARENA_CHUNK_BYTES_DEFAULT};
+pub use internal_key::{encode_trailer, InternalKey, Kind, MAX_SEQUENCE, TRAILER_BYTES};
+pub use memtable::{Entry, Iter, Lookup, MemTable, MemTableOptions, WriteError};
+pub use visible::VisibleIter;
