@@ -146,7 +146,7 @@ pub(crate) fn check_write_range(offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
 
 /// Writes all of `bufs` at `offset` with `pwritev`, continuing short writes and retrying
 /// `EINTR`.
-fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+pub(crate) fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
     check_write_range(offset, bufs)?;
     let fd = file.as_raw_fd();
     let mut cursor = IoCursor::new(bufs);

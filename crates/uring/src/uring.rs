@@ -1,6 +1,7 @@
 //! The io_uring backend (Linux only; compiled in by `backend.rs`, the one switch).
 //!
-//! Only the durable write path goes through the ring: [`File::write_at`] submits
+//! Only the durable write path goes through the ring: [`File::write_at`] with `durable`
+//! submits
 //! `IORING_OP_WRITEV` linked (`IOSQE_IO_LINK`) to `IORING_OP_FSYNC` with `DATASYNC`, in one
 //! `io_uring_enter`, and waits for both completions. (An fsync merely queued after a write is
 //! not ordered after it; the link is what makes the fsync cover the write.) Reads, namespace
@@ -46,8 +47,8 @@ use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use crate::iovec::{classify_batch, BatchOutcome, IoCursor, IOV_MAX};
 use crate::portable::{
-    allocate_std, check_write_range, list_dir_std, lock_std, nanos_between, open_std, read_full_at,
-    sync_dir_std,
+    allocate_std, check_write_range, list_dir_std, lock_std, nanos_between, open_std, pwritev_all,
+    read_full_at, sync_dir_std,
 };
 use crate::vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};
 use crate::BackendKind;
@@ -404,6 +405,16 @@ impl File for UringFile {
                 },
             });
         }
+        if !durable {
+            // Not the durable path: a plain pwritev, so background writes (the WAL's
+            // segment zero-fill, sync: false groups) never hold the ring that commit
+            // groups wait for.
+            pwritev_all(&self.file, offset, bufs)?;
+            return Ok(WriteTiming {
+                write_ns: nanos_between(start, Instant::now()),
+                sync_ns: 0,
+            });
+        }
         let fd = types::Fd(self.file.as_raw_fd());
         let mut iovs: Vec<libc::iovec> = Vec::new();
         let mut timing = WriteTiming::default();
@@ -452,14 +463,9 @@ impl File for UringFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut entries = [self.fdatasync_entry()];
-        // SAFETY: an fsync entry points to no memory; its descriptor belongs to `self.file`,
-        // open while `self` is borrowed.
-        let done = unsafe { self.ring.submit_and_reap(&mut entries) }?;
-        if done[0].res < 0 {
-            return Err(io::Error::from_raw_os_error(-done[0].res));
-        }
-        Ok(())
+        // A standalone fdatasync has no write to link to: a plain syscall, which also keeps
+        // a long flush (a freshly zero-filled segment) off the ring commit groups share.
+        self.file.sync_data()
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
