@@ -49,7 +49,7 @@ fn bad(offset: usize, reason: &'static str) -> BlockError {
 }
 
 /// Builds one block. Keys must be added in strictly ascending order (the table builder
-/// checks this with the comparator; here it is only debug-asserted bytewise-agnostic).
+/// checks this with the comparator; the block itself is order-agnostic).
 pub(crate) struct BlockBuilder {
     buf: Vec<u8>,
     restarts: Vec<u32>,
@@ -76,7 +76,7 @@ impl BlockBuilder {
     /// Appends an entry. The caller keeps the block under [`BLOCK_BYTES_MAX`] (the table
     /// builder bounds keys and values and flushes blocks at the target size).
     pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) {
-        let shared = if self.since_restart % self.restart_interval == 0 {
+        let shared = if self.since_restart.is_multiple_of(self.restart_interval) {
             self.restarts.push(self.buf.len() as u32);
             self.since_restart = 0;
             0
@@ -102,11 +102,6 @@ impl BlockBuilder {
     /// Entries added since the last reset.
     pub(crate) fn entries(&self) -> usize {
         self.entries
-    }
-
-    /// The last key added.
-    pub(crate) fn last_key(&self) -> &[u8] {
-        &self.last_key
     }
 
     /// Size of the block if it were finished now.

@@ -34,12 +34,13 @@ const TYPE_LZ4: u8 = 1;
 const TYPE_ZSTD: u8 = 2;
 
 /// How data and index blocks are compressed (chosen per table; recorded per block).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compression {
     /// Stored as is.
     None,
-    /// LZ4 block format: fast to compress and very fast to decode.
+    /// LZ4 block format: fast to compress and very fast to decode (the default).
+    #[default]
     Lz4,
     /// Zstandard at the given level (1..=22): smaller, slower to write.
     Zstd {
@@ -47,12 +48,6 @@ pub enum Compression {
         /// [`super::limits::ZSTD_LEVEL_MAX`]).
         level: i32,
     },
-}
-
-impl Default for Compression {
-    fn default() -> Compression {
-        Compression::Lz4
-    }
 }
 
 impl Compression {

@@ -1,0 +1,652 @@
+//! Reading a table: [`Table::open`] reads and verifies the footer, the index, the filter
+//! and the properties; [`Table::get`] and [`TableIter`] read data blocks on demand. Every
+//! block's checksum is verified on every read (there is no block cache yet), and every
+//! damaged byte is reported as [`TableError::Corruption`] with the file and the offset of
+//! the block (or footer) that failed: never wrong data, never a panic.
+//!
+//! A `Table` is immutable after open and `Sync` when its source is: any number of threads
+//! may call `get` and iterate at once.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::block::{Block, BlockError, BlockIter};
+use super::comparator::Comparator;
+use super::error::TableError;
+use super::filter::Filter;
+use super::footer::{Footer, FooterError, FOOTER_BYTES};
+use super::index::BlockHandle;
+use super::properties::{decode_metaindex, MetaError, TableProperties};
+use super::trailer;
+
+/// Positional reads: the only thing a table needs from its storage. The real I/O layer
+/// (io_uring or the portable backend) implements it later; files and byte slices do now.
+pub trait ReadAt {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at end of file).
+    /// Short reads are allowed; the table retries until the buffer is full.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let Ok(start) = usize::try_from(offset) else {
+            return Ok(0);
+        };
+        let Some(src) = self.get(start..) else {
+            return Ok(0);
+        };
+        let n = src.len().min(buf.len());
+        buf[..n].copy_from_slice(&src[..n]);
+        Ok(n)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.as_slice().read_at(offset, buf)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+/// A key and its value, copied out of a block.
+pub type OwnedEntry = (Vec<u8>, Vec<u8>);
+
+/// What a region of a table file holds (see [`Table::layout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RegionKind {
+    /// A data block.
+    Data,
+    /// The bloom filter block.
+    Filter,
+    /// The index block.
+    Index,
+    /// The metaindex (properties) block.
+    Metaindex,
+    /// The footer.
+    Footer,
+}
+
+/// A region of a table file: a stored block (trailer included) or the footer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// What it holds.
+    pub kind: RegionKind,
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Bytes, trailer included.
+    pub bytes: u64,
+}
+
+/// An open table. See the module documentation.
+pub struct Table<R: ReadAt> {
+    src: R,
+    file: PathBuf,
+    cmp: Comparator,
+    footer: Footer,
+    /// Data blocks lie in `[0, data_end)`.
+    data_end: u64,
+    index: Block,
+    filter: Option<Filter>,
+    props: TableProperties,
+}
+
+impl<R: ReadAt> std::fmt::Debug for Table<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("file", &self.file)
+            .field("props", &self.props)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: ReadAt> Table<R> {
+    /// Opens the table stored in the first `file_size` bytes of `src` (the size recorded
+    /// when it was written), expecting keys ordered by `cmp`. `file` names the file in
+    /// errors. Reads and verifies the footer, index, filter and metaindex blocks.
+    pub fn open(
+        src: R,
+        file_size: u64,
+        file: impl Into<PathBuf>,
+        cmp: Comparator,
+    ) -> Result<Table<R>, TableError> {
+        let file = file.into();
+        let corrupt = |offset: u64, reason: String| TableError::Corruption {
+            file: file.clone(),
+            offset,
+            reason,
+        };
+        let Some(footer_at) = file_size.checked_sub(FOOTER_BYTES as u64) else {
+            return Err(corrupt(
+                0,
+                format!("file of {file_size} bytes is shorter than a table footer"),
+            ));
+        };
+        let mut raw = [0u8; FOOTER_BYTES];
+        read_exact_at(&src, footer_at, &mut raw, &file)?;
+        let footer = Footer::decode(&raw).map_err(|e| match e {
+            FooterError::BadMagic => corrupt(
+                footer_at,
+                "bad table magic (not a table, or truncated)".into(),
+            ),
+            FooterError::BadCrc => corrupt(footer_at, "footer checksum mismatch".into()),
+            FooterError::UnsupportedVersion(version) => TableError::UnsupportedVersion {
+                file: file.clone(),
+                version,
+            },
+        })?;
+        // Meta blocks follow the data blocks; each must lie before the footer, in order.
+        let mut data_end = footer.index.offset.min(footer.metaindex.offset);
+        for (what, h) in [
+            ("metaindex", Some(footer.metaindex)),
+            ("index", Some(footer.index)),
+            ("filter", footer.filter),
+        ] {
+            let Some(h) = h else { continue };
+            if !h.fits_before(footer_at) {
+                return Err(corrupt(
+                    footer_at,
+                    format!("footer's {what} handle points outside the file"),
+                ));
+            }
+            data_end = data_end.min(h.offset);
+        }
+        let meta = read_block(&src, &file, footer.metaindex, "metaindex")?;
+        let mut props = decode_metaindex(meta).map_err(|e| match e {
+            MetaError::Malformed(reason) => corrupt(footer.metaindex.offset, reason),
+            MetaError::UnknownComparator(found) => TableError::ComparatorMismatch {
+                file: file.clone(),
+                expected: cmp.name(),
+                found,
+            },
+        })?;
+        if props.comparator != cmp {
+            return Err(TableError::ComparatorMismatch {
+                file,
+                expected: cmp.name(),
+                found: props.comparator.name().into(),
+            });
+        }
+        let index = read_block(&src, &file, footer.index, "index")?;
+        let index = Block::new(index).map_err(|e| {
+            corrupt(
+                footer.index.offset,
+                format!(
+                    "index block: {} at byte {} of the decoded block",
+                    e.reason, e.offset
+                ),
+            )
+        })?;
+        let filter = match footer.filter {
+            Some(h) => {
+                let f = read_block(&src, &file, h, "filter")?;
+                let f =
+                    Filter::new(f).map_err(|r| corrupt(h.offset, format!("filter block: {r}")))?;
+                Some(f)
+            }
+            None => None,
+        };
+        props.file_bytes = file_size;
+        props.index_bytes = footer.index.stored_bytes();
+        props.filter_bytes = footer.filter.map_or(0, |h| h.stored_bytes());
+        Ok(Table {
+            src,
+            file,
+            cmp,
+            footer,
+            data_end,
+            index,
+            filter,
+            props,
+        })
+    }
+
+    /// The table's properties.
+    pub fn properties(&self) -> &TableProperties {
+        &self.props
+    }
+
+    /// The file name given at open.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// False if no key with `key`'s filter key (the user key, for internal keys) is in the
+    /// table; true if one may be. Always true for a table without a filter.
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| f.may_contain(self.cmp.filter_key(key)))
+    }
+
+    /// The value stored under exactly `key`, if any. Consults the filter first, then reads
+    /// at most one data block.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TableError> {
+        Ok(self
+            .get_entry(key)?
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v))
+    }
+
+    /// The first entry at or after `key` whose filter key equals `key`'s, if any. For an
+    /// internal-key table and a lookup key ([`super::internal_key::encode_lookup`]) this
+    /// is the newest version of the user key visible at the lookup's sequence number (the
+    /// caller checks its kind: it may be a tombstone).
+    pub fn get_entry(&self, key: &[u8]) -> Result<Option<OwnedEntry>, TableError> {
+        if !self.may_contain(key) {
+            return Ok(None);
+        }
+        let mut it = self.iter();
+        it.seek(key)?;
+        if it.valid() && self.cmp.filter_key(it.key()) == self.cmp.filter_key(key) {
+            return Ok(Some((it.key().to_vec(), it.value().to_vec())));
+        }
+        Ok(None)
+    }
+
+    /// A cursor over all entries, not positioned until a seek.
+    pub fn iter(&self) -> TableIter<'_, R> {
+        TableIter {
+            table: self,
+            index: self.index.iter(self.cmp),
+            data: None,
+            data_handle: BlockHandle::default(),
+        }
+    }
+
+    /// Every region of the file in offset order: data blocks (from the index), filter,
+    /// index, metaindex, footer. For tools and tests (e.g. to damage one block on purpose).
+    pub fn layout(&self) -> Result<Vec<Region>, TableError> {
+        let mut out = Vec::new();
+        let mut it = self.index.iter(self.cmp);
+        it.seek_to_first().map_err(|e| self.index_error(e))?;
+        while it.valid() {
+            let h = self.decode_index_value(it.value())?;
+            out.push(Region {
+                kind: RegionKind::Data,
+                offset: h.offset,
+                bytes: h.stored_bytes(),
+            });
+            it.next().map_err(|e| self.index_error(e))?;
+        }
+        let f = &self.footer;
+        let mut meta = vec![
+            (RegionKind::Index, f.index),
+            (RegionKind::Metaindex, f.metaindex),
+        ];
+        if let Some(h) = f.filter {
+            meta.push((RegionKind::Filter, h));
+        }
+        meta.sort_by_key(|(_, h)| h.offset);
+        for (kind, h) in meta {
+            out.push(Region {
+                kind,
+                offset: h.offset,
+                bytes: h.stored_bytes(),
+            });
+        }
+        out.push(Region {
+            kind: RegionKind::Footer,
+            offset: self.props.file_bytes - FOOTER_BYTES as u64,
+            bytes: FOOTER_BYTES as u64,
+        });
+        Ok(out)
+    }
+
+    fn corrupt(&self, offset: u64, reason: String) -> TableError {
+        TableError::Corruption {
+            file: self.file.clone(),
+            offset,
+            reason,
+        }
+    }
+
+    fn index_error(&self, e: BlockError) -> TableError {
+        self.corrupt(
+            self.footer.index.offset,
+            format!(
+                "index block: {} at byte {} of the decoded block",
+                e.reason, e.offset
+            ),
+        )
+    }
+
+    fn decode_index_value(&self, v: &[u8]) -> Result<BlockHandle, TableError> {
+        match BlockHandle::decode_exact(v) {
+            Some(h) if h.fits_before(self.data_end) => Ok(h),
+            _ => Err(self.corrupt(
+                self.footer.index.offset,
+                "index block: bad data block handle".into(),
+            )),
+        }
+    }
+}
+
+/// Reads, verifies and decodes the block at `h` (whose size the caller has bounded with
+/// `BlockHandle::fits_before`, so the allocation is bounded by BLOCK_BYTES_MAX).
+fn read_block<R: ReadAt + ?Sized>(
+    src: &R,
+    file: &Path,
+    h: BlockHandle,
+    what: &str,
+) -> Result<Vec<u8>, TableError> {
+    let mut stored = vec![0u8; h.stored_bytes() as usize];
+    read_exact_at(src, h.offset, &mut stored, file)?;
+    trailer::decode(&stored).map_err(|reason| TableError::Corruption {
+        file: file.to_path_buf(),
+        offset: h.offset,
+        reason: format!("{what} block: {reason}"),
+    })
+}
+
+/// Fills `buf` from `offset`; the file ending early is corruption at `offset` (the start
+/// of the structure being read), an OS error is an I/O error.
+fn read_exact_at<R: ReadAt + ?Sized>(
+    src: &R,
+    offset: u64,
+    buf: &mut [u8],
+    file: &Path,
+) -> Result<(), TableError> {
+    let mut done = 0;
+    while done < buf.len() {
+        match src.read_at(offset + done as u64, &mut buf[done..]) {
+            Ok(0) => {
+                return Err(TableError::Corruption {
+                    file: file.to_path_buf(),
+                    offset,
+                    reason: format!(
+                        "file ends at byte {} inside a {}-byte read",
+                        offset + done as u64,
+                        buf.len()
+                    ),
+                })
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(TableError::io(
+                    format!(
+                        "{}: reading {} bytes at {offset}",
+                        file.display(),
+                        buf.len()
+                    ),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cursor over a table's entries in key order: seek, next, prev. Each move reads at most
+/// one data block (plus, for `next`/`prev` across an empty block, more — the builder never
+/// writes empty blocks). After an error the cursor is not valid; a new seek may be tried.
+pub struct TableIter<'a, R: ReadAt> {
+    table: &'a Table<R>,
+    index: BlockIter,
+    data: Option<BlockIter>,
+    data_handle: BlockHandle,
+}
+
+impl<R: ReadAt> TableIter<'_, R> {
+    /// Whether the cursor is on an entry.
+    pub fn valid(&self) -> bool {
+        self.data.as_ref().is_some_and(BlockIter::valid)
+    }
+
+    /// The current key.
+    ///
+    /// # Panics
+    /// If the cursor is not valid (a programmer error).
+    pub fn key(&self) -> &[u8] {
+        match &self.data {
+            Some(d) => d.key(),
+            None => panic!("key() on an invalid table cursor"),
+        }
+    }
+
+    /// The current value.
+    ///
+    /// # Panics
+    /// If the cursor is not valid.
+    pub fn value(&self) -> &[u8] {
+        match &self.data {
+            Some(d) => d.value(),
+            None => panic!("value() on an invalid table cursor"),
+        }
+    }
+
+    /// Moves to the first entry (not valid if the table is empty).
+    pub fn seek_to_first(&mut self) -> Result<(), TableError> {
+        let r = self.index.seek_to_first();
+        self.index_moved(r)?;
+        if let Some(d) = &mut self.data {
+            let r = d.seek_to_first();
+            self.data_moved(r)?;
+        }
+        self.skip_forward()
+    }
+
+    /// Moves to the last entry (not valid if the table is empty).
+    pub fn seek_to_last(&mut self) -> Result<(), TableError> {
+        let r = self.index.seek_to_last();
+        self.index_moved(r)?;
+        if let Some(d) = &mut self.data {
+            let r = d.seek_to_last();
+            self.data_moved(r)?;
+        }
+        self.skip_backward()
+    }
+
+    /// Moves to the first entry whose key is `>= target`; not valid if there is none.
+    pub fn seek(&mut self, target: &[u8]) -> Result<(), TableError> {
+        let r = self.index.seek(target);
+        self.index_moved(r)?;
+        if let Some(d) = &mut self.data {
+            let r = d.seek(target);
+            self.data_moved(r)?;
+        }
+        self.skip_forward()
+    }
+
+    /// Moves to the next entry; not valid after the last one.
+    ///
+    /// # Panics
+    /// If the cursor is not valid.
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "a cursor that can fail and move both ways, not an Iterator"
+    )]
+    pub fn next(&mut self) -> Result<(), TableError> {
+        assert!(self.valid(), "next() on an invalid table cursor");
+        if let Some(d) = &mut self.data {
+            let r = d.next();
+            self.data_moved(r)?;
+        }
+        self.skip_forward()
+    }
+
+    /// Moves to the previous entry; not valid before the first one.
+    ///
+    /// # Panics
+    /// If the cursor is not valid.
+    pub fn prev(&mut self) -> Result<(), TableError> {
+        assert!(self.valid(), "prev() on an invalid table cursor");
+        if let Some(d) = &mut self.data {
+            let r = d.prev();
+            self.data_moved(r)?;
+        }
+        self.skip_backward()
+    }
+
+    /// After the index cursor moved: load the data block it points at (or none).
+    fn index_moved(&mut self, r: Result<(), BlockError>) -> Result<(), TableError> {
+        self.data = None;
+        if let Err(e) = r {
+            return Err(self.table.index_error(e));
+        }
+        if !self.index.valid() {
+            return Ok(());
+        }
+        let t = self.table;
+        let h = t.decode_index_value(self.index.value())?;
+        let raw = read_block(&t.src, &t.file, h, "data")?;
+        let block = Block::new(raw).map_err(|e| data_error(t, h, e))?;
+        self.data_handle = h;
+        self.data = Some(block.iter(t.cmp));
+        Ok(())
+    }
+
+    fn data_moved(&mut self, r: Result<(), BlockError>) -> Result<(), TableError> {
+        r.map_err(|e| {
+            self.data = None;
+            data_error(self.table, self.data_handle, e)
+        })
+    }
+
+    /// While the data cursor is exhausted, move to the next block's first entry.
+    fn skip_forward(&mut self) -> Result<(), TableError> {
+        while self.data.as_ref().is_some_and(|d| !d.valid()) {
+            let r = self.index.next();
+            self.index_moved(r)?;
+            if let Some(d) = &mut self.data {
+                let r = d.seek_to_first();
+                self.data_moved(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// While the data cursor is exhausted, move to the previous block's last entry.
+    fn skip_backward(&mut self) -> Result<(), TableError> {
+        while self.data.as_ref().is_some_and(|d| !d.valid()) {
+            let r = self.index.prev();
+            self.index_moved(r)?;
+            if let Some(d) = &mut self.data {
+                let r = d.seek_to_last();
+                self.data_moved(r)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn data_error<R: ReadAt>(t: &Table<R>, h: BlockHandle, e: BlockError) -> TableError {
+    t.corrupt(
+        h.offset,
+        format!(
+            "data block: {} at byte {} of the decoded block",
+            e.reason, e.offset
+        ),
+    )
+}
+
+impl<R: ReadAt> Table<R> {
+    #[cfg(test)]
+    pub(crate) fn comparator(&self) -> Comparator {
+        self.cmp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{Compression, TableBuilder, TableOptions};
+    use std::cmp::Ordering;
+
+    fn build(n: u32, opts: TableOptions) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut b = TableBuilder::new(&mut out, opts).expect("builder");
+        for i in 0..n {
+            b.add(format!("k{i:06}").as_bytes(), format!("v{i}").as_bytes())
+                .expect("add");
+        }
+        let p = b.finish().expect("finish");
+        assert_eq!(p.file_bytes, out.len() as u64);
+        out
+    }
+
+    #[test]
+    fn get_and_iterate_small_table() {
+        let bytes = build(
+            500,
+            TableOptions {
+                block_bytes: 256,
+                compression: Compression::None,
+                ..Default::default()
+            },
+        );
+        let t =
+            Table::open(&bytes, bytes.len() as u64, "t.sst", Comparator::Bytewise).expect("open");
+        assert_eq!(t.comparator(), Comparator::Bytewise);
+        assert_eq!(t.get(b"k000123").expect("get"), Some(b"v123".to_vec()));
+        assert_eq!(t.get(b"k000123x").expect("get"), None);
+        assert_eq!(t.get(b"a").expect("get"), None);
+        let mut it = t.iter();
+        it.seek_to_first().expect("first");
+        let mut n = 0;
+        let mut prev: Option<Vec<u8>> = None;
+        while it.valid() {
+            if let Some(p) = &prev {
+                assert_eq!(p.as_slice().cmp(it.key()), Ordering::Less);
+            }
+            prev = Some(it.key().to_vec());
+            n += 1;
+            it.next().expect("next");
+        }
+        assert_eq!(n, 500);
+        let layout = t.layout().expect("layout");
+        assert!(layout.iter().filter(|r| r.kind == RegionKind::Data).count() > 10);
+        let total: u64 = layout.iter().map(|r| r.bytes).sum();
+        assert_eq!(total, bytes.len() as u64, "regions tile the file");
+    }
+
+    #[test]
+    fn empty_table() {
+        let bytes = build(0, TableOptions::default());
+        let t = Table::open(
+            bytes.as_slice(),
+            bytes.len() as u64,
+            "e.sst",
+            Comparator::Bytewise,
+        )
+        .expect("open");
+        assert_eq!(t.properties().entries, 0);
+        assert_eq!(t.get(b"x").expect("get"), None);
+        let mut it = t.iter();
+        it.seek_to_first().expect("first");
+        assert!(!it.valid());
+        it.seek_to_last().expect("last");
+        assert!(!it.valid());
+        it.seek(b"").expect("seek");
+        assert!(!it.valid());
+    }
+
+    #[test]
+    fn comparator_mismatch_is_reported() {
+        let bytes = build(3, TableOptions::default());
+        let e = Table::open(&bytes, bytes.len() as u64, "c.sst", Comparator::InternalKey)
+            .expect_err("mismatch");
+        assert!(matches!(e, TableError::ComparatorMismatch { .. }), "{e}");
+    }
+}
