@@ -288,7 +288,10 @@ const READ_BATCH_BYTES = 4 * MiB
 // Appends made in one tick are staged here and handed to the engine in one crossing at the
 // end of the tick (see Log.append). Bounds on one staging run:
 const STAGE_BYTES = 256 * 1024
-const STAGE_RECORDS = 8192
+// A run is handed over early when it reaches STAGE_RECORDS appends, so that the committer
+// starts writing while the rest of a large tick is still being appended (measured at 1024
+// in flight: p99 3.4-4.5 ms with 256 against 4.5-11 ms with one hand-over per tick).
+const STAGE_RECORDS = 256
 // Records larger than this skip staging and cross on their own (copied once, by the engine).
 const STAGE_RECORD_MAX = 16 * 1024
 
