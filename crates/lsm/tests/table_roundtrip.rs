@@ -244,12 +244,15 @@ fn seek_semantics_at_the_edges() {
     }
 }
 
+/// One write of a user key: sequence number, kind, value.
+type Version = (u64, ValueKind, Vec<u8>);
+
 #[test]
 fn internal_key_tables_find_the_newest_visible_version() {
     // Several versions per user key, some tombstones; user keys that are prefixes of
     // each other on purpose.
     let mut rng = Rng(7);
-    let mut versions: BTreeMap<Vec<u8>, Vec<(u64, ValueKind, Vec<u8>)>> = BTreeMap::new();
+    let mut versions: BTreeMap<Vec<u8>, Vec<Version>> = BTreeMap::new();
     let mut seq = 1u64;
     for _ in 0..3000 {
         let uk = rng.key();
