@@ -135,14 +135,20 @@ impl MemTable {
         }
     }
 
-    /// Records `user_key = value` at sequence number `seq` (at most [`MAX_SEQUENCE`], and
-    /// unique per user key). Serialised with other writes; never blocks readers.
+    /// Records `user_key = value` at sequence number `seq` (unique per user key).
+    /// Serialised with other writes; never blocks readers.
+    ///
+    /// # Panics
+    /// If `seq` exceeds [`MAX_SEQUENCE`] (a programmer error: the engine allocates them).
     pub fn put(&self, user_key: &[u8], seq: u64, value: &[u8]) -> Result<(), WriteError> {
         self.list
             .insert(user_key, encode_trailer(seq, Kind::Put), value)
     }
 
     /// Records the deletion of `user_key` at sequence number `seq` (as for [`MemTable::put`]).
+    ///
+    /// # Panics
+    /// If `seq` exceeds [`MAX_SEQUENCE`].
     pub fn delete(&self, user_key: &[u8], seq: u64) -> Result<(), WriteError> {
         self.list
             .insert(user_key, encode_trailer(seq, Kind::Delete), &[])
