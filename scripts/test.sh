@@ -4,8 +4,9 @@
 # Stages, in order; every stage runs even when an earlier one failed (except that the
 # JavaScript stages need the build), so one run shows every problem:
 #   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace
-#   loom             the commit ring's ownership protocol, model-checked with loom
-#                    (crates/wal/src/ring.rs; its own target dir, --cfg loom, release)
+#   loom             the commit ring's ownership protocol and the memtable skiplist's
+#                    publication protocol, model-checked with loom (crates/wal/src/ring.rs,
+#                    crates/lsm/src/memtable/skiplist.rs; own target dir, --cfg loom, release)
 #   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
 #                    and cargo build -p uringdb-uring --examples (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
@@ -82,6 +83,10 @@ stage_loom() {
   RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
     timeout "$cargo_timeout_s" cargo test -p uringdb-wal --release --lib ring::loom 2>&1 |
     tee "$log" || rc=1
+  # The memtable skiplist's publication protocol (crates/lsm/src/memtable/skiplist.rs).
+  RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+    timeout "$cargo_timeout_s" cargo test -p uringdb-lsm --release --lib memtable 2>&1 |
+    tee -a "$log" || rc=1
   stage_passed=$(sum_matches "$log" '^test result: .* ([0-9]+) passed;.*')
   stage_failed=$(sum_matches "$log" '^test result: .* ([0-9]+) failed;.*')
   if [[ $rc == 0 && $stage_passed == 0 ]]; then
