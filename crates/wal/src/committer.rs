@@ -156,12 +156,37 @@ fn collect_more(s: &Shared, st: &mut CommitterState) {
         .frames
         .last()
         .map_or(st.consumed, |f| f.pos + f.total as u64);
-    let mut bytes: usize = st.frames.iter().map(|f| f.total).sum();
+    let mut bytes: usize = st
+        .frames
+        .iter()
+        .filter(|f| f.kind.is_on_disk())
+        .map(|f| f.total)
+        .sum();
+    // A group ends at the active segment's end, so segments fill up whatever the grouping:
+    // what does not fit goes into the next group, which rolls. Only a group whose first
+    // entry does not fit rolls, and may then fill the whole new segment.
+    let seg_room = s.limits.segment_bytes.saturating_sub(st.offset) as usize;
+    let seg_payload = s.limits.segment_bytes as usize - format::SEGMENT_HEADER_BYTES;
+    let mut rolling = bytes > seg_room;
     let mut in_batch = false;
     while let Some(p) = s.ring.peek(pos) {
         let disk = p.kind.is_on_disk();
-        if disk && !in_batch && bytes > 0 && bytes + p.total > s.limits.group_bytes_max {
-            break;
+        if disk && !in_batch {
+            // An atomic batch is one entry: measured whole (its frames are all published
+            // once its first one is).
+            let entry = if p.kind == Kind::First {
+                batch_bytes(s, pos)
+            } else {
+                p.total
+            };
+            if bytes == 0 {
+                rolling = entry > seg_room;
+            } else {
+                let room = if rolling { seg_payload } else { seg_room };
+                if bytes + entry > s.limits.group_bytes_max.min(room) {
+                    break;
+                }
+            }
         }
         st.frames.push(GroupFrame {
             pos,
@@ -183,6 +208,21 @@ fn collect_more(s: &Shared, st: &mut CommitterState) {
         pos += p.total as u64;
     }
     debug_assert!(!in_batch, "batches are published whole");
+}
+
+/// Framed bytes of the atomic batch whose FIRST frame is at `pos`.
+fn batch_bytes(s: &Shared, mut pos: u64) -> usize {
+    let mut total = 0;
+    while let Some(p) = s.ring.peek(pos) {
+        if p.kind != Kind::Pad {
+            total += p.total;
+            if p.kind == Kind::Last {
+                break;
+            }
+        }
+        pos += p.total as u64;
+    }
+    total
 }
 
 fn group_disk_bytes(st: &CommitterState) -> u64 {
