@@ -298,3 +298,49 @@ fn second_open_in_another_process_is_locked() {
         .unwrap();
     assert_eq!(st.code(), Some(42));
 }
+
+/// Regression: a commit group that did not fit in the rest of the active segment was written
+/// whole into a new one, leaving the old segment nearly empty (a test saw 46 records in a
+/// 1 MiB segment). Groups now end at the segment boundary.
+#[test]
+fn regression_large_groups_fill_segments_before_rolling() {
+    let dir = TempDir::new("fill");
+    // A long commit delay makes every group as large as possible.
+    // A long commit delay and a ring larger than a segment make groups as large as a
+    // segment: under the old behaviour each roll left most of a segment unused.
+    let o = WalOptions {
+        commit_delay_us: 20_000,
+        ring_bytes: 4 << 20,
+        ..small_options()
+    };
+    let (wal, _) = Wal::open(dir.path(), &o).unwrap();
+    let (p, sink) = producer(&wal);
+    let rec = vec![7u8; 4000];
+    let n = 1500; // ~6 MiB: several 1 MiB segments, in groups of up to ~1 MiB
+    for _ in 0..n {
+        p.append(&rec, true).unwrap();
+    }
+    sink.wait(n);
+    wal.close().unwrap();
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 5, "{segs:?}");
+    let frame = uringdb_wal::format::frame_bytes(rec.len()) as u64;
+    for seg in &segs[..segs.len() - 1] {
+        let bytes = std::fs::read(seg).unwrap();
+        let mut off = uringdb_wal::format::SEGMENT_HEADER_BYTES;
+        while let Ok(f) = uringdb_wal::format::decode_frame(&bytes[off..]) {
+            off += f.total;
+        }
+        let unused = bytes.len() as u64 - off as u64;
+        assert!(
+            unused < frame,
+            "{}: {unused} bytes left unused, less than one record ({frame}) may be",
+            seg.display()
+        );
+    }
+}
