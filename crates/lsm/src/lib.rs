@@ -3,5 +3,6 @@
 //! log come next. Nothing here knows about JavaScript.
 #![deny(missing_docs)]
 
+pub mod internal_key;
 pub mod memtable;
 pub mod table;

@@ -16,7 +16,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use uringdb_lsm::memtable::{Kind, Lookup, MemTable, MemTableOptions};
+use uringdb_lsm::internal_key::ValueKind;
+use uringdb_lsm::memtable::{Lookup, MemTable, MemTableOptions};
 
 /// Operations the writer applies.
 const OPS: u64 = 30_000;
@@ -81,7 +82,7 @@ fn short_scan(m: &MemTable, start: &[u8]) -> u64 {
         if let Some((pk, pseq)) = prev {
             assert!((pk, std::cmp::Reverse(pseq)) < (k, std::cmp::Reverse(seq)));
         }
-        if e.key.kind() == Kind::Put {
+        if e.key.kind() == ValueKind::Put {
             check_value(k, seq, e.value);
         }
         prev = Some((k, seq));
@@ -120,11 +121,12 @@ fn reader(m: &MemTable, published: &AtomicU64, done: &AtomicBool) -> (u64, u64, 
                 );
             }
             match e.key.kind() {
-                Kind::Put => check_value(k, seq, e.value),
-                Kind::Delete => {
+                ValueKind::Put => check_value(k, seq, e.value),
+                ValueKind::Delete => {
                     assert!(is_delete(seq) && e.value.is_empty());
                     assert_eq!(k, key(seq - 3));
                 }
+                other => panic!("unexpected kind {other:?}"),
             }
             prev = Some((k.to_vec(), seq));
             n += 1;

@@ -11,7 +11,8 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
-use uringdb_lsm::memtable::{Kind, Lookup, MemTable, MemTableOptions};
+use uringdb_lsm::internal_key::ValueKind;
+use uringdb_lsm::memtable::{Lookup, MemTable, MemTableOptions};
 
 type Model = BTreeMap<(Vec<u8>, Reverse<u64>), Option<Vec<u8>>>;
 
@@ -114,7 +115,7 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 fn all_entries(m: &MemTable) -> Vec<(Vec<u8>, u64, Option<Vec<u8>>)> {
     m.iter()
         .map(|e| {
-            let v = (e.key.kind() == Kind::Put).then(|| e.value.to_vec());
+            let v = (e.key.kind() == ValueKind::Put).then(|| e.value.to_vec());
             (e.key.user_key().to_vec(), e.key.seq(), v)
         })
         .collect()
@@ -186,7 +187,7 @@ fn run(seed: u64) {
                 let got: Vec<_> = it
                     .take(n)
                     .map(|e| {
-                        let v = (e.key.kind() == Kind::Put).then(|| e.value.to_vec());
+                        let v = (e.key.kind() == ValueKind::Put).then(|| e.value.to_vec());
                         (e.key.user_key().to_vec(), e.key.seq(), v)
                     })
                     .collect();

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use uringdb_lsm::table::internal_key::{self, ValueKind};
+use uringdb_lsm::internal_key::{self, ValueKind};
 use uringdb_lsm::table::{
     Comparator, Compression, Table, TableBuilder, TableError, TableOptions, TableProperties,
     FORMAT_VERSION,

@@ -20,9 +20,9 @@ use std::fmt;
 use std::ops::Bound;
 
 use super::arena::{Arena, ArenaFull, ARENA_CHUNK_BYTES_DEFAULT};
-use super::internal_key::{encode_trailer, seek_trailer, InternalKey, Kind, MAX_SEQUENCE};
 use super::skiplist::{NodeRef, SkipList};
 use super::visible::VisibleIter;
+use crate::internal_key::{encode_trailer, seek_trailer, InternalKey, ValueKind, SEQ_MAX};
 
 /// A write the memtable refused. The memtable is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,27 +139,27 @@ impl MemTable {
     /// Serialised with other writes; never blocks readers.
     ///
     /// # Panics
-    /// If `seq` exceeds [`MAX_SEQUENCE`] (a programmer error: the engine allocates them).
+    /// If `seq` exceeds [`SEQ_MAX`] (a programmer error: the engine allocates them).
     pub fn put(&self, user_key: &[u8], seq: u64, value: &[u8]) -> Result<(), WriteError> {
         self.list
-            .insert(user_key, encode_trailer(seq, Kind::Put), value)
+            .insert(user_key, encode_trailer(seq, ValueKind::Put), value)
     }
 
     /// Records the deletion of `user_key` at sequence number `seq` (as for [`MemTable::put`]).
     ///
     /// # Panics
-    /// If `seq` exceeds [`MAX_SEQUENCE`].
+    /// If `seq` exceeds [`SEQ_MAX`].
     pub fn delete(&self, user_key: &[u8], seq: u64) -> Result<(), WriteError> {
         self.list
-            .insert(user_key, encode_trailer(seq, Kind::Delete), &[])
+            .insert(user_key, encode_trailer(seq, ValueKind::Delete), &[])
     }
 
     /// The newest version of `user_key` with a sequence number `<= snapshot_seq`.
     pub fn get(&self, user_key: &[u8], snapshot_seq: u64) -> Lookup<'_> {
         match self.list.seek(user_key, seek_trailer(snapshot_seq)) {
             Some(node) if node.key().user_key() == user_key => match node.key().kind() {
-                Kind::Put => Lookup::Found(node.value()),
-                Kind::Delete => Lookup::Deleted,
+                ValueKind::Put => Lookup::Found(node.value()),
+                ValueKind::Delete => Lookup::Deleted,
             },
             _ => Lookup::NotFound,
         }
@@ -185,7 +185,7 @@ impl MemTable {
         snapshot_seq: u64,
         range: (Bound<&'k [u8]>, Bound<&'k [u8]>),
     ) -> VisibleIter<'_> {
-        VisibleIter::new(&self.list, snapshot_seq.min(MAX_SEQUENCE), range)
+        VisibleIter::new(&self.list, snapshot_seq.min(SEQ_MAX), range)
     }
 
     /// Bytes the entries occupy in the arena (alignment included): the memtable's logical
@@ -333,7 +333,7 @@ mod tests {
         let e = it.next().expect("d");
         assert_eq!(
             (e.key.user_key(), e.key.seq(), e.key.kind()),
-            (&b"d"[..], 11, Kind::Delete)
+            (&b"d"[..], 11, ValueKind::Delete)
         );
         assert_eq!(e.value, b"");
         let e = it.next().expect("d");
@@ -346,7 +346,11 @@ mod tests {
         it.seek_to_first();
         assert_eq!(it.count(), 6);
         let mut it = m.iter();
-        let target = [b"d".as_slice(), &encode_trailer(5, Kind::Put).to_be_bytes()].concat();
+        let target = [
+            b"d".as_slice(),
+            &encode_trailer(5, ValueKind::Put).to_be_bytes(),
+        ]
+        .concat();
         it.seek_internal(InternalKey::from_bytes(&target).expect("valid"));
         assert_eq!(it.next().map(|e| e.key.seq()), Some(2));
     }

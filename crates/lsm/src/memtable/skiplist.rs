@@ -59,9 +59,9 @@ use std::mem::{align_of, size_of};
 use std::ptr::{self, NonNull};
 
 use super::arena::{Arena, ARENA_ALIGN_BYTES_MAX};
-use super::internal_key::{compare, InternalKey, TRAILER_BYTES};
 use super::memtable::WriteError;
 use super::sync::{lock, AtomicPtr, AtomicUsize, Mutex, Ordering};
+use crate::internal_key::{compare_parts, InternalKey, TRAILER_BYTES};
 
 /// The tallest tower a node can have.
 pub(crate) const MAX_HEIGHT: usize = 12;
@@ -499,13 +499,13 @@ impl SkipList {
 /// Compares a node's internal key with `(user_key, trailer)`.
 fn compare_node(node: NodeRef<'_>, user_key: &[u8], trailer: u64) -> CmpOrdering {
     let key = node.key();
-    compare(key.user_key(), key.trailer(), user_key, trailer)
+    compare_parts(key.user_key(), key.trailer(), user_key, trailer)
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::memtable::internal_key::{encode_trailer, Kind};
+    use crate::internal_key::{encode_trailer, ValueKind};
 
     fn list() -> SkipList {
         SkipList::new(Arena::new(4096, 16 << 20), 7)
@@ -543,7 +543,7 @@ mod tests {
             x ^= x << 17;
             let key = format!("k{}", x % 500).into_bytes();
             let value = format!("v{seq}-{}", "x".repeat((x % 40) as usize)).into_bytes();
-            l.insert(&key, encode_trailer(seq, Kind::Put), &value)
+            l.insert(&key, encode_trailer(seq, ValueKind::Put), &value)
                 .expect("ample capacity");
             expected.push((key, seq, value));
         }
@@ -552,7 +552,7 @@ mod tests {
         assert_eq!(l.len(), 3000);
         for (key, seq, value) in expected.iter().step_by(7) {
             let n = l
-                .seek(key, encode_trailer(*seq, Kind::Put))
+                .seek(key, encode_trailer(*seq, ValueKind::Put))
                 .expect("present");
             assert_eq!((n.key().user_key(), n.key().seq()), (&key[..], *seq));
             assert_eq!(n.value(), &value[..]);
@@ -563,7 +563,7 @@ mod tests {
     fn search_finds_both_sides_of_the_boundary() {
         let l = list();
         for (i, k) in [b"a", b"c", b"e"].iter().enumerate() {
-            l.insert(*k, encode_trailer(i as u64 + 1, Kind::Put), b"")
+            l.insert(*k, encode_trailer(i as u64 + 1, ValueKind::Put), b"")
                 .expect("ample capacity");
         }
         let (last, next) = l.search(|n| n.key().user_key() < &b"d"[..]);
@@ -596,7 +596,7 @@ mod tests {
         let l = list();
         for (i, h) in [MAX_HEIGHT, 1, 3, MAX_HEIGHT, 2, 1].into_iter().enumerate() {
             let key = [b'a' + (5 - i as u8)];
-            l.insert_with_height(&key, encode_trailer(1, Kind::Put), &key, h)
+            l.insert_with_height(&key, encode_trailer(1, ValueKind::Put), &key, h)
                 .expect("ample capacity");
         }
         let keys: Vec<_> = collect(&l).into_iter().map(|e| e.0[0]).collect();
@@ -611,7 +611,7 @@ mod tests {
         let l = SkipList::new(Arena::new(1024, 2048), 1);
         let mut n = 0;
         let err = loop {
-            match l.insert(&[n as u8], encode_trailer(n, Kind::Put), &[0; 100]) {
+            match l.insert(&[n as u8], encode_trailer(n, ValueKind::Put), &[0; 100]) {
                 Ok(()) => n += 1,
                 Err(e) => break e,
             }
@@ -627,7 +627,7 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_model {
     use super::*;
-    use crate::memtable::internal_key::{encode_trailer, Kind};
+    use crate::internal_key::{encode_trailer, ValueKind};
     use ::loom::sync::Arc;
 
     /// One writer inserts three nodes of heights 2, 1 and 3 (out of key order, so that links
@@ -649,8 +649,13 @@ mod loom_model {
                 let list = list.clone();
                 ::loom::thread::spawn(move || {
                     for (key, height) in [(b"b", 2), (b"a", 1), (b"c", 3)] {
-                        list.insert_with_height(key, encode_trailer(1, Kind::Put), key, height)
-                            .expect("ample capacity");
+                        list.insert_with_height(
+                            key,
+                            encode_trailer(1, ValueKind::Put),
+                            key,
+                            height,
+                        )
+                        .expect("ample capacity");
                     }
                 })
             };
@@ -664,7 +669,7 @@ mod loom_model {
             }
             assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
             for k in [b"a", b"b", b"c"] {
-                if let Some(node) = list.seek(k, encode_trailer(1, Kind::Put)) {
+                if let Some(node) = list.seek(k, encode_trailer(1, ValueKind::Put)) {
                     node.check_witness();
                     assert!(node.key().user_key() >= &k[..]);
                     assert_eq!(node.value(), node.key().user_key());

@@ -11,8 +11,8 @@
 use std::fmt;
 use std::ops::Bound;
 
-use super::internal_key::{seek_trailer, Kind};
 use super::skiplist::{NodeRef, SkipList};
+use crate::internal_key::{seek_trailer, ValueKind};
 
 /// Versions of one user key walked one by one before skipping the rest with a search.
 const VERSIONS_WALKED_MAX: usize = 8;
@@ -69,7 +69,7 @@ impl<'a> VisibleIter<'a> {
             }
             v
         };
-        (visible.key().kind() == Kind::Put).then(|| visible.value())
+        (visible.key().kind() == ValueKind::Put).then(|| visible.value())
     }
 
     /// The first node after every version of `node`'s user key.

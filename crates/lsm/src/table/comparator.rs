@@ -7,7 +7,7 @@
 
 use std::cmp::Ordering;
 
-use super::internal_key;
+use crate::internal_key;
 
 /// How keys in a table are ordered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -132,7 +132,7 @@ fn bytewise_successor(key: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::internal_key::{encode, ValueKind};
+    use crate::internal_key::{encode, ValueKind};
 
     fn ik(uk: &[u8], seq: u64) -> Vec<u8> {
         let mut k = Vec::new();

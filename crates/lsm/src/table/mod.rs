@@ -9,7 +9,8 @@
 //! - `index.rs`: block handles and the index block;
 //! - `properties.rs`: the metaindex block (table properties);
 //! - `footer.rs`: the fixed-size footer;
-//! - [`internal_key`] and [`Comparator`]: the key encodings and orders a table may hold;
+//! - [`Comparator`]: the key orders a table may hold, bytewise or by internal key
+//!   ([`crate::internal_key`], the encoding shared with the memtable);
 //! - [`TableBuilder`] (`builder.rs`) writes a table, [`Table`] (`reader.rs`) reads it.
 //!
 //! Fixed-width integers are little-endian everywhere in the file (internal key trailers,
@@ -45,7 +46,6 @@ mod error;
 mod filter;
 mod footer;
 mod index;
-pub mod internal_key;
 pub mod limits;
 mod properties;
 mod reader;

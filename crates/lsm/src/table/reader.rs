@@ -249,7 +249,7 @@ impl<R: ReadAt> Table<R> {
     }
 
     /// The first entry at or after `key` whose filter key equals `key`'s, if any. For an
-    /// internal-key table and a lookup key ([`super::internal_key::encode_lookup`]) this
+    /// internal-key table and a lookup key ([`crate::internal_key::encode_lookup`]) this
     /// is the newest version of the user key visible at the lookup's sequence number (the
     /// caller checks its kind: it may be a tombstone).
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<OwnedEntry>, TableError> {
