@@ -171,11 +171,10 @@ fn assert_recovered(dir: &Path, acked: &[Vec<u8>]) {
 /// outcomes.
 fn append_each(p: &Producer, sink: &TypedSink, recs: &[Vec<u8>]) -> Vec<Result<u64, WalError>> {
     for (i, r) in recs.iter().enumerate() {
+        // Counted before appending: the outcome may arrive before append() returns.
+        let before = sink.count();
         p.append(r, true).unwrap();
-        sink.wait(
-            sink.count() + 1,
-            &format!("record {} of {}", i + 1, recs.len()),
-        );
+        sink.wait(before + 1, &format!("record {} of {}", i + 1, recs.len()));
     }
     sink.outcomes.lock().unwrap().clone()
 }
