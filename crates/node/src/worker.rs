@@ -33,11 +33,26 @@ pub(crate) fn submit(job: impl FnOnce() + Send + 'static) {
     let _ = q.send(Box::new(job));
 }
 
-/// Runs `job` on a new named thread.
+/// Runs `job` on a new named thread; if no thread can be spawned, on the reader thread
+/// (later, but never lost: a lost job would leave its promise pending forever).
 pub(crate) fn spawn_named(name: &str, job: impl FnOnce() + Send + 'static) {
-    let job: Job = Box::new(job);
-    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(job) {
-        // Out of threads: run it on the reader thread rather than lose it.
-        eprintln!("uringdb: could not spawn {name} thread ({e}); using the reader thread");
+    let slot = std::sync::Arc::new(Mutex::new(Some(Box::new(job) as Job)));
+    let theirs = slot.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let job = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(job) = job {
+                job();
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!(
+            "uringdb: could not spawn a {name} thread ({e}); running it on the reader thread"
+        );
+        let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(job) = job {
+            submit(job);
+        }
     }
 }
