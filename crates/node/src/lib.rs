@@ -103,7 +103,8 @@ fn to_wal_options(o: &NativeLogOptions) -> napi::Result<WalOptions> {
 
 /// What the committer sends to a JS thread: one message per commit group.
 enum Msg {
-    Done(Vec<u64>, GroupInfo),
+    /// Sequence numbers, already as JS numbers (converted once, on the committer thread).
+    Done(Vec<f64>, GroupInfo),
     Failed(u32, String),
 }
 
@@ -127,7 +128,7 @@ struct JsSink {
 impl CompletionSink for JsSink {
     fn completed(&self, seqs: &[u64], group: &GroupInfo) {
         self.tsfn.call(
-            Msg::Done(seqs.to_vec(), *group),
+            Msg::Done(seqs.iter().map(|&s| s as f64).collect(), *group),
             ThreadsafeFunctionCallMode::NonBlocking,
         );
     }
@@ -309,8 +310,7 @@ pub fn open_log<'env>(
                         }
                     }
                     Ok(FnArgs::from(match ctx.value {
-                        Msg::Done(v, g) => {
-                            let f: Vec<f64> = v.into_iter().map(|s| s as f64).collect();
+                        Msg::Done(seqs, g) => {
                             let group = vec![
                                 g.records as f64,
                                 g.bytes as f64,
@@ -322,7 +322,7 @@ pub fn open_log<'env>(
                                 if g.synced { 1.0 } else { 0.0 },
                             ];
                             (
-                                Some(Float64Array::new(f)),
+                                Some(Float64Array::new(seqs)),
                                 0,
                                 None,
                                 Some(Float64Array::new(group)),
