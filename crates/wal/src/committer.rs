@@ -383,24 +383,8 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
         fsync_us: sync_ns as f64 / 1000.0,
         synced: st.unsynced_bytes == 0,
     };
-    // Deliver completions: one call per producer per group.
-    {
-        let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
-        for (pid, v) in st.outcomes.iter_mut() {
-            if v.is_empty() {
-                continue;
-            }
-            for o in v.iter_mut() {
-                if *o == u64::MAX {
-                    *o = watermark;
-                }
-            }
-            if let Some(Some(sink)) = producers.get(*pid as usize) {
-                sink.completed(v, &info);
-            }
-        }
-    }
-    // Counted here, once per group, rather than by producers on a shared cache line.
+    // Counted here, once per group, rather than by producers on a shared cache line, and
+    // before the completions go out: a caller whose append resolved sees it in stats().
     s.counters.add(&s.counters.appends, records);
     s.counters.add(
         &s.counters.append_bytes,
@@ -424,6 +408,23 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
             lat.fsync.record(sync_ns);
         }
         lat.total.record(done_ns.saturating_sub(arrival));
+    }
+    // Deliver completions: one call per producer per group.
+    {
+        let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
+        for (pid, v) in st.outcomes.iter_mut() {
+            if v.is_empty() {
+                continue;
+            }
+            for o in v.iter_mut() {
+                if *o == u64::MAX {
+                    *o = watermark;
+                }
+            }
+            if let Some(Some(sink)) = producers.get(*pid as usize) {
+                sink.completed(v, &info);
+            }
+        }
     }
     finish(s, st, end);
 }

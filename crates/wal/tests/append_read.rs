@@ -344,3 +344,19 @@ fn regression_large_groups_fill_segments_before_rolling() {
         );
     }
 }
+
+/// Regression: append counters were updated after the group's completions went out, so a
+/// caller whose append had completed could read stale stats.
+#[test]
+fn regression_stats_count_an_append_by_the_time_it_completes() {
+    let dir = TempDir::new("stats");
+    let (wal, _) = Wal::open(dir.path(), &small_options()).unwrap();
+    let (p, sink) = producer(&wal);
+    for i in 1..=200u64 {
+        p.append(&record(i), true).unwrap();
+        sink.wait(i as usize);
+        let st = wal.stats();
+        assert!(st.appends >= i, "after {i} completions stats().appends = {}", st.appends);
+        assert!(st.groups >= 1);
+    }
+}
