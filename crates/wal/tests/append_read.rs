@@ -356,7 +356,11 @@ fn regression_stats_count_an_append_by_the_time_it_completes() {
         p.append(&record(i), true).unwrap();
         sink.wait(i as usize);
         let st = wal.stats();
-        assert!(st.appends >= i, "after {i} completions stats().appends = {}", st.appends);
+        assert!(
+            st.appends >= i,
+            "after {i} completions stats().appends = {}",
+            st.appends
+        );
         assert!(st.groups >= 1);
     }
 }
