@@ -1,11 +1,17 @@
 //! Reading a table: [`Table::open`] reads and verifies the footer, the index, the filter
-//! and the properties; [`Table::get`] and [`TableIter`] read data blocks on demand. Every
-//! block's checksum is verified on every read (there is no block cache yet), and every
-//! damaged byte is reported as [`TableError::Corruption`] with the file and the offset of
-//! the block (or footer) that failed: never wrong data, never a panic.
+//! and the properties, which the table keeps; [`Table::get`] and [`TableIter`] read data
+//! blocks on demand. Every block's checksum is verified whenever it is read from the
+//! source, and every damaged byte is reported as [`TableError::Corruption`] with the file
+//! and the offset of the block (or footer) that failed: never wrong data, never a panic.
 //!
-//! A `Table` is immutable after open and `Sync` when its source is: any number of threads
-//! may call `get` and iterate at once.
+//! A table opened with [`Table::open_cached`] looks data blocks up in a shared
+//! [`BlockCache`] first, under its own table id, and caches each block it reads, after the
+//! block passed its checksum and its restart-array check: a cached block is not verified
+//! again. A block that fails either check is never cached, so it fails the same way on
+//! every read.
+//!
+//! A `Table` is immutable after open and `Send + Sync` when its source is: any number of
+//! threads may call `get` and iterate at once.
 
 use std::fs::File;
 use std::io;
@@ -21,6 +27,7 @@ use super::footer::{Footer, FooterError, FOOTER_BYTES};
 use super::index::BlockHandle;
 use super::properties::{decode_metaindex, MetaError, TableProperties};
 use super::trailer;
+use crate::cache::BlockCache;
 
 /// Positional reads: the only thing a table needs from its storage. The real I/O layer
 /// (io_uring or the portable backend) implements it later; files and byte slices do now.
@@ -109,7 +116,19 @@ pub struct Table<R: ReadAt> {
     index: Block,
     filter: Option<Filter>,
     props: TableProperties,
+    /// The shared cache of data blocks and this table's id in it.
+    cache: Option<(Arc<BlockCache>, u64)>,
 }
+
+// A table is shared by readers on many threads (through versions held by `Arc`): it is
+// `Send + Sync` for every source that is.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn for_every_source<R: ReadAt + Send + Sync>() {
+        send_sync::<Table<R>>();
+    }
+    for_every_source::<File>();
+};
 
 impl<R: ReadAt> std::fmt::Debug for Table<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,12 +142,27 @@ impl<R: ReadAt> std::fmt::Debug for Table<R> {
 impl<R: ReadAt> Table<R> {
     /// Opens the table stored in the first `file_size` bytes of `src` (the size recorded
     /// when it was written), expecting keys ordered by `cmp`. `file` names the file in
-    /// errors. Reads and verifies the footer, index, filter and metaindex blocks.
+    /// errors. Reads and verifies the footer, index, filter and metaindex blocks. Data
+    /// blocks are read from `src` on every use: [`Table::open_cached`] without a cache.
     pub fn open(
         src: R,
         file_size: u64,
         file: impl Into<PathBuf>,
         cmp: Comparator,
+    ) -> Result<Table<R>, TableError> {
+        Table::open_cached(src, file_size, file, cmp, None)
+    }
+
+    /// [`Table::open`], with data blocks looked up in (and, once read and verified, added
+    /// to) `cache` if one is given. The table takes a new id from the cache, so its blocks
+    /// are never confused with those of another table or of another open of this file.
+    /// The index, filter and metaindex blocks are held by the table itself, not cached.
+    pub fn open_cached(
+        src: R,
+        file_size: u64,
+        file: impl Into<PathBuf>,
+        cmp: Comparator,
+        cache: Option<Arc<BlockCache>>,
     ) -> Result<Table<R>, TableError> {
         let file = file.into();
         let corrupt = |offset: u64, reason: String| TableError::Corruption {
@@ -209,6 +243,10 @@ impl<R: ReadAt> Table<R> {
         props.file_bytes = file_size;
         props.index_bytes = footer.index.stored_bytes();
         props.filter_bytes = footer.filter.map_or(0, |h| h.stored_bytes());
+        let cache = cache.map(|c| {
+            let id = c.new_table_id();
+            (c, id)
+        });
         Ok(Table {
             src,
             file,
@@ -218,7 +256,14 @@ impl<R: ReadAt> Table<R> {
             index,
             filter,
             props,
+            cache,
         })
+    }
+
+    /// This table's id in its block cache, if it was opened with one (for
+    /// [`BlockCache::erase_table`] when its file is deleted).
+    pub fn cache_id(&self) -> Option<u64> {
+        self.cache.as_ref().map(|(_, id)| *id)
     }
 
     /// The table's properties.
@@ -311,6 +356,23 @@ impl<R: ReadAt> Table<R> {
             bytes: FOOTER_BYTES as u64,
         });
         Ok(out)
+    }
+
+    /// The data block at `h`: from the cache if it holds it, else read, verified, decoded
+    /// and then cached.
+    fn data_block(&self, h: BlockHandle) -> Result<Block, TableError> {
+        if let Some((cache, id)) = &self.cache {
+            if let Some(block) = cache.get(*id, h.offset) {
+                return Ok(block);
+            }
+        }
+        let raw = read_block(&self.src, &self.file, h, "data")?;
+        let block_bytes = raw.len();
+        let block = Block::new(raw).map_err(|e| data_error(self, h, e))?;
+        if let Some((cache, id)) = &self.cache {
+            cache.insert(*id, h.offset, block.clone(), block_bytes);
+        }
+        Ok(block)
     }
 
     fn corrupt(&self, offset: u64, reason: String) -> TableError {
@@ -510,8 +572,7 @@ impl<R: ReadAt> TableIter<'_, R> {
         }
         let t = self.table;
         let h = t.decode_index_value(self.index.value())?;
-        let raw = read_block(&t.src, &t.file, h, "data")?;
-        let block = Block::new(raw).map_err(|e| data_error(t, h, e))?;
+        let block = t.data_block(h)?;
         self.data_handle = h;
         self.data = Some(block.iter(t.cmp));
         Ok(())
@@ -565,6 +626,25 @@ impl<R: ReadAt> Table<R> {
     #[cfg(test)]
     pub(crate) fn comparator(&self) -> Comparator {
         self.cmp
+    }
+}
+
+/// The typed face of the cache. It lives here because the decoded block type is private to
+/// the table module; the cache itself stores values type-erased (see [`crate::cache`]).
+impl BlockCache {
+    /// The data block cached under `(table_id, offset)`, counting a hit or a miss.
+    pub(crate) fn get(&self, table_id: u64, offset: u64) -> Option<Block> {
+        let value = self.get_value(table_id, offset)?;
+        // Only `insert` below stores values, and only blocks.
+        let block = value.downcast_ref::<Block>();
+        debug_assert!(block.is_some(), "a block cache holds only blocks");
+        block.cloned()
+    }
+
+    /// Caches the data block at `offset` of table `table_id`, verified and decoded into
+    /// `block_bytes` bytes (its charge, with the per-entry overhead).
+    pub(crate) fn insert(&self, table_id: u64, offset: u64, block: Block, block_bytes: usize) {
+        self.insert_value(table_id, offset, Arc::new(block), block_bytes);
     }
 }
 
