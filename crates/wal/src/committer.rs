@@ -354,6 +354,9 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
         }
         st.written_seq = seq;
         st.segment.note_index(first_seq, group_offset);
+        if let Some(hook) = &s.apply {
+            apply_group(s, st, &**hook, first_seq);
+        }
     } else if marker && st.unsynced_bytes > 0 {
         let t0 = s.now_ns();
         if let Err(e) = st.segment.file.sync_data() {
@@ -427,6 +430,23 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
         }
     }
     finish(s, st, end);
+}
+
+/// Hands the group's records (sequence numbers already assigned) to the apply hook.
+fn apply_group(s: &Shared, st: &CommitterState, hook: &dyn crate::wal::ApplyHook, first_seq: u64) {
+    let mut seq = first_seq;
+    let mut it = st.frames.iter().filter(|f| f.kind.is_on_disk()).map(|f| {
+        // SAFETY: as in `gather`: the committer owns these published frames until
+        // `finish` releases them (after this call); a frame never wraps the ring.
+        let payload = unsafe {
+            s.ring
+                .slice(f.pos + format::FRAME_HEADER_BYTES as u64, f.len)
+        };
+        let r = (seq, payload);
+        seq += 1;
+        r
+    });
+    hook.apply(&mut it);
 }
 
 /// Gathers the group's on-disk frames into iovecs (contiguous runs of the ring).

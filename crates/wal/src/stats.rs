@@ -134,7 +134,7 @@ impl Counters {
 }
 
 /// A snapshot of a log's statistics.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct WalStats {
     /// I/O backend in use ("io_uring" or "portable").
     pub backend: &'static str,

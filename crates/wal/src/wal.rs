@@ -165,6 +165,17 @@ pub trait CompletionSink: Send + Sync {
     fn failed(&self, count: usize, error: &WalError);
 }
 
+/// Applies committed records to an in-memory structure (the key-value database's memtable)
+/// before anyone learns of them. Called on the committer thread, once per commit group
+/// that wrote records, after the group's write succeeded (and its fdatasync, if any record
+/// asked for one) and before the durable watermark is published and completions are
+/// delivered — so a resolved append is already applied, and records are applied in
+/// sequence order, one group at a time. Implementations must not block on appends.
+pub trait ApplyHook: Send + Sync {
+    /// The group's records in log order: `(sequence number, payload)`.
+    fn apply(&self, records: &mut dyn Iterator<Item = (u64, &[u8])>);
+}
+
 /// Outcome of [`Wal::wait_for`].
 #[derive(Clone, Debug)]
 pub enum WaitOutcome {
@@ -223,6 +234,8 @@ pub(crate) struct Shared {
     pub arrival_ns: AtomicU64,
     pub epoch: Instant,
     pub producers: Mutex<Vec<Option<Arc<dyn CompletionSink>>>>,
+    /// Applies each written group before completions (see [`ApplyHook`]).
+    pub apply: Option<Arc<dyn ApplyHook>>,
     // Read side.
     pub segments: RwLock<Vec<Arc<Segment>>>,
     pub durable_seq: AtomicU64,
@@ -326,14 +339,38 @@ impl std::fmt::Debug for Wal {
 impl Wal {
     /// Opens (creating if needed) the log in `dir`, running recovery.
     pub fn open(dir: &Path, options: &WalOptions) -> Result<(Wal, RecoveryReport), WalError> {
+        Self::open_with(dir, options, None, None)
+    }
+
+    /// Opens the log with an optional caller-provided I/O layer (`None`: the one that
+    /// `options` select) and an optional [`ApplyHook`].
+    pub fn open_with(
+        dir: &Path,
+        options: &WalOptions,
+        vfs: Option<Arc<dyn Vfs>>,
+        apply: Option<Arc<dyn ApplyHook>>,
+    ) -> Result<(Wal, RecoveryReport), WalError> {
         let limits = options.limits()?;
-        let (vfs, probe) = uringdb_uring::open_vfs(options.backend)
-            .map_err(|e| WalError::BackendUnavailable(e.to_string()))?;
-        let vfs: Arc<dyn Vfs> = match &options.fault {
-            Some(cfg) => FaultVfs::new(vfs, cfg.clone()),
-            None => vfs,
+        let (vfs, probe) = match vfs {
+            Some(vfs) => {
+                let probe = ProbeReport {
+                    backend: vfs.kind(),
+                    fallback_reason: None,
+                    features: Vec::new(),
+                };
+                (vfs, probe)
+            }
+            None => {
+                let (vfs, probe) = uringdb_uring::open_vfs(options.backend)
+                    .map_err(|e| WalError::BackendUnavailable(e.to_string()))?;
+                let vfs: Arc<dyn Vfs> = match &options.fault {
+                    Some(cfg) => FaultVfs::new(vfs, cfg.clone()),
+                    None => vfs,
+                };
+                (vfs, probe)
+            }
         };
-        Self::open_with_vfs(dir, options, limits, vfs, probe)
+        Self::open_with_vfs(dir, options, limits, vfs, probe, apply)
     }
 
     /// Opens the log on a caller-provided I/O layer (tests: a shared [`FaultVfs`] whose
@@ -343,13 +380,7 @@ impl Wal {
         options: &WalOptions,
         vfs: Arc<dyn Vfs>,
     ) -> Result<(Wal, RecoveryReport), WalError> {
-        let limits = options.limits()?;
-        let probe = ProbeReport {
-            backend: vfs.kind(),
-            fallback_reason: None,
-            features: Vec::new(),
-        };
-        Self::open_with_vfs(dir, options, limits, vfs, probe)
+        Self::open_with(dir, options, Some(vfs), None)
     }
 
     fn open_with_vfs(
@@ -358,6 +389,7 @@ impl Wal {
         limits: Limits,
         vfs: Arc<dyn Vfs>,
         probe: ProbeReport,
+        apply: Option<Arc<dyn ApplyHook>>,
     ) -> Result<(Wal, RecoveryReport), WalError> {
         let started = Instant::now();
         vfs.create_dir_all(dir)
@@ -391,6 +423,7 @@ impl Wal {
             arrival_ns: AtomicU64::new(0),
             epoch: Instant::now(),
             producers: Mutex::new(Vec::new()),
+            apply,
             segments: RwLock::new(recovered.segments.clone()),
             durable_seq: AtomicU64::new(recovered.last_seq),
             waiters: Mutex::new(Waiters {
@@ -575,6 +608,12 @@ impl Wal {
             fsync: lat.fsync.summary_us(),
             total: lat.total.summary_us(),
         }
+    }
+
+    /// The I/O layer this log writes through (the key-value database writes its tables
+    /// and manifest through the same one).
+    pub fn vfs(&self) -> Arc<dyn Vfs> {
+        self.shared.vfs.clone()
     }
 
     /// The directory of this log.
