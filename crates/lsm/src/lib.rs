@@ -1,8 +1,11 @@
-//! uringdb's LSM tree (milestone 2, in progress): the in-memory memtable and the on-disk
-//! SSTable format. Manifest, compaction and the database that ties them to the write-ahead
-//! log come next. Nothing here knows about JavaScript.
+//! uringdb's LSM tree: the memtable, the SSTable format, the manifest, the block cache,
+//! and the database that ties them to the write-ahead log (flush, compaction, snapshots,
+//! iterators). Nothing here knows about JavaScript.
 #![deny(missing_docs)]
 
+pub mod cache;
+pub mod db;
 pub mod internal_key;
+pub mod manifest;
 pub mod memtable;
 pub mod table;

@@ -54,9 +54,10 @@ impl<'a> VisibleIter<'a> {
         }
     }
 
-    /// The newest version of `node`'s user key visible at the snapshot, if it is a put.
-    /// `node` is the first (newest) version of its user key.
-    fn visible_value(&self, node: NodeRef<'a>) -> Option<&'a [u8]> {
+    /// The newest version of `node`'s user key visible at the snapshot: `None` if there is
+    /// none, `Some(None)` if it is a deletion, `Some(Some(value))` if it is a put. `node` is
+    /// the first (newest) version of its user key.
+    fn visible_entry(&self, node: NodeRef<'a>) -> Option<Option<&'a [u8]>> {
         let key = node.key();
         let visible = if key.seq() <= self.snapshot_seq {
             node
@@ -69,7 +70,7 @@ impl<'a> VisibleIter<'a> {
             }
             v
         };
-        (visible.key().kind() == ValueKind::Put).then(|| visible.value())
+        Some((visible.key().kind() == ValueKind::Put).then(|| visible.value()))
     }
 
     /// The first node after every version of `node`'s user key.
@@ -104,10 +105,11 @@ impl<'a> VisibleIter<'a> {
     }
 }
 
-impl<'a> Iterator for VisibleIter<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+impl<'a> VisibleIter<'a> {
+    /// Like [`Iterator::next`], but deletions visible at the snapshot are returned too, as
+    /// `(key, None)`: what a reader merging this memtable with older data needs (a
+    /// deletion here hides the key's older versions there).
+    pub fn next_entry(&mut self) -> Option<(&'a [u8], Option<&'a [u8]>)> {
         loop {
             let node = self.front?;
             let user_key = node.key().user_key();
@@ -117,15 +119,15 @@ impl<'a> Iterator for VisibleIter<'a> {
             }
             self.front_last = Some(user_key);
             self.front = self.skip_versions(node);
-            if let Some(value) = self.visible_value(node) {
-                return Some((user_key, value));
+            if let Some(entry) = self.visible_entry(node) {
+                return Some((user_key, entry));
             }
         }
     }
-}
 
-impl<'a> DoubleEndedIterator for VisibleIter<'a> {
-    fn next_back(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+    /// Like [`DoubleEndedIterator::next_back`], deletions included (see
+    /// [`VisibleIter::next_entry`]).
+    pub fn next_back_entry(&mut self) -> Option<(&'a [u8], Option<&'a [u8]>)> {
         loop {
             let (last, _) = match (self.back_last, &self.upper) {
                 (Some(b), _) => self.list.search(|n| n.key().user_key() < b),
@@ -140,8 +142,30 @@ impl<'a> DoubleEndedIterator for VisibleIter<'a> {
             self.back_last = Some(user_key);
             // The newest version of `user_key`, from which the visible one is found.
             let newest = self.list.seek(user_key, 0)?;
-            if let Some(value) = self.visible_value(newest) {
-                return Some((user_key, value));
+            if let Some(entry) = self.visible_entry(newest) {
+                return Some((user_key, entry));
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for VisibleIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        loop {
+            if let (k, Some(v)) = self.next_entry()? {
+                return Some((k, v));
+            }
+        }
+    }
+}
+
+impl<'a> DoubleEndedIterator for VisibleIter<'a> {
+    fn next_back(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        loop {
+            if let (k, Some(v)) = self.next_back_entry()? {
+                return Some((k, v));
             }
         }
     }

@@ -32,8 +32,8 @@
 //!
 //! A reader needs the file's size (from the manifest, or the file system): it reads the
 //! footer from the end, then the metaindex, index and filter blocks, and after that one
-//! data block per point lookup. Every block is verified against its checksum on every
-//! read; any damage is a [`TableError::Corruption`] naming the file and the offset of the
+//! data block per point lookup. Every block is verified against its checksum whenever it
+//! is read from the file (a block cache holds only blocks that passed); any damage is a [`TableError::Corruption`] naming the file and the offset of the
 //! block or footer that failed. Fixtures of each released version are kept in
 //! `crates/lsm/tests/fixtures/` and read by the tests, so later versions prove they still
 //! read them.

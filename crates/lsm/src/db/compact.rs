@@ -1,0 +1,777 @@
+//! Background work: flushing immutable memtables to level-0 tables, and leveled
+//! compaction. Both write tables through the rate limiter, record the result with one
+//! manifest edit, and only then publish a new version; inputs are deleted when the last
+//! reader holding them lets go.
+//!
+//! Dropping versions: for each user key, entries arrive newest first. An entry is dropped
+//! when a newer entry of the same key is visible to every snapshot (its sequence number is
+//! at or below the smallest live snapshot). A deletion is dropped as well when it is
+//! visible to every snapshot and no level below the output holds the key (nothing left to
+//! hide).
+
+use std::cmp::Ordering as CmpOrdering;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::version::{Mem, SuperVersion, TableHandle, TableWriter, Version};
+use super::{add, failpoint, json_string, open_table, DbError, Inner};
+use crate::internal_key::{self, ValueKind};
+use crate::manifest::{self, FileMeta, VersionEdit, NUM_LEVELS};
+use crate::table::{TableBuilder, TableIter};
+use uringdb_uring::OpenMode;
+
+/// Pause after a failed background job before it is retried (e.g. after ENOSPC, once
+/// space may have been freed).
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+fn wait_bg(inner: &Inner, timeout: Duration) {
+    let s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
+    if inner.closing.load(Ordering::Acquire) {
+        return;
+    }
+    drop(
+        inner
+            .bg_cv
+            .wait_timeout(s, timeout)
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+}
+
+pub(crate) fn flush_thread(weak: Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let sv = inner.super_version();
+        let Some(mem) = sv.imm.last().cloned() else {
+            drop(sv);
+            wait_bg(&inner, Duration::from_millis(200));
+            continue;
+        };
+        drop(sv);
+        inner
+            .sched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flushing = true;
+        let r = flush_one(&inner, &mem);
+        {
+            let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
+            s.flushing = false;
+            s.epoch += 1;
+            inner.done_cv.notify_all();
+            inner.bg_cv.notify_all();
+        }
+        match r {
+            Ok(()) => {
+                if inner.bg_error().is_some() {
+                    inner.clear_bg_error();
+                }
+            }
+            Err(e) => {
+                inner.set_bg_error(e);
+                wait_bg(&inner, RETRY_AFTER);
+            }
+        }
+    }
+}
+
+pub(crate) fn compaction_thread(weak: Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let job = pick(&inner);
+        let Some(job) = job else {
+            wait_bg(&inner, Duration::from_millis(200));
+            continue;
+        };
+        let r = run(&inner, &job);
+        finish_job(&inner, &job);
+        if let Err(e) = r {
+            if inner.closing.load(Ordering::Acquire) {
+                return; // a compaction cut short by close: nothing failed
+            }
+            inner.set_bg_error(e);
+            wait_bg(&inner, RETRY_AFTER);
+        }
+    }
+}
+
+fn finish_job(inner: &Inner, job: &Job) {
+    for t in &job.inputs {
+        t.compacting.store(false, Ordering::Release);
+    }
+    let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
+    s.compactions_running -= 1;
+    if job.level == 0 {
+        s.l0_compacting = false;
+    }
+    s.epoch += 1;
+    inner.done_cv.notify_all();
+    inner.bg_cv.notify_all();
+}
+
+/// A compaction: `inputs` (level-0 newest first, then by level) into `output_level`.
+struct Job {
+    level: usize,
+    output_level: usize,
+    inputs: Vec<Arc<TableHandle>>,
+    /// Levels of each input (parallel to `inputs`).
+    input_levels: Vec<usize>,
+    version: Arc<Version>,
+    manual: bool,
+}
+
+fn range_of(tables: &[Arc<TableHandle>]) -> (Vec<u8>, Vec<u8>) {
+    let lo = tables
+        .iter()
+        .map(|t| t.smallest_user_key())
+        .min()
+        .unwrap_or_default()
+        .to_vec();
+    let hi = tables
+        .iter()
+        .map(|t| t.largest_user_key())
+        .max()
+        .unwrap_or_default()
+        .to_vec();
+    (lo, hi)
+}
+
+/// Picks the most urgent automatic compaction and marks its inputs (sched lock held).
+fn pick(inner: &Inner) -> Option<Job> {
+    let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
+    if s.manual {
+        return None;
+    }
+    let sv = inner.super_version();
+    let v = &sv.version;
+    let busy = |ts: &[Arc<TableHandle>]| ts.iter().any(|t| t.compacting.load(Ordering::Acquire));
+    let mut job: Option<Job> = None;
+    if !s.l0_compacting && v.levels[0].len() >= inner.opts.l0_compaction_trigger {
+        let l0 = v.levels[0].clone();
+        let (lo, hi) = range_of(&l0);
+        let l1 = v.overlapping(1, Some(&lo), Some(&hi));
+        if !busy(&l0) && !busy(&l1) {
+            let mut levels = vec![0; l0.len()];
+            levels.extend(std::iter::repeat_n(1, l1.len()));
+            let mut inputs = l0;
+            inputs.extend(l1);
+            job = Some(Job {
+                level: 0,
+                output_level: 1,
+                inputs,
+                input_levels: levels,
+                version: v.clone(),
+                manual: false,
+            });
+        }
+    }
+    if job.is_none() {
+        // The level furthest over its target.
+        let mut best: Option<(f64, usize)> = None;
+        for level in 1..NUM_LEVELS - 1 {
+            let score = v.level_bytes(level) as f64 / inner.opts.level_target_bytes(level) as f64;
+            if score >= 1.0 && best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, level));
+            }
+        }
+        if let Some((_, level)) = best {
+            let pointer = inner
+                .manifest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .state
+                .compact_pointers
+                .get(level)
+                .cloned()
+                .unwrap_or_default();
+            let files = &v.levels[level];
+            let start = if pointer.is_empty() {
+                0
+            } else {
+                files
+                    .iter()
+                    .position(|t| {
+                        internal_key::compare(&t.meta.largest, &pointer) == CmpOrdering::Greater
+                    })
+                    .unwrap_or(0)
+            };
+            for i in (start..files.len()).chain(0..start) {
+                let t = &files[i];
+                if t.compacting.load(Ordering::Acquire) {
+                    continue;
+                }
+                let next = v.overlapping(
+                    level + 1,
+                    Some(t.smallest_user_key()),
+                    Some(t.largest_user_key()),
+                );
+                if busy(&next) {
+                    continue;
+                }
+                let mut inputs = vec![t.clone()];
+                let mut levels = vec![level];
+                levels.extend(std::iter::repeat_n(level + 1, next.len()));
+                inputs.extend(next);
+                job = Some(Job {
+                    level,
+                    output_level: level + 1,
+                    inputs,
+                    input_levels: levels,
+                    version: v.clone(),
+                    manual: false,
+                });
+                break;
+            }
+        }
+    }
+    let job = job?;
+    for t in &job.inputs {
+        t.compacting.store(true, Ordering::Release);
+    }
+    s.compactions_running += 1;
+    if job.level == 0 {
+        s.l0_compacting = true;
+    }
+    Some(job)
+}
+
+/// Compacts every table overlapping `[lo, hi]` into the bottom level in one pass (the
+/// input set is closed under overlap across all levels, so nothing newer is left above
+/// the output's range).
+pub(crate) fn compact_range(
+    inner: &Arc<Inner>,
+    lo: Option<&[u8]>,
+    hi: Option<&[u8]>,
+) -> Result<(), DbError> {
+    {
+        let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
+        while s.manual || s.compactions_running > 0 {
+            if inner.closing.load(Ordering::Acquire) {
+                return Err(DbError::Closed);
+            }
+            s = inner
+                .done_cv
+                .wait_timeout(s, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        s.manual = true;
+        s.compactions_running += 1;
+    }
+    let sv = inner.super_version();
+    let v = sv.version.clone();
+    let bottom = (0..NUM_LEVELS)
+        .rev()
+        .find(|&l| !v.levels[l].is_empty())
+        .unwrap_or(0);
+    let mut lo_k = lo.map(<[u8]>::to_vec);
+    let mut hi_k = hi.map(<[u8]>::to_vec);
+    let mut chosen: Vec<(usize, Arc<TableHandle>)> = Vec::new();
+    loop {
+        let mut changed = false;
+        for level in 0..=bottom {
+            for t in &v.levels[level] {
+                if chosen.iter().any(|(_, c)| Arc::ptr_eq(c, t)) {
+                    continue;
+                }
+                if t.overlaps(lo_k.as_deref(), hi_k.as_deref()) {
+                    if let Some(l) = &lo_k {
+                        if t.smallest_user_key() < &l[..] {
+                            lo_k = Some(t.smallest_user_key().to_vec());
+                        }
+                    }
+                    if let Some(h) = &hi_k {
+                        if t.largest_user_key() > &h[..] {
+                            hi_k = Some(t.largest_user_key().to_vec());
+                        }
+                    }
+                    chosen.push((level, t.clone()));
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let job = Job {
+        level: chosen.iter().map(|(l, _)| *l).min().unwrap_or(0),
+        output_level: bottom.max(1),
+        input_levels: chosen.iter().map(|(l, _)| *l).collect(),
+        inputs: chosen.into_iter().map(|(_, t)| t).collect(),
+        version: v,
+        manual: true,
+    };
+    let r = if job.inputs.is_empty() {
+        Ok(())
+    } else {
+        for t in &job.inputs {
+            t.compacting.store(true, Ordering::Release);
+        }
+        run(inner, &job)
+    };
+    for t in &job.inputs {
+        t.compacting.store(false, Ordering::Release);
+    }
+    {
+        let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
+        s.manual = false;
+        s.compactions_running -= 1;
+        s.epoch += 1;
+        inner.done_cv.notify_all();
+        inner.bg_cv.notify_all();
+    }
+    r
+}
+
+/// Decides, entry by entry in internal-key order, what a flush or compaction keeps.
+struct Dropper {
+    smallest_snapshot: u64,
+    last_user_key: Vec<u8>,
+    has_last: bool,
+    /// Sequence number of the previous entry of the current user key (u64::MAX: none).
+    last_seq: u64,
+    last_ikey: Vec<u8>,
+}
+
+impl Dropper {
+    fn new(smallest_snapshot: u64) -> Dropper {
+        Dropper {
+            smallest_snapshot,
+            last_user_key: Vec::new(),
+            has_last: false,
+            last_seq: u64::MAX,
+            last_ikey: Vec::new(),
+        }
+    }
+
+    /// Whether to drop `ikey`; `base` tells whether no deeper level holds `user_key`.
+    fn drop_entry(&mut self, ikey: &[u8], base: impl FnOnce(&[u8]) -> bool) -> bool {
+        let Some(p) = internal_key::decode(ikey) else {
+            return false;
+        };
+        if self.has_last && self.last_ikey == ikey {
+            return true; // the same entry twice (a record replayed into two tables)
+        }
+        self.last_ikey.clear();
+        self.last_ikey.extend_from_slice(ikey);
+        if !self.has_last || self.last_user_key != p.user_key {
+            self.last_user_key.clear();
+            self.last_user_key.extend_from_slice(p.user_key);
+            self.has_last = true;
+            self.last_seq = u64::MAX;
+        }
+        let drop = if self.last_seq <= self.smallest_snapshot {
+            true
+        } else {
+            p.kind == ValueKind::Delete && p.seq <= self.smallest_snapshot && base(p.user_key)
+        };
+        self.last_seq = p.seq;
+        drop
+    }
+}
+
+/// Writes tables from an ordered stream of internal entries, splitting at `target` bytes
+/// (only between user keys).
+struct Outputs<'a> {
+    inner: &'a Inner,
+    level: usize,
+    target: u64,
+    current: Option<Building>,
+    done: Vec<FileMeta>,
+    bytes: u64,
+}
+
+struct Building {
+    number: u64,
+    path: std::path::PathBuf,
+    /// The file the builder's writer writes (kept to sync it after `finish`).
+    file: Arc<dyn uringdb_uring::File>,
+    builder: TableBuilder<TableWriter>,
+    smallest_seq: u64,
+    largest_seq: u64,
+    last_user_key: Vec<u8>,
+}
+
+impl<'a> Outputs<'a> {
+    fn new(inner: &'a Inner, level: usize, target: u64) -> Outputs<'a> {
+        Outputs {
+            inner,
+            level,
+            target,
+            current: None,
+            done: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<(), DbError> {
+        let p = internal_key::decode(ikey).ok_or_else(|| {
+            DbError::InvalidArgument("malformed internal key during compaction".into())
+        })?;
+        if let Some(b) = &self.current {
+            let est = b.builder.estimated_bytes();
+            if est >= self.target && b.last_user_key != p.user_key {
+                self.finish_current()?;
+            }
+        }
+        if self.current.is_none() {
+            self.start()?;
+        }
+        let b = self.current.as_mut().expect("started");
+        b.builder.add(ikey, value)?;
+        b.smallest_seq = b.smallest_seq.min(p.seq);
+        b.largest_seq = b.largest_seq.max(p.seq);
+        b.last_user_key.clear();
+        b.last_user_key.extend_from_slice(p.user_key);
+        Ok(())
+    }
+
+    fn start(&mut self) -> Result<(), DbError> {
+        let number = {
+            let mut m = self
+                .inner
+                .manifest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let n = m.state.next_file_number;
+            m.state.next_file_number += 1;
+            n
+        };
+        let path = self.inner.dir.join(manifest::table_file_name(number));
+        let file = self
+            .inner
+            .vfs
+            .open(&path, OpenMode::CreateNew)
+            .map_err(|e| DbError::io(format!("creating {}", path.display()), e))?;
+        let writer = TableWriter::new(file.clone(), self.inner.limiter.clone());
+        let builder = match TableBuilder::new(writer, self.inner.opts.table_options(self.level)) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = self.inner.vfs.remove_file(&path);
+                return Err(e.into());
+            }
+        };
+        self.current = Some(Building {
+            number,
+            path,
+            file,
+            builder,
+            smallest_seq: u64::MAX,
+            largest_seq: 0,
+            last_user_key: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> Result<(), DbError> {
+        let Some(b) = self.current.take() else {
+            return Ok(());
+        };
+        let path = b.path.clone();
+        let props = match b.builder.finish() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.inner.vfs.remove_file(&path);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = b.file.sync_data() {
+            let _ = self.inner.vfs.remove_file(&path);
+            return Err(DbError::io(format!("syncing {}", path.display()), e));
+        }
+        self.bytes += props.file_bytes;
+        self.done.push(FileMeta {
+            number: b.number,
+            file_bytes: props.file_bytes,
+            smallest: props.smallest_key.clone(),
+            largest: props.largest_key.clone(),
+            entries: props.entries,
+            smallest_seq: b.smallest_seq,
+            largest_seq: b.largest_seq,
+        });
+        Ok(())
+    }
+
+    /// Removes the files of a job that failed.
+    fn abandon(&mut self) {
+        if let Some(b) = self.current.take() {
+            let _ = self.inner.vfs.remove_file(&b.path);
+        }
+        for m in &self.done {
+            let _ = self
+                .inner
+                .vfs
+                .remove_file(&self.inner.dir.join(manifest::table_file_name(m.number)));
+        }
+    }
+}
+
+/// Records `edit` in the manifest, then publishes the version it describes. `flushed`
+/// is the immutable memtable the edit flushed (removed from the super version).
+fn install(
+    inner: &Inner,
+    edit: &mut VersionEdit,
+    added: Vec<Arc<TableHandle>>,
+    flushed: Option<&Arc<Mem>>,
+) -> Result<(), DbError> {
+    let mut m = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
+    edit.next_file_number = Some(m.state.next_file_number);
+    edit.last_seq = Some(inner.visible_seq.load(Ordering::Acquire));
+    if m.writer.failed() {
+        // The last append failed part-way (e.g. ENOSPC): continue in a fresh manifest.
+        let number = m.state.next_file_number;
+        m.state.next_file_number += 1;
+        edit.next_file_number = Some(m.state.next_file_number);
+        let w = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
+        m.writer = w;
+    }
+    let mut next = m.state.clone();
+    next.apply(edit).map_err(|reason| DbError::Corruption {
+        file: inner.dir.clone(),
+        offset: 0,
+        reason: format!("a version edit does not apply: {reason}"),
+    })?;
+    failpoint("manifest.before_append");
+    m.writer.append(edit)?;
+    failpoint("manifest.after_append");
+    m.state = next;
+    let mut obsolete: Vec<Arc<TableHandle>> = Vec::new();
+    {
+        let mut sv = inner.sv.write().unwrap_or_else(|e| e.into_inner());
+        let mut v: Version = (*sv.version).clone();
+        for (level, number) in &edit.deleted {
+            let l = &mut v.levels[*level as usize];
+            if let Some(i) = l.iter().position(|t| t.meta.number == *number) {
+                obsolete.push(l.remove(i));
+            }
+        }
+        for (t, (level, _)) in added.into_iter().zip(edit.added.iter()) {
+            v.levels[*level as usize].push(t);
+        }
+        v.sort();
+        let imm = match flushed {
+            Some(f) => sv
+                .imm
+                .iter()
+                .filter(|x| !Arc::ptr_eq(x, f))
+                .cloned()
+                .collect(),
+            None => sv.imm.clone(),
+        };
+        *sv = Arc::new(SuperVersion {
+            mem: sv.mem.clone(),
+            imm,
+            version: Arc::new(v),
+        });
+    }
+    for t in obsolete {
+        t.obsolete.store(true, Ordering::Release);
+    }
+    // Keep the manifest short: rewrite it as one snapshot edit once it grows.
+    if m.writer.file_bytes() > 4 << 20 {
+        let number = m.state.next_file_number;
+        m.state.next_file_number += 1;
+        let w = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
+        m.writer = w;
+    }
+    drop(m);
+    inner.update_stall();
+    Ok(())
+}
+
+fn sync_dir(inner: &Inner) -> Result<(), DbError> {
+    inner
+        .vfs
+        .sync_dir(&inner.dir)
+        .map_err(|e| DbError::io(format!("syncing {}", inner.dir.display()), e))
+}
+
+fn open_outputs(inner: &Inner, metas: &[FileMeta]) -> Result<Vec<Arc<TableHandle>>, DbError> {
+    metas
+        .iter()
+        .map(|m| open_table(&inner.vfs, &inner.dir, &inner.cache, m.clone()).map(Arc::new))
+        .collect()
+}
+
+fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
+    let started = Instant::now();
+    let flushed_seq = mem.last_seq.load(Ordering::Acquire);
+    let mut out = Outputs::new(inner, 0, u64::MAX);
+    let mut dropper = Dropper::new(inner.smallest_snapshot());
+    let mut entries = 0u64;
+    let r = (|| {
+        for e in mem.table.iter() {
+            let ikey = e.key.as_bytes();
+            if dropper.drop_entry(ikey, |_| false) {
+                continue;
+            }
+            out.add(ikey, e.value)?;
+            entries += 1;
+        }
+        out.finish_current()
+    })();
+    if let Err(e) = r {
+        out.abandon();
+        return Err(e);
+    }
+    // The new files' directory entries must be durable before the manifest names them.
+    if let Err(e) = sync_dir(inner) {
+        out.abandon();
+        return Err(e);
+    }
+    failpoint("flush.table_written");
+    let added = match open_outputs(inner, &out.done) {
+        Ok(a) => a,
+        Err(e) => {
+            out.abandon();
+            return Err(e);
+        }
+    };
+    let mut edit = VersionEdit {
+        flushed_seq: Some(flushed_seq),
+        added: out.done.iter().map(|m| (0u32, m.clone())).collect(),
+        ..VersionEdit::default()
+    };
+    if let Err(e) = install(inner, &mut edit, added, Some(mem)) {
+        out.abandon();
+        return Err(e);
+    }
+    failpoint("flush.installed");
+    add(&inner.counters.flushes, 1);
+    add(&inner.counters.flush_bytes, out.bytes);
+    // Log segments wholly below the flushed sequence number are no longer needed.
+    let removed = inner.wal.truncate_before(flushed_seq + 1).unwrap_or(0);
+    inner.emit(
+        "flush",
+        format!(
+            "{{\"tables\":{},\"bytes\":{},\"entries\":{entries},\"flushedSeq\":{flushed_seq},\"logSegmentsRemoved\":{removed},\"durationMs\":{:.3}}}",
+            out.done.len(),
+            out.bytes,
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
+    );
+    Ok(())
+}
+
+/// K-way merge of table cursors by internal key (ties: the earlier input, i.e. newer).
+fn merge_step(iters: &mut [TableIter<'_, super::version::VfsFile>]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, it) in iters.iter().enumerate() {
+        if !it.valid() {
+            continue;
+        }
+        best = match best {
+            None => Some(i),
+            Some(b) => {
+                if internal_key::compare(it.key(), iters[b].key()) == CmpOrdering::Less {
+                    Some(i)
+                } else {
+                    Some(b)
+                }
+            }
+        };
+    }
+    best
+}
+
+fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
+    let started = Instant::now();
+    let mut iters: Vec<TableIter<'_, super::version::VfsFile>> = Vec::new();
+    for t in &job.inputs {
+        let mut it = t.table.iter();
+        it.seek_to_first()?;
+        iters.push(it);
+    }
+    let deeper: Vec<&Vec<Arc<TableHandle>>> =
+        job.version.levels[job.output_level + 1..].iter().collect();
+    let base = |uk: &[u8]| {
+        !deeper.iter().any(|l| {
+            l.iter()
+                .any(|t| t.smallest_user_key() <= uk && uk <= t.largest_user_key())
+        })
+    };
+    let mut dropper = Dropper::new(inner.smallest_snapshot());
+    let mut out = Outputs::new(inner, job.output_level, inner.opts.target_file_bytes);
+    let mut dropped = 0u64;
+    let r = (|| {
+        while let Some(i) = merge_step(&mut iters) {
+            if inner.closing.load(Ordering::Acquire) && !job.manual {
+                return Err(DbError::Closed);
+            }
+            let it = &mut iters[i];
+            if dropper.drop_entry(it.key(), base) {
+                dropped += 1;
+            } else {
+                out.add(it.key(), it.value())?;
+            }
+            it.next()?;
+        }
+        out.finish_current()
+    })();
+    if let Err(e) = r {
+        out.abandon();
+        return Err(e);
+    }
+    if let Err(e) = sync_dir(inner) {
+        out.abandon();
+        return Err(e);
+    }
+    failpoint("compaction.outputs_written");
+    let added = match open_outputs(inner, &out.done) {
+        Ok(a) => a,
+        Err(e) => {
+            out.abandon();
+            return Err(e);
+        }
+    };
+    let mut edit = VersionEdit {
+        deleted: job
+            .inputs
+            .iter()
+            .zip(&job.input_levels)
+            .map(|(t, &l)| (l as u32, t.meta.number))
+            .collect(),
+        added: out
+            .done
+            .iter()
+            .map(|m| (job.output_level as u32, m.clone()))
+            .collect(),
+        ..VersionEdit::default()
+    };
+    if job.level >= 1 && !job.manual {
+        if let Some(t) = job.inputs.first() {
+            edit.compact_pointers = vec![(job.level as u32, t.meta.largest.clone())];
+        }
+    }
+    if let Err(e) = install(inner, &mut edit, added, None) {
+        out.abandon();
+        return Err(e);
+    }
+    failpoint("compaction.installed");
+    let read: u64 = job.inputs.iter().map(|t| t.meta.file_bytes).sum();
+    add(&inner.counters.compactions, 1);
+    add(&inner.counters.compaction_read, read);
+    add(&inner.counters.compaction_written, out.bytes);
+    inner.emit(
+        "compaction",
+        format!(
+            "{{\"level\":{},\"outputLevel\":{},\"inputs\":{},\"outputs\":{},\"bytesRead\":{read},\"bytesWritten\":{},\"entriesDropped\":{dropped},\"manual\":{},\"durationMs\":{:.3},\"reason\":{}}}",
+            job.level,
+            job.output_level,
+            job.inputs.len(),
+            out.done.len(),
+            out.bytes,
+            job.manual,
+            started.elapsed().as_secs_f64() * 1000.0,
+            json_string(if job.manual { "manual" } else if job.level == 0 { "l0-files" } else { "level-size" })
+        ),
+    );
+    Ok(())
+}

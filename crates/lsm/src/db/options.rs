@@ -1,0 +1,200 @@
+//! Options of [`super::Db::open`], validated with errors that name the option as the user
+//! spells it (camelCase).
+
+use crate::manifest::NUM_LEVELS;
+use crate::table::Compression;
+use uringdb_wal::WalOptions;
+
+use super::error::DbError;
+
+/// Options of the key-value database.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// The write-ahead log's options (I/O backend, recovery mode, segment and ring sizes).
+    pub wal: WalOptions,
+    /// Memtable size that triggers a flush (`memtableBytes`).
+    pub memtable_bytes: usize,
+    /// Immutable memtables waiting for flush at which writes stop (`maxImmutableMemtables`).
+    pub max_immutable_memtables: usize,
+    /// Level-0 tables that trigger a compaction into level 1 (`l0CompactionTrigger`).
+    pub l0_compaction_trigger: usize,
+    /// Level-0 tables at which writes are slowed (`l0SlowdownTrigger`).
+    pub l0_slowdown_trigger: usize,
+    /// Level-0 tables at which writes stop until compaction catches up (`l0StopTrigger`).
+    pub l0_stop_trigger: usize,
+    /// Target size of level 1 (`levelBaseBytes`); level n+1 is `levelMultiplier` times level n.
+    pub level_base_bytes: u64,
+    /// Growth factor between levels (`levelMultiplier`).
+    pub level_multiplier: u64,
+    /// Target size of one table written by compaction (`targetFileBytes`).
+    pub target_file_bytes: u64,
+    /// Compression per level (`compression`); the last entry applies to deeper levels.
+    pub compression: Vec<Compression>,
+    /// Bloom filter bits per key; 0 disables filters (`bloomBitsPerKey`).
+    pub bloom_bits_per_key: u32,
+    /// Target size of a data block (`blockBytes`).
+    pub block_bytes: usize,
+    /// Block cache capacity (`cacheBytes`); 0 disables the cache.
+    pub cache_bytes: usize,
+    /// Compaction threads (`compactionThreads`).
+    pub compaction_threads: usize,
+    /// Bytes per second that flush and compaction may write; 0 = unlimited
+    /// (`compactionRateBytesPerSec`).
+    pub rate_limit_bytes_per_sec: u64,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            wal: WalOptions::default(),
+            memtable_bytes: 64 << 20,
+            max_immutable_memtables: 2,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 12,
+            l0_stop_trigger: 20,
+            level_base_bytes: 256 << 20,
+            level_multiplier: 10,
+            target_file_bytes: 64 << 20,
+            compression: vec![Compression::None, Compression::None, Compression::Lz4],
+            bloom_bits_per_key: 10,
+            block_bytes: 4096,
+            cache_bytes: 64 << 20,
+            compaction_threads: 1,
+            rate_limit_bytes_per_sec: 0,
+        }
+    }
+}
+
+impl DbOptions {
+    /// Checks every option; the error names the first one out of range.
+    pub fn validate(&self) -> Result<(), DbError> {
+        fn check(ok: bool, field: &'static str, message: String) -> Result<(), DbError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(DbError::InvalidOption { field, message })
+            }
+        }
+        let o = self;
+        check(
+            (64 << 10..=4 << 30).contains(&o.memtable_bytes),
+            "memtableBytes",
+            format!(
+                "must be between 65536 and 4294967296, got {}",
+                o.memtable_bytes
+            ),
+        )?;
+        check(
+            (1..=16).contains(&o.max_immutable_memtables),
+            "maxImmutableMemtables",
+            format!(
+                "must be between 1 and 16, got {}",
+                o.max_immutable_memtables
+            ),
+        )?;
+        check(
+            (1..=1000).contains(&o.l0_compaction_trigger),
+            "l0CompactionTrigger",
+            format!(
+                "must be between 1 and 1000, got {}",
+                o.l0_compaction_trigger
+            ),
+        )?;
+        check(
+            o.l0_slowdown_trigger >= o.l0_compaction_trigger && o.l0_slowdown_trigger <= 1000,
+            "l0SlowdownTrigger",
+            format!(
+                "must be between l0CompactionTrigger ({}) and 1000, got {}",
+                o.l0_compaction_trigger, o.l0_slowdown_trigger
+            ),
+        )?;
+        check(
+            o.l0_stop_trigger >= o.l0_slowdown_trigger && o.l0_stop_trigger <= 1000,
+            "l0StopTrigger",
+            format!(
+                "must be between l0SlowdownTrigger ({}) and 1000, got {}",
+                o.l0_slowdown_trigger, o.l0_stop_trigger
+            ),
+        )?;
+        check(
+            (1 << 20..=1 << 40).contains(&o.level_base_bytes),
+            "levelBaseBytes",
+            format!(
+                "must be between 1 MiB and 1 TiB, got {}",
+                o.level_base_bytes
+            ),
+        )?;
+        check(
+            (2..=100).contains(&o.level_multiplier),
+            "levelMultiplier",
+            format!("must be between 2 and 100, got {}", o.level_multiplier),
+        )?;
+        check(
+            (64 << 10..=4 << 30).contains(&o.target_file_bytes),
+            "targetFileBytes",
+            format!(
+                "must be between 65536 and 4294967296, got {}",
+                o.target_file_bytes
+            ),
+        )?;
+        check(
+            (1..=NUM_LEVELS).contains(&o.compression.len()),
+            "compression",
+            format!(
+                "must name 1 to {NUM_LEVELS} levels' compression, got {}",
+                o.compression.len()
+            ),
+        )?;
+        check(
+            (1..=64).contains(&o.compaction_threads),
+            "compactionThreads",
+            format!("must be between 1 and 64, got {}", o.compaction_threads),
+        )?;
+        check(
+            o.rate_limit_bytes_per_sec == 0 || o.rate_limit_bytes_per_sec >= 1 << 20,
+            "compactionRateBytesPerSec",
+            format!(
+                "must be 0 (unlimited) or at least 1048576, got {}",
+                o.rate_limit_bytes_per_sec
+            ),
+        )?;
+        check(
+            o.cache_bytes <= 1 << 40,
+            "cacheBytes",
+            format!("must be at most 1 TiB, got {}", o.cache_bytes),
+        )?;
+        for level in 0..NUM_LEVELS {
+            self.table_options(level).validate().map_err(|e| match e {
+                crate::table::TableError::InvalidOption { field, message } => {
+                    DbError::InvalidOption { field, message }
+                }
+                other => DbError::Table(other),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// How tables of `level` are built.
+    pub fn table_options(&self, level: usize) -> crate::table::TableOptions {
+        crate::table::TableOptions {
+            block_bytes: self.block_bytes,
+            restart_interval: 16,
+            compression: *self
+                .compression
+                .get(level)
+                .or(self.compression.last())
+                .unwrap_or(&Compression::None),
+            bloom_bits_per_key: self.bloom_bits_per_key,
+            comparator: crate::table::Comparator::InternalKey,
+        }
+    }
+
+    /// Target bytes of `level` (>= 1).
+    pub fn level_target_bytes(&self, level: usize) -> u64 {
+        let mut t = self.level_base_bytes;
+        for _ in 1..level {
+            t = t.saturating_mul(self.level_multiplier);
+        }
+        t
+    }
+}

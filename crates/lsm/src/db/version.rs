@@ -1,0 +1,195 @@
+//! What a reader pins: the memtables and the set of tables (a [`Version`]) at one moment.
+//! A [`SuperVersion`] is immutable and shared by `Arc`; flush, compaction and memtable
+//! rotation publish a new one. A table file that a compaction made obsolete is deleted when
+//! the last version (and so the last reader) holding it is dropped.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use uringdb_uring::{File, Vfs};
+
+use crate::internal_key;
+use crate::manifest::{FileMeta, NUM_LEVELS};
+use crate::memtable::MemTable;
+use crate::table::{ReadAt, Table};
+
+/// Positional reads through the engine's I/O layer.
+#[derive(Debug, Clone)]
+pub(crate) struct VfsFile(pub Arc<dyn File>);
+
+impl ReadAt for VfsFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_at(offset, buf)
+    }
+}
+
+/// Buffered sequential writes of a new table through the I/O layer (not durable until
+/// [`TableWriter::sync`]). Counts the bytes written.
+pub(crate) struct TableWriter {
+    file: Arc<dyn File>,
+    buf: Vec<u8>,
+    offset: u64,
+    limiter: Option<Arc<super::RateLimiter>>,
+}
+
+const TABLE_WRITE_CHUNK: usize = 1 << 20;
+
+impl TableWriter {
+    pub fn new(file: Arc<dyn File>, limiter: Option<Arc<super::RateLimiter>>) -> TableWriter {
+        TableWriter {
+            file,
+            buf: Vec::with_capacity(TABLE_WRITE_CHUNK),
+            offset: 0,
+            limiter,
+        }
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(l) = &self.limiter {
+            l.request(self.buf.len() as u64);
+        }
+        self.file.write_at(self.offset, &[&self.buf], false)?;
+        self.offset += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for TableWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= TABLE_WRITE_CHUNK {
+            self.write_out()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_out()
+    }
+}
+
+/// One live table file.
+pub(crate) struct TableHandle {
+    pub meta: FileMeta,
+    pub table: Table<VfsFile>,
+    pub path: PathBuf,
+    /// Set when a compaction replaced the table: the file is removed on drop.
+    pub obsolete: AtomicBool,
+    pub vfs: Arc<dyn Vfs>,
+    /// Set while a compaction is reading this table.
+    pub compacting: AtomicBool,
+}
+
+impl TableHandle {
+    pub fn smallest_user_key(&self) -> &[u8] {
+        internal_key::user_key(&self.meta.smallest)
+    }
+
+    pub fn largest_user_key(&self) -> &[u8] {
+        internal_key::user_key(&self.meta.largest)
+    }
+
+    /// Whether the table's user-key range overlaps `[lo, hi]` (unbounded where `None`).
+    pub fn overlaps(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> bool {
+        lo.is_none_or(|lo| self.largest_user_key() >= lo)
+            && hi.is_none_or(|hi| self.smallest_user_key() <= hi)
+    }
+}
+
+impl Drop for TableHandle {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // Best effort: a file left behind is removed as an orphan at the next open.
+            let _ = self.vfs.remove_file(&self.path);
+        }
+    }
+}
+
+impl std::fmt::Debug for TableHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableHandle")
+            .field("number", &self.meta.number)
+            .finish()
+    }
+}
+
+/// The tables, per level. Level 0 newest first (their ranges overlap); levels below sorted
+/// by key, ranges disjoint.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Version {
+    pub levels: Vec<Vec<Arc<TableHandle>>>,
+}
+
+impl Version {
+    pub fn empty() -> Version {
+        Version {
+            levels: vec![Vec::new(); NUM_LEVELS],
+        }
+    }
+
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.levels[level].iter().map(|t| t.meta.file_bytes).sum()
+    }
+
+    /// Index of the first table in sorted `level` (>= 1) whose largest user key is `>= key`.
+    pub fn find_file(&self, level: usize, key: &[u8]) -> usize {
+        self.levels[level].partition_point(|t| t.largest_user_key() < key)
+    }
+
+    /// Tables of `level` overlapping the user-key range `[lo, hi]`.
+    pub fn overlapping(
+        &self,
+        level: usize,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Vec<Arc<TableHandle>> {
+        self.levels[level]
+            .iter()
+            .filter(|t| t.overlaps(lo, hi))
+            .cloned()
+            .collect()
+    }
+
+    /// Sorts level 0 newest first and the other levels by smallest key.
+    pub fn sort(&mut self) {
+        self.levels[0].sort_by(|a, b| {
+            b.meta
+                .largest_seq
+                .cmp(&a.meta.largest_seq)
+                .then(b.meta.number.cmp(&a.meta.number))
+        });
+        for level in self.levels.iter_mut().skip(1) {
+            level.sort_by(|a, b| internal_key::compare(&a.meta.smallest, &b.meta.smallest));
+        }
+    }
+}
+
+/// A memtable and the range of sequence numbers applied to it.
+pub(crate) struct Mem {
+    pub table: MemTable,
+    /// Last sequence number applied (0 if none).
+    pub last_seq: AtomicU64,
+}
+
+impl Mem {
+    pub fn new(capacity_bytes: usize) -> Mem {
+        Mem {
+            table: MemTable::new(capacity_bytes),
+            last_seq: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Everything a reader needs, pinned together.
+pub(crate) struct SuperVersion {
+    pub mem: Arc<Mem>,
+    /// Immutable memtables waiting for flush, newest first.
+    pub imm: Vec<Arc<Mem>>,
+    pub version: Arc<Version>,
+}

@@ -1,0 +1,395 @@
+//! [`ManifestState`]: what replaying a manifest's edits gives — the tables of each level and
+//! the counters — and the rules an edit must obey to apply.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use super::edit::{FileMeta, VersionEdit};
+use super::NUM_LEVELS;
+use crate::table::Comparator;
+
+/// The database's table set and counters as recorded in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestState {
+    /// [`NUM_LEVELS`] levels. Level 0 is ordered newest first (`largest_seq` descending, then
+    /// file number descending); levels >= 1 by smallest key under the comparator (then file
+    /// number).
+    pub levels: Vec<Vec<FileMeta>>,
+    /// The next file number to allocate; starts at 1. Tables and manifests share it, and
+    /// every live file's number is below it.
+    pub next_file_number: u64,
+    /// Every WAL record with a sequence number `<=` this is in tables.
+    pub flushed_seq: u64,
+    /// The last sequence number made visible.
+    pub last_seq: u64,
+    /// The comparator's name (e.g. `uringdb.internal_key.v1`); fixed for the database's
+    /// lifetime.
+    pub comparator: String,
+    /// [`NUM_LEVELS`] entries: where the next compaction of each level starts (an internal
+    /// key), empty for none.
+    pub compact_pointers: Vec<Vec<u8>>,
+}
+
+impl ManifestState {
+    /// The state of a new, empty database using `comparator`.
+    pub fn new(comparator: &str) -> ManifestState {
+        ManifestState {
+            levels: vec![Vec::new(); NUM_LEVELS],
+            next_file_number: 1,
+            flushed_seq: 0,
+            last_seq: 0,
+            comparator: comparator.to_string(),
+            compact_pointers: vec![Vec::new(); NUM_LEVELS],
+        }
+    }
+
+    /// Applies `edit`: deletes its files, adds its files, sets the counters and compaction
+    /// pointers it carries. Errors (and leaves `self` unchanged) when:
+    ///
+    /// - its comparator differs from the state's;
+    /// - a level is `>= NUM_LEVELS`;
+    /// - it deletes a file that is not in that level, or the same file twice;
+    /// - it adds a file number that is live after its deletions (a file may be deleted and
+    ///   re-added at another level in one edit: a trivial move), or adds one number twice;
+    /// - it moves `next_file_number` backwards, or adds a file whose number is not below the
+    ///   resulting `next_file_number` (a later allocation could reuse it).
+    ///
+    /// `flushed_seq` and `last_seq` are taken as given.
+    pub fn apply(&mut self, edit: &VersionEdit) -> Result<(), String> {
+        if let Some(c) = &edit.comparator {
+            if *c != self.comparator {
+                return Err(format!(
+                    "comparator mismatch: the edit names {c:?}, the database uses {:?}",
+                    self.comparator
+                ));
+            }
+        }
+        let next = edit.next_file_number.unwrap_or(self.next_file_number);
+        if next < self.next_file_number {
+            return Err(format!(
+                "next_file_number would go back from {} to {next}",
+                self.next_file_number
+            ));
+        }
+        let mut deleted: HashSet<u64> = HashSet::new();
+        for &(level, number) in &edit.deleted {
+            let files = self.level(level, "deletes")?;
+            if !files.iter().any(|f| f.number == number) {
+                return Err(format!(
+                    "deletes file {number} from level {level}, which does not hold it"
+                ));
+            }
+            if !deleted.insert(number) {
+                return Err(format!("deletes file {number} twice"));
+            }
+        }
+        let mut live: HashSet<u64> = self
+            .live_files()
+            .filter(|n| !deleted.contains(n))
+            .collect();
+        for (level, f) in &edit.added {
+            self.level(*level, "adds")?;
+            if !live.insert(f.number) {
+                return Err(format!(
+                    "adds file {} to level {level}, but that number is already live",
+                    f.number
+                ));
+            }
+            if f.number >= next {
+                return Err(format!(
+                    "adds file {} to level {level}, but next_file_number is {next}",
+                    f.number
+                ));
+            }
+        }
+        for (level, _) in &edit.compact_pointers {
+            self.level(*level, "sets a compaction pointer of")?;
+        }
+
+        // Validated: now mutate.
+        for &(level, number) in &edit.deleted {
+            self.levels[level as usize].retain(|f| f.number != number);
+        }
+        let mut touched = [false; NUM_LEVELS];
+        for (level, f) in &edit.added {
+            self.levels[*level as usize].push(f.clone());
+            touched[*level as usize] = true;
+        }
+        let cmp = Comparator::from_name(self.comparator.as_bytes());
+        for (level, files) in self.levels.iter_mut().enumerate() {
+            if touched[level] {
+                sort_level(level, files, cmp);
+            }
+        }
+        self.next_file_number = next;
+        if let Some(s) = edit.flushed_seq {
+            self.flushed_seq = s;
+        }
+        if let Some(s) = edit.last_seq {
+            self.last_seq = s;
+        }
+        for (level, key) in &edit.compact_pointers {
+            self.compact_pointers[*level as usize] = key.clone();
+        }
+        Ok(())
+    }
+
+    /// One edit that, applied to `ManifestState::new(&self.comparator)`, recreates this
+    /// state exactly (the first record of every manifest).
+    pub fn snapshot_edit(&self) -> VersionEdit {
+        VersionEdit {
+            comparator: Some(self.comparator.clone()),
+            flushed_seq: Some(self.flushed_seq),
+            next_file_number: Some(self.next_file_number),
+            last_seq: Some(self.last_seq),
+            deleted: Vec::new(),
+            added: self
+                .levels
+                .iter()
+                .enumerate()
+                .flat_map(|(level, files)| files.iter().map(move |f| (level as u32, f.clone())))
+                .collect(),
+            compact_pointers: self
+                .compact_pointers
+                .iter()
+                .enumerate()
+                .filter(|(_, key)| !key.is_empty())
+                .map(|(level, key)| (level as u32, key.clone()))
+                .collect(),
+        }
+    }
+
+    /// The numbers of every table in every level.
+    pub fn live_files(&self) -> impl Iterator<Item = u64> + '_ {
+        self.levels.iter().flatten().map(|f| f.number)
+    }
+
+    /// Number of tables in all levels.
+    pub fn file_count(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
+    }
+
+    fn level(&self, level: u32, what: &str) -> Result<&[FileMeta], String> {
+        self.levels
+            .get(level as usize)
+            .map(Vec::as_slice)
+            .ok_or_else(|| format!("{what} level {level}, but there are only {NUM_LEVELS} levels"))
+    }
+}
+
+/// Orders one level: level 0 newest first, the others by smallest key (`cmp`; bytewise when
+/// the comparator is unknown), ties by file number so that the order is total.
+fn sort_level(level: usize, files: &mut [FileMeta], cmp: Option<Comparator>) {
+    if level == 0 {
+        files.sort_by(|a, b| {
+            b.largest_seq
+                .cmp(&a.largest_seq)
+                .then(b.number.cmp(&a.number))
+        });
+    } else {
+        let compare = |a: &[u8], b: &[u8]| -> Ordering {
+            match cmp {
+                Some(c) => c.compare(a, b),
+                None => a.cmp(b),
+            }
+        };
+        files.sort_by(|a, b| compare(&a.smallest, &b.smallest).then(a.number.cmp(&b.number)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::internal_key::{self, ValueKind};
+
+    const CMP: &str = "uringdb.internal_key.v1";
+
+    fn ik(user: &[u8], seq: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        internal_key::encode(&mut out, user, seq, ValueKind::Put);
+        out
+    }
+
+    fn meta(number: u64, lo: &[u8], hi: &[u8], largest_seq: u64) -> FileMeta {
+        FileMeta {
+            number,
+            file_bytes: 1000,
+            smallest: ik(lo, largest_seq),
+            largest: ik(hi, 1),
+            entries: 2,
+            smallest_seq: 1,
+            largest_seq,
+        }
+    }
+
+    fn add(next: u64, files: Vec<(u32, FileMeta)>) -> VersionEdit {
+        VersionEdit {
+            next_file_number: Some(next),
+            added: files,
+            ..VersionEdit::default()
+        }
+    }
+
+    #[test]
+    fn new_state() {
+        let s = ManifestState::new(CMP);
+        assert_eq!(s.levels.len(), NUM_LEVELS);
+        assert_eq!(s.compact_pointers.len(), NUM_LEVELS);
+        assert_eq!(s.next_file_number, 1);
+        assert_eq!(s.live_files().count(), 0);
+        assert_eq!(s.snapshot_edit().added, vec![]);
+    }
+
+    #[test]
+    fn orders_level0_newest_first_and_deeper_levels_by_internal_key() {
+        let mut s = ManifestState::new(CMP);
+        s.apply(&add(
+            20,
+            vec![
+                (0, meta(1, b"a", b"z", 10)),
+                (0, meta(2, b"a", b"z", 30)),
+                (0, meta(3, b"a", b"z", 30)),
+                // Bytewise over the whole internal key, "a"+trailer > "a\0"+trailer; by
+                // internal key "a" < "a\0".
+                (1, meta(4, b"a\0", b"a\0", 5)),
+                (1, meta(5, b"a", b"a", 5)),
+                (1, meta(6, b"0", b"0", 5)),
+            ],
+        ))
+        .unwrap();
+        let nums = |l: usize| s.levels[l].iter().map(|f| f.number).collect::<Vec<_>>();
+        assert_eq!(nums(0), vec![3, 2, 1]);
+        assert_eq!(nums(1), vec![6, 5, 4]);
+        assert_eq!(s.live_files().collect::<Vec<_>>(), vec![3, 2, 1, 6, 5, 4]);
+        assert_eq!(s.file_count(), 6);
+    }
+
+    #[test]
+    fn applies_deletes_then_adds_and_counters() {
+        let mut s = ManifestState::new(CMP);
+        s.apply(&add(3, vec![(0, meta(1, b"a", b"c", 9)), (0, meta(2, b"d", b"f", 8))]))
+            .unwrap();
+        // A trivial move: delete from level 0, add the same number to level 1.
+        let e = VersionEdit {
+            flushed_seq: Some(9),
+            last_seq: Some(12),
+            deleted: vec![(0, 1)],
+            added: vec![(1, meta(1, b"a", b"c", 9))],
+            compact_pointers: vec![(0, ik(b"c", 1))],
+            ..VersionEdit::default()
+        };
+        s.apply(&e).unwrap();
+        assert_eq!(s.levels[0].len(), 1);
+        assert_eq!(s.levels[1][0].number, 1);
+        assert_eq!((s.flushed_seq, s.last_seq, s.next_file_number), (9, 12, 3));
+        assert_eq!(s.compact_pointers[0], ik(b"c", 1));
+        // An empty key clears the pointer.
+        s.apply(&VersionEdit {
+            compact_pointers: vec![(0, Vec::new())],
+            ..VersionEdit::default()
+        })
+        .unwrap();
+        assert!(s.compact_pointers[0].is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_edits_and_leaves_the_state_unchanged() {
+        let mut s = ManifestState::new(CMP);
+        s.apply(&add(10, vec![(0, meta(1, b"a", b"c", 9)), (2, meta(2, b"d", b"f", 8))]))
+            .unwrap();
+        let cases: Vec<(VersionEdit, &str)> = vec![
+            (
+                VersionEdit {
+                    comparator: Some("uringdb.bytewise".into()),
+                    ..VersionEdit::default()
+                },
+                "comparator mismatch",
+            ),
+            (
+                VersionEdit {
+                    deleted: vec![(1, 1)],
+                    ..VersionEdit::default()
+                },
+                "does not hold it",
+            ),
+            (
+                VersionEdit {
+                    deleted: vec![(0, 1), (0, 1)],
+                    ..VersionEdit::default()
+                },
+                "deletes file 1 twice",
+            ),
+            (
+                VersionEdit {
+                    deleted: vec![(7, 1)],
+                    ..VersionEdit::default()
+                },
+                "only 7 levels",
+            ),
+            (add(10, vec![(3, meta(2, b"x", b"y", 1))]), "already live"),
+            (
+                add(10, vec![(3, meta(5, b"x", b"y", 1)), (4, meta(5, b"x", b"y", 1))]),
+                "already live",
+            ),
+            (add(10, vec![(7, meta(5, b"x", b"y", 1))]), "only 7 levels"),
+            (add(10, vec![(1, meta(10, b"x", b"y", 1))]), "next_file_number is 10"),
+            (add(9, vec![]), "go back from 10 to 9"),
+            (
+                VersionEdit {
+                    compact_pointers: vec![(u32::MAX, b"k".to_vec())],
+                    ..VersionEdit::default()
+                },
+                "only 7 levels",
+            ),
+            (
+                // Valid deletes followed by an invalid add: nothing may be applied.
+                VersionEdit {
+                    deleted: vec![(0, 1)],
+                    added: vec![(1, meta(2, b"x", b"y", 1))],
+                    ..VersionEdit::default()
+                },
+                "already live",
+            ),
+        ];
+        for (e, needle) in cases {
+            let before = s.clone();
+            let err = s.apply(&e).unwrap_err();
+            assert!(err.contains(needle), "{e:?}: {err}");
+            assert_eq!(s, before, "a failed apply changed the state");
+        }
+    }
+
+    #[test]
+    fn snapshot_edit_recreates_the_state() {
+        let mut s = ManifestState::new(CMP);
+        s.apply(&add(
+            40,
+            vec![
+                (0, meta(31, b"a", b"c", 9)),
+                (0, meta(32, b"b", b"d", 19)),
+                (3, meta(7, b"m", b"p", 4)),
+                (3, meta(8, b"a", b"b", 4)),
+                (6, meta(9, b"a", b"b", 4)),
+            ],
+        ))
+        .unwrap();
+        s.apply(&VersionEdit {
+            flushed_seq: Some(19),
+            last_seq: Some(25),
+            compact_pointers: vec![(3, ik(b"b", 4))],
+            ..VersionEdit::default()
+        })
+        .unwrap();
+        let mut t = ManifestState::new(CMP);
+        t.apply(&s.snapshot_edit()).unwrap();
+        assert_eq!(t, s);
+    }
+
+    #[test]
+    fn unknown_comparators_order_bytewise() {
+        let mut s = ManifestState::new("someone.else");
+        s.apply(&add(9, vec![(1, meta(1, b"b", b"b", 1)), (1, meta(2, b"a", b"a", 1))]))
+            .unwrap();
+        assert_eq!(s.levels[1][0].number, 2);
+    }
+}
