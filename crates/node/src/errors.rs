@@ -4,6 +4,9 @@
 //! (`{"code", "message", ...details}`); the façade's `toUringdbError` (index.ts) turns it
 //! into a `UringdbError` with those properties. Codes are stable API.
 
+use uringdb_lsm::db::DbError;
+use uringdb_lsm::manifest::ManifestError;
+use uringdb_lsm::table::TableError;
 use uringdb_wal::WalError;
 
 /// A JSON string literal.
@@ -85,6 +88,82 @@ pub(crate) fn code_of(e: &WalError) -> String {
         WalError::Truncated { .. } => "ERR_URINGDB_TRUNCATED".into(),
         WalError::BackendUnavailable(_) => "ERR_URINGDB_IO_URING_UNAVAILABLE".into(),
         _ => "ERR_URINGDB_INTERNAL".into(),
+    }
+}
+
+/// The JSON form of a key-value database error (the log's errors keep their own form).
+pub(crate) fn db_to_json(e: &DbError) -> String {
+    let with = |code: &str, extra: String| {
+        format!(
+            "{{\"code\":{},\"message\":{}{extra}}}",
+            json_str(code),
+            json_str(&e.to_string())
+        )
+    };
+    let errno_code = |src: &std::io::Error| {
+        src.raw_os_error()
+            .and_then(errno_name)
+            .unwrap_or("ERR_URINGDB_IO")
+            .to_string()
+    };
+    let errno_extra = |src: &std::io::Error| {
+        src.raw_os_error()
+            .map_or(String::new(), |n| format!(",\"errno\":{n}"))
+    };
+    let corruption = |file: &std::path::Path, offset: u64| {
+        with(
+            "ERR_URINGDB_CORRUPTION",
+            format!(
+                ",\"file\":{},\"offset\":{offset}",
+                json_str(&file.to_string_lossy())
+            ),
+        )
+    };
+    match e {
+        DbError::Wal(w) => to_json(w),
+        DbError::Table(TableError::Corruption { file, offset, .. }) => corruption(file, *offset),
+        DbError::Table(TableError::Io { source, .. }) => {
+            with(&errno_code(source), errno_extra(source))
+        }
+        DbError::Table(TableError::InvalidOption { field, .. }) => with(
+            "ERR_URINGDB_INVALID_OPTION",
+            format!(",\"field\":{}", json_str(field)),
+        ),
+        DbError::Manifest(ManifestError::Corruption { file, offset, .. }) => {
+            corruption(file, *offset)
+        }
+        DbError::Manifest(ManifestError::Io { source, .. }) => {
+            with(&errno_code(source), errno_extra(source))
+        }
+        DbError::Corruption { file, offset, .. } => corruption(file, *offset),
+        DbError::Io { source, .. } => with(&errno_code(source), errno_extra(source)),
+        DbError::InvalidArgument(_) => with("ERR_URINGDB_INVALID_ARG", String::new()),
+        DbError::InvalidOption { field, .. } => with(
+            "ERR_URINGDB_INVALID_OPTION",
+            format!(",\"field\":{}", json_str(field)),
+        ),
+        DbError::Closed => with("ERR_URINGDB_CLOSED", String::new()),
+        DbError::Background(inner) => {
+            // The cause's code (ENOSPC stays ENOSPC), marked as a background failure.
+            let cause = db_to_json(inner);
+            let code = match &**inner {
+                DbError::Wal(w) => code_of(w),
+                _ => cause
+                    .split("\"code\":\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("ERR_URINGDB_FAILED")
+                    .to_string(),
+            };
+            let errno = inner
+                .raw_os_error()
+                .map_or(String::new(), |n| format!(",\"errno\":{n}"));
+            with(
+                &code,
+                format!(",\"background\":true{errno},\"cause\":{cause}"),
+            )
+        }
+        _ => with("ERR_URINGDB_INTERNAL", String::new()),
     }
 }
 

@@ -9,6 +9,7 @@
 //! batch of records as one `Buffer` plus a `Float64Array` of (seq, start, length).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod db;
 mod errors;
 mod registry;
 mod worker;
@@ -45,7 +46,7 @@ pub struct NativeLogOptions {
     pub recovery: String,
 }
 
-fn to_wal_options(o: &NativeLogOptions) -> napi::Result<WalOptions> {
+pub(crate) fn to_wal_options(o: &NativeLogOptions) -> napi::Result<WalOptions> {
     let invalid =
         |field: &'static str, message: String| wal_err(&WalError::InvalidOption { field, message });
     let backend = match o.io_backend.as_str() {
@@ -108,7 +109,7 @@ enum Msg {
     Failed(u32, String),
 }
 
-type CompletionArgs = (
+pub(crate) type CompletionArgs = (
     Option<Float64Array>,
     u32,
     Option<String>,
@@ -117,12 +118,12 @@ type CompletionArgs = (
 type CompletionFn = ThreadsafeFunction<Msg, (), FnArgs<CompletionArgs>, Status, false, true>;
 
 /// Delivers one producer's completions to its JS thread.
-struct JsSink {
+pub(crate) struct JsSink {
     tsfn: CompletionFn,
     /// Appends issued on the JS thread and not yet delivered there. While non-zero the
     /// threadsafe function is ref'd (keeps the event loop alive); at zero it is unref'd,
     /// so an idle open log never keeps the process alive.
-    pending: Arc<AtomicI64>,
+    pub(crate) pending: Arc<AtomicI64>,
 }
 
 impl CompletionSink for JsSink {
@@ -140,7 +141,7 @@ impl CompletionSink for JsSink {
     }
 }
 
-fn set_ref(env: &Env, raw: napi::sys::napi_threadsafe_function, referenced: bool) {
+pub(crate) fn set_ref(env: &Env, raw: napi::sys::napi_threadsafe_function, referenced: bool) {
     // SAFETY: `raw` is this thread's live threadsafe function (created on this JS thread
     // by `open_log` and released only when the owning `JsSink` drops), and `env` is this
     // thread's environment: ref/unref are called on the creating thread, as N-API
@@ -272,6 +273,63 @@ fn seq_arg(name: &str, v: f64) -> napi::Result<u64> {
     }
 }
 
+/// Builds the completion sink of one JS thread's handle: a weak threadsafe function
+/// (ref'd only while completions are pending) delivering one call per commit group.
+pub(crate) fn completion_sink(
+    on_complete: Function<CompletionArgs, ()>,
+) -> napi::Result<(Arc<JsSink>, Arc<AtomicUsize>)> {
+    let pending = Arc::new(AtomicI64::new(0));
+    let raw_tsfn = Arc::new(AtomicUsize::new(0));
+    let tsfn: CompletionFn = {
+        let pending = pending.clone();
+        let raw_tsfn = raw_tsfn.clone();
+        on_complete
+            .build_threadsafe_function::<Msg>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(move |ctx: ThreadsafeCallContext<Msg>| {
+                let n = match &ctx.value {
+                    Msg::Done(v, _) => v.len() as i64,
+                    Msg::Failed(c, _) => i64::from(*c),
+                };
+                if pending.fetch_sub(n, Ordering::AcqRel) == n {
+                    let raw =
+                        raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
+                    if !raw.is_null() {
+                        set_ref(&ctx.env, raw, false);
+                    }
+                }
+                Ok(FnArgs::from(match ctx.value {
+                    Msg::Done(seqs, g) => {
+                        let group = vec![
+                            g.records as f64,
+                            g.bytes as f64,
+                            g.first_seq as f64,
+                            g.last_seq as f64,
+                            g.queue_wait_us,
+                            g.write_us,
+                            g.fsync_us,
+                            if g.synced { 1.0 } else { 0.0 },
+                        ];
+                        (
+                            Some(Float64Array::new(seqs)),
+                            0,
+                            None,
+                            Some(Float64Array::new(group)),
+                        )
+                    }
+                    Msg::Failed(c, e) => (None, c, Some(e), None),
+                }))
+            })?
+    };
+    raw_tsfn.store(tsfn.raw() as usize, Ordering::Release);
+    let sink = Arc::new(JsSink {
+        tsfn,
+        pending: pending.clone(),
+    });
+    Ok((sink, raw_tsfn))
+}
+
 /// Opens (or joins) the engine for `dir`. `onComplete(seqs, failedCount, errorJson, group)`
 /// is called on this thread once per commit group that completed any of this handle's
 /// appends or syncs, in order; `group` is [records, bytes, firstSeq, lastSeq, queueWaitUs,
@@ -288,55 +346,7 @@ pub fn open_log<'env>(
 ) -> napi::Result<Object<'env>> {
     guard(|| {
         let opts = to_wal_options(&options)?;
-        let pending = Arc::new(AtomicI64::new(0));
-        let raw_tsfn = Arc::new(AtomicUsize::new(0));
-        let tsfn: CompletionFn = {
-            let pending = pending.clone();
-            let raw_tsfn = raw_tsfn.clone();
-            on_complete
-                .build_threadsafe_function::<Msg>()
-                .callee_handled::<false>()
-                .weak::<true>()
-                .build_callback(move |ctx: ThreadsafeCallContext<Msg>| {
-                    let n = match &ctx.value {
-                        Msg::Done(v, _) => v.len() as i64,
-                        Msg::Failed(c, _) => i64::from(*c),
-                    };
-                    if pending.fetch_sub(n, Ordering::AcqRel) == n {
-                        let raw =
-                            raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
-                        if !raw.is_null() {
-                            set_ref(&ctx.env, raw, false);
-                        }
-                    }
-                    Ok(FnArgs::from(match ctx.value {
-                        Msg::Done(seqs, g) => {
-                            let group = vec![
-                                g.records as f64,
-                                g.bytes as f64,
-                                g.first_seq as f64,
-                                g.last_seq as f64,
-                                g.queue_wait_us,
-                                g.write_us,
-                                g.fsync_us,
-                                if g.synced { 1.0 } else { 0.0 },
-                            ];
-                            (
-                                Some(Float64Array::new(seqs)),
-                                0,
-                                None,
-                                Some(Float64Array::new(group)),
-                            )
-                        }
-                        Msg::Failed(c, e) => (None, c, Some(e), None),
-                    }))
-                })?
-        };
-        raw_tsfn.store(tsfn.raw() as usize, Ordering::Release);
-        let sink = Arc::new(JsSink {
-            tsfn,
-            pending: pending.clone(),
-        });
+        let (sink, raw_tsfn) = completion_sink(on_complete)?;
         let (deferred, promise) = env.create_deferred::<NativeLog, _>()?;
         worker::spawn_named("uringdb-open", move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
