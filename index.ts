@@ -796,3 +796,1161 @@ export async function openLog(dir: string, options: LogOptions = {}): Promise<Lo
   }
   return log
 }
+
+// ---------------------------------------------------------------------------------------
+// The key-value database
+// ---------------------------------------------------------------------------------------
+
+const compressionEnum = z.enum(['none', 'lz4', 'zstd'])
+
+/**
+ * Options of {@link open}, as a zod schema: validated at open; unknown keys are rejected
+ * and errors name the field. The TypeScript type {@link DbOptions} is inferred from it.
+ */
+export const DbOptionsSchema = z
+  .object({
+    /** Default durability of writes: resolve only after fdatasync covered them. */
+    sync: z.boolean().default(true),
+    /** I/O backend: `auto` probes io_uring at open and falls back to `portable`. */
+    ioBackend: z.enum(['auto', 'io_uring', 'portable']).default('auto'),
+    /** `strict`: damage in the log followed by valid records is an error; `tolerant`: cut there. */
+    recovery: z.enum(['strict', 'tolerant']).default('strict'),
+    /** Preallocated size of one log segment, in bytes. */
+    segmentBytes: z.number().int().min(1 * MiB).max(4096 * MiB).multipleOf(8).default(64 * MiB),
+    /** Capacity of the commit queue in bytes, a power of two. */
+    ringBytes: z
+      .number()
+      .int()
+      .min(1 * MiB)
+      .max(1024 * MiB)
+      .refine((n) => (n & (n - 1)) === 0, { message: 'must be a power of two' })
+      .default(32 * MiB),
+    /** Extra wait, in microseconds, before writing a group that started on an idle log. */
+    commitDelayUs: z.number().int().min(0).max(100_000).default(0),
+    /** Memtable size at which it is flushed to a table, in bytes. */
+    memtableBytes: z.number().int().min(64 * 1024).max(4096 * MiB).default(64 * MiB),
+    /** Memtables waiting for flush at which writes stop. */
+    maxImmutableMemtables: z.number().int().min(1).max(16).default(2),
+    /** Level-0 tables that trigger a compaction into level 1. */
+    l0CompactionTrigger: z.number().int().min(1).max(1000).default(4),
+    /** Level-0 tables at which writes are slowed. */
+    l0SlowdownTrigger: z.number().int().min(1).max(1000).default(12),
+    /** Level-0 tables at which writes stop until compaction catches up. */
+    l0StopTrigger: z.number().int().min(1).max(1000).default(20),
+    /** Target size of level 1 in bytes; each deeper level is `levelMultiplier` times larger. */
+    levelBaseBytes: z.number().int().min(1 * MiB).max(2 ** 40).default(256 * MiB),
+    /** Size ratio between adjacent levels. */
+    levelMultiplier: z.number().int().min(2).max(100).default(10),
+    /** Size of one table written by compaction, in bytes. */
+    targetFileBytes: z.number().int().min(64 * 1024).max(4096 * MiB).default(64 * MiB),
+    /** Block compression: one for all levels, or one per level (the last applies below). */
+    compression: z
+      .union([compressionEnum, z.array(compressionEnum).min(1).max(7)])
+      .default(['none', 'none', 'lz4']),
+    /** Bloom filter bits per key (0 disables filters). */
+    bloomBitsPerKey: z.number().int().min(0).max(64).default(10),
+    /** Target size of a data block, in bytes. */
+    blockBytes: z.number().int().min(256).max(4 * MiB).default(4096),
+    /** Block cache capacity, in bytes (0 disables it). */
+    cacheBytes: z.number().int().min(0).max(2 ** 40).default(64 * MiB),
+    /** Background compaction threads. */
+    compactionThreads: z.number().int().min(1).max(64).default(1),
+    /** Bytes per second flush and compaction may write (0: unlimited). */
+    compactionRateBytesPerSec: z.number().int().min(0).max(2 ** 50).default(0),
+  })
+  .strict()
+
+/** Options of {@link open} (all optional). */
+export type DbOptions = z.input<typeof DbOptionsSchema>
+
+/** A key or value: bytes, or a string (encoded as UTF-8). */
+export type Bytes = Uint8Array | string
+
+/** How values (and keys, for iterators) come out: `buffer` (default) or `utf8` strings. */
+export type Encoding = 'buffer' | 'utf8'
+
+/** Options of one write. */
+export interface WriteOptions {
+  /** Override the database's `sync` default for this write. */
+  sync?: boolean
+}
+
+/** Options of a point read. */
+export interface GetOptions<E extends Encoding = 'buffer'> {
+  /** Read at this snapshot instead of the current state. */
+  snapshot?: Snapshot
+  /** `utf8` returns strings. */
+  encoding?: E
+}
+
+/** One operation of {@link Db.batch}. */
+export type BatchOperation =
+  | { type: 'put'; key: Bytes; value: Bytes }
+  | { type: 'del'; key: Bytes }
+
+/** A key range: any of `gt`/`gte` and `lt`/`lte` (absent: unbounded). */
+export interface Range {
+  /** Keys greater than this. */
+  gt?: Bytes
+  /** Keys greater than or equal to this. */
+  gte?: Bytes
+  /** Keys less than this. */
+  lt?: Bytes
+  /** Keys less than or equal to this. */
+  lte?: Bytes
+}
+
+/** Options of {@link Db.iterator}, {@link Db.keys} and {@link Db.values}. */
+export interface IteratorOptions extends Range {
+  /** Descending key order. */
+  reverse?: boolean
+  /** At most this many entries (-1 or Infinity: no limit). */
+  limit?: number
+  /** Read at this snapshot (otherwise the iterator takes its own at creation). */
+  snapshot?: Snapshot
+  /** Key encoding of the entries returned. */
+  keyEncoding?: Encoding
+  /** Value encoding of the entries returned. */
+  valueEncoding?: Encoding
+}
+
+/** Options of {@link Db.clear}. */
+export interface ClearOptions extends Range, WriteOptions {
+  /** Delete keys from the high end (only matters with `limit`). */
+  reverse?: boolean
+  /** Delete at most this many keys. */
+  limit?: number
+  /** Delete the keys in the range as of this snapshot (keys written later are kept). */
+  snapshot?: Snapshot
+}
+
+/** Statistics of one level of the tree. */
+export interface LevelStats {
+  /** Level number (0 = newest). */
+  level: number
+  /** Table files. */
+  files: number
+  /** Bytes in those files. */
+  bytes: number
+  /** Target size (0 for level 0, which is bounded by file count). */
+  targetBytes: number
+}
+
+/** Statistics of a database; every counter is cumulative since open. */
+export interface DbStats {
+  /** Per level. */
+  levels: LevelStats[]
+  /** Bytes of user keys and values written. */
+  userBytesWritten: number
+  /** Put operations applied. */
+  puts: number
+  /** Delete operations applied. */
+  deletes: number
+  /** Memtable flushes. */
+  flushes: number
+  /** Bytes written by flushes. */
+  flushBytesWritten: number
+  /** Compactions. */
+  compactions: number
+  /** Bytes read by compactions. */
+  compactionBytesRead: number
+  /** Bytes written by compactions. */
+  compactionBytesWritten: number
+  /** (log + flush + compaction bytes written) / user bytes written. */
+  writeAmplification: number
+  /** Bytes of all tables / bytes of the last non-empty level. */
+  spaceAmplification: number
+  /** Times writes were held back (slowdowns and stops). */
+  stalls: number
+  /** Times writes were slowed. */
+  slowdowns: number
+  /** Times writes were stopped. */
+  stops: number
+  /** Total time writes were held back, in microseconds. */
+  stallUs: number
+  /** Block cache. */
+  cache: { hits: number; misses: number; hitRate: number; usedBytes: number; capacityBytes: number; entries: number; evictions: number }
+  /** Bloom filters: table lookups that consulted one, and those it answered "absent". */
+  bloom: { checked: number; useful: number; usefulRate: number }
+  /** Point reads. */
+  gets: number
+  /** Bytes in the active memtable. */
+  memtableBytes: number
+  /** Memtables waiting for flush. */
+  immutableMemtables: number
+  /** Newest visible sequence number. */
+  visibleSeq: number
+  /** Sequence number up to which everything is in tables. */
+  flushedSeq: number
+  /** Live snapshots. */
+  snapshots: number
+  /** Background failures so far. */
+  backgroundErrors: number
+  /** The current background failure (writes are refused while set), or null. */
+  backgroundError: string | null
+  /** The write-ahead log's statistics. */
+  log: {
+    backend: string
+    fallbackReason: string | null
+    appends: number
+    appendBytes: number
+    groups: number
+    fsyncs: number
+    bytesWritten: number
+    firstSeq: number
+    lastSeq: number
+    segments: number
+    queueWait: Percentiles
+    write: Percentiles
+    fsync: Percentiles
+    total: Percentiles
+  }
+}
+
+/** What {@link open} found (published on `uringdb:db:recovery`, also {@link Db.recovery}). */
+export interface DbRecovery {
+  /** The directory. */
+  dir: string
+  /** Whether this handle opened the engine (false: it joined one already open). */
+  opened: boolean
+  /** Whether the database was created by this open. */
+  created: boolean
+  /** Sequence number up to which everything was in tables. */
+  flushedSeq: number
+  /** Log records replayed into the memtable. */
+  replayedRecords: number
+  /** Tables in the manifest. */
+  tables: number
+  /** Unreferenced table files removed (left by a crash during flush or compaction). */
+  orphansRemoved: number
+  /** Manifest edits replayed. */
+  manifestEdits: number
+  /** Bytes of a torn manifest tail cut. */
+  manifestTornBytes: number
+  /** Log segments found. */
+  logSegments: number
+  /** Bytes cut from a torn log tail. */
+  logTruncatedBytes: number
+  /** Last sequence number. */
+  lastSeq: number
+  /** Time open took, in microseconds. */
+  durationUs: number
+  /** I/O backend in use. */
+  backend: string
+  /** Why io_uring is not used, or null. */
+  fallbackReason: string | null
+}
+
+const dbChannels = {
+  flush: channel('uringdb:db:flush'),
+  compaction: channel('uringdb:db:compaction'),
+  stall: channel('uringdb:db:stall'),
+  recovery: channel('uringdb:db:recovery'),
+  error: channel('uringdb:db:error'),
+} as const
+
+const KEY_BYTES_MAX = 64 * 1024
+const BATCH_TAG = 0xb1
+const DB_STAGE_BYTES = 1 * MiB
+const DB_STAGE_WRITES = 256
+const GET_STAGE_KEYS = 1024
+
+function keyBytes(name: string, k: unknown): Buffer {
+  let b: Buffer
+  if (typeof k === 'string') b = Buffer.from(k, 'utf8')
+  else if (k instanceof Uint8Array) b = Buffer.from(k.buffer, k.byteOffset, k.byteLength)
+  else throw invalidArgument(`${name} must be a Buffer, Uint8Array or string, got ${describe(k)}`)
+  if (b.byteLength > KEY_BYTES_MAX) {
+    throw invalidArgument(`${name} of ${b.byteLength} bytes is larger than the limit of ${KEY_BYTES_MAX} bytes`)
+  }
+  return b
+}
+
+function valueBytes(name: string, v: unknown): Buffer {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8')
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+  throw invalidArgument(`${name} must be a Buffer, Uint8Array or string, got ${describe(v)}`)
+}
+
+function checkEncoding(name: string, e: unknown): Encoding {
+  if (e === undefined || e === 'buffer' || e === 'binary' || e === 'view') return 'buffer'
+  if (e === 'utf8' || e === 'utf-8') return 'utf8'
+  throw invalidArgument(`${name} must be 'buffer' or 'utf8', got ${String(e)}`)
+}
+
+function checkSync(options: WriteOptions | undefined, dflt: boolean): boolean {
+  checkOptions('options', options)
+  const s: unknown = options?.sync ?? dflt
+  if (typeof s !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(s)}`)
+  return s
+}
+
+/** Encodes batch operations (the format of `uringdb_lsm::db::batch`; validated again natively). */
+class BatchEncoder {
+  buf: Buffer
+  len = 1
+  count = 0
+  constructor(capacity = 256) {
+    this.buf = Buffer.allocUnsafe(capacity)
+    this.buf[0] = BATCH_TAG
+  }
+  #reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n))
+    this.buf.copy(next, 0, 0, this.len)
+    this.buf = next
+  }
+  put(k: Buffer, v: Buffer): void {
+    this.#reserve(9 + k.length + v.length)
+    const b = this.buf
+    b[this.len] = 1
+    b.writeUInt32LE(k.length, this.len + 1)
+    b.writeUInt32LE(v.length, this.len + 5)
+    k.copy(b, this.len + 9)
+    v.copy(b, this.len + 9 + k.length)
+    this.len += 9 + k.length + v.length
+    this.count++
+  }
+  del(k: Buffer): void {
+    this.#reserve(5 + k.length)
+    const b = this.buf
+    b[this.len] = 0
+    b.writeUInt32LE(k.length, this.len + 1)
+    k.copy(b, this.len + 5)
+    this.len += 5 + k.length
+    this.count++
+  }
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.len)
+  }
+}
+
+/**
+ * A consistent point-in-time view: reads given it see exactly the writes that had resolved
+ * before it was taken. Release it when done (compaction keeps old versions while it lives).
+ */
+export class Snapshot implements Disposable {
+  /** @internal */
+  readonly _native: native.NativeSnapshot
+  /** @internal */
+  constructor(n: native.NativeSnapshot) {
+    this._native = n
+  }
+  /** The sequence number the snapshot reads at (-1 once released). */
+  get seq(): number {
+    return this._native.seq
+  }
+  /** Releases the snapshot (idempotent). Reads given it afterwards reject. */
+  release(): void {
+    this._native.release()
+  }
+  /** Same as {@link Snapshot.release}, for `using`. */
+  [Symbol.dispose](): void {
+    this.release()
+  }
+}
+
+type Entry<K, V> = [K, V]
+
+/**
+ * An iterator over a key range of a consistent snapshot, fetching entries from the engine
+ * in batches (growing from 64 to 4096 entries). Async-iterable; also `next()`, `nextv()`,
+ * `seek()` and `close()`.
+ */
+export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator<Entry<K, V>>, AsyncDisposable {
+  #native: native.NativeIterator | undefined
+  #db: Db
+  #data: Buffer = Buffer.alloc(0)
+  #lens: Int32Array = new Int32Array(0)
+  #pos = 0
+  #off = 0
+  #done = false
+  #batch = 64
+  readonly #keyEnc: Encoding
+  readonly #valueEnc: Encoding
+  readonly #keys: boolean
+  readonly #values: boolean
+  #busy = false
+
+  /** @internal */
+  constructor(db: Db, n: native.NativeIterator, keyEnc: Encoding, valueEnc: Encoding, keys: boolean, values: boolean) {
+    this.#db = db
+    this.#native = n
+    this.#keyEnc = keyEnc
+    this.#valueEnc = valueEnc
+    this.#keys = keys
+    this.#values = values
+  }
+
+  #decode(b: Buffer, enc: Encoding): Buffer | string {
+    return enc === 'utf8' ? b.toString('utf8') : b
+  }
+
+  async #fill(): Promise<boolean> {
+    if (this.#pos * 2 < this.#lens.length) return true
+    if (this.#done) return false
+    const n = this.#native
+    if (n === undefined) throw this.#db._closedOr('the iterator is closed')
+    let b: native.NativeBatch
+    try {
+      b = await n.nextBatch(this.#batch, 1 * MiB)
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+    this.#batch = Math.min(this.#batch * 2, 4096)
+    this.#data = b.data
+    this.#lens = b.lens
+    this.#pos = 0
+    this.#off = 0
+    this.#done = b.done
+    return this.#lens.length > 0
+  }
+
+  #take(): Entry<K, V> {
+    const kl = this.#lens[this.#pos * 2]
+    const vl = this.#lens[this.#pos * 2 + 1]
+    const k = this.#data.subarray(this.#off, this.#off + kl)
+    const v = this.#data.subarray(this.#off + kl, this.#off + kl + vl)
+    this.#off += kl + vl
+    this.#pos++
+    return [
+      (this.#keys ? this.#decode(k, this.#keyEnc) : undefined) as K,
+      (this.#values ? this.#decode(v, this.#valueEnc) : undefined) as V,
+    ]
+  }
+
+  #enter(): void {
+    if (this.#busy) throw invalidArgument('the iterator is busy: wait for the previous call to settle')
+    this.#busy = true
+  }
+
+  /** The next entry, or `undefined` at the end. */
+  async nextEntry(): Promise<Entry<K, V> | undefined> {
+    this.#enter()
+    try {
+      if (!(await this.#fill())) return undefined
+      return this.#take()
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  /** Up to `size` entries (fewer at the end; an empty array once exhausted). */
+  async nextv(size: number): Promise<Array<Entry<K, V>>> {
+    if (!Number.isInteger(size) || size < 1) throw invalidArgument(`size must be a positive integer, got ${String(size)}`)
+    this.#enter()
+    try {
+      const out: Array<Entry<K, V>> = []
+      while (out.length < size) {
+        if (!(await this.#fill())) break
+        while (out.length < size && this.#pos * 2 < this.#lens.length) out.push(this.#take())
+      }
+      return out
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  /** Every remaining entry. */
+  async all(): Promise<Array<Entry<K, V>>> {
+    const out: Array<Entry<K, V>> = []
+    for (;;) {
+      const chunk = await this.nextv(4096)
+      if (chunk.length === 0) return out
+      for (const e of chunk) out.push(e)
+    }
+  }
+
+  /**
+   * Repositions: the next entry is the first at or after `target` (at or before it, in
+   * reverse), still within the range.
+   */
+  seek(target: Bytes): void {
+    const t = keyBytes('target', target)
+    if (this.#native === undefined) throw this.#db._closedOr('the iterator is closed')
+    this.#native.seek(t)
+    this.#lens = new Int32Array(0)
+    this.#pos = 0
+    this.#off = 0
+    this.#done = false
+    this.#batch = 64
+  }
+
+  /** Releases the iterator (idempotent). */
+  async close(): Promise<void> {
+    const n = this.#native
+    this.#native = undefined
+    this.#done = true
+    this.#lens = new Int32Array(0)
+    if (n !== undefined) {
+      n.close()
+      this.#db._forget(this)
+    }
+  }
+
+  /** AsyncIterator protocol. */
+  async next(): Promise<IteratorResult<Entry<K, V>>> {
+    const e = await this.nextEntry()
+    if (e === undefined) {
+      await this.close()
+      return { done: true, value: undefined }
+    }
+    return { done: false, value: e }
+  }
+
+  /** Closes the iterator when a `for await` loop exits early. */
+  async return(): Promise<IteratorResult<Entry<K, V>>> {
+    await this.close()
+    return { done: true, value: undefined }
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  /** Same as {@link DbIterator.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}
+
+/** A chained batch: collect operations, then {@link ChainedBatch.write} them atomically. */
+export class ChainedBatch {
+  readonly #db: Db
+  #enc = new BatchEncoder()
+  #written = false
+  /** @internal */
+  constructor(db: Db) {
+    this.#db = db
+  }
+  /** Adds a put. */
+  put(key: Bytes, value: Bytes): this {
+    this.#check()
+    this.#enc.put(keyBytes('key', key), valueBytes('value', value))
+    return this
+  }
+  /** Adds a delete. */
+  del(key: Bytes): this {
+    this.#check()
+    this.#enc.del(keyBytes('key', key))
+    return this
+  }
+  /** Removes every operation added so far. */
+  clear(): this {
+    this.#check()
+    this.#enc = new BatchEncoder()
+    return this
+  }
+  /** Operations added. */
+  get length(): number {
+    return this.#enc.count
+  }
+  /** Writes all operations atomically (all or nothing, also across a crash). */
+  write(options?: WriteOptions): Promise<void> {
+    try {
+      this.#check()
+      this.#written = true
+      if (this.#enc.count === 0) return Promise.resolve()
+      return this.#db._write(this.#enc.bytes(), options).then(() => undefined)
+    } catch (e) {
+      return Promise.reject(toUringdbError(e))
+    }
+  }
+  #check(): void {
+    if (this.#written) throw invalidArgument('the batch was already written')
+  }
+}
+
+/**
+ * The key-value database. Create one with {@link open}.
+ *
+ * Every write (put, del, batch) is one record in the write-ahead log, applied to the
+ * memtable after its commit group is durable (with `sync: true`, the default), so a
+ * resolved write is visible to every later read and survives a crash. Writes from one
+ * handle complete in order.
+ */
+export class Db implements AsyncDisposable {
+  readonly #native: native.NativeDb
+  readonly #dir: string
+  readonly #sync: boolean
+  readonly #maxBatchBytes: number
+  #resolves: Array<(seq: number) => void> = []
+  #rejects: Array<(e: UringdbError) => void> = []
+  #head = 0
+  #closing = false
+  #closed: Promise<void> | undefined
+  #idle: (() => void) | undefined
+  readonly #iterators = new Set<DbIterator<unknown, unknown>>()
+  readonly #recovery: DbRecovery
+  // Writes staged in this tick.
+  #stage: Buffer | undefined
+  #stageBytes = 0
+  readonly #lens = new Uint32Array(DB_STAGE_WRITES)
+  readonly #syncs = new Uint8Array(DB_STAGE_WRITES)
+  #staged = 0
+  #flushQueued = false
+  // Gets staged in this tick (current state only; snapshot reads cross on their own).
+  #getKeys: Buffer[] = []
+  #getWaiters: Array<[(v: Buffer | undefined) => void, (e: UringdbError) => void]> = []
+  #getQueued = false
+
+  /** @internal */
+  constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
+    this.#native = handle
+    this.#dir = dir
+    this.#sync = sync
+    this.#maxBatchBytes = handle.maxBatchBytes
+    this.#recovery = recovery
+  }
+
+  /** The directory. */
+  get location(): string {
+    return this.#dir
+  }
+
+  /** What open found. */
+  get recovery(): DbRecovery {
+    return this.#recovery
+  }
+
+  /** @internal */
+  _closedOr(message: string): UringdbError {
+    return this.#closing ? new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed') : invalidArgument(message)
+  }
+
+  /** @internal */
+  _forget(it: DbIterator<unknown, unknown>): void {
+    this.#iterators.delete(it)
+  }
+
+  readonly #flushStaged = (): void => {
+    this.#flushQueued = false
+    const n = this.#staged
+    if (n === 0) return
+    const data = (this.#stage as Buffer).subarray(0, this.#stageBytes)
+    this.#staged = 0
+    this.#stageBytes = 0
+    try {
+      this.#native.writePacked(data, this.#lens.subarray(0, n), this.#syncs.subarray(0, n))
+    } catch (e) {
+      const accepted = nativeDetail(e, 'accepted')
+      this.#rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
+    }
+  }
+
+  #rejectNewest(k: number, err: UringdbError): void {
+    const start = this.#resolves.length - k
+    const rejects = this.#rejects.splice(start, k)
+    this.#resolves.splice(start, k)
+    this.#maybeIdle()
+    for (const r of rejects) r(err)
+  }
+
+  #maybeIdle(): void {
+    if (this.#head >= this.#resolves.length) {
+      this.#head = 0
+      this.#resolves.length = 0
+      this.#rejects.length = 0
+      if (this.#idle !== undefined) {
+        const idle = this.#idle
+        this.#idle = undefined
+        idle()
+      }
+    }
+  }
+
+  /** @internal Receives completions from the engine (one call per commit group). */
+  _complete(seqs: Float64Array | null, failed: number, errorJson: string | null): void {
+    if (seqs !== null) {
+      for (let i = 0; i < seqs.length; i++) {
+        const fn = this.#resolves[this.#head++]
+        fn(seqs[i])
+      }
+    }
+    if (failed > 0) {
+      const err = toUringdbError(new Error(errorJson ?? '{"code":"ERR_URINGDB_IO","message":"unknown failure"}'))
+      for (let i = 0; i < failed; i++) this.#rejects[this.#head++](err)
+    }
+    if (this.#head >= this.#resolves.length) this.#maybeIdle()
+    else if (this.#head > 4096 && this.#head * 2 > this.#resolves.length) {
+      this.#resolves.splice(0, this.#head)
+      this.#rejects.splice(0, this.#head)
+      this.#head = 0
+    }
+  }
+
+  /** @internal Logs one encoded batch; resolves with its sequence number. */
+  _write(payload: Buffer, options: WriteOptions | undefined): Promise<number> {
+    if (this.#closing) return Promise.reject(new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed'))
+    let sync: boolean
+    try {
+      sync = checkSync(options, this.#sync)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const len = payload.length
+    if (len > this.#maxBatchBytes) {
+      return Promise.reject(
+        new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`),
+      )
+    }
+    if (this.#staged === DB_STAGE_WRITES || this.#stageBytes + len > DB_STAGE_BYTES) this.#flushStaged()
+    if (len > DB_STAGE_BYTES) {
+      // Crosses alone (copied once, by the engine).
+      this.#lens[0] = len
+      this.#syncs[0] = sync ? 1 : 0
+      const p = this.#enqueue()
+      try {
+        this.#native.writePacked(payload, this.#lens.subarray(0, 1), this.#syncs.subarray(0, 1))
+      } catch (e) {
+        this.#rejectNewest(1, toUringdbError(e))
+      }
+      return p
+    }
+    const stage = (this.#stage ??= Buffer.allocUnsafe(DB_STAGE_BYTES))
+    payload.copy(stage, this.#stageBytes)
+    this.#stageBytes += len
+    this.#lens[this.#staged] = len
+    this.#syncs[this.#staged] = sync ? 1 : 0
+    this.#staged++
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushStaged)
+    }
+    return this.#enqueue()
+  }
+
+  #enqueue(): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#resolves.push(resolve)
+      this.#rejects.push(reject)
+    })
+  }
+
+  /** Sets `key` to `value`. */
+  put(key: Bytes, value: Bytes, options?: WriteOptions): Promise<void> {
+    try {
+      const e = new BatchEncoder(16 + (typeof key === 'string' ? key.length * 3 : key.byteLength) + (typeof value === 'string' ? value.length * 3 : (value as Uint8Array)?.byteLength ?? 0))
+      e.put(keyBytes('key', key), valueBytes('value', value))
+      return this._write(e.bytes(), options).then(noop)
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /** Deletes `key` (not an error if it is absent). */
+  del(key: Bytes, options?: WriteOptions): Promise<void> {
+    try {
+      const e = new BatchEncoder(16 + (typeof key === 'string' ? key.length * 3 : (key as Uint8Array)?.byteLength ?? 0))
+      e.del(keyBytes('key', key))
+      return this._write(e.bytes(), options).then(noop)
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /** Applies `operations` atomically: all or nothing, also across a crash. */
+  batch(operations: readonly BatchOperation[], options?: WriteOptions): Promise<void>
+  /** Starts a {@link ChainedBatch}. */
+  batch(): ChainedBatch
+  batch(operations?: readonly BatchOperation[], options?: WriteOptions): Promise<void> | ChainedBatch {
+    if (operations === undefined) return new ChainedBatch(this)
+    try {
+      if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
+      if (operations.length === 0) {
+        checkSync(options, this.#sync)
+        if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+        return Promise.resolve()
+      }
+      const e = new BatchEncoder(1024)
+      for (let i = 0; i < operations.length; i++) {
+        const op: unknown = operations[i]
+        if (typeof op !== 'object' || op === null) throw invalidArgument(`operations[${i}] must be an object, got ${describe(op)}`)
+        const o = op as { type?: unknown; key?: unknown; value?: unknown }
+        if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
+        else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
+        else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
+      }
+      return this._write(e.bytes(), options).then(noop)
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  readonly #flushGets = (): void => {
+    this.#getQueued = false
+    const keys = this.#getKeys
+    const waiters = this.#getWaiters
+    this.#getKeys = []
+    this.#getWaiters = []
+    if (keys.length === 0) return
+    const lens = new Uint32Array(keys.length)
+    for (let i = 0; i < keys.length; i++) lens[i] = keys[i].length
+    let p: Promise<native.NativeBatch>
+    try {
+      p = this.#native.getMany(Buffer.concat(keys), lens, null)
+    } catch (e) {
+      const err = toUringdbError(e)
+      for (const [, rej] of waiters) rej(err)
+      return
+    }
+    p.then(
+      (b) => {
+        let off = 0
+        for (let i = 0; i < waiters.length; i++) {
+          const n = b.lens[i * 2 + 1]
+          if (n < 0) waiters[i][0](undefined)
+          else {
+            waiters[i][0](b.data.subarray(off, off + n))
+            off += n
+          }
+        }
+      },
+      (e: unknown) => {
+        const err = toUringdbError(e)
+        for (const [, rej] of waiters) rej(err)
+      },
+    )
+  }
+
+  /**
+   * Reads the value of `key` (`undefined` if absent), off the JavaScript thread. The gets
+   * of one tick cross to the engine together.
+   */
+  get(key: Bytes, options?: GetOptions<'buffer'>): Promise<Buffer | undefined>
+  get(key: Bytes, options: GetOptions<'utf8'>): Promise<string | undefined>
+  get(key: Bytes, options?: GetOptions<Encoding>): Promise<Buffer | string | undefined> {
+    try {
+      if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+      checkOptions('options', options)
+      const enc = checkEncoding('options.encoding', options?.encoding)
+      const k = keyBytes('key', key)
+      const snap = options?.snapshot
+      if (snap !== undefined) {
+        return this.getMany([k], { snapshot: snap, encoding: enc } as GetOptions<'buffer'>).then((v) => v[0])
+      }
+      const p = new Promise<Buffer | undefined>((resolve, reject) => {
+        this.#getKeys.push(Buffer.from(k))
+        this.#getWaiters.push([resolve, reject])
+      })
+      if (this.#getKeys.length >= GET_STAGE_KEYS) this.#flushGets()
+      else if (!this.#getQueued) {
+        this.#getQueued = true
+        queueMicrotask(this.#flushGets)
+      }
+      return enc === 'utf8' ? p.then((b) => b?.toString('utf8')) : p
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /** Reads several keys at one consistent state; `undefined` for absent ones. */
+  getMany(keys: readonly Bytes[], options?: GetOptions<'buffer'>): Promise<Array<Buffer | undefined>>
+  getMany(keys: readonly Bytes[], options: GetOptions<'utf8'>): Promise<Array<string | undefined>>
+  async getMany(keys: readonly Bytes[], options?: GetOptions<Encoding>): Promise<Array<Buffer | string | undefined>> {
+    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    checkOptions('options', options)
+    if (!Array.isArray(keys)) throw invalidArgument(`keys must be an array, got ${describe(keys)}`)
+    const enc = checkEncoding('options.encoding', options?.encoding)
+    const bufs = keys.map((k, i) => keyBytes(`keys[${i}]`, k))
+    const lens = new Uint32Array(bufs.length)
+    for (let i = 0; i < bufs.length; i++) lens[i] = bufs[i].length
+    let b: native.NativeBatch
+    try {
+      b = await this.#native.getMany(Buffer.concat(bufs), lens, options?.snapshot?._native ?? null)
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+    const out: Array<Buffer | string | undefined> = new Array(bufs.length)
+    let off = 0
+    for (let i = 0; i < bufs.length; i++) {
+      const n = b.lens[i * 2 + 1]
+      if (n < 0) out[i] = undefined
+      else {
+        const v = b.data.subarray(off, off + n)
+        out[i] = enc === 'utf8' ? v.toString('utf8') : v
+        off += n
+      }
+    }
+    return out
+  }
+
+  /**
+   * Reads `key` synchronously, on the calling thread (for hot keys: no promise, no thread
+   * hop). With `target`, copies the value into it and returns the value's length (-1 if
+   * absent; a length above `target.length` means only a prefix was copied).
+   */
+  getSync(key: Bytes, options?: GetOptions<'buffer'>): Buffer | undefined
+  getSync(key: Bytes, options: GetOptions<'utf8'>): string | undefined
+  getSync(key: Bytes, options: { target: Uint8Array; snapshot?: Snapshot }): number
+  getSync(key: Bytes, options?: GetOptions<Encoding> & { target?: Uint8Array }): Buffer | string | number | undefined {
+    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    checkOptions('options', options)
+    const k = typeof key === 'string' || key instanceof Uint8Array ? key : keyBytes('key', key)
+    const kb = typeof k === 'string' ? keyBytes('key', k) : k
+    if (kb.byteLength > KEY_BYTES_MAX) keyBytes('key', kb)
+    try {
+      const target = options?.target
+      if (target !== undefined) {
+        if (!(target instanceof Uint8Array)) throw invalidArgument(`options.target must be a Uint8Array, got ${describe(target)}`)
+        return this.#native.getSyncInto(kb, target, options?.snapshot?._native ?? null)
+      }
+      const enc = checkEncoding('options.encoding', options?.encoding)
+      const v = this.#native.getSync(kb, options?.snapshot?._native ?? null)
+      if (v === null) return undefined
+      return enc === 'utf8' ? v.toString('utf8') : v
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /** Takes a snapshot of the current state (release it when done). */
+  snapshot(): Snapshot {
+    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    try {
+      return new Snapshot(this.#native.snapshot())
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /** An iterator over `[key, value]` entries of a range, at a consistent snapshot. */
+  iterator(options?: IteratorOptions & { keyEncoding?: 'buffer'; valueEncoding?: 'buffer' }): DbIterator<Buffer, Buffer>
+  iterator(options: IteratorOptions): DbIterator<Buffer | string, Buffer | string>
+  iterator(options: IteratorOptions = {}): DbIterator<Buffer | string, Buffer | string> {
+    return this.#iterator(options, true, true) as DbIterator<Buffer | string, Buffer | string>
+  }
+
+  /** The keys of a range (entries' values are not copied out). */
+  keys(options: IteratorOptions = {}): AsyncIterableIterator<Buffer | string> & { close(): Promise<void> } {
+    return project(this.#iterator(options, true, false), 0)
+  }
+
+  /** The values of a range. */
+  values(options: IteratorOptions = {}): AsyncIterableIterator<Buffer | string> & { close(): Promise<void> } {
+    return project(this.#iterator(options, false, true), 1)
+  }
+
+  /** @internal The raw iterator with its key/value selection (for the level adapter). */
+  _iterator(options: IteratorOptions, keys: boolean, values: boolean): DbIterator<unknown, unknown> {
+    return this.#iterator(options, keys, values)
+  }
+
+  #iterator(options: IteratorOptions, keys: boolean, values: boolean): DbIterator<unknown, unknown> {
+    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    checkOptions('options', options)
+    const o = options ?? {}
+    const lower = o.gt !== undefined ? [keyBytes('gt', o.gt), false] as const : o.gte !== undefined ? [keyBytes('gte', o.gte), true] as const : undefined
+    const upper = o.lt !== undefined ? [keyBytes('lt', o.lt), false] as const : o.lte !== undefined ? [keyBytes('lte', o.lte), true] as const : undefined
+    let limit = -1
+    if (o.limit !== undefined && o.limit !== null && o.limit !== Infinity && o.limit !== -1) {
+      if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 0) {
+        throw invalidArgument(`limit must be a non-negative integer, -1 or Infinity, got ${String(o.limit)}`)
+      }
+      limit = o.limit
+    }
+    if (o.reverse !== undefined && typeof o.reverse !== 'boolean') throw invalidArgument(`reverse must be a boolean, got ${describe(o.reverse)}`)
+    if (o.snapshot !== undefined && !(o.snapshot instanceof Snapshot)) throw invalidArgument('snapshot must come from db.snapshot()')
+    const keyEnc = checkEncoding('keyEncoding', o.keyEncoding)
+    const valueEnc = checkEncoding('valueEncoding', o.valueEncoding)
+    let n: native.NativeIterator
+    try {
+      n = this.#native.iterator(
+        lower?.[0] ?? null,
+        lower?.[1] ?? false,
+        upper?.[0] ?? null,
+        upper?.[1] ?? false,
+        o.reverse === true,
+        limit,
+        o.snapshot?._native ?? null,
+      )
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+    const it = new DbIterator<unknown, unknown>(this, n, keyEnc, valueEnc, keys, values)
+    this.#iterators.add(it)
+    return it
+  }
+
+  /**
+   * Deletes every key in a range (all keys by default). Not atomic as a whole: keys are
+   * deleted in batches of 1000 read from one snapshot.
+   */
+  async clear(options: ClearOptions = {}): Promise<void> {
+    checkOptions('options', options)
+    const { sync, ...range } = options
+    checkSync({ sync }, this.#sync)
+    const it = this.#iterator(range, true, false)
+    try {
+      for (;;) {
+        const chunk = await it.nextv(1000)
+        if (chunk.length === 0) break
+        const e = new BatchEncoder(chunk.length * 32)
+        for (const [k] of chunk) e.del(k as Buffer)
+        await this._write(e.bytes(), { sync })
+      }
+    } finally {
+      await it.close()
+    }
+  }
+
+  /** Writes the memtable to a table; resolves when everything written before is in tables. */
+  async flush(): Promise<void> {
+    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    try {
+      await this.#native.flush()
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /**
+   * Flushes, then compacts every table overlapping the range into the bottom level,
+   * dropping overwritten versions and deletions no snapshot needs.
+   */
+  async compactRange(range: { gte?: Bytes; lte?: Bytes } = {}): Promise<void> {
+    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    checkOptions('range', range)
+    const lo = range.gte === undefined ? null : keyBytes('gte', range.gte)
+    const hi = range.lte === undefined ? null : keyBytes('lte', range.lte)
+    try {
+      await this.#native.compactRange(lo, hi)
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /** Statistics (see {@link DbStats}). */
+  stats(): DbStats {
+    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    try {
+      return JSON.parse(this.#native.statsJson()) as DbStats
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /**
+   * Closes this handle: new calls reject with `ERR_URINGDB_CLOSED`, writes already made
+   * complete, open iterators are closed. The engine closes with the last handle in the
+   * process. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed
+    this.#closing = true
+    this.#flushStaged()
+    this.#flushGets()
+    this.#closed = (async () => {
+      for (const it of [...this.#iterators]) await it.close()
+      if (this.#resolves.length > this.#head) {
+        await new Promise<void>((resolve) => {
+          this.#idle = resolve
+        })
+      }
+      try {
+        await this.#native.close()
+      } catch (e) {
+        throw toUringdbError(e)
+      }
+    })()
+    return this.#closed
+  }
+
+  /** Same as {@link Db.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}
+
+function noop(): void {}
+
+function project(it: DbIterator<unknown, unknown>, i: 0 | 1): AsyncIterableIterator<Buffer | string> & { close(): Promise<void> } {
+  return {
+    async next(): Promise<IteratorResult<Buffer | string>> {
+      const r = await it.next()
+      return r.done === true ? { done: true, value: undefined } : { done: false, value: r.value[i] as Buffer | string }
+    },
+    async return(): Promise<IteratorResult<Buffer | string>> {
+      await it.close()
+      return { done: true, value: undefined }
+    },
+    close: () => it.close(),
+    [Symbol.asyncIterator]() {
+      return this
+    },
+  }
+}
+
+function onDbEvent(dir: string, kind: string, json: string): void {
+  const ch = (dbChannels as Record<string, ReturnType<typeof channel>>)[kind]
+  if (ch === undefined || !ch.hasSubscribers) return
+  try {
+    ch.publish({ dir, ...(JSON.parse(json) as object) })
+  } catch {
+    // An event that does not parse is dropped, never thrown into the engine's callback.
+  }
+}
+
+/**
+ * Opens the key-value database in `dir` (created if missing), running crash recovery:
+ * the log is replayed above what the tables hold. Opening the same directory again in
+ * this process — from the main thread or a worker thread — shares one engine.
+ *
+ * @throws {@link UringdbError} `ERR_URINGDB_INVALID_OPTION` (with `field`),
+ * `ERR_URINGDB_LOCKED`, `ERR_URINGDB_CORRUPTION` (with `file` and `offset`),
+ * `ERR_URINGDB_IO_URING_UNAVAILABLE`, or an OS error code.
+ */
+export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
+  if (typeof dir !== 'string' || dir.length === 0) {
+    throw invalidArgument(`dir must be a non-empty string, got ${describe(dir)}`)
+  }
+  const parsed = DbOptionsSchema.safeParse(options ?? {})
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const field = issue.path.length > 0 ? String(issue.path[0]) : (issue.code === 'unrecognized_keys' ? String(issue.keys[0]) : 'options')
+    throw new UringdbError('ERR_URINGDB_INVALID_OPTION', `invalid option ${field}: ${issue.message}`, { field })
+  }
+  const o = parsed.data
+  let db: Db | undefined
+  const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null): void => {
+    db?._complete(seqs, failed, errorJson)
+  }
+  let handle: native.NativeDb
+  try {
+    handle = await native.openDb(
+      dir,
+      {
+        log: {
+          ioBackend: o.ioBackend,
+          segmentBytes: o.segmentBytes,
+          ringBytes: o.ringBytes,
+          maxRecordBytes: 0,
+          commitDelayUs: o.commitDelayUs,
+          recovery: o.recovery,
+        },
+        memtableBytes: o.memtableBytes,
+        maxImmutableMemtables: o.maxImmutableMemtables,
+        l0CompactionTrigger: o.l0CompactionTrigger,
+        l0SlowdownTrigger: o.l0SlowdownTrigger,
+        l0StopTrigger: o.l0StopTrigger,
+        levelBaseBytes: o.levelBaseBytes,
+        levelMultiplier: o.levelMultiplier,
+        targetFileBytes: o.targetFileBytes,
+        compression: typeof o.compression === 'string' ? [o.compression] : o.compression,
+        bloomBitsPerKey: o.bloomBitsPerKey,
+        blockBytes: o.blockBytes,
+        cacheBytes: o.cacheBytes,
+        compactionThreads: o.compactionThreads,
+        compactionRateBytesPerSec: o.compactionRateBytesPerSec,
+      },
+      onComplete,
+      (kind: string, json: string) => onDbEvent(dir, kind, json),
+    )
+  } catch (e) {
+    throw toUringdbError(e)
+  }
+  const recovery = { dir, ...(JSON.parse(handle.recoveryJson) as Omit<DbRecovery, 'dir'>) }
+  db = new Db(handle, dir, o.sync, recovery)
+  if (dbChannels.recovery.hasSubscribers) dbChannels.recovery.publish(recovery)
+  return db
+}
