@@ -1494,22 +1494,42 @@ export class Db implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`),
       )
     }
-    if (this.#staged === DB_STAGE_WRITES || this.#stageBytes + len > DB_STAGE_BYTES) this.#flushStaged()
-    if (len > DB_STAGE_BYTES) {
+    const at = this.#reserve(len)
+    if (at < 0) {
       // Crosses alone (copied once, by the engine).
-      this.#lens[0] = len
-      this.#syncs[0] = sync ? 1 : 0
       const p = this.#enqueue()
       try {
-        this.#native.writePacked(payload, this.#lens.subarray(0, 1), this.#syncs.subarray(0, 1))
+        this.#native.writePacked(payload, Uint32Array.of(len), Uint8Array.of(sync ? 1 : 0))
       } catch (e) {
         this.#rejectNewest(1, toUringdbError(e))
       }
       return p
     }
-    const stage = (this.#stage ??= Buffer.allocUnsafe(DB_STAGE_BYTES))
-    payload.copy(stage, this.#stageBytes)
+    payload.copy(this.#stage as Buffer, at)
+    return this.#commitStaged(len, sync)
+  }
+
+  #enqueue(): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#resolves.push(resolve)
+      this.#rejects.push(reject)
+    })
+  }
+
+  /**
+   * Reserves `len` bytes of this tick's staging buffer for one write (flushing the run first
+   * if it is full) and returns their offset, or -1 if the write must cross on its own.
+   */
+  #reserve(len: number): number {
+    if (this.#staged === DB_STAGE_WRITES || this.#stageBytes + len > DB_STAGE_BYTES) this.#flushStaged()
+    if (len > DB_STAGE_BYTES) return -1
+    this.#stage ??= Buffer.allocUnsafe(DB_STAGE_BYTES)
+    const at = this.#stageBytes
     this.#stageBytes += len
+    return at
+  }
+
+  #commitStaged(len: number, sync: boolean): Promise<number> {
     this.#lens[this.#staged] = len
     this.#syncs[this.#staged] = sync ? 1 : 0
     this.#staged++
@@ -1520,33 +1540,48 @@ export class Db implements AsyncDisposable {
     return this.#enqueue()
   }
 
-  #enqueue(): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      this.#resolves.push(resolve)
-      this.#rejects.push(reject)
-    })
-  }
-
-  /** Sets `key` to `value`. */
-  put(key: Bytes, value: Bytes, options?: WriteOptions): Promise<void> {
+  /** Stages one put or delete, encoded straight into the staging buffer. */
+  #single(kind: 0 | 1, key: unknown, value: unknown, options: WriteOptions | undefined): Promise<number> {
+    if (this.#closing) return Promise.reject(new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed'))
     try {
-      const e = new BatchEncoder(16 + (typeof key === 'string' ? key.length * 3 : key.byteLength) + (typeof value === 'string' ? value.length * 3 : (value as Uint8Array)?.byteLength ?? 0))
-      e.put(keyBytes('key', key), valueBytes('value', value))
-      return this._write(e.bytes(), options).then(noop)
+      const sync = options === undefined ? this.#sync : checkSync(options, this.#sync)
+      const k = typeof key === 'string' || !(key instanceof Uint8Array) ? keyBytes('key', key) : key
+      if (k.byteLength > KEY_BYTES_MAX) keyBytes('key', k)
+      let v: Uint8Array | undefined
+      if (kind === 1) v = value instanceof Uint8Array ? value : valueBytes('value', value)
+      const head = kind === 1 ? 9 : 5
+      const len = 1 + head + k.byteLength + (v?.byteLength ?? 0)
+      if (len > this.#maxBatchBytes) {
+        throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
+      }
+      const at = this.#reserve(len)
+      if (at < 0) {
+        const e = new BatchEncoder(len)
+        if (kind === 1) e.put(Buffer.from(k.buffer, k.byteOffset, k.byteLength), Buffer.from((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength))
+        else e.del(Buffer.from(k.buffer, k.byteOffset, k.byteLength))
+        return this._write(e.bytes(), { sync })
+      }
+      const b = this.#stage as Buffer
+      b[at] = BATCH_TAG
+      b[at + 1] = kind
+      b.writeUInt32LE(k.byteLength, at + 2)
+      if (kind === 1) b.writeUInt32LE((v as Uint8Array).byteLength, at + 6)
+      b.set(k, at + 1 + head)
+      if (v !== undefined) b.set(v, at + 1 + head + k.byteLength)
+      return this.#commitStaged(len, sync)
     } catch (err) {
       return Promise.reject(toUringdbError(err))
     }
+  }
+
+  /** Sets `key` to `value`. Resolves (with the write's sequence number) once it is durable. */
+  put(key: Bytes, value: Bytes, options?: WriteOptions): Promise<void> {
+    return this.#single(1, key, value, options) as Promise<unknown> as Promise<void>
   }
 
   /** Deletes `key` (not an error if it is absent). */
   del(key: Bytes, options?: WriteOptions): Promise<void> {
-    try {
-      const e = new BatchEncoder(16 + (typeof key === 'string' ? key.length * 3 : (key as Uint8Array)?.byteLength ?? 0))
-      e.del(keyBytes('key', key))
-      return this._write(e.bytes(), options).then(noop)
-    } catch (err) {
-      return Promise.reject(toUringdbError(err))
-    }
+    return this.#single(0, key, undefined, options) as Promise<unknown> as Promise<void>
   }
 
   /** Applies `operations` atomically: all or nothing, also across a crash. */
@@ -1571,7 +1606,7 @@ export class Db implements AsyncDisposable {
         else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
         else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
       }
-      return this._write(e.bytes(), options).then(noop)
+      return this._write(e.bytes(), options) as Promise<unknown> as Promise<void>
     } catch (err) {
       return Promise.reject(toUringdbError(err))
     }

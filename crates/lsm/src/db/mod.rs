@@ -938,8 +938,13 @@ impl Inner {
         let _g = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut mem = self.super_version().mem.clone();
         let mut last = 0;
+        // Buffers reused across the group's records; counters added once per group.
+        let mut ops: Vec<batch::Op<'_>> = Vec::new();
+        let mut shadowed: Vec<bool> = Vec::new();
+        let (mut user_bytes, mut puts, mut deletes) = (0u64, 0u64, 0u64);
         for (seq, payload) in records {
-            let ops: Vec<batch::Op<'_>> = batch::ops(payload).collect();
+            ops.clear();
+            ops.extend(batch::ops(payload));
             // Rotate first if the record might not fit, so a record never spans two
             // memtables (the flushed sequence number must cover whole records).
             let estimate = payload.len() + ops.len() * 128;
@@ -949,29 +954,31 @@ impl Inner {
                 self.rotate_locked();
                 mem = self.super_version().mem.clone();
             }
-            let mut user_bytes = 0u64;
             let n = ops.len();
             // A later operation on the same key in this batch wins (all share `seq`).
-            let shadowed: Vec<bool> = if n <= 1 {
-                vec![false; n]
-            } else if n <= 16 {
-                (0..n)
-                    .map(|i| ops[i + 1..].iter().any(|o| o.key() == ops[i].key()))
-                    .collect()
+            shadowed.clear();
+            if n <= 16 {
+                shadowed
+                    .extend((0..n).map(|i| ops[i + 1..].iter().any(|o| o.key() == ops[i].key())));
             } else {
                 let mut seen = std::collections::HashSet::with_capacity(n);
-                let mut v: Vec<bool> = ops.iter().rev().map(|o| !seen.insert(o.key())).collect();
-                v.reverse();
-                v
-            };
+                shadowed.extend(ops.iter().rev().map(|o| !seen.insert(o.key())));
+                shadowed.reverse();
+            }
             for (i, op) in ops.iter().enumerate() {
                 if shadowed[i] {
                     continue;
                 }
-                user_bytes += match op {
-                    batch::Op::Put(k, v) => (k.len() + v.len()) as u64,
-                    batch::Op::Delete(k) => k.len() as u64,
-                };
+                match op {
+                    batch::Op::Put(k, v) => {
+                        user_bytes += (k.len() + v.len()) as u64;
+                        puts += 1;
+                    }
+                    batch::Op::Delete(k) => {
+                        user_bytes += k.len() as u64;
+                        deletes += 1;
+                    }
+                }
                 let mut attempts = 0;
                 loop {
                     let r = match *op {
@@ -990,16 +997,12 @@ impl Inner {
                     }
                 }
             }
-            let puts = ops
-                .iter()
-                .filter(|o| matches!(o, batch::Op::Put(..)))
-                .count();
-            add(&self.counters.puts, puts as u64);
-            add(&self.counters.deletes, (n - puts) as u64);
-            add(&self.counters.user_bytes, user_bytes);
             mem.last_seq.store(seq, Ordering::Release);
             last = seq;
         }
+        add(&self.counters.puts, puts);
+        add(&self.counters.deletes, deletes);
+        add(&self.counters.user_bytes, user_bytes);
         if last > 0 {
             self.visible_seq.store(last, Ordering::Release);
         }
