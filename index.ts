@@ -1150,7 +1150,8 @@ export class Snapshot implements Disposable {
   }
 }
 
-type Entry<K, V> = [K, V]
+/** One `[key, value]` pair of an iterator. */
+export type Entry<K, V> = [K, V]
 
 /**
  * An iterator over a key range of a consistent snapshot, fetching entries from the engine
