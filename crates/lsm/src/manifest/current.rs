@@ -108,6 +108,8 @@ pub(crate) fn switch_current(
             .map_err(|e| ManifestError::io(format!("writing {}", tmp.display()), e))?;
         vfs.sync_dir(dir)
             .map_err(|e| ManifestError::io(format!("syncing directory {}", dir.display()), e))?;
+        // The database's crash tests can abort the process here (`URINGDB_FAILPOINT`).
+        crate::db::failpoint("manifest.before_current");
         vfs.rename(&tmp, &current).map_err(|e| {
             ManifestError::io(
                 format!("renaming {} to {}", tmp.display(), current.display()),

@@ -170,12 +170,8 @@ struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     fn varint(&mut self, what: &str) -> Result<u64, String> {
-        let (v, n) = get_varint(&self.buf[self.pos..]).ok_or_else(|| {
-            format!(
-                "byte {}: {what}: truncated or over-long varint",
-                self.pos
-            )
-        })?;
+        let (v, n) = get_varint(&self.buf[self.pos..])
+            .ok_or_else(|| format!("byte {}: {what}: truncated or over-long varint", self.pos))?;
         self.pos += n;
         Ok(v)
     }
@@ -260,10 +256,19 @@ mod tests {
             (vec![99, 0], "byte 0: unknown field tag 99"),
             (vec![0], "byte 0: unknown field tag 0"),
             (vec![2, 1, 2, 1], "byte 2: flushed_seq given twice"),
-            (vec![1, 1, b'a', 1, 1, b'b'], "byte 3: comparator given twice"),
-            (vec![1, 2, 0xff, 0xfe], "byte 0: comparator name is not UTF-8"),
+            (
+                vec![1, 1, b'a', 1, 1, b'b'],
+                "byte 3: comparator given twice",
+            ),
+            (
+                vec![1, 2, 0xff, 0xfe],
+                "byte 0: comparator name is not UTF-8",
+            ),
             (vec![1, 5, b'a'], "length 5 runs past the end"),
-            (vec![5, 0x80, 0x80, 0x80, 0x80, 0x10, 1], "does not fit in 32 bits"),
+            (
+                vec![5, 0x80, 0x80, 0x80, 0x80, 0x10, 1],
+                "does not fit in 32 bits",
+            ),
             (vec![3, 0x80], "truncated or over-long varint"),
             (vec![3], "byte 1: next_file_number"),
             (vec![0x80], "byte 0: field tag"),

@@ -36,11 +36,7 @@ impl ManifestError {
         }
     }
 
-    pub(crate) fn corruption(
-        file: &Path,
-        offset: u64,
-        reason: impl Into<String>,
-    ) -> ManifestError {
+    pub(crate) fn corruption(file: &Path, offset: u64, reason: impl Into<String>) -> ManifestError {
         ManifestError::Corruption {
             file: file.to_path_buf(),
             offset,

@@ -183,7 +183,10 @@ mod tests {
                 let mut d = h;
                 d[byte] ^= 1 << bit;
                 let (offset, reason) = check_header(&d, 42).unwrap_err();
-                assert!(offset < MANIFEST_HEADER_BYTES as u64, "{byte}.{bit}: {reason}");
+                assert!(
+                    offset < MANIFEST_HEADER_BYTES as u64,
+                    "{byte}.{bit}: {reason}"
+                );
             }
         }
         // A header with a valid checksum but a bad field reports that field.
@@ -224,13 +227,25 @@ mod tests {
 
     #[test]
     fn varints() {
-        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_varint(&mut out, v);
             assert_eq!(get_varint(&out), Some((v, out.len())));
             assert_eq!(get_varint(&out[..out.len() - 1]), None);
         }
         assert_eq!(get_varint(&[0xff; 10]), None);
-        assert_eq!(get_varint(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 2]), None);
+        assert_eq!(
+            get_varint(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 2]),
+            None
+        );
     }
 }

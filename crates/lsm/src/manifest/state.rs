@@ -84,7 +84,10 @@ impl ManifestState {
             }
         }
         let mut live: HashSet<u64> = self
-            .live_files()
+            .levels
+            .iter()
+            .flatten()
+            .map(|f| f.number)
             .filter(|n| !deleted.contains(n))
             .collect();
         for (level, f) in &edit.added {
@@ -159,9 +162,9 @@ impl ManifestState {
         }
     }
 
-    /// The numbers of every table in every level.
-    pub fn live_files(&self) -> impl Iterator<Item = u64> + '_ {
-        self.levels.iter().flatten().map(|f| f.number)
+    /// The numbers of every table in every level (level 0 first, in level order).
+    pub fn live_files(&self) -> Vec<u64> {
+        self.levels.iter().flatten().map(|f| f.number).collect()
     }
 
     /// Number of tables in all levels.
@@ -236,7 +239,7 @@ mod tests {
         assert_eq!(s.levels.len(), NUM_LEVELS);
         assert_eq!(s.compact_pointers.len(), NUM_LEVELS);
         assert_eq!(s.next_file_number, 1);
-        assert_eq!(s.live_files().count(), 0);
+        assert!(s.live_files().is_empty());
         assert_eq!(s.snapshot_edit().added, vec![]);
     }
 
@@ -260,15 +263,18 @@ mod tests {
         let nums = |l: usize| s.levels[l].iter().map(|f| f.number).collect::<Vec<_>>();
         assert_eq!(nums(0), vec![3, 2, 1]);
         assert_eq!(nums(1), vec![6, 5, 4]);
-        assert_eq!(s.live_files().collect::<Vec<_>>(), vec![3, 2, 1, 6, 5, 4]);
+        assert_eq!(s.live_files(), vec![3, 2, 1, 6, 5, 4]);
         assert_eq!(s.file_count(), 6);
     }
 
     #[test]
     fn applies_deletes_then_adds_and_counters() {
         let mut s = ManifestState::new(CMP);
-        s.apply(&add(3, vec![(0, meta(1, b"a", b"c", 9)), (0, meta(2, b"d", b"f", 8))]))
-            .unwrap();
+        s.apply(&add(
+            3,
+            vec![(0, meta(1, b"a", b"c", 9)), (0, meta(2, b"d", b"f", 8))],
+        ))
+        .unwrap();
         // A trivial move: delete from level 0, add the same number to level 1.
         let e = VersionEdit {
             flushed_seq: Some(9),
@@ -295,8 +301,11 @@ mod tests {
     #[test]
     fn rejects_bad_edits_and_leaves_the_state_unchanged() {
         let mut s = ManifestState::new(CMP);
-        s.apply(&add(10, vec![(0, meta(1, b"a", b"c", 9)), (2, meta(2, b"d", b"f", 8))]))
-            .unwrap();
+        s.apply(&add(
+            10,
+            vec![(0, meta(1, b"a", b"c", 9)), (2, meta(2, b"d", b"f", 8))],
+        ))
+        .unwrap();
         let cases: Vec<(VersionEdit, &str)> = vec![
             (
                 VersionEdit {
@@ -328,11 +337,17 @@ mod tests {
             ),
             (add(10, vec![(3, meta(2, b"x", b"y", 1))]), "already live"),
             (
-                add(10, vec![(3, meta(5, b"x", b"y", 1)), (4, meta(5, b"x", b"y", 1))]),
+                add(
+                    10,
+                    vec![(3, meta(5, b"x", b"y", 1)), (4, meta(5, b"x", b"y", 1))],
+                ),
                 "already live",
             ),
             (add(10, vec![(7, meta(5, b"x", b"y", 1))]), "only 7 levels"),
-            (add(10, vec![(1, meta(10, b"x", b"y", 1))]), "next_file_number is 10"),
+            (
+                add(10, vec![(1, meta(10, b"x", b"y", 1))]),
+                "next_file_number is 10",
+            ),
             (add(9, vec![]), "go back from 10 to 9"),
             (
                 VersionEdit {
@@ -388,8 +403,11 @@ mod tests {
     #[test]
     fn unknown_comparators_order_bytewise() {
         let mut s = ManifestState::new("someone.else");
-        s.apply(&add(9, vec![(1, meta(1, b"b", b"b", 1)), (1, meta(2, b"a", b"a", 1))]))
-            .unwrap();
+        s.apply(&add(
+            9,
+            vec![(1, meta(1, b"b", b"b", 1)), (1, meta(2, b"a", b"a", 1))],
+        ))
+        .unwrap();
         assert_eq!(s.levels[1][0].number, 2);
     }
 }
