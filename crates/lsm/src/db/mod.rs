@@ -18,10 +18,10 @@
 //! see. Writes slow down, then stop, when level 0 grows too deep or memtables pile up.
 //!
 //! # Reads
-//! A read takes the visible sequence number, then pins the current [`version::SuperVersion`]
+//! A read takes the visible sequence number, then pins the current `SuperVersion`
 //! (memtable, immutable memtables, tables): everything at or below that sequence number is
 //! in what it pinned. Point reads look newest first and stop at the first version found;
-//! range reads merge all sources ([`iter`]).
+//! range reads merge all sources (the `iter` module).
 
 pub mod batch;
 mod compact;
