@@ -1394,6 +1394,9 @@ export class Db implements AsyncDisposable {
   #getKeys: Buffer[] = []
   #getWaiters: Array<[(v: Buffer | undefined) => void, (e: UringdbError) => void]> = []
   #getQueued = false
+  // The snapshot the staged gets read at: taken when the first of them was called, so that
+  // no get sees a write issued after it.
+  #getSnap: native.NativeSnapshot | null = null
 
   /** @internal */
   constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
@@ -1617,20 +1620,23 @@ export class Db implements AsyncDisposable {
     this.#getQueued = false
     const keys = this.#getKeys
     const waiters = this.#getWaiters
+    const snap = this.#getSnap
     this.#getKeys = []
     this.#getWaiters = []
+    this.#getSnap = null
     if (keys.length === 0) return
     const lens = new Uint32Array(keys.length)
     for (let i = 0; i < keys.length; i++) lens[i] = keys[i].length
     let p: Promise<native.NativeBatch>
     try {
-      p = this.#native.getMany(Buffer.concat(keys), lens, null)
+      p = this.#native.getMany(Buffer.concat(keys), lens, snap)
     } catch (e) {
+      snap?.release()
       const err = toUringdbError(e)
       for (const [, rej] of waiters) rej(err)
       return
     }
-    p.then(
+    p.finally(() => snap?.release()).then(
       (b) => {
         let off = 0
         for (let i = 0; i < waiters.length; i++) {
@@ -1665,6 +1671,7 @@ export class Db implements AsyncDisposable {
       if (snap !== undefined) {
         return this.getMany([k], { snapshot: snap, encoding: enc } as GetOptions<'buffer'>).then((v) => v[0])
       }
+      if (this.#getKeys.length === 0) this.#getSnap = this.#native.snapshot()
       const p = new Promise<Buffer | undefined>((resolve, reject) => {
         this.#getKeys.push(Buffer.from(k))
         this.#getWaiters.push([resolve, reject])
@@ -1776,8 +1783,9 @@ export class Db implements AsyncDisposable {
     if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
     checkOptions('options', options)
     const o = options ?? {}
-    const lower = o.gt !== undefined ? [keyBytes('gt', o.gt), false] as const : o.gte !== undefined ? [keyBytes('gte', o.gte), true] as const : undefined
-    const upper = o.lt !== undefined ? [keyBytes('lt', o.lt), false] as const : o.lte !== undefined ? [keyBytes('lte', o.lte), true] as const : undefined
+    // As in abstract-level, `gte` wins over `gt` and `lte` over `lt` when both are given.
+    const lower = o.gte !== undefined ? [keyBytes('gte', o.gte), true] as const : o.gt !== undefined ? [keyBytes('gt', o.gt), false] as const : undefined
+    const upper = o.lte !== undefined ? [keyBytes('lte', o.lte), true] as const : o.lt !== undefined ? [keyBytes('lt', o.lt), false] as const : undefined
     let limit = -1
     if (o.limit !== undefined && o.limit !== null && o.limit !== Infinity && o.limit !== -1) {
       if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 0) {
@@ -1798,6 +1806,7 @@ export class Db implements AsyncDisposable {
         upper?.[1] ?? false,
         o.reverse === true,
         limit,
+        values,
         o.snapshot?._native ?? null,
       )
     } catch (e) {

@@ -242,14 +242,10 @@ test('snapshots: implicit per iterator, explicit for get/getMany/getSync/has/ite
   t.throws(() => db.iterator({ snapshot: foreign }), { code: 'LEVEL_NOT_SUPPORTED' });
 });
 
-// KNOWN GAP (façade/binding), kept as an executable record: abstract-level's implicit
-// snapshots mean a get() must not see a write scheduled after it ("that snapshot must be
-// created synchronously when db._get() is called"). Iterators do pin their snapshot at
-// creation (NativeDb.iterator); db.get()/getMany() without a snapshot read at whatever state
-// the engine's single reader thread finds when it gets to them, so a put issued after the get
-// wins if the reader is busy. Fix: NativeDb.getMany should pin the state (a SnapshotPin, one per
-// tick's staged gets) on the JS thread before submitting. Then drop `.failing`.
-test.failing('get() does not see a put issued after it (implicit snapshot at call time)', async (t) => {
+// abstract-level's implicit snapshots: a get() must not see a write scheduled after it. The
+// façade takes one snapshot per tick's staged gets when the first of them is called
+// (NativeDb.snapshot), and getMany() pins one in the binding on the JS thread.
+test('get() does not see a put issued after it (implicit snapshot at call time)', async (t) => {
   const db = await openTestLevel(t, { sync: false });
   const filler = Array.from({ length: 50_000 }, (_, i) => `filler${i}`);
   await db.batch(filler.map((key) => ({ type: 'put', key, value: 'v' })));

@@ -44,13 +44,13 @@ stamp=target/uringdb-build.stamp
 
 # Inputs whose change requires a rebuild. target/ and node_modules/ are never inputs.
 newer_inputs() {
-  find Cargo.toml Cargo.lock crates index.ts package.json tsconfig.json tsconfig.build.json \
+  find Cargo.toml Cargo.lock crates index.ts level.ts package.json tsconfig.json tsconfig.build.json \
     scripts/build.sh \( -path '*/target' -prune \) -o \( -type f -newer "$stamp" -print \) 2>/dev/null |
     head -n 1
 }
 
 is_fresh() {
-  [[ -f "$stamp" && -f binding.js && -f binding.d.ts && -f dist/index.js && -f dist/binding.js ]] || return 1
+  [[ -f "$stamp" && -f binding.js && -f binding.d.ts && -f dist/index.js && -f dist/level.js && -f dist/binding.js ]] || return 1
   compgen -G 'uringdb.*.node' >/dev/null || return 1
   local built
   built=$(cat "$stamp")

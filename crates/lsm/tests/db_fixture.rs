@@ -32,10 +32,16 @@ fn options() -> DbOptions {
 fn expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut m = BTreeMap::new();
     for i in 0..300u32 {
-        m.insert(format!("key{i:04}").into_bytes(), format!("v1-{i}").into_bytes());
+        m.insert(
+            format!("key{i:04}").into_bytes(),
+            format!("v1-{i}").into_bytes(),
+        );
     }
     for i in (0..300u32).step_by(3) {
-        m.insert(format!("key{i:04}").into_bytes(), format!("v2-{i}").into_bytes());
+        m.insert(
+            format!("key{i:04}").into_bytes(),
+            format!("v2-{i}").into_bytes(),
+        );
     }
     for i in (0..300u32).step_by(7) {
         m.remove(format!("key{i:04}").as_bytes());
@@ -53,14 +59,20 @@ fn generate() {
     let w = db.blocking_writer();
     let mut b = WriteBatch::new();
     for i in 0..300u32 {
-        b.put(format!("key{i:04}").as_bytes(), format!("v1-{i}").as_bytes());
+        b.put(
+            format!("key{i:04}").as_bytes(),
+            format!("v1-{i}").as_bytes(),
+        );
     }
     w.write(&b, true).unwrap();
     db.flush().unwrap();
     db.compact_range(None, None).unwrap();
     let mut b = WriteBatch::new();
     for i in (0..300u32).step_by(3) {
-        b.put(format!("key{i:04}").as_bytes(), format!("v2-{i}").as_bytes());
+        b.put(
+            format!("key{i:04}").as_bytes(),
+            format!("v2-{i}").as_bytes(),
+        );
     }
     w.write(&b, true).unwrap();
     db.flush().unwrap();
@@ -82,9 +94,17 @@ fn fixture_v1_opens_with_its_content() {
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&src, &dir);
     let db = Db::open(&dir, options()).expect("the v1 fixture opens");
-    assert_eq!(db.recovery().replayed_records, 1, "one write is only in the log");
+    assert_eq!(
+        db.recovery().replayed_records,
+        1,
+        "one write is only in the log"
+    );
     let st = db.stats();
-    assert!(st.levels[0].files >= 1 && st.levels[1].files >= 1, "two levels: {:?}", st.levels);
+    assert!(
+        st.levels[0].files >= 1 && st.levels[1].files >= 1,
+        "two levels: {:?}",
+        st.levels
+    );
     let mut it = db.iter(RangeOptions::default(), None);
     let mut got = BTreeMap::new();
     loop {
@@ -92,7 +112,10 @@ fn fixture_v1_opens_with_its_content() {
         let mut at = 0;
         for p in b.lens.chunks(2) {
             let (k, v) = (p[0] as usize, p[1] as usize);
-            got.insert(b.data[at..at + k].to_vec(), b.data[at + k..at + k + v].to_vec());
+            got.insert(
+                b.data[at..at + k].to_vec(),
+                b.data[at + k..at + k + v].to_vec(),
+            );
             at += k + v;
         }
         if b.done {

@@ -93,6 +93,11 @@ fn expect_range(m: &Model, o: &RangeOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
     if let Some(l) = o.limit {
         v.truncate(l as usize);
     }
+    if !o.values {
+        for e in &mut v {
+            e.1.clear();
+        }
+    }
     v
 }
 
@@ -183,6 +188,7 @@ fn run(seed: u64, steps: usize, backend: BackendChoice, dir: &Path) {
                     } else {
                         None
                     },
+                    values: r.below(4) != 0,
                 };
                 assert_eq!(
                     scan(&db, &o, None, &mut r),
@@ -200,6 +206,7 @@ fn run(seed: u64, steps: usize, backend: BackendChoice, dir: &Path) {
                         upper: Bound::Unbounded,
                         reverse: r.below(2) == 0,
                         limit: None,
+                        values: true,
                     };
                     assert_eq!(
                         scan(&db, &o, Some(&s), &mut r),

@@ -317,10 +317,13 @@ impl NativeSnapshot {
     }
 }
 
-fn snapshot_of(s: Option<&NativeSnapshot>) -> napi::Result<Option<Arc<SnapshotPin>>> {
+fn snapshot_of(db: &Db, s: Option<&NativeSnapshot>) -> napi::Result<Option<Arc<SnapshotPin>>> {
     match s {
         None => Ok(None),
         Some(s) => match &s.pin {
+            Some(p) if !db.owns(p) => Err(db_err(&DbError::InvalidArgument(
+                "the snapshot belongs to another database".into(),
+            ))),
             Some(p) => Ok(Some(p.clone())),
             None => Err(db_err(&DbError::InvalidArgument(
                 "the snapshot was released".into(),
@@ -508,7 +511,7 @@ impl NativeDb {
     ) -> napi::Result<Option<Buffer>> {
         guard(|| {
             let e = self.engine()?;
-            let snap = snapshot_of(snapshot)?;
+            let snap = snapshot_of(&e.db, snapshot)?;
             e.db.get_with(key, snap.as_deref(), |v| {
                 v.map(|v| Buffer::from(v.to_vec()))
             })
@@ -527,7 +530,7 @@ impl NativeDb {
     ) -> napi::Result<f64> {
         guard(|| {
             let e = self.engine()?;
-            let snap = snapshot_of(snapshot)?;
+            let snap = snapshot_of(&e.db, snapshot)?;
             // SAFETY: this is a synchronous call on the JS thread: no JavaScript runs while
             // the slice lives (it is dropped before returning), so the typed array can be
             // neither detached nor written by JavaScript meanwhile, and nothing else in this
@@ -557,7 +560,12 @@ impl NativeDb {
     ) -> napi::Result<Object<'env>> {
         guard(|| {
             let engine = self.engine()?.clone();
-            let snap = snapshot_of(snapshot)?;
+            // Without an explicit snapshot the reads see the state as of this call (taken
+            // here, on the JS thread), not whenever the reader thread gets to them.
+            let snap = match snapshot_of(&engine.db, snapshot)? {
+                Some(s) => s,
+                None => Arc::new(engine.db.snapshot()),
+            };
             let keys = keys.to_vec();
             let lens = lens.to_vec();
             let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
@@ -572,7 +580,7 @@ impl NativeDb {
                         break;
                     };
                     at += l as usize;
-                    match engine.db.get_with(k, snap.as_deref(), |v| match v {
+                    match engine.db.get_with(k, Some(&snap), |v| match v {
                         Some(v) => {
                             data.extend_from_slice(v);
                             v.len() as i32
@@ -615,7 +623,8 @@ impl NativeDb {
         })
     }
 
-    /// A range iterator (bounds absent = unbounded; `limit` < 0 = none).
+    /// A range iterator (bounds absent = unbounded; `limit` < 0 = none; `values` false:
+    /// keys only).
     #[napi]
     #[allow(clippy::too_many_arguments)]
     pub fn iterator(
@@ -626,16 +635,18 @@ impl NativeDb {
         upper_inclusive: bool,
         reverse: bool,
         limit: f64,
+        values: bool,
         snapshot: Option<&NativeSnapshot>,
     ) -> napi::Result<NativeIterator> {
         guard(|| {
             let engine = self.engine()?.clone();
-            let snap = snapshot_of(snapshot)?;
+            let snap = snapshot_of(&engine.db, snapshot)?;
             let opts = RangeOptions {
                 lower: bound(lower, lower_inclusive),
                 upper: bound(upper, upper_inclusive),
                 reverse,
                 limit: (limit >= 0.0 && limit.is_finite()).then_some(limit as u64),
+                values,
             };
             let it = engine.db.iter(opts, snap.as_deref());
             Ok(NativeIterator {

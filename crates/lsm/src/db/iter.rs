@@ -313,6 +313,8 @@ pub struct RangeOptions {
     pub reverse: bool,
     /// Most entries to return (`None`: all).
     pub limit: Option<u64>,
+    /// Copy values out (`false`: batches carry keys only, value lengths 0).
+    pub values: bool,
 }
 
 impl Default for RangeOptions {
@@ -322,6 +324,7 @@ impl Default for RangeOptions {
             upper: Bound::Unbounded,
             reverse: false,
             limit: None,
+            values: true,
         }
     }
 }
@@ -497,20 +500,19 @@ impl DbIter {
             }
             if let Some(v) = value {
                 out.data.extend_from_slice(&key);
-                out.data.extend_from_slice(&v);
                 out.lens.push(key.len() as u32);
-                out.lens.push(v.len() as u32);
+                if self.opts.values {
+                    out.data.extend_from_slice(&v);
+                    out.lens.push(v.len() as u32);
+                } else {
+                    out.lens.push(0);
+                }
                 count += 1;
             }
             self.position = Some(key);
         }
         self.returned += count as u64;
         if self.opts.limit.is_some_and(|l| self.returned >= l) {
-            self.done = true;
-        }
-        if self.done {
-            // One more check is not needed: the loop only stops early on a full batch.
-        } else if count < max_entries && out.data.len() < max_bytes {
             self.done = true;
         }
         out.done = self.done;

@@ -650,6 +650,11 @@ impl Db {
         Ok(f(None))
     }
 
+    /// Whether `snapshot` was taken from this database.
+    pub fn owns(&self, snapshot: &SnapshotPin) -> bool {
+        std::ptr::eq(snapshot.inner.as_ptr(), Arc::as_ptr(&self.inner))
+    }
+
     /// Registers a snapshot of the current state.
     pub fn snapshot(&self) -> SnapshotPin {
         let inner = &self.inner;
