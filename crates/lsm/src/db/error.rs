@@ -46,8 +46,9 @@ pub enum DbError {
     },
     /// The database is closed (or closing).
     Closed,
-    /// A background flush or compaction failed earlier (e.g. the disk filled up); writes
-    /// are refused until the database is reopened. Reads still work.
+    /// A background flush or compaction failed (e.g. the disk filled up); writes are
+    /// refused until a retry of it succeeds (the job is retried every 0.5 s, so freeing
+    /// space resumes writes). Reads still work.
     Background(Arc<DbError>),
 }
 
@@ -96,7 +97,7 @@ impl fmt::Display for DbError {
             DbError::Closed => f.write_str("the database is closed"),
             DbError::Background(e) => write!(
                 f,
-                "a background flush or compaction failed; writes are refused until the database is reopened: {e}"
+                "a background flush or compaction failed; writes are refused until a retry (every 0.5 s) succeeds, e.g. once space is freed: {e}"
             ),
         }
     }

@@ -1,0 +1,168 @@
+//! Disk full and I/O errors, injected by [`FaultVfs`] at every point of a sweep (after N
+//! bytes written, or at the n-th fdatasync), so that they land in log writes, flushes,
+//! compactions and manifest updates: a refused write says ENOSPC (or EIO) — directly, or as
+//! the background error that stops writes — reads keep working and return every
+//! acknowledged write, and after reopening on a healthy disk every acknowledged write is
+//! there and the database accepts writes again.
+
+use std::collections::BTreeMap;
+
+use uringdb_lsm::db::batch::WriteBatch;
+use uringdb_lsm::db::{Db, DbError, DbOptions};
+use uringdb_wal::{BackendChoice, FaultConfig, FaultVfs, WalOptions};
+
+const ENOSPC: i32 = 28;
+const EIO: i32 = 5;
+
+fn options() -> DbOptions {
+    DbOptions {
+        wal: WalOptions {
+            segment_bytes: 1 << 20,
+            ring_bytes: 1 << 20,
+            backend: BackendChoice::Portable,
+            ..WalOptions::default()
+        },
+        memtable_bytes: 64 << 10,
+        l0_compaction_trigger: 2,
+        level_base_bytes: 1 << 20,
+        target_file_bytes: 64 << 10,
+        ..DbOptions::default()
+    }
+}
+
+#[derive(Default, Debug)]
+struct Seen {
+    refused_direct: u64,
+    refused_background: u64,
+    open_refused: u64,
+}
+
+fn run(config: FaultConfig, errno: i32, label: &str, seen: &mut Seen) {
+    let dir = std::env::temp_dir().join(format!("uringdb-dbfail-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (inner, _) = uringdb_uring::open_vfs(BackendChoice::Portable).unwrap();
+    let vfs = FaultVfs::new(inner, config);
+    let db = match Db::open_on(&dir, options(), vfs.clone()) {
+        Ok(db) => db,
+        Err(e) => {
+            // The fault hit the open itself: it must still say what happened.
+            assert_eq!(
+                e.raw_os_error(),
+                Some(errno),
+                "{label}: open failed with {e}"
+            );
+            println!("{label}: open refused with {e}");
+            seen.open_refused += 1;
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
+    };
+    let w = db.blocking_writer();
+    let mut acked: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut refused = None;
+    for i in 0..4000u32 {
+        let mut b = WriteBatch::new();
+        let mut ops = Vec::new();
+        for j in 0..8u32 {
+            let k = format!("k{:05}", (i * 8 + j) % 3000).into_bytes();
+            let v = format!("{label}-{i}-{j}-{}", "x".repeat(40)).into_bytes();
+            b.put(&k, &v);
+            ops.push((k, v));
+        }
+        match w.write(&b, true) {
+            Ok(_) => acked.extend(ops),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let Some(e) = refused else {
+        panic!("{label}: the injected fault never refused a write");
+    };
+    assert_eq!(e.raw_os_error(), Some(errno), "{label}: refused with {e}");
+    println!("{label}: {} acked, refused with {e}", acked.len());
+    match &e {
+        DbError::Background(_) => seen.refused_background += 1,
+        _ => seen.refused_direct += 1,
+    }
+    // Reads still work and see every acknowledged write.
+    for (k, v) in &acked {
+        assert_eq!(
+            db.get(k, None).unwrap().as_ref(),
+            Some(v),
+            "{label}: read after the fault"
+        );
+    }
+    drop(w);
+    let _ = db.close();
+    drop(db);
+    // A healthy disk: reopen (the fault layer's unsynced bytes are gone, as after a crash).
+    vfs.crash();
+    let db = Db::open(&dir, options()).unwrap_or_else(|e| panic!("{label}: reopen: {e}"));
+    for (k, v) in &acked {
+        assert_eq!(
+            db.get(k, None).unwrap().as_ref(),
+            Some(v),
+            "{label}: after reopen"
+        );
+    }
+    let w = db.blocking_writer();
+    w.put(b"after", b"ok").unwrap();
+    db.flush().unwrap();
+    db.compact_range(None, None).unwrap();
+    assert_eq!(db.get(b"after", None).unwrap().as_deref(), Some(&b"ok"[..]));
+    drop(w);
+    db.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn enospc_anywhere() {
+    let mut seen = Seen::default();
+    // The first ~2.1 MB go to preparing the first two log segments; past that the fault
+    // lands in log writes, table writes of flushes and compactions, and manifest updates.
+    for (i, bytes) in [
+        1_500_000u64,
+        2_150_000,
+        2_200_000,
+        2_260_000,
+        2_330_000,
+        2_400_000,
+        2_500_000,
+        2_650_000,
+        2_800_000,
+        3_000_000,
+        3_300_000,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let config = FaultConfig {
+            fail_write_after_bytes: Some(bytes),
+            errno: ENOSPC,
+            ..FaultConfig::default()
+        };
+        run(config, ENOSPC, &format!("enospc{i}"), &mut seen);
+    }
+    println!("{seen:?}");
+    assert!(
+        seen.refused_direct > 0 && seen.refused_background > 0 && seen.open_refused > 0,
+        "the sweep must hit opens, log writes and background work: {seen:?}"
+    );
+}
+
+#[test]
+fn eio_on_fsync_anywhere() {
+    let mut seen = Seen::default();
+    for (i, nth) in [3u64, 10, 25, 60, 120, 250].into_iter().enumerate() {
+        let config = FaultConfig {
+            fail_sync_nth: Some(nth),
+            errno: EIO,
+            ..FaultConfig::default()
+        };
+        run(config, EIO, &format!("eio{i}"), &mut seen);
+    }
+    println!("{seen:?}");
+    assert!(seen.refused_direct > 0, "{seen:?}");
+}
