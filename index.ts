@@ -1054,6 +1054,7 @@ const BATCH_TAG = 0xb1
 const DB_STAGE_BYTES = 1 * MiB
 const DB_STAGE_WRITES = 256
 const GET_STAGE_KEYS = 1024
+const SCRATCH_BYTES = 16 * 1024
 
 function keyBytes(name: string, k: unknown): Buffer {
   let b: Buffer
@@ -1397,6 +1398,7 @@ export class Db implements AsyncDisposable {
   // The snapshot the staged gets read at: taken when the first of them was called, so that
   // no get sees a write issued after it.
   #getSnap: native.NativeSnapshot | null = null
+  #scratch: Buffer | undefined
 
   /** @internal */
   constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
@@ -1739,7 +1741,17 @@ export class Db implements AsyncDisposable {
         return this.#native.getSyncInto(kb, target, options?.snapshot?._native ?? null)
       }
       const enc = checkEncoding('options.encoding', options?.encoding)
-      const v = this.#native.getSync(kb, options?.snapshot?._native ?? null)
+      const snap = options?.snapshot?._native ?? null
+      // Values that fit the scratch buffer are copied into it by the engine and out of it
+      // here (cheaper than handing a new native buffer to JavaScript); larger ones cross
+      // as their own buffer.
+      const scratch = (this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES))
+      const n = this.#native.getSyncInto(kb, scratch, snap)
+      if (n < 0) return undefined
+      if (n <= SCRATCH_BYTES) {
+        return enc === 'utf8' ? scratch.toString('utf8', 0, n) : Buffer.from(scratch.subarray(0, n))
+      }
+      const v = this.#native.getSync(kb, snap)
       if (v === null) return undefined
       return enc === 'utf8' ? v.toString('utf8') : v
     } catch (e) {
