@@ -14,7 +14,10 @@ fn key(i: u64) -> [u8; 16] {
 }
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
     let dir = std::env::temp_dir().join(format!("uringdb-get-cost-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db = Db::open(&dir, DbOptions::default()).unwrap();
@@ -36,7 +39,11 @@ fn main() {
             }
         }
         let s = t0.elapsed().as_secs_f64();
-        println!("{label}: {:.2} µs per get ({:.0}/s), {found} found", s * 1e6 / n as f64, n as f64 / s);
+        println!(
+            "{label}: {:.2} µs per get ({:.0}/s), {found} found",
+            s * 1e6 / n as f64,
+            n as f64 / s
+        );
     };
     run("memtable");
     db.flush().unwrap();

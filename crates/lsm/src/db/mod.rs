@@ -3,9 +3,11 @@
 //! # Write path
 //! A put, delete or batch is validated and encoded as one log record ([`batch`]). It goes
 //! through the log's group commit like any record. After the group's write (and fdatasync,
-//! for `sync` writes) the log's committer thread hands the group to [`Db`]'s apply hook,
-//! which inserts each record into the active memtable under the record's sequence number,
-//! publishes the visible sequence number, and only then are completions delivered. So a
+//! for `sync` writes) the log's committer thread hands the group to the apply hook, which
+//! queues a copy of it for the applier thread and returns, so that the committer writes the
+//! next group while this one is applied. The applier inserts each record into the active
+//! memtable under its sequence number, publishes the visible sequence number, and only then
+//! delivers the group's completions (which the log queued behind the records). So a
 //! resolved write is visible to every later read, and readers never see a record the log
 //! could still lose (for `sync` writes).
 //!
@@ -170,6 +172,8 @@ pub(crate) struct Inner {
     listeners: Mutex<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    apply_tx: std::sync::mpsc::SyncSender<ApplyMsg>,
+    applier: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -251,13 +255,89 @@ impl Drop for SnapshotPin {
     }
 }
 
-/// The log's apply hook: applies each group to the memtable (see the module doc).
-struct Hook(OnceLock<Weak<Inner>>);
+/// Work for the applier thread, in log order: a group's records, then that group's
+/// completions. The committer only copies a group's payloads and moves on to the next
+/// group's write while the applier inserts this one into the memtable; a completion is
+/// delivered only after everything before it was applied, so a resolved write is visible.
+enum ApplyMsg {
+    Records {
+        data: Vec<u8>,
+        /// (sequence number, start in `data`, length).
+        recs: Vec<(u64, usize, usize)>,
+    },
+    Done {
+        sink: Arc<dyn CompletionSink>,
+        seqs: Vec<u64>,
+        group: uringdb_wal::GroupInfo,
+    },
+    Failed {
+        sink: Arc<dyn CompletionSink>,
+        count: usize,
+        error: WalError,
+    },
+    Stop,
+}
+
+/// Groups the committer may run ahead of the applier (back-pressure beyond that).
+const APPLY_QUEUE_GROUPS: usize = 16;
+
+/// The log's apply hook: hands each group to the applier thread (see [`ApplyMsg`]).
+struct Hook {
+    inner: OnceLock<Weak<Inner>>,
+    tx: std::sync::mpsc::SyncSender<ApplyMsg>,
+}
 
 impl ApplyHook for Hook {
     fn apply(&self, records: &mut dyn Iterator<Item = (u64, &[u8])>) {
-        if let Some(inner) = self.0.get().and_then(Weak::upgrade) {
-            inner.apply_records(records);
+        let mut data = Vec::new();
+        let mut recs = Vec::new();
+        for (seq, payload) in records {
+            recs.push((seq, data.len(), payload.len()));
+            data.extend_from_slice(payload);
+        }
+        // The applier outlives every sender's use (it stops only on `Stop`, sent after the
+        // log closed); if it is gone the database is gone too.
+        let _ = self.tx.send(ApplyMsg::Records { data, recs });
+    }
+}
+
+/// Wraps a writer's sink so that its completions travel behind the records they cover.
+struct OrderedSink {
+    inner: Arc<dyn CompletionSink>,
+    tx: std::sync::mpsc::SyncSender<ApplyMsg>,
+}
+
+impl CompletionSink for OrderedSink {
+    fn completed(&self, seqs: &[u64], group: &uringdb_wal::GroupInfo) {
+        let _ = self.tx.send(ApplyMsg::Done {
+            sink: self.inner.clone(),
+            seqs: seqs.to_vec(),
+            group: *group,
+        });
+    }
+    fn failed(&self, count: usize, error: &WalError) {
+        let _ = self.tx.send(ApplyMsg::Failed {
+            sink: self.inner.clone(),
+            count,
+            error: error.clone(),
+        });
+    }
+}
+
+fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<ApplyMsg>) {
+    for msg in rx {
+        match msg {
+            ApplyMsg::Records { data, recs } => {
+                if let Some(inner) = weak.upgrade() {
+                    let mut it = recs
+                        .iter()
+                        .map(|&(seq, start, len)| (seq, &data[start..start + len]));
+                    inner.apply_records(&mut it);
+                }
+            }
+            ApplyMsg::Done { sink, seqs, group } => sink.completed(&seqs, &group),
+            ApplyMsg::Failed { sink, count, error } => sink.failed(count, &error),
+            ApplyMsg::Stop => return,
         }
     }
 }
@@ -391,7 +471,11 @@ impl Db {
     fn open_with(dir: &Path, opts: DbOptions, vfs: Option<Arc<dyn Vfs>>) -> Result<Db, DbError> {
         let started = Instant::now();
         opts.validate()?;
-        let hook = Arc::new(Hook(OnceLock::new()));
+        let (apply_tx, apply_rx) = std::sync::mpsc::sync_channel(APPLY_QUEUE_GROUPS);
+        let hook = Arc::new(Hook {
+            inner: OnceLock::new(),
+            tx: apply_tx.clone(),
+        });
         let wal_dir = dir.join(WAL_DIR);
         let (wal, wal_report) = Wal::open_with(&wal_dir, &opts.wal, vfs, Some(hook.clone()))?;
         let vfs = wal.vfs();
@@ -505,6 +589,8 @@ impl Db {
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
             threads: Mutex::new(Vec::new()),
+            apply_tx,
+            applier: Mutex::new(None),
             opts,
         });
         // Replay the log above the flushed sequence number.
@@ -538,9 +624,17 @@ impl Db {
             }
             inner
         };
-        hook.0
+        hook.inner
             .set(Arc::downgrade(&inner))
             .map_err(|_| DbError::InvalidArgument("apply hook set twice".into()))?;
+        {
+            let weak = Arc::downgrade(&inner);
+            let h = std::thread::Builder::new()
+                .name("uringdb-apply".into())
+                .spawn(move || applier_thread(weak, apply_rx))
+                .map_err(|e| DbError::io("spawning the applier thread", e))?;
+            *inner.applier.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+        }
         inner.start_threads()?;
         inner.update_stall();
         inner.bg_cv.notify_all();
@@ -579,6 +673,10 @@ impl Db {
 
     /// A writer whose completions go to `sink` (see [`DbWriter`]).
     pub fn writer(&self, sink: Arc<dyn CompletionSink>) -> DbWriter {
+        let sink: Arc<dyn CompletionSink> = Arc::new(OrderedSink {
+            inner: sink,
+            tx: self.inner.apply_tx.clone(),
+        });
         DbWriter {
             core: Arc::new(WriterCore {
                 producer: self.inner.wal.producer(sink.clone()),
@@ -1249,7 +1347,18 @@ impl Inner {
         for t in threads {
             let _ = t.join();
         }
-        match self.wal.close() {
+        let closed = self.wal.close();
+        // Everything the log completed is queued for the applier: let it finish.
+        let _ = self.apply_tx.send(ApplyMsg::Stop);
+        let applier = self
+            .applier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = applier {
+            let _ = h.join();
+        }
+        match closed {
             Err(WalError::Failed(_)) | Ok(()) => Ok(()),
             Err(e) => Err(DbError::Wal(e)),
         }
