@@ -267,11 +267,8 @@ class UringValueIterator extends AbstractValueIterator<UringLevel<unknown, unkno
  * reads the state as of its creation), explicit snapshots (`db.snapshot()`, honoured by
  * `get`, `getMany`, `getSync`, `has`, `hasMany`, iterators and `clear`), `getSync()`,
  * `has()`/`hasMany()`, and the `createIfMissing`/`errorIfExists` open options. Opening the
- * same directory twice in one process shares one engine (see {@link open}).
- *
- * Known gap: a `get()`/`getMany()` without a snapshot reads the state when the engine runs
- * it, not when it was called, so it can see a write issued after it (abstract-level's
- * implicit snapshots promise it cannot); pass an explicit snapshot where that matters.
+ * same directory twice in one process shares one engine (see {@link open}). Every read
+ * without an explicit snapshot sees the state as of its call (implicit snapshots).
  *
  * @typeParam KDefault - The type of keys when no `keyEncoding` is given per call.
  * @typeParam VDefault - The type of values when no `valueEncoding` is given per call.
@@ -296,7 +293,7 @@ export class UringLevel<KDefault = string, VDefault = string> extends AbstractLe
       encodings: { buffer: true, view: true, utf8: true },
       permanence: true,
       seek: true,
-      // Iterators pin their snapshot when created; point reads do not yet (see above).
+      // Iterators pin their snapshot when created, point reads when called.
       implicitSnapshots: true,
       explicitSnapshots: true,
       getSync: true,
