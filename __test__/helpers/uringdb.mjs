@@ -61,3 +61,14 @@ export function iterations(defaultCount) {
 export function openTestLog(dir, options = {}) {
   return openLog(dir, { ioBackend: backend(), ...options });
 }
+
+// --- The key-value database (additive: the log tests above do not use these) ---
+
+/** The Db exports (undefined until dist/index.js carries the Db; the db tests check). */
+export const { open, Db, Snapshot, DbIterator, ChainedBatch, DbOptionsSchema } = pkg;
+
+/** open() with the backend under test (options may override it). */
+export function openTestDb(dir, options = {}) {
+  if (typeof open !== 'function') throw new Error(`dist/index.js does not export open (got ${typeof open}): rebuild (npm run build:debug)`);
+  return open(dir, { ioBackend: backend(), ...options });
+}
