@@ -1079,6 +1079,12 @@ function checkEncoding(name: string, e: unknown): Encoding {
   throw invalidArgument(`${name} must be 'buffer' or 'utf8', got ${String(e)}`)
 }
 
+function checkSnapshot(s: unknown): native.NativeSnapshot | null {
+  if (s === undefined || s === null) return null
+  if (!(s instanceof Snapshot)) throw invalidArgument('snapshot must come from db.snapshot()')
+  return s._native
+}
+
 function checkSync(options: WriteOptions | undefined, dflt: boolean): boolean {
   checkOptions('options', options)
   const s: unknown = options?.sync ?? dflt
@@ -1173,6 +1179,7 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
   readonly #keys: boolean
   readonly #values: boolean
   #busy = false
+  #aborted = false
 
   /** @internal */
   constructor(db: Db, n: native.NativeIterator, keyEnc: Encoding, valueEnc: Encoding, keys: boolean, values: boolean) {
@@ -1189,6 +1196,7 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
   }
 
   async #fill(): Promise<boolean> {
+    if (this.#aborted) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database was closed while this iterator was open')
     if (this.#pos * 2 < this.#lens.length) return true
     if (this.#done) return false
     const n = this.#native
@@ -1253,13 +1261,17 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
     }
   }
 
-  /** Every remaining entry. */
+  /** Every remaining entry; closes the iterator. */
   async all(): Promise<Array<Entry<K, V>>> {
     const out: Array<Entry<K, V>> = []
-    for (;;) {
-      const chunk = await this.nextv(4096)
-      if (chunk.length === 0) return out
-      for (const e of chunk) out.push(e)
+    try {
+      for (;;) {
+        const chunk = await this.nextv(4096)
+        if (chunk.length === 0) return out
+        for (const e of chunk) out.push(e)
+      }
+    } finally {
+      await this.close()
     }
   }
 
@@ -1276,6 +1288,12 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
     this.#off = 0
     this.#done = false
     this.#batch = 64
+  }
+
+  /** @internal Closed because its database closed: later reads reject, not end quietly. */
+  async _abort(): Promise<void> {
+    if (this.#native !== undefined) this.#aborted = true
+    await this.close()
   }
 
   /** Releases the iterator (idempotent). */
@@ -1670,7 +1688,8 @@ export class Db implements AsyncDisposable {
       const enc = checkEncoding('options.encoding', options?.encoding)
       const k = keyBytes('key', key)
       const snap = options?.snapshot
-      if (snap !== undefined) {
+      checkSnapshot(snap)
+      if (snap !== undefined && snap !== null) {
         return this.getMany([k], { snapshot: snap, encoding: enc } as GetOptions<'buffer'>).then((v) => v[0])
       }
       if (this.#getKeys.length === 0) this.#getSnap = this.#native.snapshot()
@@ -1702,7 +1721,7 @@ export class Db implements AsyncDisposable {
     for (let i = 0; i < bufs.length; i++) lens[i] = bufs[i].length
     let b: native.NativeBatch
     try {
-      b = await this.#native.getMany(Buffer.concat(bufs), lens, options?.snapshot?._native ?? null)
+      b = await this.#native.getMany(Buffer.concat(bufs), lens, checkSnapshot(options?.snapshot))
     } catch (e) {
       throw toUringdbError(e)
     }
@@ -1738,10 +1757,10 @@ export class Db implements AsyncDisposable {
       const target = options?.target
       if (target !== undefined) {
         if (!(target instanceof Uint8Array)) throw invalidArgument(`options.target must be a Uint8Array, got ${describe(target)}`)
-        return this.#native.getSyncInto(kb, target, options?.snapshot?._native ?? null)
+        return this.#native.getSyncInto(kb, target, checkSnapshot(options?.snapshot))
       }
       const enc = checkEncoding('options.encoding', options?.encoding)
-      const snap = options?.snapshot?._native ?? null
+      const snap = checkSnapshot(options?.snapshot)
       // Values that fit the scratch buffer are copied into it by the engine and out of it
       // here (cheaper than handing a new native buffer to JavaScript); larger ones cross
       // as their own buffer.
@@ -1898,7 +1917,7 @@ export class Db implements AsyncDisposable {
     this.#flushStaged()
     this.#flushGets()
     this.#closed = (async () => {
-      for (const it of [...this.#iterators]) await it.close()
+      for (const it of [...this.#iterators]) await it._abort()
       if (this.#resolves.length > this.#head) {
         await new Promise<void>((resolve) => {
           this.#idle = resolve

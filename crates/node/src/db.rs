@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::{
+    ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
+};
 use napi_derive::napi;
 use uringdb_lsm::db::{Db, DbError, DbIter, DbOptions, DbWriter, RangeOptions, SnapshotPin};
 use uringdb_lsm::table::Compression;
@@ -190,7 +192,8 @@ fn release(engine: Arc<DbEngine>) -> std::result::Result<(), DbError> {
     }
 }
 
-type EventFn = ThreadsafeFunction<(String, String), (), (String, String), Status, false, true>;
+type EventFn =
+    ThreadsafeFunction<(String, String), (), FnArgs<(String, String)>, Status, false, true>;
 
 /// An open database handle, one per `openDb` call; several may share an engine.
 #[napi]
@@ -250,7 +253,10 @@ pub fn open_db<'env>(
             .build_threadsafe_function::<(String, String)>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build()?;
+            .build_callback(|ctx: ThreadsafeCallContext<(String, String)>| {
+                // Two arguments (kind, json), not one array.
+                Ok(FnArgs::from(ctx.value))
+            })?;
         let events = Arc::new(events);
         let (deferred, promise) = env.create_deferred::<NativeDb, _>()?;
         crate::worker::spawn_named("uringdb-open", move || {
@@ -346,7 +352,9 @@ pub struct NativeBatch {
 /// A range iterator handle.
 #[napi]
 pub struct NativeIterator {
-    engine: Arc<DbEngine>,
+    /// Keeps the engine alive while the iterator is open; dropped by `close`, so that a
+    /// closed iterator object does not hold the database's files until it is collected.
+    engine: Mutex<Option<Arc<DbEngine>>>,
     it: Arc<Mutex<Option<DbIter>>>,
 }
 
@@ -363,7 +371,11 @@ impl NativeIterator {
         guard(|| {
             let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
             let it = self.it.clone();
-            let _engine = self.engine.clone();
+            let _engine = self
+                .engine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             crate::worker::submit(move || {
                 let r = {
                     let mut g = it.lock().unwrap_or_else(|e| e.into_inner());
@@ -426,6 +438,7 @@ impl NativeIterator {
     #[napi]
     pub fn close(&self) {
         self.it.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
@@ -650,7 +663,7 @@ impl NativeDb {
             };
             let it = engine.db.iter(opts, snap.as_deref());
             Ok(NativeIterator {
-                engine,
+                engine: Mutex::new(Some(engine)),
                 it: Arc::new(Mutex::new(Some(it))),
             })
         })

@@ -137,7 +137,7 @@ pub(crate) fn db_to_json(e: &DbError) -> String {
         }
         DbError::Corruption { file, offset, .. } => corruption(file, *offset),
         DbError::Io { source, .. } => with(&errno_code(source), errno_extra(source)),
-        DbError::InvalidArgument(_) => with("ERR_URINGDB_INVALID_ARG", String::new()),
+        DbError::InvalidArgument(_) => with("ERR_URINGDB_INVALID_ARGUMENT", String::new()),
         DbError::InvalidOption { field, .. } => with(
             "ERR_URINGDB_INVALID_OPTION",
             format!(",\"field\":{}", json_str(field)),

@@ -91,6 +91,10 @@ pub(crate) fn compaction_thread(weak: Weak<Inner>) {
         };
         let r = run(&inner, &job);
         finish_job(&inner, &job);
+        if r.is_ok() && inner.bg_error().is_some() {
+            // The failed job succeeded on retry (e.g. space was freed): writes resume.
+            inner.clear_bg_error();
+        }
         if let Err(e) = r {
             if inner.closing.load(Ordering::Acquire) {
                 return; // a compaction cut short by close: nothing failed
@@ -425,7 +429,8 @@ impl<'a> Outputs<'a> {
             self.start()?;
         }
         let b = self.current.as_mut().expect("started");
-        b.builder.add(ikey, value)?;
+        let path = &b.path;
+        b.builder.add(ikey, value).map_err(|e| with_file(e, path))?;
         b.smallest_seq = b.smallest_seq.min(p.seq);
         b.largest_seq = b.largest_seq.max(p.seq);
         b.last_user_key.clear();
@@ -479,7 +484,7 @@ impl<'a> Outputs<'a> {
             Ok(p) => p,
             Err(e) => {
                 let _ = self.inner.vfs.remove_file(&path);
-                return Err(e.into());
+                return Err(with_file(e, &path));
             }
         };
         if let Err(e) = b.file.sync_data() {
@@ -584,6 +589,18 @@ fn install(
     drop(m);
     inner.update_stall();
     Ok(())
+}
+
+/// Names the table being written in an I/O error from the table builder (whose own context
+/// does not know the file).
+fn with_file(e: crate::table::TableError, path: &std::path::Path) -> DbError {
+    match e {
+        crate::table::TableError::Io { context, source } => DbError::Io {
+            context: format!("writing table {}: {context}", path.display()),
+            source,
+        },
+        other => DbError::Table(other),
+    }
 }
 
 fn sync_dir(inner: &Inner) -> Result<(), DbError> {
