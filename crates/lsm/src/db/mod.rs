@@ -1400,7 +1400,11 @@ fn stall_thread(weak: Weak<Inner>) {
         let level = inner.stall_level.load(Ordering::Acquire);
         let batch: Vec<(Arc<WriterCore>, Vec<u8>, bool)> = {
             let mut st = inner.stall.lock().unwrap_or_else(|e| e.into_inner());
-            let take = if closing || level == STALL_NONE {
+            // After a background failure the stall cannot clear by itself: let the held
+            // writes go to the log (which fails them properly if the disk is full) rather
+            // than hold them — and a close() waiting for them — forever.
+            let failed = inner.bg_error().is_some();
+            let take = if closing || failed || level == STALL_NONE {
                 st.q.len()
             } else if level == STALL_SLOWDOWN {
                 st.q.len().min(16)
