@@ -33,7 +33,8 @@ import {
 import { open, DbOptionsSchema, type Db, type DbOptions, type DbIterator, type Snapshot, type IteratorOptions, type ClearOptions, type Range } from './index.js'
 
 /** A key or value as the private API sees it: already encoded by abstract-level. */
-type Data = Buffer | Uint8Array | string
+/** The forms keys and values take between the adapter and abstract-level. */
+export type Data = Buffer | Uint8Array | string
 
 /** The formats this adapter declares (abstract-level's private-API encodings). */
 type Format = 'buffer' | 'view' | 'utf8'
