@@ -23,6 +23,18 @@ impl CompletionSink for Count {
     }
 }
 
+/// `write_bytes` and `wchar` of /proc/self/io.
+fn proc_io() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("write_bytes:"), field("wchar:"))
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args
@@ -42,6 +54,7 @@ fn main() {
     let count = Arc::new(Count(AtomicU64::new(0)));
     let w = db.writer(count.clone());
     let value = [7u8; 100];
+    let io0 = proc_io();
     let t0 = Instant::now();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..n {
@@ -67,5 +80,14 @@ fn main() {
         s.flushes
     );
     db.close().unwrap();
+    let io1 = proc_io();
+    println!(
+        "user bytes {}, engine-counted bytes written {} (log {}), /proc/self/io write_bytes {} wchar {}",
+        s.user_bytes_written,
+        s.log.bytes_written + s.flush_bytes_written + s.compaction_bytes_written,
+        s.log.bytes_written,
+        io1.0 - io0.0,
+        io1.1 - io0.1
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
