@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// One engine of txn.mjs, in a process of its own (see child.mjs) so that /proc/self/io
+// counts that engine's writes only.
+//
+// A transaction (two-phase-commit coordinator bookkeeping, as a saga or XA coordinator
+// keeps it):
+//   1. prepare: one durable atomic batch writing `branches` keys tx/<id>/branch/<n>, each a
+//      JSON record { status: 'prepared', participant, amount, payload };
+//   2. read every branch back (the engine's idiomatic read) and check it says 'prepared';
+//   3. commit: one durable atomic batch rewriting the branches as 'committed' and writing
+//      tx/<id>/state = { status: 'committed', ... }.
+// A transaction counts when its commit batch resolved (is durable). `concurrency`
+// transactions are in flight at every moment (lib/closed-loop.mjs).
+//
+// uringdb's directory persists between runs (it is `npm start`'s data directory): a run first
+// reopens the previous run's database, checks that its last committed transaction is there,
+// then starts afresh in the same place. After the measured window the database is closed,
+// reopened and every transaction acknowledged in this run is checked by a full scan.
+
+import fs from 'node:fs'
+
+import { childMain } from './child.mjs'
+import { closedLoop } from './closed-loop.mjs'
+import { kvEngine } from './kv-engines.mjs'
+import { ioDelta, procIo } from './proc-io.mjs'
+
+const PARTICIPANTS = ['payments', 'inventory', 'shipping', 'ledger', 'notifications', 'fraud', 'loyalty', 'tax']
+const PAD = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'.repeat(8)
+const MARKER = Buffer.from('meta/txn-bench')
+const STATE = Buffer.from('/state')
+
+const txId = (id) => String(id).padStart(10, '0')
+const branchKey = (id, n) => Buffer.from(`tx/${txId(id)}/branch/${n}`)
+const stateKey = (id) => Buffer.from(`tx/${txId(id)}/state`)
+
+function branchValue(id, n, status) {
+  return Buffer.from(
+    JSON.stringify({
+      status,
+      tx: id,
+      branch: n,
+      participant: PARTICIPANTS[n % PARTICIPANTS.length],
+      amount: ((id * 7919 + n * 104729) % 1_000_000) / 100,
+      // 120–247 bytes of opaque participant payload.
+      payload: PAD.slice(0, 120 + ((id * 31 + n) & 127)),
+    }),
+  )
+}
+
+childMain(async (spec, send) => {
+  const engine = kvEngine(spec.engine)
+  await engine.available()
+  const out = { engine: engine.name, label: engine.label, durability: engine.durability, dir: spec.dir }
+
+  // -- the previous run's database (uringdb's persistent directory only)
+  if (spec.persistent && fs.existsSync(spec.dir) && fs.readdirSync(spec.dir).length > 0) {
+    const t0 = process.hrtime.bigint()
+    let h
+    try {
+      h = await engine.open(spec.dir)
+    } catch (err) {
+      // Never removed: a database that does not open is exactly what this check is for. (A
+      // directory written by an older development build whose format changed lands here too.)
+      err.message =
+        `cannot reopen the previous run's database in ${spec.dir}: ${err.message}\n` +
+        `(if an older build of uringdb wrote it, remove the directory and run again)`
+      throw err
+    }
+    const reopenMs = Number(process.hrtime.bigint() - t0) / 1e6
+    try {
+      const marker = await h.read(MARKER)
+      if (marker === undefined || marker === null) {
+        throw new Error(`${spec.dir} holds a database that txn.mjs did not create (no ${MARKER} key): remove it or pass --dir`)
+      }
+      const prev = JSON.parse(Buffer.from(marker).toString('utf8'))
+      let lastFound = null
+      if (prev.lastCommittedTx) {
+        const v = await h.read(stateKey(prev.lastCommittedTx))
+        lastFound = v != null && JSON.parse(Buffer.from(v).toString('utf8')).status === 'committed'
+      }
+      out.previousRun = { ...prev, reopenMs, recovery: h.db?.recovery, lastCommittedFound: lastFound }
+      send({ type: 'previous', previousRun: out.previousRun })
+    } finally {
+      await h.close()
+    }
+    fs.rmSync(spec.dir, { recursive: true, force: true })
+  }
+  fs.mkdirSync(spec.dir, { recursive: true })
+
+  // -- the workload
+  let h = await engine.open(spec.dir)
+  out.backend = h.db?.stats?.().log?.backend
+  await h.batch([[MARKER, Buffer.from(JSON.stringify({ startedAt: new Date().toISOString(), committed: 0 }))]])
+  const branches = spec.branches
+  let nextId = 1
+  let committed = 0
+  let lastCommittedTx = 0
+  const done = new Uint8Array(1 << 24)
+
+  async function transaction() {
+    const id = nextId++
+    const keys = new Array(branches)
+    const prepare = new Array(branches)
+    for (let n = 0; n < branches; n++) {
+      keys[n] = branchKey(id, n)
+      prepare[n] = [keys[n], branchValue(id, n, 'prepared')]
+    }
+    await h.batch(prepare)
+    const read = await Promise.all(keys.map((k) => h.read(k)))
+    for (let n = 0; n < branches; n++) {
+      const v = read[n]
+      if (v === undefined || v === null) throw new Error(`tx ${id}: branch ${n} is missing right after its prepare batch resolved`)
+      const rec = JSON.parse(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8'))
+      if (rec.status !== 'prepared' || rec.tx !== id) throw new Error(`tx ${id}: branch ${n} reads back as ${rec.status} of tx ${rec.tx}`)
+    }
+    const commit = new Array(branches + 1)
+    for (let n = 0; n < branches; n++) commit[n] = [keys[n], branchValue(id, n, 'committed')]
+    commit[branches] = [stateKey(id), Buffer.from(JSON.stringify({ status: 'committed', branches, decidedAt: Date.now() }))]
+    await h.batch(commit)
+    committed++
+    if (id > lastCommittedTx) lastCommittedTx = id
+    if (id < done.length) done[id] = 1
+  }
+
+  const io0 = procIo()
+  const started = process.hrtime.bigint()
+  const run = await closedLoop({
+    clients: spec.concurrency,
+    durationMs: spec.durationMs,
+    op: transaction,
+    onProgress: () => send({ type: 'progress', tx: committed, elapsedS: Number(process.hrtime.bigint() - started) / 1e9 }),
+  })
+  const closing = h
+  h = null
+  await closing.close()
+  const io = ioDelta(io0, procIo())
+  Object.assign(out, {
+    transactions: run.ops,
+    seconds: run.seconds,
+    txPerSec: run.opsPerSec,
+    ...run.latency,
+    branches,
+    concurrency: spec.concurrency,
+    io,
+    writeBytesPerTx: io ? io.writeBytes / run.ops : null,
+  })
+
+  // -- check: reopen and scan every acknowledged transaction (uringdb: its data directory)
+  if (spec.verify) {
+    h = await engine.open(spec.dir)
+    try {
+      const t0 = process.hrtime.bigint()
+      let states = 0
+      let bad = 0
+      let scanned = 0
+      await h.scan((k, v) => {
+        scanned++
+        if (k[0] !== 0x74 /* t */) return // the marker
+        const id = Number(Buffer.from(k.buffer, k.byteOffset + 3, 10).toString('latin1'))
+        const rec = JSON.parse(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8'))
+        if (rec.status !== 'committed' || done[id] !== 1) bad++
+        else if (k.length > STATE.length && Buffer.compare(k.subarray(k.length - STATE.length), STATE) === 0) states++
+      })
+      const expectedKeys = 1 + committed * (branches + 1)
+      out.verify = {
+        committedStates: states,
+        acknowledged: committed,
+        bad,
+        keys: scanned,
+        expectedKeys,
+        ok: states === committed && bad === 0 && scanned === expectedKeys,
+        seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+      }
+      await h.batch([
+        [MARKER, Buffer.from(JSON.stringify({ finishedAt: new Date().toISOString(), committed, lastCommittedTx }))],
+      ])
+    } finally {
+      await h.close()
+    }
+  }
+  if (!spec.persistent) fs.rmSync(spec.dir, { recursive: true, force: true })
+  return out
+})
