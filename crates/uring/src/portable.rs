@@ -125,6 +125,10 @@ impl File for PortableFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+
+    fn drop_cache(&self) -> io::Result<()> {
+        crate::vfs::fadvise_dontneed(&self.file)
+    }
 }
 
 /// Nanoseconds from `from` to `to`, saturating.

@@ -483,6 +483,10 @@ impl File for UringFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+
+    fn drop_cache(&self) -> io::Result<()> {
+        crate::vfs::fadvise_dontneed(&self.file)
+    }
 }
 
 #[cfg(test)]

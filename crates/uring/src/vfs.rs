@@ -119,4 +119,25 @@ pub trait File: Send + Sync + Debug {
 
     /// The file's current length in bytes.
     fn len(&self) -> io::Result<u64>;
+
+    /// Drops the file's clean pages from the page cache (`posix_fadvise(DONTNEED)`). A
+    /// hint, for a file just filled and synced: some kernels keep such a fill as large
+    /// (1 MiB) page-cache folios, and a later small write followed by fdatasync then writes
+    /// back the whole folio. The default does nothing.
+    fn drop_cache(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)` (see [`File::drop_cache`]).
+pub(crate) fn fadvise_dontneed(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `file` is an open file descriptor for the duration of the call; the advice
+    // only affects the page cache, never memory of this process.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
 }
