@@ -244,6 +244,17 @@ function toUringdbError(e: unknown): UringdbError {
   return new UringdbError('ERR_URINGDB_INVALID_ARGUMENT', message, { cause: e })
 }
 
+/** Validates options against `schema`; the error names the first offending field. */
+function parseOptions<S extends z.ZodType>(schema: S, options: unknown): z.output<S> {
+  const parsed = schema.safeParse(options ?? {})
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const field = issue.path.length > 0 ? String(issue.path[0]) : (issue.code === 'unrecognized_keys' ? String(issue.keys[0]) : 'options')
+    throw new UringdbError('ERR_URINGDB_INVALID_OPTION', `invalid option ${field}: ${issue.message}`, { field })
+  }
+  return parsed.data
+}
+
 function invalidArgument(message: string): UringdbError {
   return new UringdbError('ERR_URINGDB_INVALID_ARGUMENT', message)
 }
@@ -751,13 +762,7 @@ export async function openLog(dir: string, options: LogOptions = {}): Promise<Lo
   if (typeof dir !== 'string' || dir.length === 0) {
     throw invalidArgument(`dir must be a non-empty string, got ${describe(dir)}`)
   }
-  const parsed = LogOptionsSchema.safeParse(options ?? {})
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const field = issue.path.length > 0 ? String(issue.path[0]) : (issue.code === 'unrecognized_keys' ? String(issue.keys[0]) : 'options')
-    throw new UringdbError('ERR_URINGDB_INVALID_OPTION', `invalid option ${field}: ${issue.message}`, { field })
-  }
-  const o = parsed.data
+  const o = parseOptions(LogOptionsSchema, options)
   let log: Log | undefined
   const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null, group: Float64Array | null): void => {
     log?._complete(seqs, failed, errorJson, group)
@@ -1980,13 +1985,7 @@ export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
   if (typeof dir !== 'string' || dir.length === 0) {
     throw invalidArgument(`dir must be a non-empty string, got ${describe(dir)}`)
   }
-  const parsed = DbOptionsSchema.safeParse(options ?? {})
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const field = issue.path.length > 0 ? String(issue.path[0]) : (issue.code === 'unrecognized_keys' ? String(issue.keys[0]) : 'options')
-    throw new UringdbError('ERR_URINGDB_INVALID_OPTION', `invalid option ${field}: ${issue.message}`, { field })
-  }
-  const o = parsed.data
+  const o = parseOptions(DbOptionsSchema, options)
   let db: Db | undefined
   const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null): void => {
     db?._complete(seqs, failed, errorJson)

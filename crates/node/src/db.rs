@@ -19,7 +19,7 @@ use uringdb_lsm::db::{Db, DbError, DbIter, DbOptions, DbWriter, RangeOptions, Sn
 use uringdb_lsm::table::Compression;
 
 use crate::errors::{self, coded, guard};
-use crate::{completion_sink, set_ref, to_wal_options, CompletionArgs, NativeLogOptions};
+use crate::{completion_sink, to_wal_options, CompletionArgs, NativeLogOptions};
 
 /// Options as the façade passes them (validated by its schema; the engine validates again).
 #[napi(object)]
@@ -456,17 +456,11 @@ impl NativeDb {
     }
 
     fn add_pending(&self, env: &Env, n: i64) {
-        if self.pending.fetch_add(n, Ordering::AcqRel) == 0 {
-            let raw = self.raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
-            set_ref(env, raw, true);
-        }
+        crate::add_pending(env, &self.pending, &self.raw_tsfn, n);
     }
 
     fn undo_pending(&self, env: &Env, n: i64) {
-        if self.pending.fetch_sub(n, Ordering::AcqRel) == n {
-            let raw = self.raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
-            set_ref(env, raw, false);
-        }
+        crate::undo_pending(env, &self.pending, &self.raw_tsfn, n);
     }
 }
 

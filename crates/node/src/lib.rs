@@ -141,7 +141,7 @@ impl CompletionSink for JsSink {
     }
 }
 
-pub(crate) fn set_ref(env: &Env, raw: napi::sys::napi_threadsafe_function, referenced: bool) {
+fn set_ref(env: &Env, raw: napi::sys::napi_threadsafe_function, referenced: bool) {
     // SAFETY: `raw` is this thread's live threadsafe function (created on this JS thread
     // by `open_log` and released only when the owning `JsSink` drops), and `env` is this
     // thread's environment: ref/unref are called on the creating thread, as N-API
@@ -152,6 +152,24 @@ pub(crate) fn set_ref(env: &Env, raw: napi::sys::napi_threadsafe_function, refer
         } else {
             napi::sys::napi_unref_threadsafe_function(env.raw(), raw);
         }
+    }
+}
+
+/// Counts `n` new pending completions of a handle; refs its completion function on 0 → n
+/// (so that the event loop stays alive while completions are due).
+pub(crate) fn add_pending(env: &Env, pending: &AtomicI64, raw_tsfn: &AtomicUsize, n: i64) {
+    if pending.fetch_add(n, Ordering::AcqRel) == 0 {
+        let raw = raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
+        set_ref(env, raw, true);
+    }
+}
+
+/// Takes back `n` pending completions that will never come (a refused write); unrefs the
+/// completion function on n → 0.
+pub(crate) fn undo_pending(env: &Env, pending: &AtomicI64, raw_tsfn: &AtomicUsize, n: i64) {
+    if pending.fetch_sub(n, Ordering::AcqRel) == n {
+        let raw = raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
+        set_ref(env, raw, false);
     }
 }
 
@@ -404,17 +422,11 @@ impl NativeLog {
 
     /// Counts `n` new pending completions; refs the completion function on 0 → n.
     fn add_pending(&self, env: &Env, n: i64) {
-        if self.pending.fetch_add(n, Ordering::AcqRel) == 0 {
-            let raw = self.raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
-            set_ref(env, raw, true);
-        }
+        add_pending(env, &self.pending, &self.raw_tsfn, n);
     }
 
     fn undo_pending(&self, env: &Env, n: i64) {
-        if self.pending.fetch_sub(n, Ordering::AcqRel) == n {
-            let raw = self.raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
-            set_ref(env, raw, false);
-        }
+        undo_pending(env, &self.pending, &self.raw_tsfn, n);
     }
 
     fn enqueue(
