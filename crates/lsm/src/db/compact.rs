@@ -504,6 +504,33 @@ impl<'a> Outputs<'a> {
         Ok(())
     }
 
+    /// Makes the written tables part of the database: syncs the directory (their entries
+    /// must be durable before the manifest names them), opens them, records `edit` — with
+    /// the outputs added at this level — and publishes the version. On any failure the
+    /// output files are removed. `reached` is the failpoint between writing and recording.
+    fn install(
+        &mut self,
+        reached: &str,
+        mut edit: VersionEdit,
+        flushed: Option<&Arc<Mem>>,
+    ) -> Result<(), DbError> {
+        let r = (|| {
+            sync_dir(self.inner)?;
+            failpoint(reached);
+            let added = open_outputs(self.inner, &self.done)?;
+            edit.added = self
+                .done
+                .iter()
+                .map(|m| (self.level as u32, m.clone()))
+                .collect();
+            install(self.inner, &mut edit, added, flushed)
+        })();
+        if r.is_err() {
+            self.abandon();
+        }
+        r
+    }
+
     /// Removes the files of a job that failed.
     fn abandon(&mut self) {
         if let Some(b) = self.current.take() {
@@ -638,28 +665,11 @@ fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
         out.abandon();
         return Err(e);
     }
-    // The new files' directory entries must be durable before the manifest names them.
-    if let Err(e) = sync_dir(inner) {
-        out.abandon();
-        return Err(e);
-    }
-    failpoint("flush.table_written");
-    let added = match open_outputs(inner, &out.done) {
-        Ok(a) => a,
-        Err(e) => {
-            out.abandon();
-            return Err(e);
-        }
-    };
-    let mut edit = VersionEdit {
+    let edit = VersionEdit {
         flushed_seq: Some(flushed_seq),
-        added: out.done.iter().map(|m| (0u32, m.clone())).collect(),
         ..VersionEdit::default()
     };
-    if let Err(e) = install(inner, &mut edit, added, Some(mem)) {
-        out.abandon();
-        return Err(e);
-    }
+    out.install("flush.table_written", edit, Some(mem))?;
     failpoint("flush.installed");
     add(&inner.counters.flushes, 1);
     add(&inner.counters.flush_bytes, out.bytes);
@@ -736,29 +746,12 @@ fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
         out.abandon();
         return Err(e);
     }
-    if let Err(e) = sync_dir(inner) {
-        out.abandon();
-        return Err(e);
-    }
-    failpoint("compaction.outputs_written");
-    let added = match open_outputs(inner, &out.done) {
-        Ok(a) => a,
-        Err(e) => {
-            out.abandon();
-            return Err(e);
-        }
-    };
     let mut edit = VersionEdit {
         deleted: job
             .inputs
             .iter()
             .zip(&job.input_levels)
             .map(|(t, &l)| (l as u32, t.meta.number))
-            .collect(),
-        added: out
-            .done
-            .iter()
-            .map(|m| (job.output_level as u32, m.clone()))
             .collect(),
         ..VersionEdit::default()
     };
@@ -767,10 +760,7 @@ fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
             edit.compact_pointers = vec![(job.level as u32, t.meta.largest.clone())];
         }
     }
-    if let Err(e) = install(inner, &mut edit, added, None) {
-        out.abandon();
-        return Err(e);
-    }
+    out.install("compaction.outputs_written", edit, None)?;
     failpoint("compaction.installed");
     let read: u64 = job.inputs.iter().map(|t| t.meta.file_bytes).sum();
     add(&inner.counters.compactions, 1);
