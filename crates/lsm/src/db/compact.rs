@@ -607,7 +607,7 @@ fn install(
         t.obsolete.store(true, Ordering::Release);
     }
     // Keep the manifest short: rewrite it as one snapshot edit once it grows.
-    if m.writer.file_bytes() > 4 << 20 {
+    if m.writer.file_bytes() > inner.opts.manifest_rewrite_bytes {
         let number = m.state.next_file_number;
         m.state.next_file_number += 1;
         let w = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
