@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::version::{Mem, SuperVersion, TableHandle, TableWriter, Version};
-use super::{add, failpoint, json_string, open_table, DbError, Inner};
+use super::{add, failpoint, json_string, open_table, DbError, Inner, ManifestCore};
 use crate::internal_key::{self, ValueKind};
 use crate::manifest::{self, FileMeta, VersionEdit, NUM_LEVELS};
 use crate::table::{TableBuilder, TableIter};
@@ -506,8 +506,12 @@ impl<'a> Outputs<'a> {
 
     /// Makes the written tables part of the database: syncs the directory (their entries
     /// must be durable before the manifest names them), opens them, records `edit` — with
-    /// the outputs added at this level — and publishes the version. On any failure the
-    /// output files are removed. `reached` is the failpoint between writing and recording.
+    /// the outputs added at this level — and publishes the version. `reached` is the
+    /// failpoint between writing and recording.
+    ///
+    /// On a failure before the edit could reach the manifest the output files are removed;
+    /// on a failed append (whose record may be on disk all the same) they are kept in limbo
+    /// until a fresh manifest supersedes that record (see [`install`]).
     fn install(
         &mut self,
         reached: &str,
@@ -515,9 +519,9 @@ impl<'a> Outputs<'a> {
         flushed: Option<&Arc<Mem>>,
     ) -> Result<(), DbError> {
         let r = (|| {
-            sync_dir(self.inner)?;
+            sync_dir(self.inner).map_err(InstallError::not_recorded)?;
             failpoint(reached);
-            let added = open_outputs(self.inner, &self.done)?;
+            let added = open_outputs(self.inner, &self.done).map_err(InstallError::not_recorded)?;
             edit.added = self
                 .done
                 .iter()
@@ -525,13 +529,31 @@ impl<'a> Outputs<'a> {
                 .collect();
             install(self.inner, &mut edit, added, flushed)
         })();
-        if r.is_err() {
-            self.abandon();
+        match r {
+            Ok(()) => Ok(()),
+            Err(InstallError {
+                error,
+                maybe_recorded: false,
+            }) => {
+                self.abandon();
+                Err(error)
+            }
+            Err(InstallError {
+                error,
+                maybe_recorded: true,
+            }) => {
+                let mut m = self
+                    .inner
+                    .manifest
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                m.limbo.extend(self.done.iter().map(|t| t.number));
+                Err(error)
+            }
         }
-        r
     }
 
-    /// Removes the files of a job that failed.
+    /// Removes the files of a job that failed before any edit could name them.
     fn abandon(&mut self) {
         if let Some(b) = self.current.take() {
             let _ = self.inner.vfs.remove_file(&b.path);
@@ -545,33 +567,79 @@ impl<'a> Outputs<'a> {
     }
 }
 
+/// A failed install, and whether its edit may have reached the manifest (a failed append:
+/// the write or its fdatasync failed, yet the record may be on disk and recovered).
+struct InstallError {
+    error: DbError,
+    maybe_recorded: bool,
+}
+
+impl InstallError {
+    fn not_recorded(error: DbError) -> InstallError {
+        InstallError {
+            error,
+            maybe_recorded: false,
+        }
+    }
+}
+
+/// Continues in a fresh manifest holding `m.state` (manifest lock held). Once it is durable
+/// and named by CURRENT no recovery reads the old manifest, so the limbo files — named only
+/// by a record of the old one — are removed. On failure the next install tries again.
+fn start_fresh_manifest(inner: &Inner, m: &mut ManifestCore) -> Result<(), DbError> {
+    m.fresh_needed = true;
+    let number = m.state.next_file_number;
+    m.state.next_file_number += 1;
+    m.writer = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
+    m.fresh_needed = false;
+    for n in m.limbo.drain(..) {
+        // Best effort: one left behind is an orphan that the next open removes.
+        let _ = inner
+            .vfs
+            .remove_file(&inner.dir.join(manifest::table_file_name(n)));
+    }
+    Ok(())
+}
+
 /// Records `edit` in the manifest, then publishes the version it describes. `flushed`
 /// is the immutable memtable the edit flushed (removed from the super version).
+///
+/// Once the append returned `Ok` the edit is durable and this succeeds: a failure of the
+/// rewrite that may follow only makes the next install start a fresh manifest.
 fn install(
     inner: &Inner,
     edit: &mut VersionEdit,
     added: Vec<Arc<TableHandle>>,
     flushed: Option<&Arc<Mem>>,
-) -> Result<(), DbError> {
-    let mut m = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
-    edit.next_file_number = Some(m.state.next_file_number);
+) -> Result<(), InstallError> {
+    let mut guard = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
+    let m = &mut *guard;
     edit.last_seq = Some(inner.visible_seq.load(Ordering::Acquire));
-    if m.writer.failed() {
-        // The last append failed part-way (e.g. ENOSPC): continue in a fresh manifest.
-        let number = m.state.next_file_number;
-        m.state.next_file_number += 1;
-        edit.next_file_number = Some(m.state.next_file_number);
-        let w = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
-        m.writer = w;
+    if m.writer.failed() || m.fresh_needed {
+        // The last append failed (its record may or may not be on disk), or a rewrite
+        // failed (CURRENT may name either manifest): appending to this manifest could be
+        // lost or could resurrect that record later. Continue in a fresh one.
+        start_fresh_manifest(inner, m).map_err(InstallError::not_recorded)?;
     }
+    edit.next_file_number = Some(m.state.next_file_number);
     let mut next = m.state.clone();
-    next.apply(edit).map_err(|reason| DbError::Corruption {
-        file: inner.dir.clone(),
-        offset: 0,
-        reason: format!("a version edit does not apply: {reason}"),
+    next.apply(edit).map_err(|reason| {
+        InstallError::not_recorded(DbError::Corruption {
+            file: inner.dir.clone(),
+            offset: 0,
+            reason: format!("a version edit does not apply: {reason}"),
+        })
     })?;
     failpoint("manifest.before_append");
-    m.writer.append(edit)?;
+    if let Err(e) = m.writer.append(edit) {
+        // A latched writer means a write or fdatasync failed: the record may be on disk
+        // (fdatasync failed after the bytes reached the device), so whatever it names must
+        // stay. An unlatched error (an edit over the size limit) wrote nothing.
+        return Err(InstallError {
+            maybe_recorded: m.writer.failed(),
+            error: e.into(),
+        });
+    }
     failpoint("manifest.after_append");
     m.state = next;
     let mut obsolete: Vec<Arc<TableHandle>> = Vec::new();
@@ -606,14 +674,13 @@ fn install(
     for t in obsolete {
         t.obsolete.store(true, Ordering::Release);
     }
-    // Keep the manifest short: rewrite it as one snapshot edit once it grows.
+    // Keep the manifest short: rewrite it as one snapshot edit once it grows. The edit is
+    // durable already, so a failure here (e.g. ENOSPC) fails nothing: `fresh_needed` stays
+    // set and the next install retries before it appends.
     if m.writer.file_bytes() > inner.opts.manifest_rewrite_bytes {
-        let number = m.state.next_file_number;
-        m.state.next_file_number += 1;
-        let w = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
-        m.writer = w;
+        let _ = start_fresh_manifest(inner, m);
     }
-    drop(m);
+    drop(guard);
     inner.update_stall();
     Ok(())
 }

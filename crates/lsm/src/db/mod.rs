@@ -137,6 +137,14 @@ struct StallQueue {
 struct ManifestCore {
     state: ManifestState,
     writer: ManifestWriter,
+    /// The writer must not be appended to: a rewrite failed, after which CURRENT may name
+    /// either manifest. The next install starts a fresh manifest first.
+    fresh_needed: bool,
+    /// Tables that an edit whose append failed ambiguously (the record may be on disk)
+    /// named, and `state` does not: recovery may need them until a fresh manifest that does
+    /// not name them is durable, and only then are they removed (else the orphan sweep at
+    /// the next open removes them).
+    limbo: Vec<u64>,
 }
 
 pub(crate) struct Inner {
@@ -571,7 +579,12 @@ impl Db {
             visible_seq: AtomicU64::new(flushed_seq),
             apply_lock: Mutex::new(()),
             memtable_capacity,
-            manifest: Mutex::new(ManifestCore { state, writer }),
+            manifest: Mutex::new(ManifestCore {
+                state,
+                writer,
+                fresh_needed: false,
+                limbo: Vec::new(),
+            }),
             sched: Mutex::new(Sched::default()),
             bg_cv: Condvar::new(),
             done_cv: Condvar::new(),
