@@ -6,6 +6,7 @@
 //!   with ENOSPC — a disk full during the manifest rewrite that follows a durable append;
 //! - `append_ambiguous`: the next manifest append reaches the disk, then reports EIO — a
 //!   failed fdatasync whose bytes persisted anyway (the ambiguous case);
+//! - `log_sync_eio`: the log committer's next fdatasync fails (nothing made durable);
 //! - `sync_nth`: the n-th sync of any file or directory (counted from arming) reaches the
 //!   disk, then reports EIO — the crash loop runs it for every n a workload reaches.
 //!
@@ -468,6 +469,51 @@ fn after_an_ambiguous_append_a_fresh_manifest_takes_over_and_removes_the_limbo_f
         "limbo files left behind: {:?}",
         sst_files(d.path())
     );
+    db.close().unwrap();
+}
+
+/// Issue 8 item 5a: a flush of `sync: false` writes whose log bytes were never made durable
+/// must not record them as flushed: the manifest would be ahead of the log, and after a
+/// power cut the database would not open.
+#[test]
+fn a_flush_of_unsynced_writes_never_puts_the_manifest_ahead_of_the_log() {
+    let d = TempDir::new("unsynced-flush");
+    let m = machine();
+    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
+    let w = db.blocking_writer();
+    let mut acked = BTreeMap::new();
+    w.put(&key(0), &value(0)).unwrap(); // sync: true
+    acked.insert(key(0), value(0));
+    // The log's next fdatasync fails: the unsynced write below never becomes durable.
+    m.traps.log_sync_eio.store(true, Ordering::SeqCst);
+    let mut b = WriteBatch::new();
+    b.put(&key(1), &value(1));
+    w.write(&b, false).unwrap();
+    // Whatever the flush does, it must not say key(1) was flushed unless the log has it.
+    let _ = db.flush();
+    crash(&m, db, w);
+    let db = reopen_and_check(d.path(), &acked, "unsynced flush");
+    db.close().unwrap();
+}
+
+/// The positive side of 5a: `sync: false` writes, then a flush that succeeds, then a power
+/// cut: what the flush installed is there.
+#[test]
+fn a_flush_of_unsynced_writes_survives_a_crash_right_after_it() {
+    let d = TempDir::new("unsynced-flush-ok");
+    let m = machine();
+    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
+    let w = db.blocking_writer();
+    let mut flushed = BTreeMap::new();
+    for i in 0..50 {
+        let mut b = WriteBatch::new();
+        b.put(&key(i), &value(i));
+        w.write(&b, false).unwrap();
+        flushed.insert(key(i), value(i));
+    }
+    db.flush().unwrap();
+    crash(&m, db, w);
+    let db = reopen_and_check(d.path(), &flushed, "unsynced flush ok");
     db.close().unwrap();
 }
 

@@ -732,6 +732,13 @@ fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
         out.abandon();
         return Err(e);
     }
+    // The edit says the log is no longer needed up to `flushed_seq`; for `sync: false`
+    // writes the log may not be durable that far yet, and a power cut would then leave a
+    // manifest ahead of its log (a database that does not open).
+    if let Err(e) = sync_log(inner, flushed_seq) {
+        out.abandon();
+        return Err(e);
+    }
     let edit = VersionEdit {
         flushed_seq: Some(flushed_seq),
         ..VersionEdit::default()
@@ -752,6 +759,28 @@ fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
         ),
     );
     Ok(())
+}
+
+/// Makes the log durable up to at least `seq` (already written: the records are in a
+/// memtable): a sync request through a producer of its own, waited for on this thread. The
+/// committer never waits on background work, so this cannot deadlock.
+fn sync_log(inner: &Inner, seq: u64) -> Result<(), DbError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let producer = inner
+        .wal
+        .producer(Arc::new(super::ChannelSink(std::sync::Mutex::new(tx))));
+    producer.sync().map_err(DbError::Wal)?;
+    match rx.recv() {
+        Ok(Ok(durable)) if durable >= seq => Ok(()),
+        Ok(Ok(durable)) => Err(DbError::io(
+            format!("syncing the log in {}", inner.wal.dir().display()),
+            std::io::Error::other(format!(
+                "the log is durable up to sequence number {durable}, the flush needs {seq}"
+            )),
+        )),
+        Ok(Err(e)) => Err(DbError::Wal(e)),
+        Err(_) => Err(DbError::Closed),
+    }
 }
 
 /// K-way merge of table cursors by internal key (ties: the earlier input, i.e. newer).
