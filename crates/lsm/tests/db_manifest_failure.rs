@@ -65,6 +65,9 @@ struct Traps {
     /// 0: off; else the sync (counted from arming) that fails after persisting.
     sync_nth: AtomicU64,
     syncs: AtomicU64,
+    /// Every file sync (`sync_data`, durable `write_at`) seen, armed or not: how far a
+    /// `FaultConfig::fail_sync_nth` count got.
+    file_syncs: AtomicU64,
     /// How many injected failures fired.
     fired: AtomicU64,
 }
@@ -160,6 +163,9 @@ impl TrapFile {
 
 impl File for TrapFile {
     fn write_at(&self, offset: u64, bufs: &[&[u8]], durable: bool) -> io::Result<WriteTiming> {
+        if durable {
+            self.traps.file_syncs.fetch_add(1, Ordering::SeqCst);
+        }
         if self.manifest && offset == 0 && self.traps.take(&self.traps.create_enospc) {
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }
@@ -178,6 +184,7 @@ impl File for TrapFile {
         Ok(t)
     }
     fn sync_data(&self) -> io::Result<()> {
+        self.traps.file_syncs.fetch_add(1, Ordering::SeqCst);
         if self.committer_sync() && self.traps.take(&self.traps.log_sync_eio) {
             return Err(eio());
         }
@@ -536,34 +543,31 @@ fn workload(db: &Db, acked: &mut BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), DbErr
     Ok(())
 }
 
-/// The manifest crash test (issue 8): for every n, the n-th sync of any file or directory
-/// (table, log, manifest append, manifest rewrite, CURRENT and its directory fsyncs) reports
-/// EIO after its bytes reached the disk; the machine then crashes (unsynced bytes lost, or
-/// a torn prefix of them kept), and the reopened database must hold every acknowledged
-/// write and take new ones.
-#[test]
-fn every_failed_sync_whose_bytes_persist_loses_no_acknowledged_write() {
+/// Runs [`workload`] once per n on `machine(n)` (whose n-th sync fails after persisting
+/// its bytes), crashes with `crash(machine, n)`, reopens on a healthy disk and checks every
+/// acknowledged write, then writes, flushes and compacts. Stops at the first n the
+/// workload does not reach; returns how many syncs failed.
+fn crash_loop(machine: impl Fn(u64) -> Machine, crash: impl Fn(&Machine, u64)) -> u64 {
     let mut n = 1;
-    let mut total_fired = 0;
     loop {
         let d = TempDir::new("sync-nth");
-        let m = machine();
-        m.traps.sync_nth.store(n, Ordering::SeqCst);
+        let m = machine(n);
         let mut acked = BTreeMap::new();
         let outcome = match Db::open_on(d.path(), options(), m.vfs.clone()) {
             Ok(db) => {
                 let r = workload(&db, &mut acked);
-                if n % 2 == 0 {
-                    m.fault.crash();
-                } else {
-                    m.fault.crash_torn(n);
-                }
+                crash(&m, n);
                 let _ = db.close();
                 r.err()
             }
-            Err(e) => Some(e),
+            Err(e) => {
+                crash(&m, n);
+                Some(e)
+            }
         };
-        let fired = m.traps.fired.load(Ordering::SeqCst);
+        // The wrapper's own injection counts directory fsyncs too; FaultVfs counts files.
+        let reached = m.traps.fired.load(Ordering::SeqCst) > 0
+            || m.traps.file_syncs.load(Ordering::SeqCst) >= n;
         let what = format!("sync {n} failed ({outcome:?})");
         let db = reopen_and_check(d.path(), &acked, &what);
         let w = db.blocking_writer();
@@ -574,15 +578,57 @@ fn every_failed_sync_whose_bytes_persist_loses_no_acknowledged_write() {
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         drop(w);
         db.close().unwrap();
-        if fired == 0 {
+        if !reached {
             // The workload finished before its n-th sync: every sync was covered.
             assert!(outcome.is_none(), "{what}");
-            break;
+            return n - 1;
         }
-        total_fired += 1;
         n += 1;
         assert!(n < 2000, "the workload never ends");
     }
-    assert!(total_fired > 20, "only {total_fired} syncs were reached");
-    println!("failed each of {total_fired} syncs");
+}
+
+/// The manifest crash test (issue 8), with the test wrapper's injection: for every n, the
+/// n-th sync of any file or directory (table, log, manifest append, manifest rewrite,
+/// CURRENT and its directory fsyncs) reports EIO after its bytes reached the disk; the
+/// machine then crashes (unsynced bytes lost, or a torn prefix of them kept), and the
+/// reopened database must hold every acknowledged write and take new ones.
+#[test]
+fn every_failed_sync_whose_bytes_persist_loses_no_acknowledged_write() {
+    let failed = crash_loop(
+        |n| {
+            let m = machine();
+            m.traps.sync_nth.store(n, Ordering::SeqCst);
+            m
+        },
+        |m, n| {
+            if n % 2 == 0 {
+                m.fault.crash();
+            } else {
+                m.fault.crash_torn(n);
+            }
+        },
+    );
+    assert!(failed > 20, "only {failed} syncs were reached");
+    println!("failed each of {failed} syncs");
+}
+
+/// The same with `FaultVfs`'s own modes: `fail_sync_nth` with `sync_fail_persists` (files
+/// only; directory fsyncs do not count there), then a power cut that keeps a random subset
+/// of each file's unsynced pages (`crash_pages`).
+#[test]
+fn every_failed_fault_vfs_sync_that_persists_then_a_page_crash_loses_no_acknowledged_write() {
+    let failed = crash_loop(
+        |n| {
+            machine_with(FaultConfig {
+                fail_sync_nth: Some(n),
+                sync_fail_persists: true,
+                errno: EIO,
+                ..FaultConfig::default()
+            })
+        },
+        |m, n| m.fault.crash_pages(n),
+    );
+    assert!(failed > 20, "only {failed} syncs were reached");
+    println!("failed each of {failed} syncs");
 }
