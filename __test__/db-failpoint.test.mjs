@@ -3,7 +3,8 @@
 // this process and checked as after a SIGKILL (helpers/db-verify.mjs: every acknowledged batch,
 // whole batches, a prefix in call order, exactly the expected state, no orphaned tables). Every
 // other iteration runs the child on the drop-unsynced fault VFS, so the abort also loses every
-// byte no fdatasync covered. After the loop the reopened database must still take writes,
+// byte no fdatasync covered. The manifest failpoints cover its append and every step of its
+// rewrite and CURRENT switch. After the loop the reopened database must still take writes,
 // flush and compact.
 
 import test from 'ava';
@@ -20,7 +21,18 @@ const FAILPOINTS = [
   'manifest.after_append',
   'compaction.outputs_written',
   'compaction.installed',
+  // The manifest rewrite (ManifestWriter::create): the new manifest written, CURRENT about to
+  // be renamed, renamed but the directory not fsynced, switched but the old manifest not yet
+  // removed. URINGDB_TEST_MANIFEST_REWRITE_BYTES=1 makes every flush and compaction rewrite
+  // the manifest, so the n-th time is reached within the run (n = 1 is the open's own).
+  'manifest.written',
+  'manifest.before_current',
+  'manifest.after_current',
+  'manifest.switched',
 ];
+
+/** Every install rewrites the manifest for the manifest failpoints (and the append ones). */
+const rewriteEnv = (failpoint) => (failpoint.startsWith('manifest.') ? { URINGDB_TEST_MANIFEST_REWRITE_BYTES: '1' } : {});
 
 for (const failpoint of FAILPOINTS) {
   test.serial(`crash at ${failpoint}: recovery keeps every acknowledged batch and the database works on`, async (t) => {
@@ -31,6 +43,7 @@ for (const failpoint of FAILPOINTS) {
       count: COUNT,
       failpoint,
       maxBatches: 20_000,
+      env: rewriteEnv(failpoint),
       envFor: (i) => (i % 2 === 1 ? { URINGDB_FAULT_VFS: 'drop-unsynced' } : {}),
     });
     if (r.failed) return;

@@ -464,6 +464,17 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// Crash-test hook beside [`failpoint`]: `URINGDB_TEST_MANIFEST_REWRITE_BYTES=<n>` overrides
+/// `manifest_rewrite_bytes` (which JavaScript does not expose), so that a child process
+/// rewrites its manifest at every flush and compaction and the rewrite's failpoints are
+/// reached. Read at each open.
+fn test_manifest_rewrite_bytes() -> Option<u64> {
+    std::env::var("URINGDB_TEST_MANIFEST_REWRITE_BYTES")
+        .ok()?
+        .parse()
+        .ok()
+}
+
 impl Db {
     /// Opens (creating if needed) the database in `dir`: the log in `dir/wal`, tables,
     /// manifest and CURRENT in `dir`.
@@ -476,8 +487,15 @@ impl Db {
         Self::open_with(dir, opts, Some(vfs))
     }
 
-    fn open_with(dir: &Path, opts: DbOptions, vfs: Option<Arc<dyn Vfs>>) -> Result<Db, DbError> {
+    fn open_with(
+        dir: &Path,
+        mut opts: DbOptions,
+        vfs: Option<Arc<dyn Vfs>>,
+    ) -> Result<Db, DbError> {
         let started = Instant::now();
+        if let Some(bytes) = test_manifest_rewrite_bytes() {
+            opts.manifest_rewrite_bytes = bytes;
+        }
         opts.validate()?;
         let (apply_tx, apply_rx) = std::sync::mpsc::sync_channel(APPLY_QUEUE_GROUPS);
         let hook = Arc::new(Hook {
