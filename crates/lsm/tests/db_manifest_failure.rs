@@ -632,3 +632,31 @@ fn every_failed_fault_vfs_sync_that_persists_then_a_page_crash_loses_no_acknowle
     assert!(failed > 20, "only {failed} syncs were reached");
     println!("failed each of {failed} syncs");
 }
+
+/// Open compares the manifest with the log: a log that ends before the sequence number the
+/// manifest says was flushed lost records (here: it was replaced by an empty one), and open
+/// refuses with a corruption error naming the log directory.
+#[test]
+fn a_log_that_ends_before_the_flushed_sequence_number_is_corruption_naming_the_log() {
+    let d = TempDir::new("log-behind");
+    let db = Db::open_on(d.path(), options(), machine().vfs).unwrap();
+    let w = db.blocking_writer();
+    for i in 0..3 {
+        w.put(&key(i), &value(i)).unwrap();
+    }
+    db.flush().unwrap();
+    drop(w);
+    db.close().unwrap();
+    drop(db);
+    let wal = d.path().join("wal");
+    std::fs::remove_dir_all(&wal).unwrap();
+    std::fs::create_dir(&wal).unwrap();
+    let e = Db::open_on(d.path(), options(), machine().vfs).expect_err("the log lost records");
+    match &e {
+        DbError::Corruption { file, reason, .. } => {
+            assert_eq!(file, &wal, "{e}");
+            assert!(reason.contains("flushed"), "{e}");
+        }
+        other => panic!("expected corruption naming the log, got {other}"),
+    }
+}
