@@ -8,6 +8,26 @@
 //! at or below the smallest live snapshot). A deletion is dropped as well when it is
 //! visible to every snapshot and no level below the output holds the key (nothing left to
 //! hide).
+//!
+//! Installing a result, and what a failure leaves (see [`install`]):
+//!
+//! - before the manifest append (directory fsync, opening the outputs, a fresh manifest
+//!   that could not be created): nothing names the outputs; they are removed and the job
+//!   fails (a flush keeps its memtable and is retried).
+//! - the append itself: the write or its fdatasync failed, but the record may be on disk
+//!   and a recovery may read it. The job fails without publishing, yet nothing the edit
+//!   names may go: the outputs are kept in limbo (`ManifestCore::limbo`) and the inputs stay
+//!   live. The next install first starts a fresh manifest (its snapshot does not name the
+//!   limbo files); once CURRENT names it durably, the limbo files are removed. A crash
+//!   before that leaves them to the orphan sweep at open, or to the recovered manifest.
+//! - after the append returned `Ok` (the manifest rewrite at `manifest_rewrite_bytes`): the
+//!   edit is durable, so the job succeeded. A failed rewrite may have left CURRENT naming
+//!   either manifest, so the old one is not appended to again: the next install starts a
+//!   fresh manifest first (`ManifestCore::fresh_needed`).
+//!
+//! A flush also makes the log durable up to the flushed sequence number before its edit
+//! says so ([`sync_log`]): for `sync: false` writes the log may lag, and a manifest ahead of
+//! its log after a power cut would not open.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::Ordering;
