@@ -111,6 +111,8 @@ fn to_db_options(o: &NativeDbOptions) -> napi::Result<DbOptions> {
             "compactionRateBytesPerSec",
             o.compaction_rate_bytes_per_sec,
         )?,
+        // Engine-internal knobs (the manifest rewrite threshold) keep their defaults.
+        ..DbOptions::default()
     })
 }
 
