@@ -259,6 +259,22 @@ function invalidArgument(message: string): UringdbError {
   return new UringdbError('ERR_URINGDB_INVALID_ARGUMENT', message)
 }
 
+// A lone UTF-16 surrogate has no UTF-8 encoding: Buffer.from replaces each with U+FFFD, so
+// distinct strings ('\uD800', '\uDBFF') would become the same key or an altered value.
+// Strings are therefore rejected rather than encoded lossily. isWellFormed (Node 20+, V8
+// 11.3) scans in native code; the regex is the fallback for engines without it.
+const isWellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as string & { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s)
+
+/** Throws ERR_URINGDB_INVALID_ARGUMENT naming `name` if `s` holds a lone surrogate. */
+function checkWellFormed(name: string, s: string): void {
+  if (!isWellFormed(s)) {
+    throw invalidArgument(`${name} is a string with a lone UTF-16 surrogate, which has no UTF-8 encoding; pass a Buffer for binary data`)
+  }
+}
+
 function closedError(): UringdbError {
   return new UringdbError('ERR_URINGDB_CLOSED', 'the log is closed')
 }
@@ -478,8 +494,12 @@ export class Log implements AsyncDisposable {
       }
     }
     let len: number
-    if (typeof record === 'string') len = Buffer.byteLength(record, 'utf8')
-    else if (record instanceof Uint8Array) len = record.byteLength
+    if (typeof record === 'string') {
+      if (!isWellFormed(record)) {
+        return Promise.reject(invalidArgument('record is a string with a lone UTF-16 surrogate, which has no UTF-8 encoding; pass a Buffer for binary data'))
+      }
+      len = Buffer.byteLength(record, 'utf8')
+    } else if (record instanceof Uint8Array) len = record.byteLength
     else return Promise.reject(invalidArgument(`a record must be a Buffer, Uint8Array or string, got ${describe(record)}`))
     if (len > this.#maxRecordBytes) {
       return Promise.reject(
@@ -529,7 +549,10 @@ export class Log implements AsyncDisposable {
       const bufs: Uint8Array[] = new Array(records.length)
       for (let i = 0; i < records.length; i++) {
         const r: unknown = records[i]
-        if (typeof r === 'string') bufs[i] = Buffer.from(r, 'utf8')
+        if (typeof r === 'string') {
+          checkWellFormed(`records[${i}]`, r)
+          bufs[i] = Buffer.from(r, 'utf8')
+        }
         else if (r instanceof Uint8Array) bufs[i] = r
         else throw invalidArgument(`records[${i}] must be a Buffer, Uint8Array or string, got ${describe(r)}`)
       }
@@ -1063,8 +1086,10 @@ const SCRATCH_BYTES = 16 * 1024
 
 function keyBytes(name: string, k: unknown): Buffer {
   let b: Buffer
-  if (typeof k === 'string') b = Buffer.from(k, 'utf8')
-  else if (k instanceof Uint8Array) b = Buffer.from(k.buffer, k.byteOffset, k.byteLength)
+  if (typeof k === 'string') {
+    checkWellFormed(name, k)
+    b = Buffer.from(k, 'utf8')
+  } else if (k instanceof Uint8Array) b = Buffer.from(k.buffer, k.byteOffset, k.byteLength)
   else throw invalidArgument(`${name} must be a Buffer, Uint8Array or string, got ${describe(k)}`)
   if (b.byteLength > KEY_BYTES_MAX) {
     throw invalidArgument(`${name} of ${b.byteLength} bytes is larger than the limit of ${KEY_BYTES_MAX} bytes`)
@@ -1073,7 +1098,10 @@ function keyBytes(name: string, k: unknown): Buffer {
 }
 
 function valueBytes(name: string, v: unknown): Buffer {
-  if (typeof v === 'string') return Buffer.from(v, 'utf8')
+  if (typeof v === 'string') {
+    checkWellFormed(name, v)
+    return Buffer.from(v, 'utf8')
+  }
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
   throw invalidArgument(`${name} must be a Buffer, Uint8Array or string, got ${describe(v)}`)
 }
