@@ -1882,8 +1882,13 @@ export class Db implements AsyncDisposable {
   }
 
   /**
-   * Deletes every key in a range (all keys by default). Not atomic as a whole: keys are
-   * deleted in batches of 1000 read from one snapshot.
+   * Deletes every key in a range (all keys by default), as of a snapshot taken when `clear`
+   * is called (keys written later are kept). A range whose deletions fit in one write
+   * (`maxBatchBytes`: 1 byte, plus 5 bytes and the key per key) is deleted by one atomic
+   * write, also across a crash. A larger range is deleted by consecutive writes of up to
+   * `maxBatchBytes`, each atomic, in iteration order, each started after the previous one
+   * resolved: if `clear` fails or the process crashes, the deleted keys are a prefix of the
+   * range in iteration order (a suffix with `reverse`).
    */
   async clear(options: ClearOptions = {}): Promise<void> {
     checkOptions('options', options)
@@ -1891,13 +1896,23 @@ export class Db implements AsyncDisposable {
     checkSync({ sync }, this.#sync)
     const it = this.#iterator(range, true, false)
     try {
+      // The whole range goes into one write while it fits, so that a small clear is atomic;
+      // beyond that a write is issued whenever the next key would not fit (bounded memory:
+      // one write's worth of keys).
+      let e = new BatchEncoder(4096)
       for (;;) {
         const chunk = await it.nextv(1000)
+        for (const [k] of chunk) {
+          const key = k as Buffer
+          if (e.count > 0 && e.len + 5 + key.length > this.#maxBatchBytes) {
+            await this._write(e.bytes(), { sync })
+            e = new BatchEncoder(4096)
+          }
+          e.del(key)
+        }
         if (chunk.length === 0) break
-        const e = new BatchEncoder(chunk.length * 32)
-        for (const [k] of chunk) e.del(k as Buffer)
-        await this._write(e.bytes(), { sync })
       }
+      if (e.count > 0) await this._write(e.bytes(), { sync })
     } finally {
       await it.close()
     }
