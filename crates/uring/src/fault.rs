@@ -24,6 +24,10 @@
 //!   deterministic-random prefix (a byte count, in write order) of each file's pending bytes:
 //!   a torn tail. (Real disks tear by sector, not in write order; a prefix is the case a log
 //!   must survive.)
+//! - **[`FaultVfs::crash_pages`]**: like `crash`, but first writes to the inner file a
+//!   deterministic-random *subset* of each file's dirty 4 KiB pages ([`FAULT_PAGE_BYTES`]),
+//!   each page with its final content: what a disk that reorders writeback leaves after a
+//!   power cut (a later page of a write may survive while an earlier one is lost).
 //!
 //! [`Vfs::kind`] reports the inner backend's kind. [`FaultVfs::pending_bytes`] and
 //! [`FaultVfs::synced_bytes`] count bytes buffered and bytes made durable.
@@ -36,6 +40,10 @@
 //! - `fail_sync_nth`: the n-th sync (1-based; `sync_data` and durable `write_at` calls of all
 //!   files count) fails with `errno`. The pending bytes of that file are dropped, as a kernel
 //!   may drop dirty pages after a failed writeback: retrying the sync does not bring them back.
+//! - `sync_fail_persists`: with `fail_sync_nth`, the failing sync first writes the file's
+//!   pending bytes durably to the inner file, then reports the error: the ambiguous failure in
+//!   which the caller is told the sync failed although the bytes reached the disk. Code that
+//!   treats a failed sync as "nothing was written" is wrong, and this mode shows it.
 //! - `errno`: the errno of the two faults above (`EIO` by default).
 //! - `enospc_allocate_after_bytes`: `allocate(len)` fails with `ENOSPC` when the bytes it would
 //!   add (`len` minus the current length, summed over all successful calls) exceed this.
@@ -76,6 +84,9 @@ pub struct FaultConfig {
     pub errno: i32,
     /// `allocate()` fails with `ENOSPC` once the total bytes allocated would exceed this.
     pub enospc_allocate_after_bytes: Option<u64>,
+    /// The sync failure injected by `fail_sync_nth` persists the file's pending bytes before
+    /// it reports the error (the bytes reached the disk; the caller cannot know).
+    pub sync_fail_persists: bool,
 }
 
 impl Default for FaultConfig {
@@ -85,14 +96,19 @@ impl Default for FaultConfig {
             fail_sync_nth: None,
             errno: libc::EIO,
             enospc_allocate_after_bytes: None,
+            sync_fail_persists: false,
         }
     }
 }
 
+/// The page size [`FaultVfs::crash_pages`] persists or loses as a unit.
+pub const FAULT_PAGE_BYTES: u64 = 4096;
+
 impl FaultConfig {
     /// Parses a spec such as `"drop-unsynced"` (no faults, just buffering) or
     /// `"drop-unsynced,fail_sync_nth=5,errno=EIO"`: comma-separated items, each either the
-    /// flag `drop-unsynced` (buffering is always on; the flag documents it) or `key=value` with
+    /// flag `drop-unsynced` (buffering is always on; the flag documents it), the flag
+    /// `sync_fail_persists` (see [`FaultConfig::sync_fail_persists`]), or `key=value` with
     /// keys `fail_write_after_bytes`, `fail_sync_nth` (>= 1), `enospc_allocate_after_bytes`
     /// (unsigned integers) and `errno` (`EIO` or `ENOSPC`). Each key at most once.
     pub fn from_env_str(s: &str) -> Result<FaultConfig, String> {
@@ -110,9 +126,14 @@ impl FaultConfig {
             if item == "drop-unsynced" {
                 continue;
             }
+            if item == "sync_fail_persists" {
+                config.sync_fail_persists = true;
+                continue;
+            }
             let Some((key, value)) = item.split_once('=') else {
                 return Err(format!(
-                    "fault spec item {item:?} is neither 'drop-unsynced' nor key=value"
+                    "fault spec item {item:?} is neither 'drop-unsynced', 'sync_fail_persists' \
+                     nor key=value"
                 ));
             };
             let (key, value) = (key.trim(), value.trim());
@@ -267,7 +288,15 @@ impl FaultVfs {
     /// count, in write order) of each file's pending bytes to the inner file: a torn tail. The
     /// prefix length depends only on `seed`, the file's name and its pending bytes.
     pub fn crash_torn(&self, seed: u64) {
-        self.crash_with(Some(seed));
+        self.crash_with(Some(CrashKind::Torn(seed)));
+    }
+
+    /// Like [`FaultVfs::crash`], but first writes to the inner file a deterministic-random
+    /// subset of each file's dirty pages ([`FAULT_PAGE_BYTES`] each, aligned), each with the
+    /// content the process last wrote there: writeback in any order, cut by a power failure.
+    /// Which pages survive depends only on `seed`, the file's name and the page's index.
+    pub fn crash_pages(&self, seed: u64) {
+        self.crash_with(Some(CrashKind::Pages(seed)));
     }
 
     /// Total bytes written to inner files by syncs so far.
@@ -280,7 +309,7 @@ impl FaultVfs {
         self.shared.pending_bytes.load(Ordering::SeqCst)
     }
 
-    fn crash_with(&self, torn_seed: Option<u64>) {
+    fn crash_with(&self, kind: Option<CrashKind>) {
         // Kill the handles first: an operation that takes its file's lock after this sees the
         // new epoch and fails; one that already holds it finishes "before the crash".
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
@@ -294,13 +323,20 @@ impl FaultVfs {
                 Err(poisoned) => poisoned.into_inner(),
             };
             let bytes = pending.bytes();
-            if let (Some(seed), Some(writer)) = (torn_seed, pending.writer.clone()) {
+            if let (Some(kind), Some(writer)) = (kind, pending.writer.clone()) {
                 let name = path
                     .file_name()
                     .map(|n| n.as_encoded_bytes())
                     .unwrap_or(&[]);
-                let keep = splitmix64(seed ^ fnv1a(name)) % (bytes + 1);
-                write_prefix(&*writer, &pending.writes, keep);
+                match kind {
+                    CrashKind::Torn(seed) => {
+                        let keep = splitmix64(seed ^ fnv1a(name)) % (bytes + 1);
+                        write_prefix(&*writer, &pending.writes, keep);
+                    }
+                    CrashKind::Pages(seed) => {
+                        write_page_subset(&*writer, &pending.writes, seed ^ fnv1a(name));
+                    }
+                }
             }
             pending.writes.clear();
             pending.writer = None;
@@ -311,6 +347,53 @@ impl FaultVfs {
     fn state_for(&self, key: PathBuf) -> io::Result<Arc<FileState>> {
         let mut files = lock(&self.shared.files)?;
         Ok(Arc::clone(files.entry(key).or_default()))
+    }
+}
+
+/// How a simulated crash treats unsynced bytes beyond dropping them.
+#[derive(Clone, Copy, Debug)]
+enum CrashKind {
+    /// A prefix of the pending bytes, in write order, reaches the file.
+    Torn(u64),
+    /// A random subset of the dirty pages reaches the file.
+    Pages(u64),
+}
+
+/// Writes a deterministic-random subset of the pages dirtied by `writes` through `writer`,
+/// each page with the bytes the writes left in it (later writes win) and, where no pending
+/// write covered a byte of a kept page, the inner file's current byte (read back first), so
+/// that a kept page is exactly the page the process saw. Errors are ignored, as in
+/// [`write_prefix`].
+fn write_page_subset(writer: &dyn File, writes: &[(u64, Vec<u8>)], seed: u64) {
+    let mut pages: Vec<u64> = writes
+        .iter()
+        .filter(|(_, b)| !b.is_empty())
+        .flat_map(|(at, b)| {
+            let first = at / FAULT_PAGE_BYTES;
+            let last = (at + b.len() as u64 - 1) / FAULT_PAGE_BYTES;
+            first..=last
+        })
+        .collect();
+    pages.sort_unstable();
+    pages.dedup();
+    for page in pages {
+        if splitmix64(seed ^ splitmix64(page)) & 1 == 0 {
+            continue;
+        }
+        let start = page * FAULT_PAGE_BYTES;
+        let mut buf = vec![0u8; FAULT_PAGE_BYTES as usize];
+        let got = writer.read_at(start, &mut buf).unwrap_or(0);
+        let mut end = start + got as u64;
+        for (at, data) in writes {
+            let lo = (*at).max(start);
+            let hi = (at + data.len() as u64).min(start + FAULT_PAGE_BYTES);
+            if lo < hi {
+                buf[(lo - start) as usize..(hi - start) as usize]
+                    .copy_from_slice(&data[(lo - at) as usize..(hi - at) as usize]);
+                end = end.max(hi);
+            }
+        }
+        let _ = writer.write_at(start, &[&buf[..(end - start) as usize]], false);
     }
 }
 
@@ -445,8 +528,18 @@ impl FaultFile {
         };
         let bytes = pending.bytes();
         if self.shared.config.fail_sync_nth == Some(nth) {
-            pending.writes.clear();
+            let writes = std::mem::take(&mut pending.writes);
             self.shared.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
+            if self.shared.config.sync_fail_persists {
+                if let Some(writer) = &pending.writer {
+                    // The bytes reach the disk; only the report says otherwise.
+                    for (offset, data) in &writes {
+                        writer.write_at(*offset, &[data], false)?;
+                    }
+                    writer.sync_data()?;
+                    self.shared.synced_bytes.fetch_add(bytes, Ordering::SeqCst);
+                }
+            }
             return Err(io::Error::from_raw_os_error(self.shared.config.errno));
         }
         let writes = std::mem::take(&mut pending.writes);

@@ -36,5 +36,5 @@ mod portable;
 mod vfs;
 
 pub use backend::{open_vfs, BackendChoice, BackendKind, ProbeReport};
-pub use fault::{FaultConfig, FaultVfs};
+pub use fault::{FaultConfig, FaultVfs, FAULT_PAGE_BYTES};
 pub use vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};

@@ -200,6 +200,77 @@ fn fail_sync_nth_fails_exactly_that_sync_and_loses_its_bytes() {
 }
 
 #[test]
+fn sync_fail_persists_reports_the_error_but_keeps_the_bytes() {
+    let dir = TempDir::new("fault-sync-persists");
+    let path = dir.join("f");
+    let vfs = faulty(FaultConfig::from_env_str("sync_fail_persists,fail_sync_nth=2").unwrap());
+    assert!(
+        FaultConfig::from_env_str("sync_fail_persists")
+            .unwrap()
+            .sync_fail_persists
+    );
+    let file = vfs.open(&path, OpenMode::CreateNew).unwrap();
+    file.write_at(0, &[b"one"], true).unwrap(); // sync 1
+    file.write_at(3, &[b"two"], false).unwrap();
+    let err = file.sync_data().unwrap_err(); // sync 2: fails...
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // ...yet the bytes are durable: a crash keeps them.
+    vfs.crash();
+    assert_eq!(std::fs::read(&path).unwrap(), b"onetwo");
+    assert_eq!(vfs.pending_bytes(), 0);
+}
+
+/// Writes 4 pages' worth of distinct bytes over one synced page, crashes with
+/// `crash_pages(seed)` and returns the file afterwards.
+fn crash_pages(seed: u64) -> Vec<u8> {
+    let page = uringdb_uring::FAULT_PAGE_BYTES as usize;
+    let dir = TempDir::new("fault-pages");
+    let path = dir.join("f");
+    let vfs = faulty(FaultConfig::default());
+    let file = vfs.open(&path, OpenMode::CreateNew).unwrap();
+    file.write_at(0, &[&vec![0xEE; page]], true).unwrap();
+    // Page 0 is partly rewritten (from byte 100); pages 1..=3 are new.
+    let data = pattern(4 * page - 100, seed as u8);
+    file.write_at(100, &[&data], false).unwrap();
+    vfs.crash_pages(seed);
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn crash_pages_keeps_whole_pages_in_any_subset() {
+    let page = uringdb_uring::FAULT_PAGE_BYTES as usize;
+    let mut kept_patterns = std::collections::BTreeSet::new();
+    for seed in 0..64u64 {
+        let got = crash_pages(seed);
+        assert_eq!(got, crash_pages(seed), "seed {seed}: deterministic");
+        let want = {
+            let mut w = vec![0xEE; 100];
+            w.extend(pattern(4 * page - 100, seed as u8));
+            w
+        };
+        let mut kept = Vec::new();
+        for p in 0..4 {
+            let lo = p * page;
+            let on_disk = got.get(lo..(lo + page).min(got.len())).unwrap_or(&[]);
+            if on_disk == &want[lo..lo + page] {
+                kept.push(p);
+            } else if p == 0 {
+                // Lost: the synced page as it was.
+                assert_eq!(on_disk, &vec![0xEE; page][..], "seed {seed} page 0");
+            } else {
+                // Lost: never written (a hole reads as zeros, or past the end of file).
+                assert!(on_disk.iter().all(|&b| b == 0), "seed {seed} page {p}");
+            }
+        }
+        kept_patterns.insert(kept);
+    }
+    // Later pages survive without earlier ones, and the other way round.
+    assert!(kept_patterns.contains(&vec![3]), "{kept_patterns:?}");
+    assert!(kept_patterns.contains(&vec![0]), "{kept_patterns:?}");
+    assert!(kept_patterns.len() > 8, "{kept_patterns:?}");
+}
+
+#[test]
 fn fail_write_after_bytes_latches() {
     let dir = TempDir::new("fault-write");
     let vfs = faulty(FaultConfig::from_env_str("fail_write_after_bytes=10,errno=ENOSPC").unwrap());
