@@ -259,6 +259,10 @@ pub(crate) fn compact_range(
             if inner.closing.load(Ordering::Acquire) {
                 return Err(DbError::Closed);
             }
+            // A compaction that panicked stays "running": the database is failed instead.
+            if let Some(e) = inner.panic_error() {
+                return Err(e);
+            }
             s = inner
                 .done_cv
                 .wait_timeout(s, Duration::from_millis(100))
