@@ -644,7 +644,7 @@ fn sync_dir(inner: &Inner) -> Result<(), DbError> {
 fn open_outputs(inner: &Inner, metas: &[FileMeta]) -> Result<Vec<Arc<TableHandle>>, DbError> {
     metas
         .iter()
-        .map(|m| open_table(&inner.vfs, &inner.dir, &inner.cache, m.clone()).map(Arc::new))
+        .map(|m| open_table(&inner.table_files, &inner.dir, &inner.cache, m.clone()).map(Arc::new))
         .collect()
 }
 

@@ -29,7 +29,9 @@ pub mod batch;
 mod compact;
 mod error;
 mod iter;
+pub mod limits;
 mod options;
+mod table_files;
 mod version;
 
 use std::collections::BTreeMap;
@@ -48,7 +50,8 @@ use crate::internal_key::{self, ValueKind};
 use crate::manifest::{self, ManifestState, ManifestWriter, NUM_LEVELS};
 use crate::memtable::{Lookup, WriteError};
 use crate::table::{Comparator, Table};
-use uringdb_uring::{OpenMode, Vfs};
+use table_files::TableFiles;
+use uringdb_uring::Vfs;
 use uringdb_wal::{ApplyHook, CompletionSink, Producer, RecoveryReport, Wal, WalError, WalStats};
 use version::{Mem, SuperVersion, TableHandle, Version, VfsFile};
 
@@ -147,6 +150,8 @@ pub(crate) struct Inner {
     vfs: Arc<dyn Vfs>,
     opts: DbOptions,
     cache: Arc<BlockCache>,
+    /// Open table files, at most `maxOpenFiles` (see [`TableFiles`]).
+    table_files: Arc<TableFiles>,
     limiter: Option<Arc<RateLimiter>>,
     wal: Wal,
     wal_report: RecoveryReport,
@@ -438,6 +443,8 @@ pub struct DbStats {
     pub bloom_useful: u64,
     /// Point reads.
     pub gets: u64,
+    /// Table files open now (at most `maxOpenFiles`).
+    pub open_table_files: u64,
     /// Active memtable bytes.
     pub memtable_bytes: u64,
     /// Immutable memtables waiting for flush.
@@ -609,11 +616,13 @@ impl Db {
             });
         }
         let cache = BlockCache::new(opts.cache_bytes);
-        // Open every live table.
+        let table_files = TableFiles::new(vfs.clone(), opts.effective_max_open_files());
+        // Open every live table (beyond the table-file cache's capacity their files are
+        // closed again at once, and reopened when read).
         let mut version = Version::empty();
         for (level, files) in state.levels.iter().enumerate() {
             for meta in files {
-                let t = open_table(&vfs, dir, &cache, meta.clone())?;
+                let t = open_table(&table_files, dir, &cache, meta.clone())?;
                 version.levels[level].push(Arc::new(t));
                 recovery.tables += 1;
             }
@@ -650,6 +659,7 @@ impl Db {
             dir: dir.to_path_buf(),
             vfs,
             cache,
+            table_files,
             limiter,
             wal,
             wal_report,
@@ -1041,13 +1051,13 @@ impl DbWriter {
 }
 
 fn open_table(
-    vfs: &Arc<dyn Vfs>,
+    files: &Arc<TableFiles>,
     dir: &Path,
     cache: &Arc<BlockCache>,
     meta: manifest::FileMeta,
 ) -> Result<TableHandle, DbError> {
     let path = dir.join(manifest::table_file_name(meta.number));
-    let file = vfs.open(&path, OpenMode::ReadOnly).map_err(|e| {
+    let file = VfsFile::open(files, meta.number, path.clone(), meta.file_bytes).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             DbError::Corruption {
                 file: path.clone(),
@@ -1059,7 +1069,7 @@ fn open_table(
         }
     })?;
     let table = Table::open_cached(
-        VfsFile(file),
+        file,
         meta.file_bytes,
         path.clone(),
         Comparator::InternalKey,
@@ -1070,7 +1080,7 @@ fn open_table(
         table,
         path,
         obsolete: AtomicBool::new(false),
-        vfs: vfs.clone(),
+        vfs: files.vfs().clone(),
         compacting: AtomicBool::new(false),
     })
 }
@@ -1420,6 +1430,7 @@ impl Inner {
             bloom_checked: ld(&c.bloom_checked),
             bloom_useful: ld(&c.bloom_useful),
             gets: ld(&c.gets),
+            open_table_files: self.table_files.open_count() as u64,
             memtable_bytes: sv.mem.table.approximate_bytes() as u64,
             immutable_memtables: sv.imm.len() as u64,
             visible_seq: self.visible_seq.load(Ordering::Acquire),
