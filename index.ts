@@ -885,6 +885,11 @@ export const DbOptionsSchema = z
     compactionThreads: z.number().int().min(1).max(64).default(1),
     /** Bytes per second flush and compaction may write (0: unlimited). */
     compactionRateBytesPerSec: z.number().int().min(0).max(2 ** 50).default(0),
+    /**
+     * Table files kept open at most (the least recently used beyond it are closed and
+     * reopened when read); also at most half the process's open-file limit (`ulimit -n`).
+     */
+    maxOpenFiles: z.number().int().min(16).max(2 ** 20).default(1000),
   })
   .strict()
 
@@ -1002,6 +1007,8 @@ export interface DbStats {
   bloom: { checked: number; useful: number; usefulRate: number }
   /** Point reads. */
   gets: number
+  /** Table files open now (at most `maxOpenFiles`). */
+  openTableFiles: number
   /** Bytes in the active memtable. */
   memtableBytes: number
   /** Memtables waiting for flush. */
@@ -2060,6 +2067,7 @@ export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
         cacheBytes: o.cacheBytes,
         compactionThreads: o.compactionThreads,
         compactionRateBytesPerSec: o.compactionRateBytesPerSec,
+        maxOpenFiles: o.maxOpenFiles,
       },
       onComplete,
       (kind: string, json: string) => onDbEvent(dir, kind, json),
