@@ -168,8 +168,10 @@ impl VfsFile {
         Ok(self.files.insert(self.number, f))
     }
 
-    /// Checks that a (re)opened file is the table first opened: same length as the manifest
-    /// says, same footer bytes.
+    /// The first open records the footer bytes (where the manifest's size puts them; a file
+    /// too short is the table reader's to report, as corruption). A reopen checks that the
+    /// file is still that table: the manifest's length and the same footer bytes. A mismatch
+    /// is `InvalidData`, which the table reader reports as corruption of this file.
     fn verify(&self, f: &dyn File) -> io::Result<()> {
         let invalid = |what: String| {
             io::Error::new(
@@ -177,20 +179,24 @@ impl VfsFile {
                 format!("table file {} {what}", self.path.display()),
             )
         };
-        let len = f.len()?;
-        if len != self.file_bytes {
-            return Err(invalid(format!(
-                "is {len} bytes, the manifest says {}",
-                self.file_bytes
-            )));
-        }
-        let Some(at) = len.checked_sub(FOOTER_BYTES as u64) else {
-            return Ok(()); // too short for a footer: the table's own open reports it
+        let Some(at) = self.file_bytes.checked_sub(FOOTER_BYTES as u64) else {
+            return Ok(()); // too short for a footer: the table's open reports it
         };
+        let first = self.footer.get().is_none();
+        if !first {
+            let len = f.len()?;
+            if len != self.file_bytes {
+                return Err(invalid(format!(
+                    "is {len} bytes since it was reopened, the manifest says {}",
+                    self.file_bytes
+                )));
+            }
+        }
         let mut tail = [0u8; FOOTER_BYTES];
         let mut done = 0;
         while done < tail.len() {
             match f.read_at(at + done as u64, &mut tail[done..]) {
+                Ok(0) if first => return Ok(()), // short: the table's open reports it
                 Ok(0) => return Err(invalid(format!("ends inside its footer at {at}"))),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -293,6 +299,10 @@ mod tests {
         write(&p0, 1, 150); // other length
         let e = t0.read_at(0, &mut [0u8; 4]).unwrap_err();
         assert!(e.to_string().contains("is 150 bytes"), "{e}");
+        write(&p0, 1, 200); // the original again: reads work
+        let mut b = [0u8; 4];
+        assert_eq!(t0.read_at(0, &mut b).unwrap(), 4);
+        assert_eq!(b, [1; 4]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
