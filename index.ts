@@ -259,6 +259,22 @@ function invalidArgument(message: string): UringdbError {
   return new UringdbError('ERR_URINGDB_INVALID_ARGUMENT', message)
 }
 
+// A lone UTF-16 surrogate has no UTF-8 encoding: Buffer.from replaces each with U+FFFD, so
+// distinct strings ('\uD800', '\uDBFF') would become the same key or an altered value.
+// Strings are therefore rejected rather than encoded lossily. isWellFormed (Node 20+, V8
+// 11.3) scans in native code; the regex is the fallback for engines without it.
+const isWellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as string & { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s)
+
+/** Throws ERR_URINGDB_INVALID_ARGUMENT naming `name` if `s` holds a lone surrogate. */
+function checkWellFormed(name: string, s: string): void {
+  if (!isWellFormed(s)) {
+    throw invalidArgument(`${name} is a string with a lone UTF-16 surrogate, which has no UTF-8 encoding; pass a Buffer for binary data`)
+  }
+}
+
 function closedError(): UringdbError {
   return new UringdbError('ERR_URINGDB_CLOSED', 'the log is closed')
 }
@@ -478,8 +494,12 @@ export class Log implements AsyncDisposable {
       }
     }
     let len: number
-    if (typeof record === 'string') len = Buffer.byteLength(record, 'utf8')
-    else if (record instanceof Uint8Array) len = record.byteLength
+    if (typeof record === 'string') {
+      if (!isWellFormed(record)) {
+        return Promise.reject(invalidArgument('record is a string with a lone UTF-16 surrogate, which has no UTF-8 encoding; pass a Buffer for binary data'))
+      }
+      len = Buffer.byteLength(record, 'utf8')
+    } else if (record instanceof Uint8Array) len = record.byteLength
     else return Promise.reject(invalidArgument(`a record must be a Buffer, Uint8Array or string, got ${describe(record)}`))
     if (len > this.#maxRecordBytes) {
       return Promise.reject(
@@ -529,7 +549,10 @@ export class Log implements AsyncDisposable {
       const bufs: Uint8Array[] = new Array(records.length)
       for (let i = 0; i < records.length; i++) {
         const r: unknown = records[i]
-        if (typeof r === 'string') bufs[i] = Buffer.from(r, 'utf8')
+        if (typeof r === 'string') {
+          checkWellFormed(`records[${i}]`, r)
+          bufs[i] = Buffer.from(r, 'utf8')
+        }
         else if (r instanceof Uint8Array) bufs[i] = r
         else throw invalidArgument(`records[${i}] must be a Buffer, Uint8Array or string, got ${describe(r)}`)
       }
@@ -862,6 +885,11 @@ export const DbOptionsSchema = z
     compactionThreads: z.number().int().min(1).max(64).default(1),
     /** Bytes per second flush and compaction may write (0: unlimited). */
     compactionRateBytesPerSec: z.number().int().min(0).max(2 ** 50).default(0),
+    /**
+     * Table files kept open at most (the least recently used beyond it are closed and
+     * reopened when read); also at most half the process's open-file limit (`ulimit -n`).
+     */
+    maxOpenFiles: z.number().int().min(16).max(2 ** 20).default(1000),
   })
   .strict()
 
@@ -979,6 +1007,8 @@ export interface DbStats {
   bloom: { checked: number; useful: number; usefulRate: number }
   /** Point reads. */
   gets: number
+  /** Table files open now (at most `maxOpenFiles`). */
+  openTableFiles: number
   /** Bytes in the active memtable. */
   memtableBytes: number
   /** Memtables waiting for flush. */
@@ -1063,8 +1093,10 @@ const SCRATCH_BYTES = 16 * 1024
 
 function keyBytes(name: string, k: unknown): Buffer {
   let b: Buffer
-  if (typeof k === 'string') b = Buffer.from(k, 'utf8')
-  else if (k instanceof Uint8Array) b = Buffer.from(k.buffer, k.byteOffset, k.byteLength)
+  if (typeof k === 'string') {
+    checkWellFormed(name, k)
+    b = Buffer.from(k, 'utf8')
+  } else if (k instanceof Uint8Array) b = Buffer.from(k.buffer, k.byteOffset, k.byteLength)
   else throw invalidArgument(`${name} must be a Buffer, Uint8Array or string, got ${describe(k)}`)
   if (b.byteLength > KEY_BYTES_MAX) {
     throw invalidArgument(`${name} of ${b.byteLength} bytes is larger than the limit of ${KEY_BYTES_MAX} bytes`)
@@ -1073,7 +1105,10 @@ function keyBytes(name: string, k: unknown): Buffer {
 }
 
 function valueBytes(name: string, v: unknown): Buffer {
-  if (typeof v === 'string') return Buffer.from(v, 'utf8')
+  if (typeof v === 'string') {
+    checkWellFormed(name, v)
+    return Buffer.from(v, 'utf8')
+  }
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
   throw invalidArgument(`${name} must be a Buffer, Uint8Array or string, got ${describe(v)}`)
 }
@@ -1854,8 +1889,13 @@ export class Db implements AsyncDisposable {
   }
 
   /**
-   * Deletes every key in a range (all keys by default). Not atomic as a whole: keys are
-   * deleted in batches of 1000 read from one snapshot.
+   * Deletes every key in a range (all keys by default), as of a snapshot taken when `clear`
+   * is called (keys written later are kept). A range whose deletions fit in one write
+   * (`maxBatchBytes`: 1 byte, plus 5 bytes and the key per key) is deleted by one atomic
+   * write, also across a crash. A larger range is deleted by consecutive writes of up to
+   * `maxBatchBytes`, each atomic, in iteration order, each started after the previous one
+   * resolved: if `clear` fails or the process crashes, the deleted keys are a prefix of the
+   * range in iteration order (a suffix with `reverse`).
    */
   async clear(options: ClearOptions = {}): Promise<void> {
     checkOptions('options', options)
@@ -1863,13 +1903,23 @@ export class Db implements AsyncDisposable {
     checkSync({ sync }, this.#sync)
     const it = this.#iterator(range, true, false)
     try {
+      // The whole range goes into one write while it fits, so that a small clear is atomic;
+      // beyond that a write is issued whenever the next key would not fit (bounded memory:
+      // one write's worth of keys).
+      let e = new BatchEncoder(4096)
       for (;;) {
         const chunk = await it.nextv(1000)
+        for (const [k] of chunk) {
+          const key = k as Buffer
+          if (e.count > 0 && e.len + 5 + key.length > this.#maxBatchBytes) {
+            await this._write(e.bytes(), { sync })
+            e = new BatchEncoder(4096)
+          }
+          e.del(key)
+        }
         if (chunk.length === 0) break
-        const e = new BatchEncoder(chunk.length * 32)
-        for (const [k] of chunk) e.del(k as Buffer)
-        await this._write(e.bytes(), { sync })
       }
+      if (e.count > 0) await this._write(e.bytes(), { sync })
     } finally {
       await it.close()
     }
@@ -2017,6 +2067,7 @@ export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
         cacheBytes: o.cacheBytes,
         compactionThreads: o.compactionThreads,
         compactionRateBytesPerSec: o.compactionRateBytesPerSec,
+        maxOpenFiles: o.maxOpenFiles,
       },
       onComplete,
       (kind: string, json: string) => onDbEvent(dir, kind, json),

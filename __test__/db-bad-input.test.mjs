@@ -275,6 +275,9 @@ test('open(): every invalid option rejects with ERR_URINGDB_INVALID_OPTION namin
     ['compactionThreads', 0],
     ['compactionRateBytesPerSec', -1],
     ['compactionRateBytesPerSec', Infinity],
+    ['maxOpenFiles', 15],
+    ['maxOpenFiles', 2 ** 20 + 1],
+    ['maxOpenFiles', 1.5],
   ];
   let i = 0;
   for (const [field, value] of cases) {

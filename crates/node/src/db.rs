@@ -54,6 +54,8 @@ pub struct NativeDbOptions {
     pub compaction_threads: f64,
     /// Background write rate limit (0 = none).
     pub compaction_rate_bytes_per_sec: f64,
+    /// Table files kept open at most.
+    pub max_open_files: f64,
 }
 
 fn db_err(e: &DbError) -> napi::Error {
@@ -111,6 +113,7 @@ fn to_db_options(o: &NativeDbOptions) -> napi::Result<DbOptions> {
             "compactionRateBytesPerSec",
             o.compaction_rate_bytes_per_sec,
         )?,
+        max_open_files: int("maxOpenFiles", o.max_open_files)? as usize,
         // Engine-internal knobs (the manifest rewrite threshold) keep their defaults.
         ..DbOptions::default()
     })
@@ -141,6 +144,7 @@ fn fingerprint(o: &DbOptions) -> Vec<(&'static str, String)> {
         ("cacheBytes", o.cache_bytes.to_string()),
         ("compression", format!("{:?}", o.compression)),
         ("compactionThreads", o.compaction_threads.to_string()),
+        ("maxOpenFiles", o.max_open_files.to_string()),
     ]
 }
 
@@ -802,7 +806,7 @@ fn stats_json(db: &Db) -> String {
             "\"stalls\":{},\"slowdowns\":{},\"stops\":{},\"stallUs\":{},",
             "\"cache\":{{\"hits\":{},\"misses\":{},\"hitRate\":{},\"usedBytes\":{},\"capacityBytes\":{},\"entries\":{},\"evictions\":{}}},",
             "\"bloom\":{{\"checked\":{},\"useful\":{},\"usefulRate\":{}}},",
-            "\"gets\":{},\"memtableBytes\":{},\"immutableMemtables\":{},\"visibleSeq\":{},\"flushedSeq\":{},",
+            "\"gets\":{},\"openTableFiles\":{},\"memtableBytes\":{},\"immutableMemtables\":{},\"visibleSeq\":{},\"flushedSeq\":{},",
             "\"snapshots\":{},\"backgroundErrors\":{},\"backgroundError\":{},",
             "\"log\":{{\"backend\":{},\"fallbackReason\":{},\"appends\":{},\"appendBytes\":{},\"groups\":{},",
             "\"fsyncs\":{},\"bytesWritten\":{},\"firstSeq\":{},\"lastSeq\":{},\"segments\":{},",
@@ -834,6 +838,7 @@ fn stats_json(db: &Db) -> String {
         s.bloom_useful,
         if s.bloom_checked > 0 { s.bloom_useful as f64 / s.bloom_checked as f64 } else { 0.0 },
         s.gets,
+        s.open_table_files,
         s.memtable_bytes,
         s.immutable_memtables,
         s.visible_seq,

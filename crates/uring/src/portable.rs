@@ -14,7 +14,7 @@
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -183,7 +183,9 @@ pub(crate) fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> 
     Ok(())
 }
 
-/// Opens `path` with std, mapping [`OpenMode`] to open flags.
+/// Opens `path` with std, mapping [`OpenMode`] to open flags. Every mode adds `O_NOFOLLOW`
+/// (see [`OpenMode`]): a symbolic link planted under one of the engine's file names must not
+/// make it write, truncate or create a file outside the database.
 pub(crate) fn open_std(path: &Path, mode: OpenMode) -> io::Result<std::fs::File> {
     let mut options = OpenOptions::new();
     match mode {
@@ -192,6 +194,7 @@ pub(crate) fn open_std(path: &Path, mode: OpenMode) -> io::Result<std::fs::File>
         OpenMode::ReadWrite => options.read(true).write(true),
         OpenMode::ReadOnly => options.read(true),
     };
+    options.custom_flags(libc::O_NOFOLLOW);
     options.open(path)
 }
 
@@ -308,11 +311,13 @@ impl LockGuard for FlockGuard {}
 
 /// `flock(LOCK_EX | LOCK_NB)` on `path`, created if missing.
 pub(crate) fn lock_std(path: &Path) -> io::Result<Box<dyn LockGuard>> {
+    // O_NOFOLLOW: a planted LOCK symlink must not create or open a file elsewhere.
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     loop {
         // SAFETY: plain syscall on a descriptor that is open while `file` lives; no memory is

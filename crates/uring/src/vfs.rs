@@ -27,6 +27,12 @@ use std::sync::Arc;
 use crate::BackendKind;
 
 /// How [`Vfs::open`] opens a file.
+///
+/// No mode follows a symbolic link at the last path component (`O_NOFOLLOW`; `lock` neither):
+/// opening one fails with `ELOOP` (`EEXIST` for `CreateNew`) and its target is not touched.
+/// The engine never creates links among its files, so a link there was planted, and following
+/// it would write, truncate or create a file outside the database (issue 8). Links in the
+/// directory path itself are followed as usual.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
     /// Create the file if it is missing; open it read + write.

@@ -375,3 +375,62 @@ fn enospc_keeps_its_errno() {
         }
     }
 }
+
+/// Issue 8: a planted `CURRENT.N.tmp` symlink made the engine overwrite a file outside the
+/// database. No open mode follows a symbolic link at the last path component (ELOOP, or
+/// EEXIST for `CreateNew`), neither does `lock`, and the link's target is never written.
+#[test]
+fn symlink_is_never_followed_by_open_or_lock() {
+    for_each_backend(|label, vfs, dir| {
+        let outside = TempDir::new("outside");
+        let target = outside.join("victim");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for mode in [
+            OpenMode::CreateReadWrite,
+            OpenMode::CreateNew,
+            OpenMode::ReadWrite,
+            OpenMode::ReadOnly,
+        ] {
+            match vfs.open(&link, mode) {
+                Ok(f) => {
+                    // What the old code did: the returned file is the target.
+                    let _ = f.set_len(0);
+                    let _ = f.write_at(0, &[b"overwritten"], true);
+                    panic!("{label}: {mode:?} opened through a symlink");
+                }
+                Err(e) => {
+                    let expected = if mode == OpenMode::CreateNew {
+                        libc::EEXIST
+                    } else {
+                        libc::ELOOP
+                    };
+                    assert_eq!(e.raw_os_error(), Some(expected), "{label}: {mode:?}: {e}");
+                }
+            }
+        }
+        // A dangling link is not created through either.
+        let dangling_target = outside.join("created");
+        let dangling = dir.join("dangling");
+        std::os::unix::fs::symlink(&dangling_target, &dangling).unwrap();
+        for mode in [OpenMode::CreateReadWrite, OpenMode::CreateNew] {
+            assert!(
+                vfs.open(&dangling, mode).is_err(),
+                "{label}: {mode:?} created a file through a dangling symlink"
+            );
+        }
+        match vfs.lock(&dangling) {
+            Ok(_) => panic!("{label}: lock created a file through a dangling symlink"),
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{label}: lock: {e}"),
+        }
+        assert!(
+            !dangling_target.exists(),
+            "{label}: a file appeared outside"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious", "{label}");
+        // The links themselves are plain entries the engine may remove or rename over.
+        vfs.remove_file(&link).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious", "{label}");
+    });
+}

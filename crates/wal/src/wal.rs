@@ -621,6 +621,15 @@ impl Wal {
         &self.shared.dir
     }
 
+    /// Fails the log from outside (the key-value database, after a panic on one of its
+    /// threads): from now on it refuses appends and fails every group not yet written,
+    /// exactly as after a failed write; the first failure wins. Returns the latched one.
+    pub fn fail(&self, error: &WalError) -> Arc<WalError> {
+        let latched = self.shared.latch_failure(error);
+        self.shared.wake_committer();
+        latched
+    }
+
     /// Stops accepting appends, writes and syncs everything already queued (those appends
     /// complete normally), joins the threads, and releases the directory lock when the
     /// last reference is dropped. Idempotent.

@@ -279,6 +279,10 @@ pub(crate) fn compact_range(
             if inner.closing.load(Ordering::Acquire) {
                 return Err(DbError::Closed);
             }
+            // A compaction that panicked stays "running": the database is failed instead.
+            if let Some(e) = inner.panic_error() {
+                return Err(e);
+            }
             s = inner
                 .done_cv
                 .wait_timeout(s, Duration::from_millis(100))
@@ -727,7 +731,7 @@ fn sync_dir(inner: &Inner) -> Result<(), DbError> {
 fn open_outputs(inner: &Inner, metas: &[FileMeta]) -> Result<Vec<Arc<TableHandle>>, DbError> {
     metas
         .iter()
-        .map(|m| open_table(&inner.vfs, &inner.dir, &inner.cache, m.clone()).map(Arc::new))
+        .map(|m| open_table(&inner.table_files, &inner.dir, &inner.cache, m.clone()).map(Arc::new))
         .collect()
 }
 

@@ -29,7 +29,9 @@ pub mod batch;
 mod compact;
 mod error;
 mod iter;
+pub mod limits;
 mod options;
+mod table_files;
 mod version;
 
 use std::collections::BTreeMap;
@@ -48,7 +50,8 @@ use crate::internal_key::{self, ValueKind};
 use crate::manifest::{self, ManifestState, ManifestWriter, NUM_LEVELS};
 use crate::memtable::{Lookup, WriteError};
 use crate::table::{Comparator, Table};
-use uringdb_uring::{OpenMode, Vfs};
+use table_files::TableFiles;
+use uringdb_uring::Vfs;
 use uringdb_wal::{ApplyHook, CompletionSink, Producer, RecoveryReport, Wal, WalError, WalStats};
 use version::{Mem, SuperVersion, TableHandle, Version, VfsFile};
 
@@ -148,10 +151,15 @@ struct ManifestCore {
 }
 
 pub(crate) struct Inner {
+    /// Set once, by the first panic on one of the database's threads (see
+    /// [`Inner::fail_after_panic`]): the database is failed until reopened.
+    panicked: OnceLock<Arc<WalError>>,
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
     opts: DbOptions,
     cache: Arc<BlockCache>,
+    /// Open table files, at most `maxOpenFiles` (see [`TableFiles`]).
+    table_files: Arc<TableFiles>,
     limiter: Option<Arc<RateLimiter>>,
     wal: Wal,
     wal_report: RecoveryReport,
@@ -333,19 +341,40 @@ impl CompletionSink for OrderedSink {
 }
 
 fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<ApplyMsg>) {
+    // After a panic here the memtable may lack records the log holds, so nothing from then on
+    // may be acknowledged; completions keep flowing, as failures, so that no caller waits
+    // forever (the log is failed too, so no new group is written).
+    let mut failed: Option<Arc<WalError>> = None;
     for msg in rx {
-        match msg {
+        if let ApplyMsg::Stop = msg {
+            return;
+        }
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match msg {
             ApplyMsg::Records { data, recs } => {
+                if failed.is_some() {
+                    return;
+                }
                 if let Some(inner) = weak.upgrade() {
+                    failpoint("apply.group");
                     let mut it = recs
                         .iter()
                         .map(|&(seq, start, len)| (seq, &data[start..start + len]));
                     inner.apply_records(&mut it);
                 }
             }
-            ApplyMsg::Done { sink, seqs, group } => sink.completed(&seqs, &group),
+            ApplyMsg::Done { sink, seqs, group } => match &failed {
+                None => sink.completed(&seqs, &group),
+                Some(e) => sink.failed(seqs.len(), &WalError::Failed(e.clone())),
+            },
             ApplyMsg::Failed { sink, count, error } => sink.failed(count, &error),
-            ApplyMsg::Stop => return,
+            ApplyMsg::Stop => {}
+        }));
+        if let Err(p) = r {
+            if let Some(inner) = weak.upgrade() {
+                failed = Some(inner.fail_after_panic("the applier thread", &*p));
+            } else {
+                failed = Some(Arc::new(WalError::Closed));
+            }
         }
     }
 }
@@ -422,6 +451,8 @@ pub struct DbStats {
     pub bloom_useful: u64,
     /// Point reads.
     pub gets: u64,
+    /// Table files open now (at most `maxOpenFiles`).
+    pub open_table_files: u64,
     /// Active memtable bytes.
     pub memtable_bytes: u64,
     /// Immutable memtables waiting for flush.
@@ -444,23 +475,80 @@ const STALL_NONE: u8 = 0;
 const STALL_SLOWDOWN: u8 = 1;
 const STALL_STOP: u8 = 2;
 
-/// Crash points for tests: `URINGDB_FAILPOINT=<name>[:<n>]` aborts the process at the
-/// n-th (default first) time `name` is reached. Read once.
-pub(crate) fn failpoint(name: &str) {
-    static SPEC: OnceLock<Option<(String, u64, AtomicU64)>> = OnceLock::new();
-    let spec = SPEC.get_or_init(|| {
-        let v = std::env::var("URINGDB_FAILPOINT").ok()?;
-        let (n, count) = match v.split_once(':') {
-            Some((n, c)) => (n.to_string(), c.parse().unwrap_or(1)),
-            None => (v, 1),
-        };
-        Some((n, count, AtomicU64::new(0)))
+/// A crash point armed for tests (see [`failpoint`]).
+struct FailSpec {
+    name: String,
+    /// Fires at this hit (1 = the first).
+    nth: u64,
+    /// Panic on the calling thread instead of aborting the process.
+    panic: bool,
+    hits: u64,
+}
+
+impl FailSpec {
+    /// `<name>[:<n>][:panic]`; a bad count means 1.
+    fn parse(spec: &str) -> Option<FailSpec> {
+        let mut parts = spec.split(':');
+        let name = parts.next().filter(|n| !n.is_empty())?.to_string();
+        let (mut nth, mut panic) = (1, false);
+        for p in parts {
+            match p {
+                "panic" => panic = true,
+                n => nth = n.parse().unwrap_or(1),
+            }
+        }
+        Some(FailSpec {
+            name,
+            nth,
+            panic,
+            hits: 0,
+        })
+    }
+}
+
+static FAILPOINT: Mutex<Option<FailSpec>> = Mutex::new(None);
+/// Whether a crash point is armed: the one atomic load an unarmed `failpoint` costs.
+static FAILPOINT_ARMED: AtomicBool = AtomicBool::new(false);
+
+fn failpoint_from_env() {
+    static ENV: OnceLock<()> = OnceLock::new();
+    ENV.get_or_init(|| {
+        if let Some(spec) = std::env::var("URINGDB_FAILPOINT")
+            .ok()
+            .and_then(|v| FailSpec::parse(&v))
+        {
+            *FAILPOINT.lock().unwrap_or_else(|e| e.into_inner()) = Some(spec);
+            FAILPOINT_ARMED.store(true, Ordering::SeqCst);
+        }
     });
-    if let Some((n, count, hits)) = spec {
-        if n == name && hits.fetch_add(1, Ordering::SeqCst) + 1 == *count {
+}
+
+/// Crash points for tests: `URINGDB_FAILPOINT=<name>[:<n>][:panic]` aborts the process at
+/// the n-th (default first) time `name` is reached, or with `:panic` panics on the thread
+/// that reached it (to test that a panic fails the database instead of hanging it). Read
+/// once from the environment; [`arm_failpoint`] arms one in-process.
+pub(crate) fn failpoint(name: &str) {
+    failpoint_from_env();
+    if !FAILPOINT_ARMED.load(Ordering::Relaxed) {
+        return;
+    }
+    let fire = {
+        let mut g = FAILPOINT.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *g {
+            Some(s) if s.name == name => {
+                s.hits += 1;
+                (s.hits == s.nth).then_some(s.panic)
+            }
+            _ => None,
+        }
+    };
+    match fire {
+        Some(true) => panic!("uringdb: failpoint {name} reached: panicking (test)"),
+        Some(false) => {
             eprintln!("uringdb: failpoint {name} reached: aborting");
             std::process::abort();
         }
+        None => {}
     }
 }
 
@@ -473,6 +561,16 @@ fn test_manifest_rewrite_bytes() -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// Test seam: arms the crash point `spec` (`<name>[:<n>][:panic]`, as `URINGDB_FAILPOINT`)
+/// for this process, replacing any other; `None` disarms. Not for production use.
+#[doc(hidden)]
+pub fn arm_failpoint(spec: Option<&str>) {
+    failpoint_from_env();
+    let spec = spec.and_then(FailSpec::parse);
+    FAILPOINT_ARMED.store(spec.is_some(), Ordering::SeqCst);
+    *FAILPOINT.lock().unwrap_or_else(|e| e.into_inner()) = spec;
 }
 
 impl Db {
@@ -544,11 +642,13 @@ impl Db {
             });
         }
         let cache = BlockCache::new(opts.cache_bytes);
-        // Open every live table.
+        let table_files = TableFiles::new(vfs.clone(), opts.effective_max_open_files());
+        // Open every live table (beyond the table-file cache's capacity their files are
+        // closed again at once, and reopened when read).
         let mut version = Version::empty();
         for (level, files) in state.levels.iter().enumerate() {
             for meta in files {
-                let t = open_table(&vfs, dir, &cache, meta.clone())?;
+                let t = open_table(&table_files, dir, &cache, meta.clone())?;
                 version.levels[level].push(Arc::new(t));
                 recovery.tables += 1;
             }
@@ -585,6 +685,7 @@ impl Db {
             dir: dir.to_path_buf(),
             vfs,
             cache,
+            table_files,
             limiter,
             wal,
             wal_report,
@@ -617,6 +718,7 @@ impl Db {
             counters: Counters::default(),
             closing: AtomicBool::new(false),
             bg_error: Mutex::new(None),
+            panicked: OnceLock::new(),
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
             threads: Mutex::new(Vec::new()),
@@ -819,7 +921,15 @@ impl Db {
     /// bottom level, dropping overwritten versions and deletions no snapshot needs.
     pub fn compact_range(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<(), DbError> {
         self.inner.flush_and_wait()?;
-        compact::compact_range(&self.inner, lo, hi)
+        // The compaction runs on the caller's thread: a panic in it fails the database (the
+        // scheduler would otherwise keep it marked running) and is returned as that failure.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            compact::compact_range(&self.inner, lo, hi)
+        }))
+        .unwrap_or_else(|p| {
+            let e = self.inner.fail_after_panic("a manual compaction", &*p);
+            Err(DbError::Wal(WalError::Failed(e)))
+        })
     }
 
     /// Statistics.
@@ -972,13 +1082,13 @@ impl DbWriter {
 }
 
 fn open_table(
-    vfs: &Arc<dyn Vfs>,
+    files: &Arc<TableFiles>,
     dir: &Path,
     cache: &Arc<BlockCache>,
     meta: manifest::FileMeta,
 ) -> Result<TableHandle, DbError> {
     let path = dir.join(manifest::table_file_name(meta.number));
-    let file = vfs.open(&path, OpenMode::ReadOnly).map_err(|e| {
+    let file = VfsFile::open(files, meta.number, path.clone(), meta.file_bytes).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             DbError::Corruption {
                 file: path.clone(),
@@ -990,7 +1100,7 @@ fn open_table(
         }
     })?;
     let table = Table::open_cached(
-        VfsFile(file),
+        file,
         meta.file_bytes,
         path.clone(),
         Comparator::InternalKey,
@@ -1001,7 +1111,7 @@ fn open_table(
         table,
         path,
         obsolete: AtomicBool::new(false),
-        vfs: vfs.clone(),
+        vfs: files.vfs().clone(),
         compacting: AtomicBool::new(false),
     })
 }
@@ -1210,10 +1320,20 @@ impl Inner {
 
     fn start_threads(self: &Arc<Self>) -> Result<(), DbError> {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        // A panic in a background job must fail the database, not leave its scheduler state
+        // (a flush or compaction marked running forever) for writers and close to wait on.
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            let weak = Arc::downgrade(self);
+            let place = format!("the {name} thread");
             std::thread::Builder::new()
                 .name(name)
-                .spawn(f)
+                .spawn(move || {
+                    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                        if let Some(inner) = weak.upgrade() {
+                            inner.fail_after_panic(&place, &*p);
+                        }
+                    }
+                })
                 .map_err(|e| DbError::io("spawning a background thread", e))
         };
         let weak = Arc::downgrade(self);
@@ -1239,6 +1359,9 @@ impl Inner {
     fn flush_and_wait(&self) -> Result<(), DbError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(DbError::Closed);
+        }
+        if let Some(e) = self.panic_error() {
+            return Err(e);
         }
         let target = {
             let _g = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -1338,6 +1461,7 @@ impl Inner {
             bloom_checked: ld(&c.bloom_checked),
             bloom_useful: ld(&c.bloom_useful),
             gets: ld(&c.gets),
+            open_table_files: self.table_files.open_count() as u64,
             memtable_bytes: sv.mem.table.approximate_bytes() as u64,
             immutable_memtables: sv.imm.len() as u64,
             visible_seq: self.visible_seq.load(Ordering::Acquire),
@@ -1395,7 +1519,56 @@ impl Inner {
         }
     }
 
+    /// Fails the database after a panic on one of its threads (`place` names it): the log is
+    /// failed (pending and later writes get [`WalError::Failed`], `ERR_URINGDB_FAILED`), the
+    /// failure becomes the background error for good (flush, compaction and writes refuse
+    /// with it), and everyone waiting on the scheduler or a stall is woken to see it. Reads
+    /// keep working; close works. Returns the log's latched failure.
+    pub(crate) fn fail_after_panic(
+        &self,
+        place: &str,
+        payload: &(dyn std::any::Any + Send),
+    ) -> Arc<WalError> {
+        let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "unknown panic".to_string()
+        };
+        let latched = self.wal.fail(&WalError::Io {
+            context: format!("a panic in {place}"),
+            source: Arc::new(std::io::Error::other(msg)),
+        });
+        let failure = self.panicked.get_or_init(|| latched.clone()).clone();
+        add(&self.counters.background_errors, 1);
+        let err = DbError::Wal(WalError::Failed(failure.clone()));
+        let text = err.to_string();
+        *self.bg_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(err));
+        self.emit("error", format!("{{\"message\":{}}}", json_string(&text)));
+        {
+            let _s = self.sched.lock().unwrap_or_else(|e| e.into_inner());
+            self.bg_cv.notify_all();
+            self.done_cv.notify_all();
+        }
+        {
+            let _s = self.stall.lock().unwrap_or_else(|e| e.into_inner());
+            self.stall_cv.notify_all();
+        }
+        failure
+    }
+
+    /// The failure latched by a panic, as the error every later flush or compaction gets.
+    pub(crate) fn panic_error(&self) -> Option<DbError> {
+        self.panicked
+            .get()
+            .map(|e| DbError::Wal(WalError::Failed(e.clone())))
+    }
+
     pub(crate) fn set_bg_error(&self, e: DbError) {
+        if self.panicked.get().is_some() {
+            return; // the panic's failure stays the background error
+        }
         add(&self.counters.background_errors, 1);
         let msg = e.to_string();
         *self.bg_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(e));
@@ -1403,6 +1576,9 @@ impl Inner {
     }
 
     pub(crate) fn clear_bg_error(&self) {
+        if self.panicked.get().is_some() {
+            return; // failed until reopened
+        }
         *self.bg_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }

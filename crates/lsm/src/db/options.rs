@@ -6,6 +6,9 @@ use crate::table::Compression;
 use uringdb_wal::WalOptions;
 
 use super::error::DbError;
+use super::limits::{
+    MAX_OPEN_FILES_DEFAULT, MAX_OPEN_FILES_MAX, MAX_OPEN_FILES_MIN, MAX_OPEN_FILES_SHARE_OF_RLIMIT,
+};
 
 /// Options of the key-value database.
 #[derive(Clone, Debug)]
@@ -45,6 +48,10 @@ pub struct DbOptions {
     /// (`manifestRewriteBytes`; not exposed to JavaScript, where it is always 4 MiB). Tests
     /// set it tiny so that every flush and compaction rewrites the manifest.
     pub manifest_rewrite_bytes: u64,
+    /// Table files kept open at most (`maxOpenFiles`); the least recently used beyond it
+    /// are closed and reopened when read. Also capped by the process's open-file limit,
+    /// see [`DbOptions::effective_max_open_files`].
+    pub max_open_files: usize,
 }
 
 impl Default for DbOptions {
@@ -66,6 +73,7 @@ impl Default for DbOptions {
             compaction_threads: 1,
             rate_limit_bytes_per_sec: 0,
             manifest_rewrite_bytes: 4 << 20,
+            max_open_files: MAX_OPEN_FILES_DEFAULT,
         }
     }
 }
@@ -172,6 +180,14 @@ impl DbOptions {
             ),
         )?;
         check(
+            (MAX_OPEN_FILES_MIN..=MAX_OPEN_FILES_MAX).contains(&o.max_open_files),
+            "maxOpenFiles",
+            format!(
+                "must be between {MAX_OPEN_FILES_MIN} and {MAX_OPEN_FILES_MAX}, got {}",
+                o.max_open_files
+            ),
+        )?;
+        check(
             o.cache_bytes <= 1 << 40,
             "cacheBytes",
             format!("must be at most 1 TiB, got {}", o.cache_bytes),
@@ -185,6 +201,24 @@ impl DbOptions {
             })?;
         }
         Ok(())
+    }
+
+    /// The table-file cache's capacity: `max_open_files`, but at most 1 /
+    /// [`MAX_OPEN_FILES_SHARE_OF_RLIMIT`] of the process's soft open-file limit (never below
+    /// [`MAX_OPEN_FILES_MIN`]), so that the default works under a small `ulimit -n`.
+    pub fn effective_max_open_files(&self) -> usize {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one `rlimit` into the valid, exclusively borrowed struct.
+        let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        let share = if r == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+            usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX) / MAX_OPEN_FILES_SHARE_OF_RLIMIT
+        } else {
+            usize::MAX
+        };
+        self.max_open_files.min(share.max(MAX_OPEN_FILES_MIN))
     }
 
     /// How tables of `level` are built.

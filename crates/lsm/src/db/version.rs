@@ -13,17 +13,9 @@ use uringdb_uring::{File, Vfs};
 use crate::internal_key;
 use crate::manifest::{FileMeta, NUM_LEVELS};
 use crate::memtable::MemTable;
-use crate::table::{ReadAt, Table};
+use crate::table::Table;
 
-/// Positional reads through the engine's I/O layer.
-#[derive(Debug, Clone)]
-pub(crate) struct VfsFile(pub Arc<dyn File>);
-
-impl ReadAt for VfsFile {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_at(offset, buf)
-    }
-}
+pub(crate) use super::table_files::VfsFile;
 
 /// Buffered sequential writes of a new table through the I/O layer (not durable until
 /// [`TableWriter::sync`]). Counts the bytes written.

@@ -422,7 +422,8 @@ fn read_block<R: ReadAt + ?Sized>(
 }
 
 /// Fills `buf` from `offset`; the file ending early is corruption at `offset` (the start
-/// of the structure being read), an OS error is an I/O error.
+/// of the structure being read), and so is an `InvalidData` error from the source; any
+/// other OS error is an I/O error.
 fn read_exact_at<R: ReadAt + ?Sized>(
     src: &R,
     offset: u64,
@@ -445,6 +446,15 @@ fn read_exact_at<R: ReadAt + ?Sized>(
             }
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The source says the file is not the table it was (the database's table-file
+            // cache found it replaced or resized when reopening it): corruption of this file.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(TableError::Corruption {
+                    file: file.to_path_buf(),
+                    offset,
+                    reason: e.to_string(),
+                })
+            }
             Err(e) => {
                 return Err(TableError::io(
                     format!(
