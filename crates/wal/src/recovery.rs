@@ -117,8 +117,13 @@ pub(crate) fn recover(
         let header = SegmentHeader::decode(&h[..got]).map_err(|e| {
             corruption(
                 &path,
-                0,
+                if matches!(e, HeaderError::UnknownFlags(_)) {
+                    12
+                } else {
+                    0
+                },
                 match e {
+                    HeaderError::UnknownFlags(f) => format!("unknown segment header flags {f:#x}"),
                     HeaderError::Zero => "segment header is all zeros".to_string(),
                     HeaderError::BadMagic => "bad magic in segment header".to_string(),
                     HeaderError::BadVersion(v) => format!("unsupported segment version {v}"),
