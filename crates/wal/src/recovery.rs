@@ -139,6 +139,15 @@ pub(crate) fn recover(
                 format!("header names segment {} but the file is {n}", header.number),
             ));
         }
+        // Sequence numbers start at 1 (an empty log's last is 0): a first record numbered
+        // 0 is damage, and "the record before the first" would underflow in scan_last.
+        if header.first_seq == 0 {
+            return Err(corruption(
+                &path,
+                24,
+                "first sequence number is 0 (sequence numbers start at 1)",
+            ));
+        }
         if let Some(prev) = segments.last() {
             if header.first_seq <= prev.first_seq {
                 return Err(corruption(

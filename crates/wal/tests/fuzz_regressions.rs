@@ -48,3 +48,25 @@ fn segment_header_with_unknown_flags_is_rejected() {
         other => panic!("expected corruption at offset 12, got {other:?}"),
     }
 }
+
+/// A segment whose (intact) header says its first record is number 0. Sequence numbers
+/// start at 1 (an empty log's last sequence number is 0), so this is corruption; recovery
+/// computed "last = first - 1" and overflowed. Found by `wal_recovery`: the 40-byte header
+/// alone, kept as `crates/fuzz/regressions/wal_recovery/first-seq-zero.bin`.
+#[test]
+fn segment_with_first_seq_zero_is_corruption_not_a_panic() {
+    let h = SegmentHeader {
+        number: 1,
+        first_seq: 0,
+    }
+    .encode();
+    let dir = TempDir::new("fuzz-seq0");
+    std::fs::write(dir.path().join(segment_file_name(1)), h).unwrap();
+    match Wal::open(dir.path(), &opts()) {
+        Err(WalError::Corruption { file, offset, .. }) => {
+            assert_eq!(file, dir.path().join(segment_file_name(1)));
+            assert_eq!(offset, 24);
+        }
+        other => panic!("expected corruption at offset 24, got {other:?}"),
+    }
+}
