@@ -21,7 +21,8 @@
 //! |----------------------|--------------------------------------------------------------|
 //! | `wal_frame`          | `wal::format::decode_frame`                                  |
 //! | `wal_segment_header` | `wal::format::SegmentHeader::decode`                         |
-//! | `wal_recovery`       | a whole segment file through `Wal::open` (recovery), reads   |
+//! | `wal_recovery`       | segment files (the input cut at each segment magic, up to 4) |
+//! |                      | through `Wal::open` (recovery), then read back and reopened  |
 //! | `table_block`        | data blocks (`table/block.rs`)                               |
 //! | `table_index`        | the index block and its handles (`table/index.rs`)           |
 //! | `table_filter`       | the bloom filter block (`table/filter.rs`)                   |

@@ -250,7 +250,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Stats, Failure> {
         watchdog.begin(i, &input);
         let (outcome, largest, limit) = check(target, &env, &input);
         watchdog.end();
-        if largest > stats.largest_alloc.0 {
+        if largest >= stats.largest_alloc.0 {
             stats.largest_alloc = (largest, limit);
         }
         match outcome {
