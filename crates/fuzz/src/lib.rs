@@ -23,6 +23,7 @@
 //! | `wal_segment_header` | `wal::format::SegmentHeader::decode`                         |
 //! | `wal_recovery`       | segment files (the input cut at each segment magic, up to 4) |
 //! |                      | through `Wal::open` (recovery), then read back and reopened  |
+//! | `wal_scan`           | the same, through recovery alone (no threads: faster)        |
 //! | `table_block`        | data blocks (`table/block.rs`)                               |
 //! | `table_index`        | the index block and its handles (`table/index.rs`)           |
 //! | `table_filter`       | the bloom filter block (`table/filter.rs`)                   |
@@ -71,7 +72,7 @@
 //!     `STRUCT_EXPANSION` in `targets.rs`).
 //!   - `fixed` is what the code allocates whatever the input: 64 KiB by default (messages,
 //!     small vectors); 256 KiB where a zstd decoder context is created; 1 MiB + 64 KiB for
-//!     `wal_recovery` (the commit ring that `Wal::open` allocates, 1 MiB at the smallest
+//!     `wal_recovery` and `wal_scan` (the commit ring that `Wal::open` allocates, 1 MiB at the smallest
 //!     size, and recovery's 1 MiB I/O chunk).
 //!
 //!   Why the largest single allocation rather than the total or the peak: an untrusted
