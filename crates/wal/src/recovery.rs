@@ -21,7 +21,7 @@ use crate::format::{
     self, decode_frame, parse_segment_file_name, parse_word0, FrameError, HeaderError, Kind,
     SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
-use crate::limits::IO_CHUNK_BYTES;
+use crate::limits::{IO_CHUNK_BYTES, SEQ_MAX};
 use crate::scan::Window;
 use crate::segment::{zero_fill, Segment};
 use crate::wal::{RecoveryMode, RecoveryReport};
@@ -146,6 +146,18 @@ pub(crate) fn recover(
                 &path,
                 24,
                 "first sequence number is 0 (sequence numbers start at 1)",
+            ));
+        }
+        // Bounded so that counting on from it (scan_last, readers, the committer) cannot
+        // overflow.
+        if header.first_seq > SEQ_MAX {
+            return Err(corruption(
+                &path,
+                24,
+                format!(
+                    "first sequence number {} is beyond the largest, {SEQ_MAX}",
+                    header.first_seq
+                ),
             ));
         }
         if let Some(prev) = segments.last() {

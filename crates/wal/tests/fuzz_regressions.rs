@@ -70,3 +70,36 @@ fn segment_with_first_seq_zero_is_corruption_not_a_panic() {
         other => panic!("expected corruption at offset 24, got {other:?}"),
     }
 }
+
+/// A segment whose header and one frame both say sequence number u64::MAX: recovery
+/// counted "next expected = seq + 1" and overflowed (and a log that did recover there
+/// could never append). Sequence numbers are bounded by `limits::SEQ_MAX` (2^63 - 1), so
+/// this is corruption at the header's first_seq. Crafted from reading recovery's
+/// arithmetic, confirmed with the harness (kept as
+/// `crates/fuzz/regressions/wal_scan/first-seq-u64-max.bin`).
+#[test]
+fn segment_with_first_seq_at_u64_max_is_corruption_not_a_panic() {
+    let mut seg = SegmentHeader {
+        number: 1,
+        first_seq: u64::MAX,
+    }
+    .encode()
+    .to_vec();
+    uringdb_wal::format::encode_frame(
+        &mut seg,
+        uringdb_wal::format::Kind::Full,
+        u64::MAX,
+        b"\xb1",
+        false,
+    );
+    seg.resize(4096, 0);
+    let dir = TempDir::new("fuzz-seqmax");
+    std::fs::write(dir.path().join(segment_file_name(1)), &seg).unwrap();
+    match Wal::open(dir.path(), &opts()) {
+        Err(WalError::Corruption { file, offset, .. }) => {
+            assert_eq!(file, dir.path().join(segment_file_name(1)));
+            assert_eq!(offset, 24);
+        }
+        other => panic!("expected corruption at offset 24, got {other:?}"),
+    }
+}
