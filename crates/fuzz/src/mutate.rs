@@ -37,8 +37,9 @@ impl Rng {
 
 /// Values that tend to break length and offset handling: zero, one, sign and width
 /// boundaries, and the format limits of this code base (the 27-bit frame length, the
-/// 128 MiB block bound, the 64 MiB manifest record bound).
-const INTERESTING: [u64; 22] = [
+/// 128 MiB block bound, the 64 MiB manifest record bound, the WAL's largest sequence
+/// number 2^63 - 1).
+const INTERESTING: [u64; 23] = [
     0,
     1,
     7,
@@ -59,6 +60,7 @@ const INTERESTING: [u64; 22] = [
     0xffff_ffff,
     0x1_0000_0000,
     i64::MAX as u64,
+    1 << 63,
     u64::MAX - 1,
     u64::MAX,
 ];
