@@ -34,6 +34,7 @@
 //! | `manifest_edit`      | `VersionEdit::decode` and `ManifestState::apply`             |
 //! | `manifest_current`   | the contents of `CURRENT`                                    |
 //! | `manifest`           | a whole manifest file through `manifest::recover`            |
+//! | `db`                 | the v1 database with one file replaced: `Db::open`, scan, get |
 //! | `batch`              | write batches (`db/batch.rs`): `validate` and `ops`          |
 //!
 //! Targets for a whole file go through the files' real entry points, on a scratch
@@ -72,7 +73,7 @@
 //!     `STRUCT_EXPANSION` in `targets.rs`).
 //!   - `fixed` is what the code allocates whatever the input: 64 KiB by default (messages,
 //!     small vectors); 256 KiB where a zstd decoder context is created; 1 MiB + 64 KiB for
-//!     `wal_recovery` and `wal_scan` (the commit ring that `Wal::open` allocates, 1 MiB at the smallest
+//!     `wal_recovery`, `wal_scan` and `db` (the commit ring that `Wal::open` allocates, 1 MiB at the smallest
 //!     size, and recovery's 1 MiB I/O chunk).
 //!
 //!   Why the largest single allocation rather than the total or the peak: an untrusted

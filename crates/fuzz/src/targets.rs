@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use uringdb_lsm::db::batch;
+use uringdb_lsm::db::{batch, Db, DbOptions, RangeOptions};
 use uringdb_lsm::internal_key;
 use uringdb_lsm::manifest::{self, FileMeta, ManifestState, VersionEdit};
 use uringdb_lsm::table::fuzzing as tf;
@@ -301,6 +301,38 @@ pub fn all() -> Vec<Target> {
             seeds: |f| f.manifests.clone(),
             run: run_manifest,
             fixup: Some(|b| reseal_manifest(b)),
+        },
+        Target {
+            name: "db",
+            about: "the v1 database directory with one file replaced by the input (first \
+                    byte: which file): Db::open, scan everything, get, close",
+            max_len: 64 << 10,
+            declared: |input| match input.split_first() {
+                Some((&which, file))
+                    if DB_FILES[usize::from(which) % DB_FILES.len()].ends_with(".sst") =>
+                {
+                    declared_table(file)
+                }
+                _ => 0,
+            },
+            expansion: STRUCT_EXPANSION,
+            // The database's fixed buffers: its log's commit ring and I/O chunk (1 MiB
+            // each here) and its memtable's arena (1 MiB here).
+            fixed_bytes: (1 << 20) + FIXED_BYTES_DEFAULT,
+            seeds: |f| f.db_files.clone(),
+            run: run_db,
+            fixup: Some(|b| {
+                if let Some((&mut which, file)) = b.split_first_mut() {
+                    let name = DB_FILES[usize::from(which) % DB_FILES.len()];
+                    if name.ends_with(".sst") {
+                        reseal_table(file);
+                    } else if name.starts_with("MANIFEST") {
+                        reseal_manifest(file);
+                    } else if name.ends_with(".wal") {
+                        reseal_segments(file);
+                    }
+                }
+            }),
         },
         Target {
             name: "batch",
@@ -741,6 +773,64 @@ fn run_manifest(env: &Env, input: &[u8]) -> bool {
     accepted
 }
 
+/// The files of the v1 database fixture (`db_v1/`); the `db` target's first input byte
+/// picks the one the rest of the input replaces (modulo the count).
+const DB_FILES: [&str; 6] = [
+    "CURRENT",
+    "MANIFEST-000001",
+    "000003.sst",
+    "000004.sst",
+    "000005.sst",
+    "wal/000000000001.wal",
+];
+
+fn db_options() -> DbOptions {
+    DbOptions {
+        wal: wal_options(RecoveryMode::Strict),
+        memtable_bytes: 1 << 20,
+        ..DbOptions::default()
+    }
+}
+
+fn run_db(env: &Env, input: &[u8]) -> bool {
+    let Some((&which, content)) = input.split_first() else {
+        return false;
+    };
+    let replaced = DB_FILES[usize::from(which) % DB_FILES.len()];
+    let dir = env.fresh_dir("db");
+    let src = fixtures_dir().join("db_v1");
+    for name in DB_FILES {
+        let to = dir.join(name);
+        if let Some(parent) = to.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let written = if name == replaced {
+            fs::write(&to, content)
+        } else {
+            fs::copy(src.join(name), &to).map(|_| ())
+        };
+        if written.is_err() {
+            return false;
+        }
+    }
+    let Ok(db) = Db::open(&dir, db_options()) else {
+        return false;
+    };
+    let mut it = db.iter(RangeOptions::default(), None);
+    for _ in 0..STEPS_MAX {
+        match it.next_batch(1000, 1 << 20) {
+            Ok(b) if !b.done => {}
+            _ => break,
+        }
+    }
+    drop(it);
+    for key in [&b"key0003"[..], b"unflushed", b""] {
+        let _ = db.get(key, None);
+    }
+    let _ = db.close();
+    true
+}
+
 fn run_batch(_: &Env, input: &[u8]) -> bool {
     // The database replays logged payloads with `ops` alone: it must not panic on any.
     let unvalidated = batch::ops(input).take(STEPS_MAX).count();
@@ -850,6 +940,9 @@ pub struct Fixtures {
     pub edits: Vec<Vec<u8>>,
     /// Write batches (WAL record payloads).
     pub batches: Vec<Vec<u8>>,
+    /// The `db` target's seeds: each file of `db_v1/` after its index in [`DB_FILES`]
+    /// (the log segment trimmed).
+    pub db_files: Vec<Vec<u8>>,
 }
 
 /// The v1 fixtures of the lsm crate.
@@ -905,7 +998,17 @@ impl Fixtures {
             }
         }
         edits.push(built_edit());
+        let mut db_files = Vec::new();
+        for (i, name) in DB_FILES.iter().enumerate() {
+            let mut file = read(&format!("db_v1/{name}"))?;
+            if name.ends_with(".wal") {
+                file = trim_segment(&file);
+            }
+            file.insert(0, i as u8);
+            db_files.push(file);
+        }
         Ok(Fixtures {
+            db_files,
             tables,
             manifests,
             currents,
