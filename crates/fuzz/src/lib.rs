@@ -7,7 +7,7 @@
 //! ```text
 //! npm run fuzz -- --list                      the targets, one line each
 //! npm run fuzz -- <target> [seconds]          one target, 60 s by default, a fresh seed
-//! npm run fuzz -- all 5 --seed 1              every target for 5 s (what CI runs)
+//! npm run fuzz -- all 6 --seed 1              every target for 6 s (what CI runs)
 //! npm run fuzz -- <target> --seed N           the same inputs as an earlier run with seed N
 //! npm run fuzz -- <target> --replay FILE...   run saved inputs once (a crash, a regression)
 //! ```
@@ -34,7 +34,7 @@
 //! | `manifest_edit`      | `VersionEdit::decode` and `ManifestState::apply`             |
 //! | `manifest_current`   | the contents of `CURRENT`                                    |
 //! | `manifest`           | a whole manifest file through `manifest::recover`            |
-//! | `db`                 | the v1 database with one file replaced: `Db::open`, scan, get |
+//! | `db`                 | the v1 database, one file replaced: `Db::open`, scan, get    |
 //! | `batch`              | write batches (`db/batch.rs`): `validate` and `ops`          |
 //!
 //! Targets for a whole file go through the files' real entry points, on a scratch
@@ -68,13 +68,17 @@
 //!     be backed by bytes that exist. For a whole WAL segment nothing is declared: a frame
 //!     cannot be longer than the file it is in, so recovery must not allocate beyond it.
 //!   - `expansion` is 1 for decoders that produce bytes. Decoders that produce structs
-//!     (manifest edits and state) turn a 10-byte encoded file entry into a 96-byte
-//!     `FileMeta`, and a growing `Vec` may hold twice that: the factor is 32 there (see
-//!     `STRUCT_EXPANSION` in `targets.rs`).
+//!     (manifest edits and state, and so `db`) turn a 10-byte encoded file entry into a
+//!     96-byte `FileMeta`, and a growing `Vec` may hold twice that: the factor is 32 there
+//!     (see `STRUCT_EXPANSION` in `targets.rs`).
 //!   - `fixed` is what the code allocates whatever the input: 64 KiB by default (messages,
-//!     small vectors); 256 KiB where a zstd decoder context is created; 1 MiB + 64 KiB for
-//!     `wal_recovery`, `wal_scan` and `db` (the commit ring that `Wal::open` allocates, 1 MiB at the smallest
-//!     size, and recovery's 1 MiB I/O chunk).
+//!     small vectors); 1 MiB + 64 KiB for `wal_recovery`, `wal_scan` and `db` (the commit
+//!     ring that `Wal::open` allocates, 1 MiB at the smallest size, and recovery's 1 MiB
+//!     I/O chunk).
+//!
+//!   What it does not see: allocations on other threads, and those of C code that calls
+//!   `malloc` directly (zstd's decoder context and its window). zstd decodes into a buffer
+//!   the Rust side sized from the declared length, which is seen.
 //!
 //!   Why the largest single allocation rather than the total or the peak: an untrusted
 //!   length shows up as one allocation of that length, and the largest one does not

@@ -213,9 +213,7 @@ pub fn all() -> Vec<Target> {
             max_len: 64 << 10,
             declared: |input| tf::declared_decoded_bytes(input).unwrap_or(0),
             expansion: 1,
-            // The zstd decoder context, created once per thread on the first zstd block
-            // (about 160 KiB measured with zstd 1.5; rounded up).
-            fixed_bytes: 256 << 10,
+            fixed_bytes: FIXED_BYTES_DEFAULT,
             seeds: |f| f.stored_blocks(),
             run: |_, input| match tf::decode_stored_block(input) {
                 Ok(out) => {
@@ -247,8 +245,7 @@ pub fn all() -> Vec<Target> {
             max_len: 256 << 10,
             declared: declared_table,
             expansion: 1,
-            // As table_trailer: the zstd decoder context.
-            fixed_bytes: 256 << 10,
+            fixed_bytes: FIXED_BYTES_DEFAULT,
             seeds: |f| f.tables.clone(),
             run: run_table,
             fixup: Some(|b| reseal_table(b)),
