@@ -261,12 +261,18 @@ fn scan_last(
 }
 
 /// Offset of any well-formed frame with a sequence number >= `min_seq` in `[from, len)`.
+///
+/// Only a word whose sequence number field the gap could hold (at most one record per
+/// header-sized step after `min_seq`) is read and checksummed as a frame: otherwise every
+/// word of a torn payload that happens to parse as a header would cost as many bytes as
+/// its length field claims, which made this search quadratic in the segment size.
 fn find_valid_frame(
     win: &mut Window,
     from: u64,
     len: u64,
     min_seq: u64,
 ) -> std::io::Result<Option<u64>> {
+    let seq_max = min_seq.saturating_add(len.saturating_sub(from) / FRAME_HEADER_BYTES as u64 + 1);
     let mut off = from & !7;
     while off + FRAME_HEADER_BYTES as u64 <= len {
         let chunk_end = (off + IO_CHUNK_BYTES as u64).min(len);
@@ -274,7 +280,10 @@ fn find_valid_frame(
         let mut i = 0usize;
         while i + FRAME_HEADER_BYTES <= chunk.len() {
             let w = u32::from_le_bytes([chunk[i], chunk[i + 1], chunk[i + 2], chunk[i + 3]]);
-            if let Some(w0) = parse_word0(w) {
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&chunk[i + 8..i + 16]);
+            let seq = u64::from_le_bytes(seq);
+            if let Some(w0) = parse_word0(w).filter(|_| (min_seq..=seq_max).contains(&seq)) {
                 if w0.kind.is_on_disk() && off + (i + format::frame_bytes(w0.len)) as u64 <= len {
                     let at = off + i as u64;
                     let data = win.get(at, format::frame_bytes(w0.len))?;
