@@ -937,7 +937,7 @@ pub struct Fixtures {
     pub edits: Vec<Vec<u8>>,
     /// Write batches (WAL record payloads).
     pub batches: Vec<Vec<u8>>,
-    /// The `db` target's seeds: each file of `db_v1/` after its index in [`DB_FILES`]
+    /// The `db` target's seeds: each file of `db_v1/` after its index in `DB_FILES`
     /// (the log segment trimmed).
     pub db_files: Vec<Vec<u8>>,
 }
