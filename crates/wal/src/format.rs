@@ -309,6 +309,8 @@ pub enum HeaderError {
     BadMagic,
     /// Unknown version.
     BadVersion(u32),
+    /// Flags this version does not define (all must be 0): a feature it cannot honour.
+    UnknownFlags(u32),
     /// Checksum mismatch.
     BadCrc,
     /// File shorter than a header.
@@ -348,6 +350,11 @@ impl SegmentHeader {
         // The checksum covers bytes 0..32; the reserved bytes after it must be zero.
         if crc32c::crc32c(&h[0..32]) != crc || h[36..40] != [0, 0, 0, 0] {
             return Err(HeaderError::BadCrc);
+        }
+        // Checked after the checksum, so that only an intact header is called "unknown".
+        let flags = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+        if flags != 0 {
+            return Err(HeaderError::UnknownFlags(flags));
         }
         let mut n = [0u8; 8];
         n.copy_from_slice(&h[16..24]);

@@ -21,7 +21,7 @@ use crate::format::{
     self, decode_frame, parse_segment_file_name, parse_word0, FrameError, HeaderError, Kind,
     SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
-use crate::limits::IO_CHUNK_BYTES;
+use crate::limits::{IO_CHUNK_BYTES, SEQ_MAX};
 use crate::scan::Window;
 use crate::segment::{zero_fill, Segment};
 use crate::wal::{RecoveryMode, RecoveryReport};
@@ -118,8 +118,13 @@ pub(crate) fn recover(
         let header = SegmentHeader::decode(&h[..got]).map_err(|e| {
             corruption(
                 &path,
-                0,
+                if matches!(e, HeaderError::UnknownFlags(_)) {
+                    12
+                } else {
+                    0
+                },
                 match e {
+                    HeaderError::UnknownFlags(f) => format!("unknown segment header flags {f:#x}"),
                     HeaderError::Zero => "segment header is all zeros".to_string(),
                     HeaderError::BadMagic => "bad magic in segment header".to_string(),
                     HeaderError::BadVersion(v) => format!("unsupported segment version {v}"),
@@ -134,6 +139,27 @@ pub(crate) fn recover(
                 &path,
                 16,
                 format!("header names segment {} but the file is {n}", header.number),
+            ));
+        }
+        // Sequence numbers start at 1 (an empty log's last is 0): a first record numbered
+        // 0 is damage, and "the record before the first" would underflow in scan_last.
+        if header.first_seq == 0 {
+            return Err(corruption(
+                &path,
+                24,
+                "first sequence number is 0 (sequence numbers start at 1)",
+            ));
+        }
+        // Bounded so that counting on from it (scan_last, readers, the committer) cannot
+        // overflow.
+        if header.first_seq > SEQ_MAX {
+            return Err(corruption(
+                &path,
+                24,
+                format!(
+                    "first sequence number {} is beyond the largest, {SEQ_MAX}",
+                    header.first_seq
+                ),
             ));
         }
         if let Some(prev) = segments.last() {
@@ -349,6 +375,12 @@ fn scan_last(seg: &Segment, version: u32, mode: RecoveryMode) -> Result<(u64, u6
 /// value reaches `first_cut` (a MARK's watermark at or beyond it; a SEAL's next record
 /// beyond it); in a version 1 segment, any valid record numbered `first_cut` or later.
 /// Returns its offset and what it is.
+///
+/// Only a word whose sequence number field the gap could hold (at most one record per
+/// header-sized step after `first_cut`) is read and checksummed as a frame: otherwise every
+/// word of a torn payload that happens to parse as a header would cost as many bytes as
+/// its length field claims, which made this search quadratic in the segment size. MARK
+/// and SEAL frames are 16 bytes, so checking them is cheap.
 fn find_witness(
     win: &mut Window,
     from: u64,
@@ -356,6 +388,8 @@ fn find_witness(
     first_cut: u64,
     version: u32,
 ) -> std::io::Result<Option<(u64, &'static str)>> {
+    let seq_max =
+        first_cut.saturating_add(len.saturating_sub(from) / FRAME_HEADER_BYTES as u64 + 1);
     let mut off = from & !7;
     while off + FRAME_HEADER_BYTES as u64 <= len {
         let chunk_end = (off + IO_CHUNK_BYTES as u64).min(len);
@@ -363,7 +397,14 @@ fn find_witness(
         let mut i = 0usize;
         while i + FRAME_HEADER_BYTES <= chunk.len() {
             let w = u32::from_le_bytes([chunk[i], chunk[i + 1], chunk[i + 2], chunk[i + 3]]);
-            if let Some(w0) = parse_word0(w) {
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&chunk[i + 8..i + 16]);
+            let seq = u64::from_le_bytes(seq);
+            let candidate = parse_word0(w).filter(|w0| {
+                (first_cut..=seq_max).contains(&seq)
+                    && (w0.kind.is_meta() || version < 2 && w0.kind.is_on_disk())
+            });
+            if let Some(w0) = candidate {
                 let total = format::frame_bytes(w0.len);
                 if off + (i + total) as u64 <= len {
                     let at = off + i as u64;
