@@ -467,8 +467,10 @@ impl NativeDb {
 #[napi]
 impl NativeDb {
     /// Logs a tick's writes in one crossing: `data` holds batch payloads back to back,
-    /// `lens` their lengths, `syncs` one flag per payload. Accepted in order; on an error
-    /// the thrown error's JSON carries `accepted`.
+    /// `lens` their lengths, `syncs` one flag per payload. Taken in order until the commit
+    /// queue or a write stall's queue is full — never blocking; returns how many were
+    /// taken (the rest are the caller's to retry, in order, when the completion callback
+    /// is called with no outcome). On an error the thrown error's JSON carries `accepted`.
     #[napi]
     pub fn write_packed(
         &self,
@@ -476,36 +478,32 @@ impl NativeDb {
         data: &[u8],
         lens: &[u32],
         syncs: &[u8],
-    ) -> napi::Result<()> {
+    ) -> napi::Result<u32> {
         guard(|| {
             let w = self.writer.as_ref().ok_or_else(closed)?;
-            let n = lens.len();
-            if syncs.len() != n {
-                return Err(db_err(&DbError::InvalidArgument(
-                    "writePacked: lens and syncs differ in length".into(),
-                )));
-            }
-            self.add_pending(&env, n as i64);
-            let mut at = 0usize;
-            for (i, (&len, &sync)) in lens.iter().zip(syncs).enumerate() {
-                let end = at + len as usize;
-                let r = match data.get(at..end) {
-                    Some(p) => w.write(p, sync != 0),
-                    None => Err(DbError::InvalidArgument(
-                        "writePacked: lengths run past the data".into(),
-                    )),
-                };
-                if let Err(e) = r {
-                    self.undo_pending(&env, (n - i) as i64);
+            let n = lens.len() as i64;
+            self.add_pending(&env, n);
+            match w.try_write_packed(data, lens, syncs) {
+                Ok(o) => {
+                    crate::settle_try(
+                        &env,
+                        &self.pending,
+                        &self.raw_tsfn,
+                        n,
+                        o.accepted as i64,
+                        o.registered,
+                    );
+                    Ok(o.accepted as u32)
+                }
+                Err((i, e)) => {
+                    self.undo_pending(&env, n - i as i64);
                     let json = errors::db_to_json(&e);
-                    return Err(napi::Error::from_reason(format!(
+                    Err(napi::Error::from_reason(format!(
                         "{},\"accepted\":{i}}}",
                         &json[..json.len() - 1]
-                    )));
+                    )))
                 }
-                at = end;
             }
-            Ok(())
         })
     }
 
