@@ -176,6 +176,12 @@ export type UringdbErrorCode =
   | 'ERR_URINGDB_IO_URING_UNAVAILABLE'
   | 'ERR_URINGDB_PANIC'
   | 'ERR_URINGDB_IO'
+  /**
+   * Retryable: the process-wide reader queue is full (`READER_QUEUE_JOBS_MAX`, 1024 jobs).
+   * Each handle keeps its own multi-gets far below that (the excess waits), so this needs
+   * many handles or concurrent readers at once; retry once earlier reads have completed.
+   */
+  | 'ERR_URINGDB_BUSY'
 
 /**
  * Every error uringdb throws or rejects with. `code` is stable; the other properties are
@@ -1124,6 +1130,12 @@ export interface DbStats {
   stops: number
   /** Total time writes were held back, in microseconds. */
   stallUs: number
+  /** Payload bytes held by a write stall now (bounded by `stallQueueLimitBytes` plus one write). */
+  stallQueueBytes: number
+  /** The stall queue's bound (`STALL_QUEUE_BYTES_MAX`). */
+  stallQueueLimitBytes: number
+  /** The process-wide reader queue: jobs now, the most there have been, and its bound. */
+  readerQueue: { jobs: number; peakJobs: number; limitJobs: number }
   /** Block cache. */
   cache: { hits: number; misses: number; hitRate: number; usedBytes: number; capacityBytes: number; entries: number; evictions: number }
   /** Bloom filters: table lookups that consulted one, and those it answered "absent". */
@@ -1211,6 +1223,10 @@ const DB_STAGE_BYTES = 1 * MiB
 const DB_STAGE_WRITES = 256
 // #reserve's answer when the write must park (see ParkedDbWrite).
 const PARK = -2
+// Multi-gets (a tick's gets, or one getMany call) of one handle in the engine's reader
+// queue at once; more wait in the handle, in call order, as pending promises (reading the
+// state as of their call). Keeps one handle far below the process-wide READER_QUEUE_JOBS_MAX.
+const DB_READS_IN_FLIGHT_MAX = 16
 
 // A Db write waiting for room in the engine (see ParkedLogOp): a refused staging run's tail
 // (bytes), or one write not yet encoded (`encode` writes its payload; keys and values are
@@ -1598,6 +1614,10 @@ export class Db implements AsyncDisposable {
   // no get sees a write issued after it.
   #getSnap: native.NativeSnapshot | null = null
   #scratch: Buffer | undefined
+  // Multi-gets in the reader queue, and those waiting for a place (see DB_READS_IN_FLIGHT_MAX).
+  #reads = 0
+  #readQueue: Array<() => void> = []
+  #readHead = 0
 
   /** @internal */
   constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
@@ -1922,6 +1942,48 @@ export class Db implements AsyncDisposable {
     }
   }
 
+  /** Whether a multi-get started now would wait for a place in the reader queue. */
+  #readsFull(): boolean {
+    return this.#reads >= DB_READS_IN_FLIGHT_MAX
+  }
+
+  /** Runs `start` (one reader-queue job) when this handle has a place for it, in call order. */
+  #read<T>(start: () => Promise<T>): Promise<T> {
+    const run = (): Promise<T> => {
+      let p: Promise<T>
+      try {
+        p = start()
+      } catch (e) {
+        this.#readDone()
+        return Promise.reject(e)
+      }
+      return p.finally(() => this.#readDone())
+    }
+    if (this.#reads < DB_READS_IN_FLIGHT_MAX) {
+      this.#reads++
+      return run()
+    }
+    // The place is handed over by #readDone (#reads stays as it is).
+    return new Promise<void>((resolve) => this.#readQueue.push(resolve)).then(run)
+  }
+
+  #readDone(): void {
+    if (this.#readHead < this.#readQueue.length) {
+      const next = this.#readQueue[this.#readHead]
+      this.#readHead++
+      if (this.#readHead === this.#readQueue.length) {
+        this.#readQueue = []
+        this.#readHead = 0
+      } else if (this.#readHead > 1024 && this.#readHead * 2 > this.#readQueue.length) {
+        this.#readQueue = this.#readQueue.slice(this.#readHead)
+        this.#readHead = 0
+      }
+      next()
+    } else {
+      this.#reads--
+    }
+  }
+
   readonly #flushGets = (): void => {
     this.#getQueued = false
     const keys = this.#getKeys
@@ -1933,15 +1995,8 @@ export class Db implements AsyncDisposable {
     if (keys.length === 0) return
     const lens = new Uint32Array(keys.length)
     for (let i = 0; i < keys.length; i++) lens[i] = keys[i].length
-    let p: Promise<native.NativeBatch>
-    try {
-      p = this.#native.getMany(Buffer.concat(keys), lens, snap)
-    } catch (e) {
-      snap?.release()
-      const err = toUringdbError(e)
-      for (const [, rej] of waiters) rej(err)
-      return
-    }
+    // `snap` was taken at the first of these gets, so waiting for a place changes nothing.
+    const p = this.#read(() => this.#native.getMany(Buffer.concat(keys), lens, snap))
     p.finally(() => snap?.release()).then(
       (b) => {
         let off = 0
@@ -2005,11 +2060,18 @@ export class Db implements AsyncDisposable {
     const bufs = keys.map((k, i) => keyBytes(`keys[${i}]`, k))
     const lens = new Uint32Array(bufs.length)
     for (let i = 0; i < bufs.length; i++) lens[i] = bufs[i].length
+    const given = checkSnapshot(options?.snapshot)
+    // A call that must wait for a place still reads the state as of now (or its snapshot,
+    // even if the caller releases it meanwhile).
+    const own = this.#readsFull() ? (given === null ? this.#native.snapshot() : given.dup()) : null
+    const data = Buffer.concat(bufs)
     let b: native.NativeBatch
     try {
-      b = await this.#native.getMany(Buffer.concat(bufs), lens, checkSnapshot(options?.snapshot))
+      b = await this.#read(() => this.#native.getMany(data, lens, own ?? given))
     } catch (e) {
       throw toUringdbError(e)
+    } finally {
+      own?.release()
     }
     const out: Array<Buffer | string | undefined> = new Array(bufs.length)
     let off = 0

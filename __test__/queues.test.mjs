@@ -153,3 +153,48 @@ test('Log: appends larger than a full ring return at once and settle in order', 
   }
   t.is(i, BURST, 'every record reads back');
 });
+
+test('Db: a burst of gets keeps the reader queue bounded, and every get resolves with the state as of its call', async (t) => {
+  const db = await openSmallDb(tmpDir(t));
+  t.teardown(() => db.close());
+  const KEYS = 64;
+  for (let i = 0; i < KEYS; i++) await db.put(`g${i}`, `v${i}`);
+  const snap = db.snapshot();
+  const N = 3000;
+  const reads = [];
+  for (let i = 0; i < N; i++) {
+    const k = `g${i % KEYS}`;
+    // Each snapshot get and each getMany call is one reader-queue job; plain gets of a tick
+    // share one.
+    reads.push(db.get(k, { snapshot: snap, encoding: 'utf8' }).then((v) => [k, v]));
+    reads.push(db.getMany([k], { encoding: 'utf8' }).then((v) => [k, v[0]]));
+    reads.push(db.get(k, { encoding: 'utf8' }).then((v) => [k, v]));
+  }
+  // Writes issued after the reads: no read may see them (they read the state as of the call).
+  const later = [];
+  for (let i = 0; i < KEYS; i++) later.push(db.put(`g${i}`, 'later'));
+  // The caller may release its snapshot while reads that use it still wait.
+  snap.release();
+  const got = await Promise.all(reads);
+  await Promise.all(later);
+  const wrong = got.filter(([k, v]) => v !== `v${k.slice(1)}`);
+  t.is(wrong.length, 0, `every read saw the value as of its call (first wrong: ${JSON.stringify(wrong[0])})`);
+  const q = db.stats().readerQueue;
+  t.true(q !== undefined && q.peakJobs <= q.limitJobs, `the reader queue stayed within its bound: ${JSON.stringify(q)}`);
+  t.true(q.peakJobs <= 16, `one handle kept at most 16 reads in the reader queue during a burst of ${2 * N + 1} jobs: ${JSON.stringify(q)}`);
+});
+
+test('Db: close() with writes parked behind a full ring lets every write complete first', async (t) => {
+  const db = await openSmallDb(tmpDir(t), { memtableBytes: 256 * MiB });
+  const value = crypto.randomBytes(VALUE_BYTES);
+  const puts = [];
+  for (let i = 0; i < 200; i++) puts.push(db.put(`c${i}`, value));
+  const closed = db.close();
+  const outcomes = await Promise.allSettled(puts);
+  await closed;
+  t.deepEqual(
+    outcomes.filter((o) => o.status !== 'fulfilled').map((o) => o.reason?.code),
+    [],
+    'writes made before close() complete',
+  );
+});

@@ -316,6 +316,15 @@ impl NativeSnapshot {
         self.pin = None;
     }
 
+    /// Another handle on the same snapshot (kept if this one is released); for reads that
+    /// wait for a place in the reader queue after their call returned.
+    #[napi]
+    pub fn dup(&self) -> NativeSnapshot {
+        NativeSnapshot {
+            pin: self.pin.clone(),
+        }
+    }
+
     /// The snapshot's sequence number.
     #[napi(getter)]
     pub fn seq(&self) -> f64 {
@@ -369,6 +378,7 @@ impl NativeIterator {
         max_bytes: u32,
     ) -> napi::Result<Object<'env>> {
         guard(|| {
+            let slot = crate::worker::read_slot()?;
             let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
             let it = self.it.clone();
             let _engine = self
@@ -376,7 +386,7 @@ impl NativeIterator {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            crate::worker::submit(move || {
+            slot.submit(move || {
                 let r = {
                     let mut g = it.lock().unwrap_or_else(|e| e.into_inner());
                     match g.as_mut() {
@@ -571,10 +581,11 @@ impl NativeDb {
                 Some(s) => s,
                 None => Arc::new(engine.db.snapshot()),
             };
+            let slot = crate::worker::read_slot()?;
             let keys = keys.to_vec();
             let lens = lens.to_vec();
             let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
-            crate::worker::submit(move || {
+            slot.submit(move || {
                 let mut data = Vec::new();
                 let mut out = Vec::with_capacity(lens.len() * 2);
                 let mut at = 0usize;
@@ -771,6 +782,7 @@ impl Drop for NativeDb {
 
 fn stats_json(db: &Db) -> String {
     let s = db.stats();
+    let (reader_jobs, reader_peak) = crate::worker::reader_queue_jobs();
     let levels: Vec<String> = s
         .levels
         .iter()
@@ -802,7 +814,9 @@ fn stats_json(db: &Db) -> String {
             "\"snapshots\":{},\"backgroundErrors\":{},\"backgroundError\":{},",
             "\"log\":{{\"backend\":{},\"fallbackReason\":{},\"appends\":{},\"appendBytes\":{},\"groups\":{},",
             "\"fsyncs\":{},\"bytesWritten\":{},\"firstSeq\":{},\"lastSeq\":{},\"segments\":{},",
-            "\"queueWait\":{},\"write\":{},\"fsync\":{},\"total\":{}}}}}"
+            "\"queueWait\":{},\"write\":{},\"fsync\":{},\"total\":{}}},",
+            "\"readerQueue\":{{\"jobs\":{},\"peakJobs\":{},\"limitJobs\":{}}},",
+            "\"stallQueueBytes\":{},\"stallQueueLimitBytes\":{}}}"
         ),
         levels.join(","),
         s.user_bytes_written,
@@ -851,5 +865,10 @@ fn stats_json(db: &Db) -> String {
         pct(&l.write),
         pct(&l.fsync),
         pct(&l.total),
+        reader_jobs,
+        reader_peak,
+        crate::limits::READER_QUEUE_JOBS_MAX,
+        s.stall_queue_bytes,
+        uringdb_lsm::limits::STALL_QUEUE_BYTES_MAX,
     )
 }

@@ -11,6 +11,7 @@
 
 pub mod db;
 mod errors;
+mod limits;
 mod registry;
 mod worker;
 
@@ -698,8 +699,9 @@ impl NativeLog {
         guard(|| {
             let seq = seq_arg("seq", seq)?;
             let engine = self.engine()?.clone();
+            let slot = worker::read_slot()?;
             let (deferred, promise) = env.create_deferred::<u32, _>()?;
-            worker::submit(move || match engine.wal.truncate_before(seq) {
+            slot.submit(move || match engine.wal.truncate_before(seq) {
                 Ok(n) => deferred.resolve(move |_| Ok(n as u32)),
                 Err(e) => deferred.reject(wal_err(&e)),
             });
@@ -779,10 +781,11 @@ impl NativeCursor {
                 0 => u64::MAX,
                 n => n,
             };
+            let slot = worker::read_slot()?;
             let (deferred, promise) = env.create_deferred::<ReadResult, _>()?;
             let engine = self.engine.clone();
             let cursor = self.cursor.clone();
-            worker::submit(move || {
+            slot.submit(move || {
                 let r = {
                     let mut c = cursor.lock().unwrap_or_else(|e| e.into_inner());
                     engine.wal.read(

@@ -423,6 +423,9 @@ pub struct DbStats {
     pub stops: u64,
     /// Total time writes were held back, in µs.
     pub stall_us: u64,
+    /// Payload bytes held in the write-stall queue now (at most
+    /// [`STALL_QUEUE_BYTES_MAX`] plus one write).
+    pub stall_queue_bytes: u64,
     /// Block cache counters.
     pub cache: CacheStats,
     /// Table lookups that consulted a bloom filter.
@@ -1407,6 +1410,7 @@ impl Inner {
             slowdowns: ld(&c.slowdowns),
             stops: ld(&c.stops),
             stall_us: ld(&c.stall_us),
+            stall_queue_bytes: self.stall.lock().unwrap_or_else(|e| e.into_inner()).bytes as u64,
             cache: self.cache.stats(),
             bloom_checked: ld(&c.bloom_checked),
             bloom_useful: ld(&c.bloom_useful),
