@@ -611,8 +611,10 @@ export class Log implements AsyncDisposable {
 
   /**
    * Appends one record. Resolves with its sequence number once it is durable (`sync: true`)
-   * or once the kernel has it (`sync: false`). The input may be reused as soon as this
-   * returns: it has been copied.
+   * or once the kernel has it (`sync: false`). Never blocks: when the commit queue is full
+   * the append waits, in order, as a pending promise. A Buffer passed here must not be
+   * modified until the promise settles (a waiting append reads it when it is handed over,
+   * as a stream's `write(chunk)` does).
    *
    * Appends made in the same tick reach the engine together, in order, in one call at the
    * end of the tick (one crossing into native code per tick, not per record).
@@ -1904,7 +1906,12 @@ export class Db implements AsyncDisposable {
     }
   }
 
-  /** Sets `key` to `value`. Resolves (with the write's sequence number) once it is durable. */
+  /**
+   * Sets `key` to `value`. Resolves (with the write's sequence number) once it is durable.
+   * Never blocks: when the commit queue or a write stall's bounded queue is full, the write
+   * waits, in order, as a pending promise — so do not modify a Buffer key or value until the
+   * promise settles (a waiting write reads it when it is handed over).
+   */
   put(key: Bytes, value: Bytes, options?: WriteOptions): Promise<void> {
     return this.#single(1, key, value, options) as Promise<unknown> as Promise<void>
   }
