@@ -204,8 +204,10 @@ for (const kind of ['db', 'log']) {
   test(`${kind}: the log failing while writes are parked behind a full ring settles every one of them (none hangs), acknowledged ones first and in order`, async (t) => {
     t.timeout(60_000);
     const dir = tmpDir(t);
-    // The segment's zero fill at open is written first; the failure hits a few MiB into the burst.
-    const budget = kind === 'db' ? 6 * MiB : 70 * MiB;
+    // Segments are 1 MiB (zero-filled ahead by the preparer); the failure hits a few MiB in,
+    // while most of the 23 MiB burst is still parked. When it hits is up to the preparer's
+    // timing, so only the outcome is asserted, not how many writes succeeded first.
+    const budget = 6 * MiB;
     const child = spawnChild(t, 'parked-fault-child.mjs', [dir, backend(), kind], {
       env: { URINGDB_FAULT_VFS: `drop-unsynced,fail_write_after_bytes=${budget},errno=EIO` },
     });
@@ -216,7 +218,6 @@ for (const kind of ['db', 'log']) {
     }
     const r = parseTagged(line, 'RESULT');
     t.true(r.rejected > 0, `the fault was injected: ${JSON.stringify(r)}`);
-    t.true(r.resolved > 0, `writes succeeded before it: ${JSON.stringify(r)}`);
     t.log(`resolved ${r.resolved}, rejected ${r.rejected} ${JSON.stringify(r.codes)}; settled in call order: ${r.settledInOrder}`);
     t.true(r.order, `the acknowledged writes are the first ones, in call order; every failed one comes after them: ${JSON.stringify(r)}`);
     t.true(r.closed);
