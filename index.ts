@@ -379,6 +379,8 @@ export class Log implements AsyncDisposable {
   #parked: ParkedLogOp[] = []
   #parkedHead = 0
   #parkedOps = 0
+  // Parked operations the engine refused, waiting for the `ahead` operations before them.
+  #doom: { ahead: number; count: number; err: UringdbError } | undefined
   readonly #flushStaged = (): void => {
     this.#flushQueued = false
     const n = this.#staged
@@ -424,6 +426,28 @@ export class Log implements AsyncDisposable {
   }
 
   /**
+   * The engine refused the parked operations (it closed or failed): they are rejected with
+   * `err` once the operations ahead of them have settled, so that outcomes keep call order.
+   */
+  #failParked(err: UringdbError): void {
+    const n = this.#parkedOps
+    this.#parked = []
+    this.#parkedHead = 0
+    this.#parkedOps = 0
+    const ahead = this.#counts.length - this.#head - n
+    if (ahead <= 0 || this.#doom !== undefined) this.#rejectNewest(n, err)
+    else this.#doom = { ahead, count: n, err }
+  }
+
+  /** One operation ahead of the refused parked ones settled; reject them when none is left. */
+  #stepDoom(): void {
+    const d = this.#doom as { ahead: number; count: number; err: UringdbError }
+    if (--d.ahead > 0) return
+    this.#doom = undefined
+    for (let i = 0; i < d.count; i++) this.#settle(false, d.err)
+  }
+
+  /**
    * Hands parked operations to the engine in order, until it is full again (it then calls
    * back once it has room) or none is left. Consecutive parked records are packed into
    * one run (one crossing). An error rejects every parked operation: they come after the
@@ -466,11 +490,7 @@ export class Log implements AsyncDisposable {
         this.#parkedHead++
       }
     } catch (e) {
-      const n = this.#parkedOps
-      this.#parked = []
-      this.#parkedHead = 0
-      this.#parkedOps = 0
-      this.#rejectNewest(n, toUringdbError(e))
+      this.#failParked(toUringdbError(e))
       return
     }
     this.#parked = []
@@ -599,6 +619,7 @@ export class Log implements AsyncDisposable {
       this.#head = 0
     }
     ;(fn as (v: unknown) => void)(value)
+    if (this.#doom !== undefined) this.#stepDoom()
   }
 
   #enqueue<T>(count: number): Promise<T> {
@@ -1608,6 +1629,8 @@ export class Db implements AsyncDisposable {
   #parked: ParkedDbWrite[] = []
   #parkedHead = 0
   #parkedOps = 0
+  // Parked writes the engine refused, waiting for the `ahead` writes before them.
+  #doom: { ahead: number; count: number; err: UringdbError } | undefined
   // Gets staged in this tick (current state only; snapshot reads cross on their own).
   #getKeys: Buffer[] = []
   #getWaiters: Array<[(v: Buffer | undefined) => void, (e: UringdbError) => void]> = []
@@ -1683,6 +1706,28 @@ export class Db implements AsyncDisposable {
   }
 
   /**
+   * The engine refused the parked writes (it closed or failed): they are rejected with `err`
+   * once the writes ahead of them have settled, so that outcomes keep call order.
+   */
+  #failParked(err: UringdbError): void {
+    const n = this.#parkedOps
+    this.#parked = []
+    this.#parkedHead = 0
+    this.#parkedOps = 0
+    const ahead = this.#resolves.length - this.#head - n
+    if (ahead <= 0 || this.#doom !== undefined) this.#rejectNewest(n, err)
+    else this.#doom = { ahead, count: n, err }
+  }
+
+  /** One write ahead of the refused parked ones settled; reject them when none is left. */
+  #stepDoom(): void {
+    const d = this.#doom as { ahead: number; count: number; err: UringdbError }
+    if (--d.ahead > 0) return
+    this.#doom = undefined
+    for (let i = 0; i < d.count; i++) this.#rejects[this.#head++](d.err)
+  }
+
+  /**
    * Hands parked writes to the engine in order, packed into staging-sized runs (one
    * crossing each), until it is full again (it calls back once it has room) or none is
    * left. An error rejects every parked write (the engine refuses writes from then on).
@@ -1716,11 +1761,7 @@ export class Db implements AsyncDisposable {
         this.#parkedHead++
       }
     } catch (e) {
-      const n = this.#parkedOps
-      this.#parked = []
-      this.#parkedHead = 0
-      this.#parkedOps = 0
-      this.#rejectNewest(n, toUringdbError(e))
+      this.#failParked(toUringdbError(e))
       return
     }
     this.#parked = []
@@ -1789,11 +1830,15 @@ export class Db implements AsyncDisposable {
       for (let i = 0; i < seqs.length; i++) {
         const fn = this.#resolves[this.#head++]
         fn(seqs[i])
+        if (this.#doom !== undefined) this.#stepDoom()
       }
     }
     if (failed > 0) {
       const err = toUringdbError(new Error(errorJson ?? '{"code":"ERR_URINGDB_IO","message":"unknown failure"}'))
-      for (let i = 0; i < failed; i++) this.#rejects[this.#head++](err)
+      for (let i = 0; i < failed; i++) {
+        this.#rejects[this.#head++](err)
+        if (this.#doom !== undefined) this.#stepDoom()
+      }
     }
     if (this.#head >= this.#resolves.length) this.#maybeIdle()
     else if (this.#head > 4096 && this.#head * 2 > this.#resolves.length) {
