@@ -176,6 +176,12 @@ export type UringdbErrorCode =
   | 'ERR_URINGDB_IO_URING_UNAVAILABLE'
   | 'ERR_URINGDB_PANIC'
   | 'ERR_URINGDB_IO'
+  /**
+   * Retryable: the process-wide reader queue is full (`READER_QUEUE_JOBS_MAX`, 1024 jobs).
+   * Each handle keeps its own multi-gets far below that (the excess waits), so this needs
+   * many handles or concurrent readers at once; retry once earlier reads have completed.
+   */
+  | 'ERR_URINGDB_BUSY'
 
 /**
  * Every error uringdb throws or rejects with. `code` is stable; the other properties are
@@ -322,6 +328,28 @@ const STAGE_RECORDS = 256
 // Records larger than this skip staging and cross on their own (copied once, by the engine).
 const STAGE_RECORD_MAX = 16 * 1024
 
+// Parked operations. The engine never blocks the JS thread: when its commit queue (or, for
+// the Db, a write stall's bounded queue) is full, a hand-over takes what fits and says how
+// much; the rest, and every operation after it, wait here in call order as pending
+// promises until the engine calls the completion callback with no outcome ("room again"),
+// once per commit group at most. Parked writes are not copied: a parked record or value is
+// read (encoded) when it is handed over, so — as with a stream's write(chunk) — a Buffer
+// passed to a write must not be modified until its promise settles. Only the tail of a
+// refused staging run is kept as bytes, and at most one such run (one staging buffer) is
+// parked at a time, because nothing is staged while anything is parked.
+type ParkedLogOp =
+  | { kind: 'run'; data: Buffer; lens: Uint32Array; entries: Uint32Array }
+  | { kind: 'rec'; record: Uint8Array | string; len: number; sync: boolean }
+  | { kind: 'many'; bufs: Uint8Array[]; sync: boolean }
+  | { kind: 'sync' }
+
+/** Records in the first `k` packed entries (each word is `count << 1 | sync`). */
+function recordsIn(entries: Uint32Array, k: number): number {
+  let n = 0
+  for (let i = 0; i < k; i++) n += entries[i] >>> 1
+  return n
+}
+
 function nativeDetail(e: unknown, key: string): unknown {
   const message = e instanceof Error ? e.message : ''
   if (!message.startsWith('{')) return undefined
@@ -362,6 +390,13 @@ export class Log implements AsyncDisposable {
   readonly #entries = new Uint32Array(STAGE_RECORDS)
   #staged = 0
   #flushQueued = false
+  // Operations waiting for room in the engine, in call order (see ParkedLogOp); they are
+  // the newest #parkedOps operations of the queue above.
+  #parked: ParkedLogOp[] = []
+  #parkedHead = 0
+  #parkedOps = 0
+  // Parked operations the engine refused, waiting for the `ahead` operations before them.
+  #doom: { ahead: number; count: number; err: UringdbError } | undefined
   readonly #flushStaged = (): void => {
     this.#flushQueued = false
     const n = this.#staged
@@ -369,14 +404,144 @@ export class Log implements AsyncDisposable {
     const data = (this.#stage as Buffer).subarray(0, this.#stageBytes)
     this.#staged = 0
     this.#stageBytes = 0
+    const lens = this.#lens.subarray(0, n)
+    const entries = this.#entries.subarray(0, n)
     try {
-      this.#native.appendPacked(data, this.#lens.subarray(0, n), this.#entries.subarray(0, n))
+      const taken = this.#native.appendPacked(data, lens, entries)
+      // Nothing is staged while anything is parked, so the refused tail goes last.
+      if (taken < n) this.#parkRun(data, lens, entries, taken)
     } catch (e) {
       // The staged calls are the newest n operations in the queue; those the engine did
       // not accept are rejected (they were not written).
       const accepted = nativeDetail(e, 'accepted')
       this.#rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
     }
+  }
+
+  /**
+   * Parks the entries of a staged run from `taken` on. Their bytes stay in the staging
+   * buffer, which nothing else writes while anything is parked (only #packParked reuses it,
+   * once this run is taken); the lengths are copied (their arrays are reused).
+   */
+  #parkRun(data: Buffer, lens: Uint32Array, entries: Uint32Array, taken: number): void {
+    const r = recordsIn(entries, taken)
+    let at = 0
+    for (let i = 0; i < r; i++) at += lens[i]
+    this.#parked.push({
+      kind: 'run',
+      data: data.subarray(at),
+      lens: lens.slice(r),
+      entries: entries.slice(taken),
+    })
+    this.#parkedOps += entries.length - taken
+  }
+
+  #park(op: ParkedLogOp): void {
+    this.#parked.push(op)
+    this.#parkedOps++
+  }
+
+  /**
+   * The engine refused the parked operations (it closed or failed): they are rejected with
+   * `err` once the operations ahead of them have settled, so that outcomes keep call order.
+   */
+  #failParked(err: UringdbError): void {
+    const n = this.#parkedOps
+    this.#parked = []
+    this.#parkedHead = 0
+    this.#parkedOps = 0
+    const ahead = this.#counts.length - this.#head - n
+    if (ahead <= 0 || this.#doom !== undefined) this.#rejectNewest(n, err)
+    else this.#doom = { ahead, count: n, err }
+  }
+
+  /** One operation ahead of the refused parked ones settled; reject them when none is left. */
+  #stepDoom(): void {
+    const d = this.#doom as { ahead: number; count: number; err: UringdbError }
+    if (--d.ahead > 0) return
+    this.#doom = undefined
+    for (let i = 0; i < d.count; i++) this.#settle(false, d.err)
+  }
+
+  /**
+   * Hands parked operations to the engine in order, until it is full again (it then calls
+   * back once it has room) or none is left. Consecutive parked records are packed into
+   * one run (one crossing). An error rejects every parked operation: they come after the
+   * failed one and the engine refuses writes from then on (closed or failed).
+   */
+  #pump(): void {
+    const q = this.#parked
+    try {
+      while (this.#parkedHead < q.length) {
+        const op = q[this.#parkedHead]
+        if (op.kind === 'rec') {
+          q[this.#parkedHead] = this.#packParked()
+          continue
+        }
+        let done: boolean
+        if (op.kind === 'run') {
+          let taken: number
+          try {
+            taken = this.#native.appendPacked(op.data, op.lens, op.entries)
+          } catch (e) {
+            const accepted = nativeDetail(e, 'accepted')
+            this.#parkedOps -= typeof accepted === 'number' ? accepted : 0
+            throw e
+          }
+          this.#parkedOps -= taken
+          done = taken === op.entries.length
+          if (!done) {
+            const r = recordsIn(op.entries, taken)
+            let at = 0
+            for (let i = 0; i < r; i++) at += op.lens[i]
+            op.data = op.data.subarray(at)
+            op.lens = op.lens.subarray(r)
+            op.entries = op.entries.subarray(taken)
+          }
+        } else {
+          done = op.kind === 'sync' ? this.#native.sync() : this.#native.appendMany(op.bufs, op.sync)
+          if (done) this.#parkedOps--
+        }
+        if (!done) return
+        this.#parkedHead++
+      }
+    } catch (e) {
+      this.#failParked(toUringdbError(e))
+      return
+    }
+    this.#parked = []
+    this.#parkedHead = 0
+  }
+
+  /** Packs the run of parked records at the head into one parked run (one staging run's worth). */
+  #packParked(): ParkedLogOp {
+    const q = this.#parked
+    let end = this.#parkedHead
+    let bytes = 0
+    while (end < q.length && end - this.#parkedHead < STAGE_RECORDS) {
+      const op = q[end]
+      if (op.kind !== 'rec' || (end > this.#parkedHead && bytes + op.len > STAGE_BYTES)) break
+      bytes += op.len
+      end++
+    }
+    const k = end - this.#parkedHead
+    // Packed into the staging buffer (idle while anything is parked, and the run before
+    // this one was taken whole), so that a long wait does not make a buffer per run.
+    const data = bytes <= STAGE_BYTES ? (this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES)).subarray(0, bytes) : Buffer.allocUnsafe(bytes)
+    const lens = new Uint32Array(k)
+    const entries = new Uint32Array(k)
+    let at = 0
+    for (let i = 0; i < k; i++) {
+      const op = q[this.#parkedHead + i] as Extract<ParkedLogOp, { kind: 'rec' }>
+      if (typeof op.record === 'string') data.write(op.record, at, 'utf8')
+      else data.set(op.record, at)
+      at += op.len
+      lens[i] = op.len
+      entries[i] = op.sync ? 3 : 2
+    }
+    // The packed run replaces the head record; the others it took become no-ops.
+    q.splice(this.#parkedHead + 1, k - 1)
+    return { kind: 'run', data, lens, entries }
   }
 
   /** @internal */
@@ -400,8 +565,15 @@ export class Log implements AsyncDisposable {
     for (const r of rejects) r(err)
   }
 
-  /** @internal Receives completions from the engine (one call per commit group). */
+  /**
+   * @internal Receives completions from the engine (one call per commit group), or, with
+   * no outcome (null seqs, 0 failed), word that parked operations may be retried.
+   */
   _complete(seqs: Float64Array | null, failed: number, errorJson: string | null, group: Float64Array | null): void {
+    if (seqs === null && failed === 0) {
+      this.#pump()
+      return
+    }
     if (seqs !== null) {
       for (let i = 0; i < seqs.length; i++) {
         const count = this.#counts[this.#head]
@@ -463,6 +635,7 @@ export class Log implements AsyncDisposable {
       this.#head = 0
     }
     ;(fn as (v: unknown) => void)(value)
+    if (this.#doom !== undefined) this.#stepDoom()
   }
 
   #enqueue<T>(count: number): Promise<T> {
@@ -475,8 +648,10 @@ export class Log implements AsyncDisposable {
 
   /**
    * Appends one record. Resolves with its sequence number once it is durable (`sync: true`)
-   * or once the kernel has it (`sync: false`). The input may be reused as soon as this
-   * returns: it has been copied.
+   * or once the kernel has it (`sync: false`). Never blocks: when the commit queue is full
+   * the append waits, in order, as a pending promise. A Buffer passed here must not be
+   * modified until the promise settles (a waiting append reads it when it is handed over,
+   * as a stream's `write(chunk)` does).
    *
    * Appends made in the same tick reach the engine together, in order, in one call at the
    * end of the tick (one crossing into native code per tick, not per record).
@@ -506,15 +681,20 @@ export class Log implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `record of ${len} bytes exceeds the limit of ${this.#maxRecordBytes} bytes`),
       )
     }
-    if (len > STAGE_RECORD_MAX) {
-      // Large records cross on their own, after whatever is staged (order is kept).
+    if (len > STAGE_RECORD_MAX || this.#parked.length > 0) {
+      // Large records cross on their own, after whatever is staged (order is kept); while
+      // operations are parked, every record parks behind them (not copied).
       this.#flushStaged()
-      try {
-        if (typeof record === 'string') this.#native.appendString(record, sync as boolean)
-        else this.#native.append(record, sync as boolean)
-      } catch (e) {
-        return Promise.reject(toUringdbError(e))
+      if (this.#parked.length === 0) {
+        try {
+          const taken =
+            typeof record === 'string' ? this.#native.appendString(record, sync as boolean) : this.#native.append(record, sync as boolean)
+          if (taken) return this.#enqueue<number>(0)
+        } catch (e) {
+          return Promise.reject(toUringdbError(e))
+        }
       }
+      this.#park({ kind: 'rec', record, len, sync: sync as boolean })
       return this.#enqueue<number>(0)
     }
     if (this.#staged === STAGE_RECORDS || this.#stageBytes + len > STAGE_BYTES) this.#flushStaged()
@@ -556,7 +736,7 @@ export class Log implements AsyncDisposable {
         else if (r instanceof Uint8Array) bufs[i] = r
         else throw invalidArgument(`records[${i}] must be a Buffer, Uint8Array or string, got ${describe(r)}`)
       }
-      this.#native.appendMany(bufs, sync)
+      if (this.#parked.length > 0 || !this.#native.appendMany(bufs, sync)) this.#park({ kind: 'many', bufs, sync })
     } catch (e) {
       return Promise.reject(toUringdbError(e))
     }
@@ -571,7 +751,7 @@ export class Log implements AsyncDisposable {
     if (this.#closing) throw closedError()
     this.#flushStaged()
     try {
-      this.#native.sync()
+      if (this.#parked.length > 0 || !this.#native.sync()) this.#park({ kind: 'sync' })
     } catch (e) {
       throw toUringdbError(e)
     }
@@ -1001,6 +1181,12 @@ export interface DbStats {
   stops: number
   /** Total time writes were held back, in microseconds. */
   stallUs: number
+  /** Payload bytes held by a write stall now (bounded by `stallQueueLimitBytes` plus one write). */
+  stallQueueBytes: number
+  /** The stall queue's bound (`STALL_QUEUE_BYTES_MAX`). */
+  stallQueueLimitBytes: number
+  /** The process-wide reader queue: jobs now, the most there have been, and its bound. */
+  readerQueue: { jobs: number; peakJobs: number; limitJobs: number }
   /** Block cache. */
   cache: { hits: number; misses: number; hitRate: number; usedBytes: number; capacityBytes: number; entries: number; evictions: number }
   /** Bloom filters: table lookups that consulted one, and those it answered "absent". */
@@ -1088,6 +1274,30 @@ const KEY_BYTES_MAX = 64 * 1024
 const BATCH_TAG = 0xb1
 const DB_STAGE_BYTES = 1 * MiB
 const DB_STAGE_WRITES = 256
+// #reserve's answer when the write must park (see ParkedDbWrite).
+const PARK = -2
+// Multi-gets (a tick's gets, or one getMany call) of one handle in the engine's reader
+// queue at once; more wait in the handle, in call order, as pending promises (reading the
+// state as of their call). Keeps one handle far below the process-wide READER_QUEUE_JOBS_MAX.
+const DB_READS_IN_FLIGHT_MAX = 16
+
+// A Db write waiting for room in the engine (see ParkedLogOp): a refused staging run's tail
+// (bytes), or one write not yet encoded (`encode` writes its payload; keys and values are
+// read then, not copied now).
+type ParkedDbWrite =
+  | { kind: 'run'; data: Buffer; lens: Uint32Array; syncs: Uint8Array }
+  | { kind: 'one'; len: number; sync: boolean; encode: (b: Buffer, at: number) => void }
+
+/** Encodes a put (kind 1) or delete (kind 0) batch payload of one entry at `at`. */
+function encodeSingle(b: Buffer, at: number, kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined): void {
+  const head = kind === 1 ? 9 : 5
+  b[at] = BATCH_TAG
+  b[at + 1] = kind
+  b.writeUInt32LE(k.byteLength, at + 2)
+  if (kind === 1) b.writeUInt32LE((v as Uint8Array).byteLength, at + 6)
+  b.set(k, at + 1 + head)
+  if (v !== undefined) b.set(v, at + 1 + head + k.byteLength)
+}
 const GET_STAGE_KEYS = 1024
 const SCRATCH_BYTES = 16 * 1024
 
@@ -1449,6 +1659,13 @@ export class Db implements AsyncDisposable {
   readonly #syncs = new Uint8Array(DB_STAGE_WRITES)
   #staged = 0
   #flushQueued = false
+  // Writes waiting for room in the engine, in call order; the newest #parkedOps writes of
+  // the queue above. Nothing is staged while any is parked.
+  #parked: ParkedDbWrite[] = []
+  #parkedHead = 0
+  #parkedOps = 0
+  // Parked writes the engine refused, waiting for the `ahead` writes before them.
+  #doom: { ahead: number; count: number; err: UringdbError } | undefined
   // Gets staged in this tick (current state only; snapshot reads cross on their own).
   #getKeys: Buffer[] = []
   #getWaiters: Array<[(v: Buffer | undefined) => void, (e: UringdbError) => void]> = []
@@ -1457,6 +1674,10 @@ export class Db implements AsyncDisposable {
   // no get sees a write issued after it.
   #getSnap: native.NativeSnapshot | null = null
   #scratch: Buffer | undefined
+  // Multi-gets in the reader queue, and those waiting for a place (see DB_READS_IN_FLIGHT_MAX).
+  #reads = 0
+  #readQueue: Array<() => void> = []
+  #readHead = 0
 
   /** @internal */
   constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
@@ -1494,12 +1715,120 @@ export class Db implements AsyncDisposable {
     const data = (this.#stage as Buffer).subarray(0, this.#stageBytes)
     this.#staged = 0
     this.#stageBytes = 0
+    const lens = this.#lens.subarray(0, n)
+    const syncs = this.#syncs.subarray(0, n)
     try {
-      this.#native.writePacked(data, this.#lens.subarray(0, n), this.#syncs.subarray(0, n))
+      const taken = this.#native.writePacked(data, lens, syncs)
+      if (taken < n) {
+        // The refused tail's bytes stay in the staging buffer, which nothing else writes
+        // while anything is parked (#packParked reuses it once this run is taken); its
+        // lengths are copied (their arrays are reused).
+        let at = 0
+        for (let i = 0; i < taken; i++) at += lens[i]
+        this.#parked.push({ kind: 'run', data: data.subarray(at), lens: lens.slice(taken), syncs: syncs.slice(taken) })
+        this.#parkedOps += n - taken
+      }
     } catch (e) {
       const accepted = nativeDetail(e, 'accepted')
       this.#rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
     }
+  }
+
+  #park(len: number, sync: boolean, encode: (b: Buffer, at: number) => void): Promise<number> {
+    this.#parked.push({ kind: 'one', len, sync, encode })
+    this.#parkedOps++
+    return this.#enqueue()
+  }
+
+  /**
+   * The engine refused the parked writes (it closed or failed): they are rejected with `err`
+   * once the writes ahead of them have settled, so that outcomes keep call order.
+   */
+  #failParked(err: UringdbError): void {
+    const n = this.#parkedOps
+    this.#parked = []
+    this.#parkedHead = 0
+    this.#parkedOps = 0
+    const ahead = this.#resolves.length - this.#head - n
+    if (ahead <= 0 || this.#doom !== undefined) this.#rejectNewest(n, err)
+    else this.#doom = { ahead, count: n, err }
+  }
+
+  /** One write ahead of the refused parked ones settled; reject them when none is left. */
+  #stepDoom(): void {
+    const d = this.#doom as { ahead: number; count: number; err: UringdbError }
+    if (--d.ahead > 0) return
+    this.#doom = undefined
+    for (let i = 0; i < d.count; i++) this.#rejects[this.#head++](d.err)
+  }
+
+  /**
+   * Hands parked writes to the engine in order, packed into staging-sized runs (one
+   * crossing each), until it is full again (it calls back once it has room) or none is
+   * left. An error rejects every parked write (the engine refuses writes from then on).
+   */
+  #pump(): void {
+    const q = this.#parked
+    try {
+      while (this.#parkedHead < q.length) {
+        let op = q[this.#parkedHead]
+        if (op.kind === 'one') {
+          op = this.#packParked()
+          q[this.#parkedHead] = op
+        }
+        let taken: number
+        try {
+          taken = this.#native.writePacked(op.data, op.lens, op.syncs)
+        } catch (e) {
+          const accepted = nativeDetail(e, 'accepted')
+          this.#parkedOps -= typeof accepted === 'number' ? accepted : 0
+          throw e
+        }
+        this.#parkedOps -= taken
+        if (taken < op.lens.length) {
+          let at = 0
+          for (let i = 0; i < taken; i++) at += op.lens[i]
+          op.data = op.data.subarray(at)
+          op.lens = op.lens.subarray(taken)
+          op.syncs = op.syncs.subarray(taken)
+          return
+        }
+        this.#parkedHead++
+      }
+    } catch (e) {
+      this.#failParked(toUringdbError(e))
+      return
+    }
+    this.#parked = []
+    this.#parkedHead = 0
+  }
+
+  /** Encodes the parked writes at the head into one run (one staging run's worth at most). */
+  #packParked(): Extract<ParkedDbWrite, { kind: 'run' }> {
+    const q = this.#parked
+    let end = this.#parkedHead
+    let bytes = 0
+    while (end < q.length && end - this.#parkedHead < DB_STAGE_WRITES) {
+      const op = q[end]
+      if (op.kind !== 'one' || (end > this.#parkedHead && bytes + op.len > DB_STAGE_BYTES)) break
+      bytes += op.len
+      end++
+    }
+    const k = end - this.#parkedHead
+    // Into the staging buffer (see #flushStaged): no buffer per run during a long wait.
+    const data = bytes <= DB_STAGE_BYTES ? (this.#stage ??= Buffer.allocUnsafe(DB_STAGE_BYTES)).subarray(0, bytes) : Buffer.allocUnsafe(bytes)
+    const lens = new Uint32Array(k)
+    const syncs = new Uint8Array(k)
+    let at = 0
+    for (let i = 0; i < k; i++) {
+      const op = q[this.#parkedHead + i] as Extract<ParkedDbWrite, { kind: 'one' }>
+      op.encode(data, at)
+      at += op.len
+      lens[i] = op.len
+      syncs[i] = op.sync ? 1 : 0
+    }
+    q.splice(this.#parkedHead + 1, k - 1)
+    return { kind: 'run', data, lens, syncs }
   }
 
   #rejectNewest(k: number, err: UringdbError): void {
@@ -1523,17 +1852,28 @@ export class Db implements AsyncDisposable {
     }
   }
 
-  /** @internal Receives completions from the engine (one call per commit group). */
+  /**
+   * @internal Receives completions from the engine (one call per commit group), or, with
+   * no outcome (null seqs, 0 failed), word that parked writes may be retried.
+   */
   _complete(seqs: Float64Array | null, failed: number, errorJson: string | null): void {
+    if (seqs === null && failed === 0) {
+      this.#pump()
+      return
+    }
     if (seqs !== null) {
       for (let i = 0; i < seqs.length; i++) {
         const fn = this.#resolves[this.#head++]
         fn(seqs[i])
+        if (this.#doom !== undefined) this.#stepDoom()
       }
     }
     if (failed > 0) {
       const err = toUringdbError(new Error(errorJson ?? '{"code":"ERR_URINGDB_IO","message":"unknown failure"}'))
-      for (let i = 0; i < failed; i++) this.#rejects[this.#head++](err)
+      for (let i = 0; i < failed; i++) {
+        this.#rejects[this.#head++](err)
+        if (this.#doom !== undefined) this.#stepDoom()
+      }
     }
     if (this.#head >= this.#resolves.length) this.#maybeIdle()
     else if (this.#head > 4096 && this.#head * 2 > this.#resolves.length) {
@@ -1558,12 +1898,18 @@ export class Db implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`),
       )
     }
-    const at = this.#reserve(len)
+    const at = this.#parked.length > 0 ? PARK : this.#reserve(len)
+    if (at === PARK) return this.#park(len, sync, (b, to) => payload.copy(b, to))
     if (at < 0) {
       // Crosses alone (copied once, by the engine).
       const p = this.#enqueue()
       try {
-        this.#native.writePacked(payload, Uint32Array.of(len), Uint8Array.of(sync ? 1 : 0))
+        const lens = Uint32Array.of(len)
+        const syncs = Uint8Array.of(sync ? 1 : 0)
+        if (this.#native.writePacked(payload, lens, syncs) === 0) {
+          this.#parked.push({ kind: 'run', data: payload, lens, syncs })
+          this.#parkedOps++
+        }
       } catch (e) {
         this.#rejectNewest(1, toUringdbError(e))
       }
@@ -1582,10 +1928,14 @@ export class Db implements AsyncDisposable {
 
   /**
    * Reserves `len` bytes of this tick's staging buffer for one write (flushing the run first
-   * if it is full) and returns their offset, or -1 if the write must cross on its own.
+   * if it is full) and returns their offset, -1 if the write must cross on its own, or
+   * PARK if flushing the run parked some of it (the write then parks behind it).
    */
   #reserve(len: number): number {
-    if (this.#staged === DB_STAGE_WRITES || this.#stageBytes + len > DB_STAGE_BYTES) this.#flushStaged()
+    if (this.#staged === DB_STAGE_WRITES || this.#stageBytes + len > DB_STAGE_BYTES) {
+      this.#flushStaged()
+      if (this.#parked.length > 0) return PARK
+    }
     if (len > DB_STAGE_BYTES) return -1
     this.#stage ??= Buffer.allocUnsafe(DB_STAGE_BYTES)
     const at = this.#stageBytes
@@ -1618,27 +1968,30 @@ export class Db implements AsyncDisposable {
       if (len > this.#maxBatchBytes) {
         throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
       }
-      const at = this.#reserve(len)
+      const at = this.#parked.length > 0 ? PARK : this.#reserve(len)
+      if (at === PARK) {
+        const kk = k
+        return this.#park(len, sync, (b, to) => encodeSingle(b, to, kind, kk, v))
+      }
       if (at < 0) {
         const e = new BatchEncoder(len)
         if (kind === 1) e.put(Buffer.from(k.buffer, k.byteOffset, k.byteLength), Buffer.from((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength))
         else e.del(Buffer.from(k.buffer, k.byteOffset, k.byteLength))
         return this._write(e.bytes(), { sync })
       }
-      const b = this.#stage as Buffer
-      b[at] = BATCH_TAG
-      b[at + 1] = kind
-      b.writeUInt32LE(k.byteLength, at + 2)
-      if (kind === 1) b.writeUInt32LE((v as Uint8Array).byteLength, at + 6)
-      b.set(k, at + 1 + head)
-      if (v !== undefined) b.set(v, at + 1 + head + k.byteLength)
+      encodeSingle(this.#stage as Buffer, at, kind, k, v)
       return this.#commitStaged(len, sync)
     } catch (err) {
       return Promise.reject(toUringdbError(err))
     }
   }
 
-  /** Sets `key` to `value`. Resolves (with the write's sequence number) once it is durable. */
+  /**
+   * Sets `key` to `value`. Resolves (with the write's sequence number) once it is durable.
+   * Never blocks: when the commit queue or a write stall's bounded queue is full, the write
+   * waits, in order, as a pending promise — so do not modify a Buffer key or value until the
+   * promise settles (a waiting write reads it when it is handed over).
+   */
   put(key: Bytes, value: Bytes, options?: WriteOptions): Promise<void> {
     return this.#single(1, key, value, options) as Promise<unknown> as Promise<void>
   }
@@ -1676,6 +2029,48 @@ export class Db implements AsyncDisposable {
     }
   }
 
+  /** Whether a multi-get started now would wait for a place in the reader queue. */
+  #readsFull(): boolean {
+    return this.#reads >= DB_READS_IN_FLIGHT_MAX
+  }
+
+  /** Runs `start` (one reader-queue job) when this handle has a place for it, in call order. */
+  #read<T>(start: () => Promise<T>): Promise<T> {
+    const run = (): Promise<T> => {
+      let p: Promise<T>
+      try {
+        p = start()
+      } catch (e) {
+        this.#readDone()
+        return Promise.reject(e)
+      }
+      return p.finally(() => this.#readDone())
+    }
+    if (this.#reads < DB_READS_IN_FLIGHT_MAX) {
+      this.#reads++
+      return run()
+    }
+    // The place is handed over by #readDone (#reads stays as it is).
+    return new Promise<void>((resolve) => this.#readQueue.push(resolve)).then(run)
+  }
+
+  #readDone(): void {
+    if (this.#readHead < this.#readQueue.length) {
+      const next = this.#readQueue[this.#readHead]
+      this.#readHead++
+      if (this.#readHead === this.#readQueue.length) {
+        this.#readQueue = []
+        this.#readHead = 0
+      } else if (this.#readHead > 1024 && this.#readHead * 2 > this.#readQueue.length) {
+        this.#readQueue = this.#readQueue.slice(this.#readHead)
+        this.#readHead = 0
+      }
+      next()
+    } else {
+      this.#reads--
+    }
+  }
+
   readonly #flushGets = (): void => {
     this.#getQueued = false
     const keys = this.#getKeys
@@ -1687,15 +2082,8 @@ export class Db implements AsyncDisposable {
     if (keys.length === 0) return
     const lens = new Uint32Array(keys.length)
     for (let i = 0; i < keys.length; i++) lens[i] = keys[i].length
-    let p: Promise<native.NativeBatch>
-    try {
-      p = this.#native.getMany(Buffer.concat(keys), lens, snap)
-    } catch (e) {
-      snap?.release()
-      const err = toUringdbError(e)
-      for (const [, rej] of waiters) rej(err)
-      return
-    }
+    // `snap` was taken at the first of these gets, so waiting for a place changes nothing.
+    const p = this.#read(() => this.#native.getMany(Buffer.concat(keys), lens, snap))
     p.finally(() => snap?.release()).then(
       (b) => {
         let off = 0
@@ -1759,11 +2147,18 @@ export class Db implements AsyncDisposable {
     const bufs = keys.map((k, i) => keyBytes(`keys[${i}]`, k))
     const lens = new Uint32Array(bufs.length)
     for (let i = 0; i < bufs.length; i++) lens[i] = bufs[i].length
+    const given = checkSnapshot(options?.snapshot)
+    // A call that must wait for a place still reads the state as of now (or its snapshot,
+    // even if the caller releases it meanwhile).
+    const own = this.#readsFull() ? (given === null ? this.#native.snapshot() : given.dup()) : null
+    const data = Buffer.concat(bufs)
     let b: native.NativeBatch
     try {
-      b = await this.#native.getMany(Buffer.concat(bufs), lens, checkSnapshot(options?.snapshot))
+      b = await this.#read(() => this.#native.getMany(data, lens, own ?? given))
     } catch (e) {
       throw toUringdbError(e)
+    } finally {
+      own?.release()
     }
     const out: Array<Buffer | string | undefined> = new Array(bufs.length)
     let off = 0

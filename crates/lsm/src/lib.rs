@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod db;
 pub mod internal_key;
+pub mod limits;
 pub mod manifest;
 pub mod memtable;
 pub mod table;

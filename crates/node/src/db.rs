@@ -322,6 +322,15 @@ impl NativeSnapshot {
         self.pin = None;
     }
 
+    /// Another handle on the same snapshot (kept if this one is released); for reads that
+    /// wait for a place in the reader queue after their call returned.
+    #[napi]
+    pub fn dup(&self) -> NativeSnapshot {
+        NativeSnapshot {
+            pin: self.pin.clone(),
+        }
+    }
+
     /// The snapshot's sequence number.
     #[napi(getter)]
     pub fn seq(&self) -> f64 {
@@ -375,6 +384,7 @@ impl NativeIterator {
         max_bytes: u32,
     ) -> napi::Result<Object<'env>> {
         guard(|| {
+            let slot = crate::worker::read_slot()?;
             let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
             let it = self.it.clone();
             let _engine = self
@@ -382,7 +392,7 @@ impl NativeIterator {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            crate::worker::submit(move || {
+            slot.submit(move || {
                 let r = {
                     let mut g = it.lock().unwrap_or_else(|e| e.into_inner());
                     match g.as_mut() {
@@ -473,8 +483,10 @@ impl NativeDb {
 #[napi]
 impl NativeDb {
     /// Logs a tick's writes in one crossing: `data` holds batch payloads back to back,
-    /// `lens` their lengths, `syncs` one flag per payload. Accepted in order; on an error
-    /// the thrown error's JSON carries `accepted`.
+    /// `lens` their lengths, `syncs` one flag per payload. Taken in order until the commit
+    /// queue or a write stall's queue is full — never blocking; returns how many were
+    /// taken (the rest are the caller's to retry, in order, when the completion callback
+    /// is called with no outcome). On an error the thrown error's JSON carries `accepted`.
     #[napi]
     pub fn write_packed(
         &self,
@@ -482,36 +494,32 @@ impl NativeDb {
         data: &[u8],
         lens: &[u32],
         syncs: &[u8],
-    ) -> napi::Result<()> {
+    ) -> napi::Result<u32> {
         guard(|| {
             let w = self.writer.as_ref().ok_or_else(closed)?;
-            let n = lens.len();
-            if syncs.len() != n {
-                return Err(db_err(&DbError::InvalidArgument(
-                    "writePacked: lens and syncs differ in length".into(),
-                )));
-            }
-            self.add_pending(&env, n as i64);
-            let mut at = 0usize;
-            for (i, (&len, &sync)) in lens.iter().zip(syncs).enumerate() {
-                let end = at + len as usize;
-                let r = match data.get(at..end) {
-                    Some(p) => w.write(p, sync != 0),
-                    None => Err(DbError::InvalidArgument(
-                        "writePacked: lengths run past the data".into(),
-                    )),
-                };
-                if let Err(e) = r {
-                    self.undo_pending(&env, (n - i) as i64);
+            let n = lens.len() as i64;
+            self.add_pending(&env, n);
+            match w.try_write_packed(data, lens, syncs) {
+                Ok(o) => {
+                    crate::settle_try(
+                        &env,
+                        &self.pending,
+                        &self.raw_tsfn,
+                        n,
+                        o.accepted as i64,
+                        o.registered,
+                    );
+                    Ok(o.accepted as u32)
+                }
+                Err((i, e)) => {
+                    self.undo_pending(&env, n - i as i64);
                     let json = errors::db_to_json(&e);
-                    return Err(napi::Error::from_reason(format!(
+                    Err(napi::Error::from_reason(format!(
                         "{},\"accepted\":{i}}}",
                         &json[..json.len() - 1]
-                    )));
+                    )))
                 }
-                at = end;
             }
-            Ok(())
         })
     }
 
@@ -579,10 +587,11 @@ impl NativeDb {
                 Some(s) => s,
                 None => Arc::new(engine.db.snapshot()),
             };
+            let slot = crate::worker::read_slot()?;
             let keys = keys.to_vec();
             let lens = lens.to_vec();
             let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
-            crate::worker::submit(move || {
+            slot.submit(move || {
                 let mut data = Vec::new();
                 let mut out = Vec::with_capacity(lens.len() * 2);
                 let mut at = 0usize;
@@ -779,6 +788,7 @@ impl Drop for NativeDb {
 
 fn stats_json(db: &Db) -> String {
     let s = db.stats();
+    let (reader_jobs, reader_peak) = crate::worker::reader_queue_jobs();
     let levels: Vec<String> = s
         .levels
         .iter()
@@ -810,7 +820,9 @@ fn stats_json(db: &Db) -> String {
             "\"snapshots\":{},\"backgroundErrors\":{},\"backgroundError\":{},",
             "\"log\":{{\"backend\":{},\"fallbackReason\":{},\"appends\":{},\"appendBytes\":{},\"groups\":{},",
             "\"fsyncs\":{},\"bytesWritten\":{},\"firstSeq\":{},\"lastSeq\":{},\"segments\":{},",
-            "\"queueWait\":{},\"write\":{},\"fsync\":{},\"total\":{}}}}}"
+            "\"queueWait\":{},\"write\":{},\"fsync\":{},\"total\":{}}},",
+            "\"readerQueue\":{{\"jobs\":{},\"peakJobs\":{},\"limitJobs\":{}}},",
+            "\"stallQueueBytes\":{},\"stallQueueLimitBytes\":{}}}"
         ),
         levels.join(","),
         s.user_bytes_written,
@@ -860,5 +872,10 @@ fn stats_json(db: &Db) -> String {
         pct(&l.write),
         pct(&l.fsync),
         pct(&l.total),
+        reader_jobs,
+        reader_peak,
+        crate::limits::READER_QUEUE_JOBS_MAX,
+        s.stall_queue_bytes,
+        uringdb_lsm::limits::STALL_QUEUE_BYTES_MAX,
     )
 }

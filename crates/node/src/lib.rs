@@ -11,6 +11,7 @@
 
 pub mod db;
 mod errors;
+mod limits;
 mod registry;
 mod worker;
 
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use uringdb_wal::{
     BackendChoice, CompletionSink, FaultConfig, GroupInfo, Producer, ReadCursor, RecoveryMode,
-    WaitOutcome, WalError, WalOptions,
+    TryOutcome, WaitOutcome, WalError, WalOptions,
 };
 
 /// Options as the façade passes them (already validated by its schema; the engine
@@ -107,6 +108,10 @@ enum Msg {
     /// Sequence numbers, already as JS numbers (converted once, on the committer thread).
     Done(Vec<f64>, GroupInfo),
     Failed(u32, String),
+    /// The queue that refused a write of this handle has room again: the façade retries
+    /// its parked writes. At most one per registration (see `add_space_wait`), counted in
+    /// `pending` as one so that the event loop stays alive while writes are parked.
+    Space,
 }
 
 pub(crate) type CompletionArgs = (
@@ -139,6 +144,10 @@ impl CompletionSink for JsSink {
             ThreadsafeFunctionCallMode::NonBlocking,
         );
     }
+    fn space_available(&self) {
+        self.tsfn
+            .call(Msg::Space, ThreadsafeFunctionCallMode::NonBlocking);
+    }
 }
 
 fn set_ref(env: &Env, raw: napi::sys::napi_threadsafe_function, referenced: bool) {
@@ -170,6 +179,26 @@ pub(crate) fn undo_pending(env: &Env, pending: &AtomicI64, raw_tsfn: &AtomicUsiz
     if pending.fetch_sub(n, Ordering::AcqRel) == n {
         let raw = raw_tsfn.load(Ordering::Acquire) as napi::sys::napi_threadsafe_function;
         set_ref(env, raw, false);
+    }
+}
+
+/// Accounts a non-blocking hand-over of `attempted` operations of which `accepted` were
+/// taken: the rest never complete (their pending count is taken back), and a new
+/// registration for a `space_available` call counts as one pending message, so that the
+/// event loop stays alive while the façade holds parked writes.
+pub(crate) fn settle_try(
+    env: &Env,
+    pending: &AtomicI64,
+    raw_tsfn: &AtomicUsize,
+    attempted: i64,
+    accepted: i64,
+    registered: bool,
+) {
+    if registered {
+        add_pending(env, pending, raw_tsfn, 1);
+    }
+    if attempted > accepted {
+        undo_pending(env, pending, raw_tsfn, attempted - accepted);
     }
 }
 
@@ -309,6 +338,7 @@ pub(crate) fn completion_sink(
                 let n = match &ctx.value {
                     Msg::Done(v, _) => v.len() as i64,
                     Msg::Failed(c, _) => i64::from(*c),
+                    Msg::Space => 1,
                 };
                 if pending.fetch_sub(n, Ordering::AcqRel) == n {
                     let raw =
@@ -337,6 +367,8 @@ pub(crate) fn completion_sink(
                         )
                     }
                     Msg::Failed(c, e) => (None, c, Some(e), None),
+                    // No outcome: (null, 0, null, null) means "retry the parked writes".
+                    Msg::Space => (None, 0, None, None),
                 }))
             })?
     };
@@ -429,16 +461,22 @@ impl NativeLog {
         undo_pending(env, &self.pending, &self.raw_tsfn, n);
     }
 
-    fn enqueue(
+    /// Hands `n` operations (one entry) to the engine without blocking; false: the ring
+    /// was full, the entry was not taken, and a `Space` message will come.
+    fn try_enqueue(
         &self,
         env: &Env,
         n: i64,
-        f: impl FnOnce(&Producer) -> std::result::Result<(), WalError>,
-    ) -> napi::Result<()> {
+        f: impl FnOnce(&Producer) -> std::result::Result<TryOutcome, WalError>,
+    ) -> napi::Result<bool> {
         let p = self.producer()?;
         self.add_pending(env, n);
         match f(p) {
-            Ok(()) => Ok(()),
+            Ok(o) => {
+                let taken = if o.accepted > 0 { n } else { 0 };
+                settle_try(env, &self.pending, &self.raw_tsfn, n, taken, o.registered);
+                Ok(o.accepted > 0)
+            }
             Err(e) => {
                 self.undo_pending(env, n);
                 Err(wal_err(&e))
@@ -450,19 +488,22 @@ impl NativeLog {
 #[napi]
 impl NativeLog {
     /// Appends one record (bytes are copied into the commit queue before this returns).
+    /// Never blocks: returns false if the commit queue is full (nothing was taken; the
+    /// completion callback is called with no outcome once there is room, and the caller
+    /// retries then).
     #[napi]
-    pub fn append(&self, env: Env, record: &[u8], sync: bool) -> napi::Result<()> {
-        guard(|| self.enqueue(&env, 1, |p| p.append(record, sync)))
+    pub fn append(&self, env: Env, record: &[u8], sync: bool) -> napi::Result<bool> {
+        guard(|| self.try_enqueue(&env, 1, |p| p.try_append_many(&[record], sync)))
     }
 
-    /// Appends one string record, encoded as UTF-8.
+    /// Appends one string record, encoded as UTF-8 (see `append`).
     #[napi]
-    pub fn append_string(&mut self, env: Env, record: String, sync: bool) -> napi::Result<()> {
+    pub fn append_string(&mut self, env: Env, record: String, sync: bool) -> napi::Result<bool> {
         guard(|| {
             let mut buf = std::mem::take(&mut self.string_buf);
             buf.clear();
             buf.extend_from_slice(record.as_bytes());
-            let r = self.enqueue(&env, 1, |p| p.append(&buf, sync));
+            let r = self.try_enqueue(&env, 1, |p| p.try_append_many(&[&buf], sync));
             self.string_buf = buf;
             r
         })
@@ -470,8 +511,10 @@ impl NativeLog {
 
     /// Appends a tick's worth of staged entries in one crossing: `data` holds the records
     /// back to back, `lens` their lengths, `entries` one word per call (`count << 1 |
-    /// sync`). Entries are accepted in order; on an error the thrown error's JSON carries
-    /// `accepted`, the number of entries accepted before it.
+    /// sync`). Entries are taken in order until the commit queue is full; returns how
+    /// many were (the rest are the caller's to retry when the completion callback is
+    /// called with no outcome). On an error the thrown error's JSON carries `accepted`,
+    /// the number of entries accepted before it.
     #[napi]
     pub fn append_packed(
         &self,
@@ -479,13 +522,27 @@ impl NativeLog {
         data: &[u8],
         lens: &[u32],
         entries: &[u32],
-    ) -> napi::Result<()> {
+    ) -> napi::Result<u32> {
         guard(|| {
             let p = self.producer()?;
             let records: i64 = entries.iter().map(|e| i64::from(e >> 1)).sum();
             self.add_pending(&env, records);
-            match p.append_packed(data, lens, entries) {
-                Ok(()) => Ok(()),
+            match p.try_append_packed(data, lens, entries) {
+                Ok(o) => {
+                    let taken: i64 = entries[..o.accepted]
+                        .iter()
+                        .map(|e| i64::from(e >> 1))
+                        .sum();
+                    settle_try(
+                        &env,
+                        &self.pending,
+                        &self.raw_tsfn,
+                        records,
+                        taken,
+                        o.registered,
+                    );
+                    Ok(o.accepted as u32)
+                }
                 Err((accepted, e)) => {
                     let not_accepted: i64 =
                         entries[accepted..].iter().map(|e| i64::from(e >> 1)).sum();
@@ -500,24 +557,26 @@ impl NativeLog {
         })
     }
 
-    /// Appends records atomically, with contiguous sequence numbers.
+    /// Appends records atomically, with contiguous sequence numbers (see `append` for
+    /// the return value).
     #[napi]
-    pub fn append_many(&self, env: Env, records: Vec<&[u8]>, sync: bool) -> napi::Result<()> {
+    pub fn append_many(&self, env: Env, records: Vec<&[u8]>, sync: bool) -> napi::Result<bool> {
         guard(|| {
             if records.is_empty() {
-                return Ok(());
+                return Ok(true);
             }
-            self.enqueue(&env, records.len() as i64, |p| {
-                p.append_many(&records, sync)
+            self.try_enqueue(&env, records.len() as i64, |p| {
+                p.try_append_many(&records, sync)
             })
         })
     }
 
     /// Requests an fdatasync covering everything appended so far; completes (in order with
-    /// this handle's appends) with the last durable sequence number.
+    /// this handle's appends) with the last durable sequence number (see `append` for the
+    /// return value).
     #[napi]
-    pub fn sync(&self, env: Env) -> napi::Result<()> {
-        guard(|| self.enqueue(&env, 1, |p| p.sync()))
+    pub fn sync(&self, env: Env) -> napi::Result<bool> {
+        guard(|| self.try_enqueue(&env, 1, |p| p.try_sync()))
     }
 
     /// Largest record payload accepted.
@@ -640,8 +699,9 @@ impl NativeLog {
         guard(|| {
             let seq = seq_arg("seq", seq)?;
             let engine = self.engine()?.clone();
+            let slot = worker::read_slot()?;
             let (deferred, promise) = env.create_deferred::<u32, _>()?;
-            worker::submit(move || match engine.wal.truncate_before(seq) {
+            slot.submit(move || match engine.wal.truncate_before(seq) {
                 Ok(n) => deferred.resolve(move |_| Ok(n as u32)),
                 Err(e) => deferred.reject(wal_err(&e)),
             });
@@ -721,10 +781,11 @@ impl NativeCursor {
                 0 => u64::MAX,
                 n => n,
             };
+            let slot = worker::read_slot()?;
             let (deferred, promise) = env.create_deferred::<ReadResult, _>()?;
             let engine = self.engine.clone();
             let cursor = self.cursor.clone();
-            worker::submit(move || {
+            slot.submit(move || {
                 let r = {
                     let mut c = cursor.lock().unwrap_or_else(|e| e.into_inner());
                     engine.wal.read(

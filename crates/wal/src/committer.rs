@@ -28,7 +28,8 @@
 //!    dropped the dirty pages, so a retry could report success for lost data).
 //! 6. Publish the durable watermark (readers and tails see records only from here on),
 //!    deliver completions (one call per producer per group), zero and release the ring
-//!    space, wake producers waiting for space.
+//!    space, wake producers waiting for space (blocked ones through a condvar; parked ones,
+//!    which returned to their caller, with one `space_available` call each).
 //!
 //! # Idle
 //! With nothing to do and unsynced bytes (from `sync: false` appends) outstanding, the
@@ -643,6 +644,8 @@ fn finish(s: &Shared, st: &mut CommitterState, end: u64) {
         let _g = s.space_lock.lock().unwrap_or_else(|e| e.into_inner());
         s.space_cv.notify_all();
     }
+    // Producers that parked a write instead of blocking: one call each, per group at most.
+    s.notify_space_wanted();
 }
 
 /// After a panic: fail everything that is or becomes published until close, starting

@@ -48,6 +48,6 @@ pub use reader::{ReadBatch, ReadCursor};
 pub use stats::{Percentiles, WalStats};
 pub use uringdb_uring::{BackendChoice, FaultConfig, FaultVfs};
 pub use wal::{
-    ApplyHook, CompletionSink, GroupInfo, Producer, RecoveryMode, RecoveryReport, WaitOutcome, Wal,
-    WalOptions,
+    ApplyHook, CompletionSink, GroupInfo, Producer, RecoveryMode, RecoveryReport, TryOutcome,
+    WaitOutcome, Wal, WalOptions,
 };

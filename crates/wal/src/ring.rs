@@ -32,7 +32,13 @@
 //!   patches the sequence number and seals the checksum): it is the sole owner then.
 //!
 //! "Full" is back-pressure: [`Ring::try_reserve`] returns `None` and the caller waits for
-//! the consumer to release space. Nothing grows.
+//! the consumer to release space. Nothing grows. A blocking producer (`Producer::append`)
+//! waits on a condvar; a non-blocking one (`Producer::try_*`, the binding's JS thread)
+//! parks its write with its caller instead: it registers in `Shared::space_wanted`, fences
+//! (SeqCst) and tries once more; the consumer, after advancing `released`, fences (SeqCst)
+//! and answers every registration with one `space_available` call. By the fences, either
+//! the retry sees the released space or the consumer sees the registration — no lost
+//! wake-up — and close answers any registration left.
 //!
 //! The protocol is model-checked with loom (`RUSTFLAGS="--cfg loom" cargo test -p
 //! uringdb-wal --release --lib ring::loom`), where every word is a loom atomic.

@@ -163,6 +163,10 @@ pub trait CompletionSink: Send + Sync {
     fn completed(&self, seqs: &[u64], group: &GroupInfo);
     /// The next `count` appends of this producer failed.
     fn failed(&self, count: usize, error: &WalError);
+    /// The commit queue has room again after a `try_*` append of this producer found it
+    /// full (see [`Producer::try_append_packed`]). Called once per registration, on the
+    /// committer thread after it released a group's space (or on close); must not block.
+    fn space_available(&self) {}
 }
 
 /// Applies committed records to an in-memory structure (the key-value database's memtable)
@@ -229,6 +233,11 @@ pub(crate) struct Shared {
     pub space_waiters: AtomicU64,
     pub space_lock: Mutex<()>,
     pub space_cv: Condvar,
+    /// Producers (by pid) whose non-blocking append found the ring full and that want
+    /// [`CompletionSink::space_available`] once space is released; `space_wanted_count`
+    /// mirrors its length so that the committer checks it without the lock.
+    pub space_wanted: Mutex<Vec<u64>>,
+    pub space_wanted_count: AtomicU64,
     /// Arrival time (ns since `epoch`, +1 so that 0 means "none") of the oldest record not
     /// yet taken into a group.
     pub arrival_ns: AtomicU64,
@@ -307,6 +316,31 @@ impl Shared {
             for cb in ready {
                 cb(WaitOutcome::Ready(durable));
             }
+        }
+    }
+
+    /// Tells every producer registered in `space_wanted` that the ring has room (each
+    /// registration gets exactly one call). The committer calls it after releasing space
+    /// (after a SeqCst fence, pairing with the one in [`Producer::register_space_wait`]);
+    /// close calls it so that no registration is left without its call.
+    pub fn notify_space_wanted(&self) {
+        fence(Ordering::SeqCst);
+        if self.space_wanted_count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let pids = {
+            let mut w = self.space_wanted.lock().unwrap_or_else(|e| e.into_inner());
+            self.space_wanted_count.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *w)
+        };
+        let sinks: Vec<Arc<dyn CompletionSink>> = {
+            let p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            pids.iter()
+                .filter_map(|&pid| p.get(pid as usize).cloned().flatten())
+                .collect()
+        };
+        for sink in sinks {
+            sink.space_available();
         }
     }
 
@@ -420,6 +454,8 @@ impl Wal {
             space_waiters: AtomicU64::new(0),
             space_lock: Mutex::new(()),
             space_cv: Condvar::new(),
+            space_wanted: Mutex::new(Vec::new()),
+            space_wanted_count: AtomicU64::new(0),
             arrival_ns: AtomicU64::new(0),
             epoch: Instant::now(),
             producers: Mutex::new(Vec::new()),
@@ -656,6 +692,8 @@ impl Wal {
         if let Some(h) = p {
             let _ = h.join();
         }
+        // Producers parked on a full ring retry now (and learn that the log is closed).
+        s.notify_space_wanted();
         // Wake everything still waiting for new records.
         let waiters: Vec<WaitCallback> = {
             let mut w = s.waiters.lock().unwrap_or_else(|e| e.into_inner());
@@ -704,6 +742,19 @@ impl Drop for Wal {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// What a non-blocking append (`try_*`) did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TryOutcome {
+    /// Entries accepted, in order (they complete at the sink like blocking appends).
+    pub accepted: usize,
+    /// The queue was full at entry `accepted`: that entry and the rest were not taken.
+    pub full: bool,
+    /// This call registered the producer for one [`CompletionSink::space_available`]
+    /// call (false if it was registered already; the earlier registration's call covers
+    /// this one too). Set even when a retry after registering then found room.
+    pub registered: bool,
 }
 
 /// A registered source of appends. Appends made through one producer complete in the
@@ -768,26 +819,57 @@ impl Producer {
     pub fn append_many(&self, records: &[&[u8]], sync: bool) -> Result<(), WalError> {
         let s = &*self.shared;
         let _g = InFlight::enter(s)?;
-        let r = self.append_entry(records, sync);
+        let r = self.append_entry(records, sync, true, &mut false);
         s.wake_committer();
-        r
+        r.map(|_| ())
     }
 
     /// Appends a packed run of entries in order — the binding's one-crossing-per-tick path.
     /// `data` holds the records' bytes back to back, `lens` their lengths, and `entries`
     /// one word per entry: `count << 1 | sync`, where an entry of `count` records is
     /// appended like [`Producer::append_many`] (atomic). Entries are accepted in order; on
-    /// an error, the ones before it were accepted and the error says how many.
+    /// an error, the ones before it were accepted and the error says how many. Blocks
+    /// while the queue is full.
     pub fn append_packed(
         &self,
         data: &[u8],
         lens: &[u32],
         entries: &[u32],
     ) -> Result<(), (usize, WalError)> {
+        self.packed(data, lens, entries, true).map(|_| ())
+    }
+
+    /// Like [`Producer::append_packed`], but never blocks: entries are accepted in order
+    /// until one does not fit in the queue; that one and those after it are left to the
+    /// caller ([`TryOutcome::accepted`] says how many went in), and the producer is
+    /// registered for one [`CompletionSink::space_available`] call, which comes after the
+    /// committer released space. The caller retries then, with the rest, in order — so
+    /// a full queue parks writes without blocking the caller's thread.
+    pub fn try_append_packed(
+        &self,
+        data: &[u8],
+        lens: &[u32],
+        entries: &[u32],
+    ) -> Result<TryOutcome, (usize, WalError)> {
+        self.packed(data, lens, entries, false)
+    }
+
+    fn packed(
+        &self,
+        data: &[u8],
+        lens: &[u32],
+        entries: &[u32],
+        wait: bool,
+    ) -> Result<TryOutcome, (usize, WalError)> {
         let s = &*self.shared;
         let _g = InFlight::enter(s).map_err(|e| (0, e))?;
         let mut recs: Vec<&[u8]> = Vec::new();
         let (mut off, mut li) = (0usize, 0usize);
+        let mut out = TryOutcome {
+            accepted: 0,
+            full: false,
+            registered: false,
+        };
         let mut result = Ok(());
         for (i, &e) in entries.iter().enumerate() {
             let (count, sync) = ((e >> 1) as usize, e & 1 == 1);
@@ -808,18 +890,48 @@ impl Producer {
             if result.is_err() {
                 break;
             }
-            if let Err(e) = self.append_entry(&recs, sync) {
-                result = Err((i, e));
-                break;
+            match self.append_entry(&recs, sync, wait, &mut out.registered) {
+                Ok(true) => out.accepted = i + 1,
+                Ok(false) => {
+                    out.full = true;
+                    break;
+                }
+                Err(e) => {
+                    result = Err((i, e));
+                    break;
+                }
             }
         }
         s.wake_committer();
-        result
+        result.map(|()| out)
+    }
+
+    /// Non-blocking [`Producer::append_many`]: `accepted` is 1 if the records went in, 0
+    /// if the queue was full (see [`Producer::try_append_packed`]).
+    pub fn try_append_many(&self, records: &[&[u8]], sync: bool) -> Result<TryOutcome, WalError> {
+        let s = &*self.shared;
+        let _g = InFlight::enter(s)?;
+        let mut registered = false;
+        let r = self.append_entry(records, sync, false, &mut registered);
+        s.wake_committer();
+        let ok = r?;
+        Ok(TryOutcome {
+            accepted: usize::from(ok),
+            full: !ok,
+            registered,
+        })
     }
 
     /// Validates and enqueues one entry (a record or an atomic batch); the caller holds
-    /// an [`InFlight`] guard and wakes the committer afterwards.
-    fn append_entry(&self, records: &[&[u8]], sync: bool) -> Result<(), WalError> {
+    /// an [`InFlight`] guard and wakes the committer afterwards. `Ok(false)`: the queue
+    /// is full and `wait` is false (nothing was enqueued; see [`Producer::reserve`]).
+    fn append_entry(
+        &self,
+        records: &[&[u8]],
+        sync: bool,
+        wait: bool,
+        registered: &mut bool,
+    ) -> Result<bool, WalError> {
         let s = &*self.shared;
         let limits = &s.limits;
         let mut total = 0usize;
@@ -833,7 +945,7 @@ impl Producer {
             total += frame_bytes(r.len());
         }
         if records.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         if total > limits.max_entry_bytes {
             return Err(WalError::BatchTooLarge {
@@ -841,7 +953,9 @@ impl Producer {
                 limit: limits.max_entry_bytes,
             });
         }
-        let r = self.reserve(total)?;
+        let Some(r) = self.reserve(total, wait, registered)? else {
+            return Ok(false);
+        };
         let ring = &s.ring;
         let n = records.len();
         let mut pos = r.start;
@@ -887,16 +1001,35 @@ impl Producer {
         }
         let (p0, w0, c0) = first;
         ring.publish_word(p0, w0, c0);
-        Ok(())
+        Ok(true)
     }
 
     /// Requests that everything appended so far (by anyone) be made durable. Completes
     /// at the sink, in order with this producer's appends, with the last durable sequence
     /// number.
     pub fn sync(&self) -> Result<(), WalError> {
+        self.sync_marker(true, &mut false).map(|_| ())
+    }
+
+    /// Non-blocking [`Producer::sync`]: `accepted` is 0 if the queue was full (see
+    /// [`Producer::try_append_packed`]).
+    pub fn try_sync(&self) -> Result<TryOutcome, WalError> {
+        let mut registered = false;
+        let ok = self.sync_marker(false, &mut registered)?;
+        Ok(TryOutcome {
+            accepted: usize::from(ok),
+            full: !ok,
+            registered,
+        })
+    }
+
+    fn sync_marker(&self, wait: bool, registered: &mut bool) -> Result<bool, WalError> {
         let s = &*self.shared;
         let _g = InFlight::enter(s)?;
-        let r = self.reserve(FRAME_HEADER_BYTES)?;
+        let Some(r) = self.reserve(FRAME_HEADER_BYTES, wait, registered)? else {
+            s.wake_committer();
+            return Ok(false);
+        };
         s.ring.write(r.start + 8, &self.pid.to_le_bytes());
         if let Some(p) = r.pad_at {
             s.ring.publish_pad(p);
@@ -904,19 +1037,40 @@ impl Producer {
         s.ring
             .publish_word(r.start, format::word0(Kind::SyncMarker, 0, true), 0);
         s.wake_committer();
-        Ok(())
+        Ok(true)
     }
 
-    fn reserve(&self, len: usize) -> Result<crate::ring::Reservation, WalError> {
+    /// Claims `len` bytes of the ring. When it is full: with `wait`, blocks until the
+    /// committer releases space (back-pressure on a thread that may block); without,
+    /// registers this producer for one [`CompletionSink::space_available`] call
+    /// (`registered` is set if this call added the registration) and returns `None`
+    /// unless a retry after registering finds room.
+    fn reserve(
+        &self,
+        len: usize,
+        wait: bool,
+        registered: &mut bool,
+    ) -> Result<Option<crate::ring::Reservation>, WalError> {
         let s = &*self.shared;
         if let Some(r) = s.ring.try_reserve(len) {
+            return Ok(Some(r));
+        }
+        if !wait {
+            *registered |= self.register_space_wait();
+            // The retry pairs with the committer's `notify_space_wanted`: either it sees
+            // the space released before our registration, or the committer sees the
+            // registration (SeqCst fences on both sides) — no lost wake-up.
+            let r = s.ring.try_reserve(len);
+            if r.is_none() {
+                s.wake_committer();
+            }
             return Ok(r);
         }
         // Back-pressure: wait for the committer to release space.
         s.space_waiters.fetch_add(1, Ordering::SeqCst);
         let result = loop {
             if let Some(r) = s.ring.try_reserve(len) {
-                break Ok(r);
+                break Ok(Some(r));
             }
             if let Some(e) = s.failure() {
                 break Err(WalError::Failed(e));
@@ -930,6 +1084,22 @@ impl Producer {
         };
         s.space_waiters.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+
+    /// Adds this producer to `space_wanted` (once); true if it was not there yet.
+    fn register_space_wait(&self) -> bool {
+        let s = &*self.shared;
+        let added = {
+            let mut w = s.space_wanted.lock().unwrap_or_else(|e| e.into_inner());
+            let added = !w.contains(&self.pid);
+            if added {
+                w.push(self.pid);
+            }
+            s.space_wanted_count.store(w.len() as u64, Ordering::SeqCst);
+            added
+        };
+        fence(Ordering::SeqCst);
+        added
     }
 }
 

@@ -47,12 +47,15 @@ pub use options::DbOptions;
 
 use crate::cache::{BlockCache, CacheStats};
 use crate::internal_key::{self, ValueKind};
+use crate::limits::{APPLY_QUEUE_GROUPS, STALL_QUEUE_BYTES_MAX};
 use crate::manifest::{self, ManifestState, ManifestWriter, NUM_LEVELS};
 use crate::memtable::{Lookup, WriteError};
 use crate::table::{Comparator, Table};
 use table_files::TableFiles;
 use uringdb_uring::Vfs;
-use uringdb_wal::{ApplyHook, CompletionSink, Producer, RecoveryReport, Wal, WalError, WalStats};
+use uringdb_wal::{
+    ApplyHook, CompletionSink, Producer, RecoveryReport, TryOutcome, Wal, WalError, WalStats,
+};
 use version::{Mem, SuperVersion, TableHandle, Version, VfsFile};
 
 /// Name of the write-ahead log's subdirectory.
@@ -130,10 +133,23 @@ impl RateLimiter {
     }
 }
 
-/// Writes held back by a stall, in arrival order.
+/// Writes held back by a stall, in arrival order; at most [`STALL_QUEUE_BYTES_MAX`]
+/// payload bytes (plus one write, when a single write is larger).
 struct StallQueue {
     q: std::collections::VecDeque<(Arc<WriterCore>, Vec<u8>, bool)>,
+    /// Payload bytes in `q`.
+    bytes: usize,
+    /// Writers whose non-blocking write found `q` full; each gets one
+    /// `space_available` call once the stall thread drained some.
+    wanted: Vec<Arc<WriterCore>>,
     since: Option<Instant>,
+}
+
+impl StallQueue {
+    /// Whether a payload of `len` bytes fits (one write always fits an empty queue).
+    fn fits(&self, len: usize) -> bool {
+        self.q.is_empty() || self.bytes + len <= STALL_QUEUE_BYTES_MAX
+    }
 }
 
 /// Manifest state and writer (held across the manifest's fdatasync).
@@ -294,9 +310,6 @@ enum ApplyMsg {
     Stop,
 }
 
-/// Groups the committer may run ahead of the applier (back-pressure beyond that).
-const APPLY_QUEUE_GROUPS: usize = 16;
-
 /// The log's apply hook: hands each group to the applier thread (see [`ApplyMsg`]).
 struct Hook {
     inner: OnceLock<Weak<Inner>>,
@@ -337,6 +350,10 @@ impl CompletionSink for OrderedSink {
             count,
             error: error.clone(),
         });
+    }
+    fn space_available(&self) {
+        // Not ordered with completions: it only says "retry", and carries no outcome.
+        self.inner.space_available();
     }
 }
 
@@ -443,6 +460,9 @@ pub struct DbStats {
     pub stops: u64,
     /// Total time writes were held back, in µs.
     pub stall_us: u64,
+    /// Payload bytes held in the write-stall queue now (at most
+    /// [`STALL_QUEUE_BYTES_MAX`] plus one write).
+    pub stall_queue_bytes: u64,
     /// Block cache counters.
     pub cache: CacheStats,
     /// Table lookups that consulted a bloom filter.
@@ -712,6 +732,8 @@ impl Db {
             stall_pending: AtomicU64::new(0),
             stall: Mutex::new(StallQueue {
                 q: Default::default(),
+                bytes: 0,
+                wanted: Vec::new(),
                 since: None,
             }),
             stall_cv: Condvar::new(),
@@ -1035,8 +1057,57 @@ impl Db {
 impl DbWriter {
     /// Logs a batch payload (see [`batch`]); the outcome arrives at the writer's sink.
     /// Refuses malformed batches, a closed database, and (after a background error)
-    /// writes, synchronously.
+    /// writes, synchronously. Blocks while the commit queue or a stall's queue is full
+    /// (for Rust callers on their own threads; the binding uses
+    /// [`DbWriter::try_write_packed`]).
     pub fn write(&self, payload: &[u8], sync: bool) -> Result<(), DbError> {
+        self.admit(payload, sync, true).map(|_| ())
+    }
+
+    /// Logs a run of batch payloads in order without ever blocking: `data` holds them back
+    /// to back, `lens` their lengths, `syncs` one flag each (non-zero: sync). Payloads are
+    /// taken in order until the commit queue or a write stall's queue (bounded by
+    /// [`STALL_QUEUE_BYTES_MAX`]) is full; [`TryOutcome::accepted`] says how many went in.
+    /// When `full`, the writer is registered for one `space_available` call at its sink
+    /// (`registered`, see [`TryOutcome`]) and the caller retries the rest, in order, then.
+    /// On an error, the payloads before it were taken and the error says how many.
+    pub fn try_write_packed(
+        &self,
+        data: &[u8],
+        lens: &[u32],
+        syncs: &[u8],
+    ) -> Result<TryOutcome, (usize, DbError)> {
+        let mut out = TryOutcome::default();
+        if lens.len() != syncs.len() {
+            return Err((
+                0,
+                DbError::InvalidArgument("writePacked: lens and syncs differ in length".into()),
+            ));
+        }
+        let mut at = 0usize;
+        for (i, (&len, &sync)) in lens.iter().zip(syncs).enumerate() {
+            let end = at + len as usize;
+            let Some(p) = data.get(at..end) else {
+                return Err((
+                    i,
+                    DbError::InvalidArgument("writePacked: lengths run past the data".into()),
+                ));
+            };
+            let r = self.admit(p, sync != 0, false).map_err(|e| (i, e))?;
+            out.registered |= r.registered;
+            if r.full {
+                out.full = true;
+                break;
+            }
+            out.accepted = i + 1;
+            at = end;
+        }
+        Ok(out)
+    }
+
+    /// One write: validated, then into the stall queue (if a stall holds writes) or the
+    /// log. Without `wait`, a full queue returns `full` instead of blocking.
+    fn admit(&self, payload: &[u8], sync: bool, wait: bool) -> Result<TryOutcome, DbError> {
         let inner = &self.inner;
         if inner.closing.load(Ordering::Acquire) {
             return Err(DbError::Closed);
@@ -1051,6 +1122,10 @@ impl DbWriter {
         if let Some(e) = inner.bg_error() {
             return Err(DbError::Background(e));
         }
+        let accepted = TryOutcome {
+            accepted: 1,
+            ..TryOutcome::default()
+        };
         if inner.stall_level.load(Ordering::Acquire) != STALL_NONE
             || inner.stall_pending.load(Ordering::Acquire) > 0
         {
@@ -1058,19 +1133,51 @@ impl DbWriter {
             if inner.stall_level.load(Ordering::Acquire) != STALL_NONE
                 || inner.stall_pending.load(Ordering::Acquire) > 0
             {
+                while !st.fits(payload.len()) {
+                    if !wait {
+                        // Parked with the caller; the stall thread calls back once it
+                        // drained some (the check and the registration share the lock
+                        // with the drain, so the call cannot be missed).
+                        let registered = !st.wanted.iter().any(|w| Arc::ptr_eq(w, &self.core));
+                        if registered {
+                            st.wanted.push(self.core.clone());
+                        }
+                        return Ok(TryOutcome {
+                            accepted: 0,
+                            full: true,
+                            registered,
+                        });
+                    }
+                    if inner.closing.load(Ordering::Acquire) {
+                        return Err(DbError::Closed);
+                    }
+                    st = inner
+                        .stall_cv
+                        .wait_timeout(st, Duration::from_millis(50))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
                 if st.since.is_none() {
                     st.since = Some(Instant::now());
                 }
                 inner.stall_pending.fetch_add(1, Ordering::AcqRel);
+                st.bytes += payload.len();
                 st.q.push_back((self.core.clone(), payload.to_vec(), sync));
                 drop(st);
                 inner.stall_cv.notify_all();
-                return Ok(());
+                return Ok(accepted);
             }
+        }
+        if wait {
+            self.core
+                .producer
+                .append(payload, sync)
+                .map_err(DbError::Wal)?;
+            return Ok(accepted);
         }
         self.core
             .producer
-            .append(payload, sync)
+            .try_append_many(&[payload], sync)
             .map_err(DbError::Wal)
     }
 
@@ -1457,6 +1564,7 @@ impl Inner {
             slowdowns: ld(&c.slowdowns),
             stops: ld(&c.stops),
             stall_us: ld(&c.stall_us),
+            stall_queue_bytes: self.stall.lock().unwrap_or_else(|e| e.into_inner()).bytes as u64,
             cache: self.cache.stats(),
             bloom_checked: ld(&c.bloom_checked),
             bloom_useful: ld(&c.bloom_useful),
@@ -1619,6 +1727,21 @@ fn stall_thread(weak: Weak<Inner>) {
                 0
             };
             let out: Vec<_> = st.q.drain(..take).collect();
+            st.bytes -= out.iter().map(|(_, p, _)| p.len()).sum::<usize>();
+            // Room was made (or the queue is being emptied for good): writers parked on a
+            // full queue retry now — one call per registration.
+            let wanted = if out.is_empty() && !closing {
+                Vec::new()
+            } else {
+                std::mem::take(&mut st.wanted)
+            };
+            for w in &wanted {
+                w.sink.space_available();
+            }
+            if !out.is_empty() {
+                // Blocking writers (`DbWriter::write`) waiting for room.
+                inner.stall_cv.notify_all();
+            }
             if st.q.is_empty() {
                 if let Some(since) = st.since.take() {
                     add(&inner.counters.stall_us, since.elapsed().as_micros() as u64);
