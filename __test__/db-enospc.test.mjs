@@ -229,6 +229,94 @@ if (!noMount) {
   });
 }
 
+// Issue 8 item 1: the manifest rewrite (at 4 MiB) runs after the edit was appended durably; when
+// it runs out of space, the flush or compaction behind it must still hold. The manifest is grown
+// to just under 4 MiB by flushes of 60 KB keys (each flush edit names its table's smallest and
+// largest key: ~120 KB); the edit under test names a 64,000-byte key (~128 KB), so it crosses the
+// threshold; its rewrite needs a snapshot of every table (~4 MB) and finds ~1.4 MB free.
+const REWRITE_AT = 4 * MiB;
+const BIG = { ...SMALL, memtableBytes: 8 * MiB, l0CompactionTrigger: 1000, l0SlowdownTrigger: 1000, l0StopTrigger: 1000, compression: 'none' };
+const targetKey = (tag) => `${tag}-${'t'.repeat(64_000 - tag.length - 1)}`;
+const fillerKey = (i) => `z${String(i).padStart(4, '0')}-${'f'.repeat(60_000)}`;
+
+const manifestBytes = (dir) => {
+  const names = fs.readdirSync(dir).filter((n) => /^MANIFEST-\d+$/.test(n));
+  return Math.max(0, ...names.map((n) => fs.statSync(path.join(dir, n)).size));
+};
+
+/** Flushes tables of one 60 KB key until one ~128 KB edit takes the manifest past 4 MiB. */
+async function growManifest(t, db, dir) {
+  for (let i = 0; i < 200; i++) {
+    if (REWRITE_AT - manifestBytes(dir) < 128_000) return;
+    await db.put(fillerKey(i), 'f');
+    await db.flush();
+  }
+  t.fail(`the manifest did not grow near ${REWRITE_AT} bytes (${manifestBytes(dir)})`);
+}
+
+/** Leaves about `bytes` free on the tmpfs at `mnt` (a filler file); returns its path. */
+function fillTo(mnt, bytes) {
+  const filler = path.join(mnt, 'filler');
+  fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - bytes), 0xee));
+  return filler;
+}
+
+if (!noMount) {
+  test.serial('a manifest rewrite that runs out of space after a durable compaction edit keeps the compaction: the value survives close and reopen', async (t) => {
+    t.timeout(120_000);
+    const mnt = mountTmpfs(t, '24m');
+    const dir = path.join(mnt, 'db');
+    const db = await openTestDb(dir, BIG);
+    const key = targetKey('compacted');
+    await db.put(key, 'acknowledged'); // sync: true
+    await db.flush();
+    await growManifest(t, db, dir);
+    const before = manifestBytes(dir);
+    t.log(`manifest ${before} bytes, ${fs.readdirSync(dir).length} files, ${freeBytes(mnt)} free`);
+    const filler = fillTo(mnt, 1.4 * MiB);
+    const err = await withTimeout(db.compactRange({ gte: key, lte: key }).then(() => null, (e) => e), 30_000, 'compactRange on a nearly full disk');
+    t.is(err, null, `the compaction's edit was durable: compactRange resolves (got ${err?.code}: ${err?.message})`);
+    t.true(manifestBytes(dir) > REWRITE_AT, `the edit was appended past the threshold (${before} -> ${manifestBytes(dir)} bytes): the rewrite ran and failed`);
+    t.is((await db.get(key))?.toString(), 'acknowledged', 'readable after the compaction');
+    await withTimeout(db.close(), 20_000, 'close');
+    fs.rmSync(filler);
+    const reopened = await openTestDb(dir, BIG);
+    t.teardown(() => reopened.close());
+    t.is((await reopened.get(key))?.toString(), 'acknowledged', 'readable after close and reopen');
+  });
+
+  test.serial('a manifest rewrite that runs out of space after a durable flush edit: flush resolves, writes go on, and after space is freed flushes work and reopen has everything', async (t) => {
+    t.timeout(120_000);
+    const mnt = mountTmpfs(t, '24m');
+    const dir = path.join(mnt, 'db');
+    let db = await openTestDb(dir, BIG);
+    t.teardown(() => db.close().catch(() => {}));
+    await growManifest(t, db, dir);
+    const key = targetKey('flushed');
+    await db.put(key, 'acknowledged');
+    const filler = fillTo(mnt, 1.4 * MiB);
+    const err = await withTimeout(db.flush().then(() => null, (e) => e), 30_000, 'flush on a nearly full disk');
+    t.is(err, null, `the flush edit was durable: flush resolves (got ${err?.code}: ${err?.message})`);
+    t.true(manifestBytes(dir) > REWRITE_AT, 'the rewrite ran and failed');
+    const after = await db.put('after-flush', 'x').then(() => null, (e) => e);
+    t.is(after, null, `a durable flush does not stop writes (got ${after?.code}: ${after?.message})`);
+    // Free the space: flushes (each starts a fresh manifest first) and writes work.
+    fs.rmSync(filler);
+    let last = null;
+    for (let i = 0; i < 60; i++) {
+      last = await db.put(`after-free-${i}`, 'x').then(() => db.flush()).then(() => null, (e) => e);
+      if (last === null) break;
+      await sleep(100);
+    }
+    t.is(last, null, `writes and flushes work once space is freed (last: ${last?.code}: ${last?.message})`);
+    t.is(db.stats().backgroundError, null);
+    await db.close();
+    db = await openTestDb(dir, BIG);
+    t.is((await db.get(key))?.toString(), 'acknowledged', 'the flushed value after reopen');
+    t.is((await db.get('after-flush'))?.toString(), 'x', 'the write after the flush after reopen');
+  });
+}
+
 test('ENOSPC injected into every write past a budget (fault VFS): writes reject, reads go on, nothing acknowledged is lost', async (t) => {
   t.timeout(60_000);
   const dir = tmpDir(t);

@@ -7,6 +7,8 @@
 #   loom             the commit ring's ownership protocol and the memtable skiplist's
 #                    publication protocol, model-checked with loom (crates/wal/src/ring.rs,
 #                    crates/lsm/src/memtable/skiplist.rs; own target dir, --cfg loom, release)
+#   fuzz             scripts/fuzz.sh all: every fuzz target (crates/fuzz) for a few seconds
+#                    with a fixed seed, after its seeds and kept regressions; one test each
 #   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
 #                    and cargo build -p uringdb-uring --examples (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
@@ -120,6 +122,20 @@ stage_ava() {
   return $rc
 }
 
+# Every fuzz target for fuzz_seconds after its seeds, with a fixed seed, so that CI runs
+# the same inputs every time (a longer, fresh-seed run: npm run fuzz -- <target> [seconds]).
+# 16 targets x 6 s: about 100 s here. Each target counts as one test: "fuzz result: N passed;
+# M failed".
+fuzz_seconds=6
+stage_fuzz() {
+  local log=$log_dir/fuzz.log rc=0
+  timeout "$cargo_timeout_s" bash scripts/fuzz.sh all "$fuzz_seconds" --seed 1 2>&1 |
+    tee "$log" || rc=1
+  stage_passed=$(sum_matches "$log" '^fuzz result: ([0-9]+) passed;.*')
+  stage_failed=$(sum_matches "$log" '^fuzz result: .* ([0-9]+) failed.*')
+  return $rc
+}
+
 stage_lint() { bash scripts/lint.sh 2>&1 | tee "$log_dir/lint.log"; }
 
 stage_typedoc() {
@@ -173,6 +189,7 @@ run_stage() {
 total_start=$SECONDS
 run_stage cargo-test stage_cargo_test
 run_stage loom stage_loom
+run_stage fuzz stage_fuzz
 run_stage build stage_build
 run_stage ava-io_uring stage_ava io_uring
 run_stage ava-portable stage_ava portable

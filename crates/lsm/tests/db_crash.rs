@@ -2,8 +2,10 @@
 //! `sync: true` and `sync: false`) to a database on a [`FaultVfs`] — which loses every byte
 //! no completed fdatasync covered — with a tiny memtable, so that flushes, compactions,
 //! manifest edits and log truncations run in the background all the time. At a random
-//! moment the I/O layer "loses power" (`crash`, or `crash_torn`: a random prefix of the
-//! unsynced bytes survives), the database is reopened on the same layer, and:
+//! moment the I/O layer "loses power" (`crash`; `crash_torn`: a random prefix of the
+//! unsynced bytes survives; or `crash_pages`: a random subset of the unsynced 4 KiB pages
+//! survives, as writeback in any order leaves them), the database is reopened on the same
+//! layer, and:
 //!
 //! * the recovered state equals the model after some prefix of the issued writes (no batch
 //!   half-applied, nothing reordered, nothing invented);
@@ -145,10 +147,10 @@ fn run_seed(seed: u64, cov: &mut Coverage) {
         let st = db.stats();
         cov.flushes += st.flushes;
         cov.compactions += st.compactions;
-        if r.below(2) == 0 {
-            vfs.crash();
-        } else {
-            vfs.crash_torn(seed << 8 | epoch);
+        match r.below(3) {
+            0 => vfs.crash(),
+            1 => vfs.crash_torn(seed << 8 | epoch),
+            _ => vfs.crash_pages(seed << 8 | epoch),
         }
         cov.crashes += 1;
         drop(w);

@@ -114,6 +114,8 @@ fn to_db_options(o: &NativeDbOptions) -> napi::Result<DbOptions> {
             o.compaction_rate_bytes_per_sec,
         )?,
         max_open_files: int("maxOpenFiles", o.max_open_files)? as usize,
+        // Engine-internal knobs (the manifest rewrite threshold) keep their defaults.
+        ..DbOptions::default()
     })
 }
 

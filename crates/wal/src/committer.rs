@@ -16,9 +16,13 @@
 //!    with the group. ENOSPC while preparing fails this group only (nothing was written,
 //!    so nothing is ambiguous); the log stays usable.
 //! 3. Assign sequence numbers in ring order, patch them into the frames, seal checksums.
-//! 4. One gathered write of the group (two iovecs if it wraps around the ring; sync
-//!    markers and pads are skipped), with fdatasync if any record asked for it, a sync
-//!    marker is present, or too many unsynced bytes accumulated.
+//! 4. One gathered write of the group, led by its MARK frame (the durable watermark as of
+//!    now: see `format`; it lets recovery tell a torn group from damaged durable data),
+//!    then the ring's runs (two iovecs if it wraps around the ring; sync markers and pads
+//!    are skipped), with fdatasync if any record asked for it, a sync marker is present,
+//!    or too many unsynced bytes accumulated. After a roll, the previous segment gets its
+//!    SEAL (durably) once the new segment is in place, so that a missing last segment is
+//!    an error at recovery rather than silently lost records.
 //! 5. On a write or fsync error: latch the failure — every later append fails until the
 //!    log is reopened; there is no retry (after a failed fsync the page cache may have
 //!    dropped the dirty pages, so a retry could report success for lost data).
@@ -56,6 +60,8 @@ pub(crate) struct CommitterState {
     idle: bool,
     /// Per producer: (pid, outcomes in order).
     outcomes: Vec<(u64, Vec<u64>)>,
+    /// Groups written since open (a clean close then leaves a MARK behind them).
+    groups_written: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +90,7 @@ impl CommitterState {
             frames: Vec::new(),
             idle: true,
             outcomes: Vec::new(),
+            groups_written: 0,
         }
     }
 }
@@ -116,6 +123,7 @@ fn main_loop(s: &Shared, st: &mut CommitterState) {
                 && s.in_flight.load(Ordering::SeqCst) == 0
                 && !s.ring.has_reserved_beyond(st.consumed)
             {
+                write_close_mark(s, st);
                 return;
             }
             park(s, st);
@@ -165,8 +173,9 @@ fn collect_more(s: &Shared, st: &mut CommitterState) {
     // A group ends at the active segment's end, so segments fill up whatever the grouping:
     // what does not fit goes into the next group, which rolls. Only a group whose first
     // entry does not fit rolls, and may then fill the whole new segment.
-    let seg_room = s.limits.segment_bytes.saturating_sub(st.offset) as usize;
-    let seg_payload = s.limits.segment_bytes as usize - format::SEGMENT_HEADER_BYTES;
+    let seg_room = (s.limits.segment_bytes.saturating_sub(st.offset) as usize)
+        .saturating_sub(format::SEGMENT_RESERVED_BYTES);
+    let seg_payload = format::segment_record_room(s.limits.segment_bytes as usize);
     let mut rolling = bytes > seg_room;
     let mut in_batch = false;
     while let Some(p) = s.ring.peek(pos) {
@@ -253,7 +262,8 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
     let disk_bytes = group_disk_bytes(st);
     let mut header: Option<[u8; format::SEGMENT_HEADER_BYTES]> = None;
     let mut roll_to: Option<Arc<Segment>> = None;
-    if disk_bytes > 0 && st.offset + disk_bytes > s.limits.segment_bytes {
+    let room_end = s.limits.segment_bytes - format::SEGMENT_RESERVED_BYTES as u64;
+    if disk_bytes > 0 && st.offset + disk_bytes > room_end {
         match prepare_roll(s, st) {
             Ok((seg, h)) => {
                 roll_to = Some(seg);
@@ -309,11 +319,15 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
             Some(seg) => (seg.clone(), 0u64),
             None => (st.segment.clone(), st.offset),
         };
+        // The durable watermark as of this submission: every record it names was covered
+        // by a completed fdatasync before this group's bytes reached the file.
+        let mark = format::encode_meta(Kind::Mark, s.durable_seq.load(Ordering::Acquire));
         let write_result = {
-            let mut iov: Vec<&[u8]> = Vec::with_capacity(4);
+            let mut iov: Vec<&[u8]> = Vec::with_capacity(5);
             if let Some(h) = &header {
                 iov.push(&h[..]);
             }
+            iov.push(&mark[..]);
             gather(s, st, &mut iov);
             // Rolled segments must be durable before they are renamed into place.
             segment
@@ -342,8 +356,9 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
         };
         write_ns = timing.write_ns;
         sync_ns = timing.sync_ns;
-        let written = header.map_or(0, |h| h.len() as u64) + disk_bytes;
-        let group_offset = offset + header.map_or(0, |h| h.len() as u64);
+        let lead = header.map_or(0, |h| h.len() as u64) + mark.len() as u64;
+        let written = lead + disk_bytes;
+        let group_offset = offset + lead;
         st.offset = offset + written;
         s.counters.add(&s.counters.bytes_written, written);
         if durable || roll_to.is_some() {
@@ -353,6 +368,7 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
             st.unsynced_bytes += disk_bytes;
         }
         st.written_seq = seq;
+        st.groups_written += 1;
         st.segment.note_index(first_seq, group_offset);
         if let Some(hook) = &s.apply {
             apply_group(s, st, &**hook, first_seq);
@@ -378,7 +394,11 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
     let records = seq - (first_seq - 1);
     let info = GroupInfo {
         records,
-        bytes: disk_bytes + header.map_or(0, |h| h.len() as u64),
+        bytes: if disk_bytes > 0 {
+            disk_bytes + header.map_or(0, |h| h.len() as u64) + format::META_FRAME_BYTES as u64
+        } else {
+            0
+        },
         first_seq: if records > 0 { first_seq } else { 0 },
         last_seq: if records > 0 { seq } else { 0 },
         queue_wait_us: group_start_ns.saturating_sub(arrival) as f64 / 1000.0,
@@ -479,6 +499,27 @@ fn gather<'a>(s: &'a Shared, st: &CommitterState, iov: &mut Vec<&'a [u8]>) {
     flush(&mut run, iov);
 }
 
+/// At a clean close, after everything is durable: a MARK claiming every record written, so
+/// that damage anywhere in the log (also in its last group) is told from a torn tail at the
+/// next open. Skipped when nothing was written since open, after a failure, or when the
+/// segment has no room left before its SEAL reserve; best effort (a failure leaves the log
+/// as a crash would, which recovery handles).
+fn write_close_mark(s: &Shared, st: &mut CommitterState) {
+    let seal_reserve = format::META_FRAME_BYTES as u64;
+    if st.groups_written == 0
+        || s.failure().is_some()
+        || st.unsynced_bytes > 0
+        || st.offset + format::META_FRAME_BYTES as u64 + seal_reserve > s.limits.segment_bytes
+    {
+        return;
+    }
+    let mark = format::encode_meta(Kind::Mark, st.written_seq);
+    if st.segment.file.write_at(st.offset, &[&mark], true).is_ok() {
+        st.offset += mark.len() as u64;
+        s.counters.add(&s.counters.fsyncs, 1);
+    }
+}
+
 fn sync_active(s: &Shared, st: &mut CommitterState) {
     if s.failure().is_some() {
         st.unsynced_bytes = 0;
@@ -531,7 +572,12 @@ fn prepare_roll(
 }
 
 /// After the rolled segment's first write is durable: rename it into place, sync the
-/// directory, make it the active segment, and ask for the next one.
+/// directory, seal the previous segment, make the new one active, and ask for the next one.
+///
+/// The SEAL goes in only after the new segment is durably in place, so a sealed segment
+/// always has a successor on disk; a crash before the SEAL leaves an unsealed segment
+/// followed by a complete one, which recovery accepts. (The offset is in the room every
+/// segment reserves; a version 1 segment may lack it, and then stays unsealed.)
 fn finish_roll(s: &Shared, st: &mut CommitterState, seg: &Arc<Segment>) -> Result<(), WalError> {
     let prep = s.dir.join(format::prepared_file_name(seg.number));
     s.vfs
@@ -540,6 +586,25 @@ fn finish_roll(s: &Shared, st: &mut CommitterState, seg: &Arc<Segment>) -> Resul
     s.vfs
         .sync_dir(&s.dir)
         .map_err(|e| WalError::io(format!("syncing directory {}", s.dir.display()), e))?;
+    if st.offset + format::META_FRAME_BYTES as u64 <= s.limits.segment_bytes {
+        let seal = format::encode_meta(Kind::Seal, seg.first_seq);
+        match st.segment.file.write_at(st.offset, &[&seal], true) {
+            Ok(_) => s.counters.add(&s.counters.fsyncs, 1),
+            Err(e) => {
+                // The group that rolled is durable in its new segment and is acknowledged;
+                // an unsealed predecessor is a state recovery accepts. But a write failed:
+                // the log is failed from here on, as after any failed write.
+                s.latch_failure(&WalError::io(
+                    format!(
+                        "sealing {} at offset {}",
+                        st.segment.path.display(),
+                        st.offset
+                    ),
+                    e,
+                ));
+            }
+        }
+    }
     s.segments
         .write()
         .unwrap_or_else(|e| e.into_inner())

@@ -12,7 +12,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "URDBWAL1"
-//!      8     4  format version (1)
+//!      8     4  format version (2; 1 is read too, see "Versions")
 //!     12     4  flags (0)
 //!     16     8  segment number (matches the file name)
 //!     24     8  first_seq: sequence number of the first record in this segment
@@ -32,10 +32,34 @@
 //!   16+n     .  zero padding to the next multiple of 8
 //! ```
 //!
-//! Kinds: 1 FULL (a single record), 2 FIRST, 3 MIDDLE, 4 LAST (the records of one
-//! `append_many` call: atomic, all or none survive a crash). Kind 0 never appears in a
-//! frame: a zero word0 means "no frame here" (the zero-filled rest of a segment).
-//! Sequence numbers are contiguous across frames and segments.
+//! Record kinds: 1 FULL (a single record), 2 FIRST, 3 MIDDLE, 4 LAST (the records of one
+//! `append_many` call: atomic, all or none survive a crash). Sequence numbers are contiguous
+//! across record frames and segments.
+//!
+//! Meta kinds (version 2) carry no record and take no sequence number; their payload is
+//! empty and their `seq` field holds a sequence number with the meaning below:
+//!
+//! - 5 MARK, written first in every commit group: `seq` is the group's durable watermark,
+//!   the last record covered by a completed fdatasync when the group was submitted. A
+//!   group's pages may reach the disk in any order before its fdatasync completes, so a
+//!   crash can leave a hole with valid frames after it. A MARK after the hole that claims a
+//!   record at or beyond the hole was durable proves the hole is damage to durable data;
+//!   otherwise nothing after the hole was ever acknowledged, and it is a torn tail.
+//! - 6 SEAL, written last in a segment once the next segment is durably in place: `seq` is
+//!   the first record of the next segment. A sealed last segment means the segment after it
+//!   is missing.
+//!
+//! Every segment keeps [`SEGMENT_RESERVED_BYTES`] free for the MARK of the group that fills
+//! it and for its SEAL.
+//!
+//! Kind 0 never appears in a frame: a zero word0 means "no frame here" (the zero-filled
+//! rest of a segment).
+//!
+//! ## Versions
+//!
+//! A reader accepts versions 1 and 2 and rejects any other with the file named. Version 1
+//! segments (written before MARK and SEAL existed) hold no meta frames; recovery treats a
+//! hole in them the old way: any valid record after it makes it corruption.
 //!
 //! Why the checksum is split: producers encode and checksum their payload on their own
 //! thread before the sequence number is known (the committer assigns it in log order), so
@@ -46,12 +70,18 @@
 
 /// Magic at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"URDBWAL1";
-/// Current segment format version.
-pub const SEGMENT_VERSION: u32 = 1;
+/// Current segment format version (written by this build).
+pub const SEGMENT_VERSION: u32 = 2;
+/// The oldest segment format version this build reads.
+pub const SEGMENT_VERSION_MIN: u32 = 1;
 /// Size of the segment header in bytes (frames start here).
 pub const SEGMENT_HEADER_BYTES: usize = 40;
 /// Size of a frame header in bytes.
 pub const FRAME_HEADER_BYTES: usize = 16;
+/// Size of a meta frame (MARK or SEAL): a header and no payload.
+pub const META_FRAME_BYTES: usize = FRAME_HEADER_BYTES;
+/// Bytes at the end of every segment's room kept for one group's MARK and the SEAL.
+pub const SEGMENT_RESERVED_BYTES: usize = 2 * META_FRAME_BYTES;
 /// Largest payload a frame can carry (27 bits of length).
 pub const FRAME_PAYLOAD_MAX: usize = (1 << 27) - 1;
 
@@ -69,6 +99,10 @@ pub enum Kind {
     Middle = 3,
     /// Last record of an atomic batch.
     Last = 4,
+    /// Meta: a commit group's durable watermark (version 2).
+    Mark = 5,
+    /// Meta: the segment is complete; the log continues in the next one (version 2).
+    Seal = 6,
     /// Ring-only: skip to the end of the ring buffer (never written to disk).
     Pad = 14,
     /// Ring-only: a request to make everything before it durable (never written to disk).
@@ -82,16 +116,41 @@ impl Kind {
             2 => Kind::First,
             3 => Kind::Middle,
             4 => Kind::Last,
+            5 => Kind::Mark,
+            6 => Kind::Seal,
             14 => Kind::Pad,
             15 => Kind::SyncMarker,
             _ => return None,
         })
     }
 
-    /// Whether this kind may appear in a segment file.
+    /// Whether this kind is a record (takes a sequence number; the ring carries it to disk).
     pub fn is_on_disk(self) -> bool {
         matches!(self, Kind::Full | Kind::First | Kind::Middle | Kind::Last)
     }
+
+    /// Whether this kind is a meta frame (MARK or SEAL: written by the committer, no record).
+    pub fn is_meta(self) -> bool {
+        matches!(self, Kind::Mark | Kind::Seal)
+    }
+}
+
+/// Room for records (framed) in a segment of `segment_bytes`: what is left after the header
+/// and the reserve for a MARK and the SEAL.
+pub const fn segment_record_room(segment_bytes: usize) -> usize {
+    segment_bytes - SEGMENT_HEADER_BYTES - SEGMENT_RESERVED_BYTES
+}
+
+/// Encodes a meta frame (MARK or SEAL) whose `seq` field is `value`.
+pub fn encode_meta(kind: Kind, value: u64) -> [u8; META_FRAME_BYTES] {
+    debug_assert!(kind.is_meta());
+    let w = word0(kind, 0, false);
+    let crc = seal_crc(partial_crc(w, &[]), value);
+    let mut out = [0u8; META_FRAME_BYTES];
+    out[0..4].copy_from_slice(&w.to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    out[8..16].copy_from_slice(&value.to_le_bytes());
+    out
 }
 
 /// Rounds `n` up to a multiple of 8.
@@ -158,7 +217,7 @@ pub fn encode_frame(out: &mut Vec<u8>, kind: Kind, seq: u64, payload: &[u8], syn
 pub struct Frame<'a> {
     /// Kind (never Pad or SyncMarker when read from disk).
     pub kind: Kind,
-    /// Sequence number.
+    /// Sequence number (of a meta frame: its value, see the module docs).
     pub seq: u64,
     /// Payload bytes.
     pub payload: &'a [u8],
@@ -206,7 +265,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
     let Some(w0) = parse_word0(w) else {
         return Err(FrameError::BadKind);
     };
-    if !w0.kind.is_on_disk() {
+    if !(w0.kind.is_on_disk() || w0.kind.is_meta() && w0.len == 0 && !w0.sync) {
         return Err(FrameError::BadKind);
     }
     let total = frame_bytes(w0.len);
@@ -250,6 +309,8 @@ pub enum HeaderError {
     BadMagic,
     /// Unknown version.
     BadVersion(u32),
+    /// Flags this version does not define (all must be 0): a feature it cannot honour.
+    UnknownFlags(u32),
     /// Checksum mismatch.
     BadCrc,
     /// File shorter than a header.
@@ -282,13 +343,18 @@ impl SegmentHeader {
             return Err(HeaderError::BadMagic);
         }
         let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-        if version != SEGMENT_VERSION {
+        if !(SEGMENT_VERSION_MIN..=SEGMENT_VERSION).contains(&version) {
             return Err(HeaderError::BadVersion(version));
         }
         let crc = u32::from_le_bytes([h[32], h[33], h[34], h[35]]);
         // The checksum covers bytes 0..32; the reserved bytes after it must be zero.
         if crc32c::crc32c(&h[0..32]) != crc || h[36..40] != [0, 0, 0, 0] {
             return Err(HeaderError::BadCrc);
+        }
+        // Checked after the checksum, so that only an intact header is called "unknown".
+        let flags = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+        if flags != 0 {
+            return Err(HeaderError::UnknownFlags(flags));
         }
         let mut n = [0u8; 8];
         n.copy_from_slice(&h[16..24]);
@@ -298,6 +364,11 @@ impl SegmentHeader {
             number: u64::from_le_bytes(n),
             first_seq: u64::from_le_bytes(s),
         })
+    }
+
+    /// The format version of a header that [`SegmentHeader::decode`] accepted.
+    pub fn version_of(buf: &[u8]) -> u32 {
+        u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])
     }
 }
 
@@ -374,6 +445,20 @@ mod tests {
     }
 
     #[test]
+    fn meta_frames_round_trip_and_reject_a_payload() {
+        for kind in [Kind::Mark, Kind::Seal] {
+            let bytes = encode_meta(kind, 0xDEAD_BEEF_0042);
+            let f = decode_frame(&bytes).unwrap();
+            assert_eq!((f.kind, f.seq, f.total), (kind, 0xDEAD_BEEF_0042, 16));
+            assert!(f.payload.is_empty());
+            // A meta kind with a payload is not a frame this format writes.
+            let mut buf = Vec::new();
+            encode_frame(&mut buf, kind, 1, b"x", false);
+            assert_eq!(decode_frame(&buf), Err(FrameError::BadKind));
+        }
+    }
+
+    #[test]
     fn ring_only_kinds_are_rejected_on_disk() {
         for kind in [Kind::Pad, Kind::SyncMarker] {
             let mut buf = Vec::new();
@@ -390,6 +475,15 @@ mod tests {
         };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+        assert_eq!(SegmentHeader::version_of(&bytes), SEGMENT_VERSION);
+        // Version 1 is still read; versions outside [1, current] are refused.
+        for (v, ok) in [(0u32, false), (1, true), (2, true), (3, false)] {
+            let mut b = bytes;
+            b[8..12].copy_from_slice(&v.to_le_bytes());
+            let crc = crc32c::crc32c(&b[0..32]);
+            b[32..36].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(SegmentHeader::decode(&b).is_ok(), ok, "version {v}");
+        }
         assert_eq!(SegmentHeader::decode(&[0u8; 40]), Err(HeaderError::Zero));
         assert_eq!(
             SegmentHeader::decode(&bytes[..39]),

@@ -25,6 +25,24 @@ mod stats;
 mod sync;
 mod wal;
 
+/// Entry points for the fuzz harness (`crates/fuzz`); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+    use uringdb_uring::Vfs;
+
+    /// Runs recovery alone on the segments in `dir` (what [`crate::Wal::open`] does before
+    /// it starts its threads): the report, or the error open would return.
+    pub fn recover(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        mode: crate::RecoveryMode,
+        segment_bytes: u64,
+    ) -> Result<crate::RecoveryReport, crate::WalError> {
+        crate::recovery::recover(vfs, dir, mode, segment_bytes).map(|r| r.report)
+    }
+}
+
 pub use error::WalError;
 pub use reader::{ReadBatch, ReadCursor};
 pub use stats::{Percentiles, WalStats};

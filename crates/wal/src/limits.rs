@@ -29,3 +29,7 @@ pub const SPACE_WAIT_MS: u64 = 5;
 /// Safety-net timeout of the committer's idle park (wake-ups are explicit; this only
 /// bounds the cost of a bug in the wake-up protocol).
 pub const COMMITTER_PARK_MS: u64 = 50;
+/// Largest sequence number a segment may start at: far beyond any real log (2^63 records
+/// at ten million a second is 29,000 years), and so far below `u64::MAX` that counting on
+/// from it cannot overflow. Recovery reports a segment header beyond it as corruption.
+pub const SEQ_MAX: u64 = (1 << 63) - 1;

@@ -179,6 +179,11 @@ fn read_into(
             Ok(f) => f,
             Err(e) => return Err(corruption(seg, *off, format!("invalid frame ({e:?})"))),
         };
+        if f.kind.is_meta() {
+            // A group's MARK, or the SEAL before the zeros at the end of a segment.
+            *off += f.total as u64;
+            continue;
+        }
         if f.seq != cursor.next {
             return Err(corruption(
                 seg,
@@ -198,14 +203,31 @@ fn read_into(
     Ok(())
 }
 
-/// Size of the valid frame with sequence number `seq` at `off`.
+/// Bytes from `off` to the end of the valid record frame with sequence number `seq` (past
+/// any meta frames before it).
 fn frame_at(seg: &Segment, win: &mut Window, off: u64, seq: u64) -> Result<usize, WalError> {
-    let mut data = load_frame(seg, win, off)?;
-    if !is_expected(&data, seq) {
-        win.invalidate();
-        data = load_frame(seg, win, off)?;
+    let mut skipped = 0usize;
+    loop {
+        let at = off + skipped as u64;
+        let mut data = load_frame(seg, win, at)?;
+        if !is_expected(&data, seq) {
+            win.invalidate();
+            data = load_frame(seg, win, at)?;
+        }
+        match decode_frame(&data) {
+            Ok(f) if f.kind.is_meta() => skipped += f.total,
+            other => return record_total(seg, at, seq, other).map(|t| skipped + t),
+        }
     }
-    match decode_frame(&data) {
+}
+
+fn record_total(
+    seg: &Segment,
+    off: u64,
+    seq: u64,
+    decoded: Result<crate::format::Frame<'_>, FrameError>,
+) -> Result<usize, WalError> {
+    match decoded {
         Ok(f) if f.seq == seq => Ok(f.total),
         Ok(f) => Err(corruption(
             seg,
@@ -229,6 +251,7 @@ fn load_frame(seg: &Segment, win: &mut Window, off: u64) -> Result<Vec<u8>, WalE
     Ok(win.get(off, need).map_err(io)?.to_vec())
 }
 
+/// Whether `data` decodes as record `seq` or as a meta frame (which precedes a record).
 fn is_expected(data: &[u8], seq: u64) -> bool {
-    matches!(decode_frame(data), Ok(f) if f.seq == seq)
+    matches!(decode_frame(data), Ok(f) if f.seq == seq || f.kind.is_meta())
 }

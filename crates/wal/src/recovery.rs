@@ -21,7 +21,7 @@ use crate::format::{
     self, decode_frame, parse_segment_file_name, parse_word0, FrameError, HeaderError, Kind,
     SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
-use crate::limits::IO_CHUNK_BYTES;
+use crate::limits::{IO_CHUNK_BYTES, SEQ_MAX};
 use crate::scan::Window;
 use crate::segment::{zero_fill, Segment};
 use crate::wal::{RecoveryMode, RecoveryReport};
@@ -105,6 +105,7 @@ pub(crate) fn recover(
         }
     }
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(numbers.len());
+    let mut last_version = format::SEGMENT_VERSION;
     for &n in &numbers {
         let path = dir.join(format::segment_file_name(n));
         let file = vfs
@@ -117,8 +118,13 @@ pub(crate) fn recover(
         let header = SegmentHeader::decode(&h[..got]).map_err(|e| {
             corruption(
                 &path,
-                0,
+                if matches!(e, HeaderError::UnknownFlags(_)) {
+                    12
+                } else {
+                    0
+                },
                 match e {
+                    HeaderError::UnknownFlags(f) => format!("unknown segment header flags {f:#x}"),
                     HeaderError::Zero => "segment header is all zeros".to_string(),
                     HeaderError::BadMagic => "bad magic in segment header".to_string(),
                     HeaderError::BadVersion(v) => format!("unsupported segment version {v}"),
@@ -127,11 +133,33 @@ pub(crate) fn recover(
                 },
             )
         })?;
+        last_version = SegmentHeader::version_of(&h);
         if header.number != n {
             return Err(corruption(
                 &path,
                 16,
                 format!("header names segment {} but the file is {n}", header.number),
+            ));
+        }
+        // Sequence numbers start at 1 (an empty log's last is 0): a first record numbered
+        // 0 is damage, and "the record before the first" would underflow in scan_last.
+        if header.first_seq == 0 {
+            return Err(corruption(
+                &path,
+                24,
+                "first sequence number is 0 (sequence numbers start at 1)",
+            ));
+        }
+        // Bounded so that counting on from it (scan_last, readers, the committer) cannot
+        // overflow.
+        if header.first_seq > SEQ_MAX {
+            return Err(corruption(
+                &path,
+                24,
+                format!(
+                    "first sequence number {} is beyond the largest, {SEQ_MAX}",
+                    header.first_seq
+                ),
             ));
         }
         if let Some(prev) = segments.last() {
@@ -150,7 +178,7 @@ pub(crate) fn recover(
     }
     report.segments = segments.len() as u64;
     let last = segments.last().expect("non-empty").clone();
-    let (write_offset, last_seq, truncated) = scan_last(vfs, &last, mode)?;
+    let (write_offset, last_seq, truncated) = scan_last(&last, last_version, mode)?;
     report.truncated_bytes = truncated;
     report.last_seq = last_seq;
     Ok(Recovered {
@@ -161,13 +189,55 @@ pub(crate) fn recover(
     })
 }
 
+/// The granularity at which a crash may persist some bytes of a write and not others: a
+/// device writes whole sectors, so a torn frame leaves at least one sector's share of it
+/// as it was before the write — zeros, in a zero-filled segment.
+const SECTOR_BYTES: u64 = 512;
+
+/// Whether the frame whose header and payload (as far as its header tells, within the
+/// file) are `data`, at file offset `at`, that failed to decode with `e`, could have been
+/// torn by a crash. Two ways a write tears, and what each leaves of a frame:
+/// * by sector (a device persists some sectors of a write and not others, in any order):
+///   some sector's share of the frame is all zeros;
+/// * by prefix (the write stopped part-way, as `FaultVfs::crash_torn` models): the frame
+///   ends in zeros — and if the cut is inside word0 (the only way to garble the kind),
+///   everything after the cut is zero, so the checksum and sequence fields are zero too.
+///
+/// A frame that shows neither was written whole: its damage is bit rot or a bad write, not
+/// a crash. (A frame whose data legitimately ends in a zero byte, or has a sector's worth
+/// of zeros, cannot be told from a torn one; such damage in the last frames of the log is
+/// cut like a torn tail — see the README's guarantees.)
+fn torn_possible(e: FrameError, data: &[u8], at: u64) -> bool {
+    let mut i = 0usize;
+    while i < data.len() {
+        let sector_end = ((at + i as u64) / SECTOR_BYTES + 1) * SECTOR_BYTES;
+        let n = ((sector_end - (at + i as u64)) as usize).min(data.len() - i);
+        if data[i..i + n].iter().all(|&b| b == 0) {
+            return true;
+        }
+        i += n;
+    }
+    match e {
+        FrameError::BadKind => data
+            .get(4..)
+            .is_none_or(|rest| rest.iter().all(|&b| b == 0)),
+        _ => data.last().is_none_or(|&b| b == 0),
+    }
+}
+
 /// Scans the active segment. Returns (write offset, last sequence number, bytes cut).
-fn scan_last(
-    vfs: &dyn Vfs,
-    seg: &Segment,
-    mode: RecoveryMode,
-) -> Result<(u64, u64, u64), WalError> {
-    let _ = vfs;
+///
+/// Where the valid frames stop, the stop is classified:
+/// * a frame whose every sector holds data but whose checksum, kind or padding is wrong,
+///   or a valid frame out of place (sequence number, batch framing, a MARK claiming
+///   records it does not follow), is damage: strict mode reports it;
+/// * otherwise (zeros, or a frame with an all-zero sector) it may be a torn write, and the
+///   rest of the segment decides: a version 2 segment is damaged only if a later MARK or
+///   SEAL claims that a record at or after the stop was durable (see `format`); a version 1
+///   segment, which has no such witnesses, is damaged if any valid record follows.
+///
+/// A SEAL in the last segment means the segment after it is missing: always an error.
+fn scan_last(seg: &Segment, version: u32, mode: RecoveryMode) -> Result<(u64, u64, u64), WalError> {
     let path = &seg.path;
     let io = |e| WalError::io(format!("reading {}", path.display()), e);
     let len = seg.file.len().map_err(io)?;
@@ -175,13 +245,44 @@ fn scan_last(
     let mut off = SEGMENT_HEADER_BYTES as u64;
     let mut expected = seg.first_seq;
     let mut batch: Option<(u64, u64)> = None; // (offset, seq) of an open batch's FIRST
+                                              // Damage that is not a torn write, whatever follows it.
     let mut damage: Option<String> = None;
+    // A stop that may be a torn write (what follows decides).
+    let mut hole: Option<&'static str> = None;
     while off + FRAME_HEADER_BYTES as u64 <= len {
         let head = win.get(off, FRAME_HEADER_BYTES).map_err(io)?;
         let w = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let need = parse_word0(w).map_or(FRAME_HEADER_BYTES, |w| format::frame_bytes(w.len));
         let data = win.get(off, need).map_err(io)?;
         match decode_frame(data) {
+            Ok(f) if f.kind == Kind::Mark => {
+                if batch.is_some() || f.seq >= expected {
+                    damage = Some(format!(
+                        "a commit group's mark (durable watermark {}) where record {expected} was expected",
+                        f.seq
+                    ));
+                    break;
+                }
+                off += f.total as u64;
+            }
+            Ok(f) if f.kind == Kind::Seal => {
+                if batch.is_some() || f.seq != expected {
+                    damage = Some(format!(
+                        "a seal naming record {} as the next segment's first where record {expected} was expected",
+                        f.seq
+                    ));
+                    break;
+                }
+                let next = seg.number + 1;
+                return Err(corruption(
+                    &seg.path.with_file_name(format::segment_file_name(next)),
+                    0,
+                    format!(
+                        "segment file is missing: {} is sealed at offset {off}, so the log continues in segment {next} from record {expected}",
+                        seg.path.display()
+                    ),
+                ));
+            }
             Ok(f) if f.seq == expected => {
                 let ok = matches!(
                     (f.kind, batch.is_some()),
@@ -207,9 +308,36 @@ fn scan_last(
                 ));
                 break;
             }
-            Err(FrameError::Zero) => break,
+            Err(FrameError::Zero) => {
+                hole = Some("zeroed frame");
+                break;
+            }
+            Err(FrameError::BadPadding) => {
+                // The checksum matched: the frame was written whole, and a crash leaves
+                // zeros, not data, in its padding.
+                damage = Some("non-zero padding after a frame whose checksum matches".into());
+                break;
+            }
             Err(e) => {
-                damage = Some(format!("invalid frame ({e:?})"));
+                // Header and payload as far as the header tells (just the header when
+                // it does not parse), within the file; the padding tells nothing.
+                let extent = match parse_word0(w) {
+                    Some(w0) if e != FrameError::BadKind => FRAME_HEADER_BYTES + w0.len,
+                    _ => FRAME_HEADER_BYTES,
+                };
+                let extent = extent.min((len - off) as usize);
+                let bytes = win.get(off, extent).map_err(io)?;
+                if torn_possible(e, bytes, off) {
+                    hole = Some(match e {
+                        FrameError::BadCrc => "torn frame (checksum mismatch)",
+                        FrameError::Truncated => "torn frame (truncated)",
+                        _ => "torn frame header",
+                    });
+                } else {
+                    damage = Some(format!(
+                        "invalid frame ({e:?}) with data in every sector: damage to a complete frame, not a torn write"
+                    ));
+                }
                 break;
             }
         }
@@ -219,14 +347,22 @@ fn scan_last(
         Some((b_off, b_seq)) => (b_off, b_seq - 1),
         None => (off, expected - 1),
     };
-    // Anything valid beyond where the log stopped means the damage is mid-log.
-    if let Some(later) = find_valid_frame(&mut win, stop + 8, len, expected).map_err(io)? {
-        if mode == RecoveryMode::Strict {
-            let reason = damage.unwrap_or_else(|| "zeroed frame".to_string());
+    if mode == RecoveryMode::Strict {
+        let first_cut = last_seq + 1;
+        let reason = match (damage, hole) {
+            (Some(d), _) => Some(d),
+            (None, Some(h)) => find_witness(&mut win, stop + 8, len, first_cut, version)
+                .map_err(io)?
+                .map(|(at, what)| {
+                    format!("{h}, followed by {what} at offset {at}: the damage is in the middle of the log")
+                }),
+            (None, None) => None,
+        };
+        if let Some(reason) = reason {
             return Err(corruption(
                 path,
                 stop,
-                format!("{reason}, followed by a valid record at offset {later}: the damage is in the middle of the log (open with recovery: 'tolerant' to cut the log here)"),
+                format!("{reason} (open with recovery: 'tolerant' to cut the log here)"),
             ));
         }
     }
@@ -234,13 +370,26 @@ fn scan_last(
     Ok((valid_end, last_seq, cut))
 }
 
-/// Offset of any well-formed frame with a sequence number >= `min_seq` in `[from, len)`.
-fn find_valid_frame(
+/// Looks in `[from, len)` for proof that the record `first_cut` was durable (so that a stop
+/// before it is damage, not a torn tail): in a version 2 segment, a MARK or SEAL whose
+/// value reaches `first_cut` (a MARK's watermark at or beyond it; a SEAL's next record
+/// beyond it); in a version 1 segment, any valid record numbered `first_cut` or later.
+/// Returns its offset and what it is.
+///
+/// Only a word whose sequence number field the gap could hold (at most one record per
+/// header-sized step after `first_cut`) is read and checksummed as a frame: otherwise every
+/// word of a torn payload that happens to parse as a header would cost as many bytes as
+/// its length field claims, which made this search quadratic in the segment size. MARK
+/// and SEAL frames are 16 bytes, so checking them is cheap.
+fn find_witness(
     win: &mut Window,
     from: u64,
     len: u64,
-    min_seq: u64,
-) -> std::io::Result<Option<u64>> {
+    first_cut: u64,
+    version: u32,
+) -> std::io::Result<Option<(u64, &'static str)>> {
+    let seq_max =
+        first_cut.saturating_add(len.saturating_sub(from) / FRAME_HEADER_BYTES as u64 + 1);
     let mut off = from & !7;
     while off + FRAME_HEADER_BYTES as u64 <= len {
         let chunk_end = (off + IO_CHUNK_BYTES as u64).min(len);
@@ -248,13 +397,31 @@ fn find_valid_frame(
         let mut i = 0usize;
         while i + FRAME_HEADER_BYTES <= chunk.len() {
             let w = u32::from_le_bytes([chunk[i], chunk[i + 1], chunk[i + 2], chunk[i + 3]]);
-            if let Some(w0) = parse_word0(w) {
-                if w0.kind.is_on_disk() && off + (i + format::frame_bytes(w0.len)) as u64 <= len {
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&chunk[i + 8..i + 16]);
+            let seq = u64::from_le_bytes(seq);
+            let candidate = parse_word0(w).filter(|w0| {
+                (first_cut..=seq_max).contains(&seq)
+                    && (w0.kind.is_meta() || version < 2 && w0.kind.is_on_disk())
+            });
+            if let Some(w0) = candidate {
+                let total = format::frame_bytes(w0.len);
+                if off + (i + total) as u64 <= len {
                     let at = off + i as u64;
-                    let data = win.get(at, format::frame_bytes(w0.len))?;
+                    let data = win.get(at, total)?;
                     if let Ok(f) = decode_frame(data) {
-                        if f.seq >= min_seq {
-                            return Ok(Some(at));
+                        let witness = match f.kind {
+                            Kind::Mark if f.seq >= first_cut => {
+                                Some("a commit group's mark claiming it durable")
+                            }
+                            Kind::Seal if f.seq > first_cut => Some("a seal claiming it durable"),
+                            k if version < 2 && k.is_on_disk() && f.seq >= first_cut => {
+                                Some("a valid record")
+                            }
+                            _ => None,
+                        };
+                        if let Some(what) = witness {
+                            return Ok(Some((at, what)));
                         }
                     }
                 }

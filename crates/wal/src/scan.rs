@@ -26,10 +26,16 @@ impl Window {
     }
 
     /// The bytes `[off, off + n)`, shorter only at end of file.
+    ///
+    /// Allocates at most what the file holds from `off` (or one chunk): `n` often comes
+    /// from a frame's length field, which damage can set to 128 MiB in a small file.
     pub fn get(&mut self, off: u64, n: usize) -> std::io::Result<&[u8]> {
         let cached = off >= self.buf_off && off + n as u64 <= self.buf_off + self.buf.len() as u64;
         if !cached {
-            let want = n.max(IO_CHUNK_BYTES / 4);
+            let left = self.file.len()?.saturating_sub(off);
+            let want = n
+                .min(usize::try_from(left).unwrap_or(usize::MAX))
+                .max(IO_CHUNK_BYTES / 4);
             self.buf.resize(want, 0);
             let mut got = 0;
             while got < want {

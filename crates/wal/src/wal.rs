@@ -107,7 +107,7 @@ impl WalOptions {
                 ),
             );
         }
-        let segment_payload = self.segment_bytes as usize - format::SEGMENT_HEADER_BYTES;
+        let segment_payload = format::segment_record_room(self.segment_bytes as usize);
         // One reservation (a record, or a whole atomic batch, framed) may take up to half
         // the ring and must fit in one segment.
         let max_entry_bytes = (self.ring_bytes / 2).min(segment_payload);

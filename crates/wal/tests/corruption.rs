@@ -5,7 +5,16 @@
 //! | damage                                         | promise                                      |
 //! |------------------------------------------------|----------------------------------------------|
 //! | last record cut at any byte (torn tail)        | cut, earlier records intact, appends go on   |
-//! | any bit of the last record flipped             | same: nothing valid follows, so a torn tail  |
+//! | a bit of a complete last record flipped        | strict: Corruption(file, frame offset) — bit |
+//! |                                                | rot is not a torn write; tolerant: cut       |
+//! | a length bit flipped so the frame runs into    | cut as a torn tail (indistinguishable from a |
+//! |   never-written zeros                          | longer frame whose last sector was lost)     |
+//! | a commit group's first page lost, a later one  | a torn tail: cut (its MARK claims nothing    |
+//! |   kept (pages persisted out of order)          | durable beyond the records before it)        |
+//! | a hole in a group, a later group's MARK        | strict: Corruption at the hole               |
+//! |   claiming the hole durable                    |                                              |
+//! | the last segment file missing (its             | Corruption naming the missing file           |
+//! |   predecessor is sealed)                       |                                              |
 //! | a frame damaged, valid frames after it         | strict: Corruption(file, frame offset);      |
 //! |   (last segment)                               | tolerant: cut there, appends go on           |
 //! | a frame damaged in a sealed segment            | open succeeds; reads across it: Corruption   |
@@ -44,9 +53,18 @@ struct FrameAt {
     total: usize,
 }
 
-/// Parses a segment file frame by frame from the end of its header to the first zero word;
-/// any other decoding error is a bug in the test (it parses undamaged files only).
+/// Parses a segment file frame by frame from the end of its header to the first zero word,
+/// and returns its record frames; any other decoding error is a bug in the test (it parses
+/// undamaged files only).
 fn frames(path: &Path) -> Vec<FrameAt> {
+    all_frames(path)
+        .into_iter()
+        .filter(|f| f.kind.is_on_disk())
+        .collect()
+}
+
+/// Like [`frames`], with the meta frames (MARK, SEAL) too.
+fn all_frames(path: &Path) -> Vec<FrameAt> {
     let bytes = std::fs::read(path).unwrap();
     let mut off = SEGMENT_HEADER_BYTES;
     let mut out = Vec::new();
@@ -97,6 +115,15 @@ fn write_log(dir: &Path, records: &[Vec<u8>], batch: Option<std::ops::Range<usiz
         assert_eq!(*o, Outcome::Ok(k as u64 + 1));
     }
     wal.close().unwrap();
+}
+
+/// Zeroes the MARK a clean close leaves after the last group (there must be one): the file
+/// is then as a crash right after the last group's fdatasync leaves it, and a torn tail
+/// there has no witness.
+fn remove_close_mark(path: &Path) {
+    let last = *all_frames(path).last().unwrap();
+    assert_eq!(last.kind, Kind::Mark, "{}: no close mark", path.display());
+    zero_range(path, last.offset, last.total);
 }
 
 /// The segment files of a log, to recreate it undamaged for each case.
@@ -279,39 +306,233 @@ fn torn_tail_cut_at_every_byte_of_the_last_record() {
     }
 }
 
-/// Flips `bits` of the last record one at a time: each is cut as a torn tail.
-fn flip_last_record_bits(tag: &str, bits: impl Fn(&FrameAt) -> std::ops::Range<usize>) {
-    let src = TempDir::new(tag);
-    let mut recs = small_records(20);
-    recs.push(nonzero_payload(5, 0x3C)); // seq 21: 16 + 5 bytes + 3 padding
-    write_log(src.path(), &recs, None);
-    let last = *frames(&seg_path(src.path(), 1)).last().unwrap();
+/// A log whose last record (returned) is a complete frame with non-zero data in its one
+/// sector, followed by never-written zeros.
+fn log_with_complete_last_record(tag: &str) -> (TempDir, Vec<Vec<u8>>, FrameAt) {
+    for n in 20..60 {
+        let src = TempDir::new(tag);
+        let mut recs = small_records(n);
+        recs.push(nonzero_payload(5, 0x3C)); // 16 + 5 bytes + 3 padding
+        write_log(src.path(), &recs, None);
+        let last = *frames(&seg_path(src.path(), 1)).last().unwrap();
+        // Header and payload in one 512-byte sector, so that every flip leaves it non-zero.
+        if last.offset / 512 == (last.offset + last.used as u64 - 1) / 512 {
+            return (src, recs, last);
+        }
+    }
+    unreachable!("some record count places the last frame inside one sector");
+}
+
+/// Flips every bit of the complete last record, one at a time, and checks strict and
+/// tolerant recovery. `crashed`: the MARK a clean close leaves behind the last group is
+/// removed first, as if the process had died after its last write.
+///
+/// After a clean close the close MARK claims every record durable, so every flip is
+/// damage. Without it, the frame itself must show that it was written whole: a flip that
+/// leaves it looking like a torn write (its claimed header + payload ending in a zero
+/// byte, or reaching into a later, never-written sector — see `torn_possible`) is cut.
+fn flip_every_bit_of_complete_last_record(tag: &str, crashed: bool) {
+    let (src, recs, last) = log_with_complete_last_record(tag);
+    let n = recs.len() - 1;
+    let seg = seg_path(src.path(), 1);
+    let close_mark = *all_frames(&seg).last().unwrap();
+    assert_eq!(
+        (close_mark.kind, close_mark.seq, close_mark.offset),
+        (Kind::Mark, n as u64 + 1, last.offset + last.total as u64),
+        "a clean close leaves a MARK claiming every record"
+    );
+    if crashed {
+        zero_range(&seg, close_mark.offset, close_mark.total);
+    }
     let pristine = Pristine::of(src.path());
-    for bit in bits(&last) {
+    let (mut corrupt, mut torn) = (0, 0);
+    for bit in 0..last.total * 8 {
         let d = pristine.restore(tag);
         let seg = seg_path(d.path(), 1);
         flip_bit(&seg, last.offset + bit as u64 / 8, bit as u32 % 8);
-        let expect_cut = nonzero_end(&seg, last.offset) - last.offset;
-        {
+        let bytes = std::fs::read(&seg).unwrap();
+        let at = last.offset as usize;
+        let claimed_len =
+            (u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) & ((1 << 27) - 1)) as usize;
+        let claimed_end = at + 16 + claimed_len;
+        let looks_torn = bit < 27
+            && (claimed_end > bytes.len()
+                || bytes[claimed_end - 1] == 0
+                || (claimed_end - 1) / 512 > at / 512);
+        if crashed && looks_torn {
             let (wal, rep) = open(d.path(), &strict());
-            assert_eq!(rep.last_seq, 20, "bit {bit}");
-            assert_eq!(rep.truncated_bytes, expect_cut, "bit {bit}");
+            assert_eq!(rep.last_seq, n as u64, "bit {bit}");
             assert!(rep.truncated_bytes > 0, "bit {bit}");
-            assert_records(&wal, &recs[..20]);
+            assert_records(&wal, &recs[..n]);
+            torn += 1;
+            continue;
         }
-        // The cut is durable: the file holds zeros from the damaged frame on.
-        assert_eq!(nonzero_end(&seg, last.offset), last.offset, "bit {bit}");
+        expect_corruption(
+            Wal::open(d.path(), &strict()),
+            &seg,
+            last.offset,
+            &format!("bit {bit}"),
+        );
+        assert_eq!(
+            std::fs::read(&seg).unwrap(),
+            bytes,
+            "bit {bit}: strict cuts nothing"
+        );
+        let (wal, rep) = open(d.path(), &tolerant());
+        assert_eq!(
+            rep.last_seq, n as u64,
+            "bit {bit}: tolerant cuts the damaged record"
+        );
+        assert_records(&wal, &recs[..n]);
+        corrupt += 1;
+    }
+    assert_eq!(corrupt + torn, last.total * 8);
+    if crashed {
+        // Payload bits, checksum and sequence fields, kind bits: damage.
+        assert!(torn > 0 && corrupt >= 100, "{corrupt} corrupt, {torn} torn");
+    } else {
+        assert_eq!(torn, 0);
     }
 }
 
+/// Issue 8, finding 5c: bit rot in the last record used to be cut as a torn tail, even in
+/// strict mode, silently dropping an acknowledged record.
 #[test]
-fn bit_flip_in_last_record_header_is_a_torn_tail() {
-    flip_last_record_bits("flip-head", |_| 0..16 * 8);
+fn bit_flip_in_last_record_after_clean_close_is_corruption() {
+    flip_every_bit_of_complete_last_record("flip-closed", false);
 }
 
+/// The same after a crash (no close MARK): a frame with data in every sector and a
+/// non-zero last byte was written whole, so a bad checksum there is damage too.
 #[test]
-fn bit_flip_in_last_record_payload_and_padding_is_a_torn_tail() {
-    flip_last_record_bits("flip-body", |f| 16 * 8..f.total * 8);
+fn bit_flip_in_complete_last_record_after_crash_is_corruption_not_a_torn_tail() {
+    flip_every_bit_of_complete_last_record("flip-crashed", true);
+}
+
+/// Issue 8, finding 3: within one commit group the pages may persist in any order. A group
+/// whose first 4 KiB page was lost while its second page persisted used to fail strict
+/// recovery ("BadCrc ... followed by a valid record"). Its MARK (or the previous group's
+/// state) claims nothing durable beyond the records before the hole: a torn tail.
+#[test]
+fn group_whose_first_page_was_lost_but_second_kept_is_a_torn_tail() {
+    let src = TempDir::new("pages-src");
+    let first = small_records(10);
+    write_log(src.path(), &first, None);
+    // One more group, spanning several pages, written by a second open.
+    let big: Vec<Vec<u8>> = (0..40).map(|i| nonzero_payload(300, i as u8)).collect();
+    {
+        let (wal, _) = open(src.path(), &strict());
+        let (p, sink) = producer(&wal);
+        let refs: Vec<&[u8]> = big.iter().map(|r| &r[..]).collect();
+        p.append_many(&refs[..20], false).unwrap();
+        p.append_many(&refs[20..], true).unwrap();
+        sink.wait(40);
+        wal.close().unwrap();
+    }
+    let seg = seg_path(src.path(), 1);
+    remove_close_mark(&seg); // as if the process died after the write
+    let recs = frames(&seg);
+    let group_start = recs[10].offset; // record 11: the second open's first record
+    let metas: Vec<FrameAt> = all_frames(&seg)
+        .into_iter()
+        .filter(|f| f.kind == Kind::Mark && f.offset < group_start)
+        .collect();
+    let mark = *metas.last().expect("the group's mark");
+    assert!(
+        mark.seq <= 10,
+        "the mark claims at most the first open's records"
+    );
+    // Zero the page holding the group's start; keep the next page (which holds later frames
+    // of the same group).
+    let page = mark.offset / 4096 * 4096;
+    assert!(
+        recs.last().unwrap().offset > page + 4096,
+        "the group spans pages"
+    );
+    zero_range(
+        &seg,
+        page.max(mark.offset),
+        (page + 4096 - mark.offset.max(page)) as usize,
+    );
+    let (wal, rep) = open(src.path(), &strict());
+    assert!(rep.last_seq <= 10, "{rep:?}");
+    assert!(rep.truncated_bytes > 0, "{rep:?}");
+    let all = read_all(&wal).unwrap();
+    assert_eq!(all.len() as u64, rep.last_seq);
+    for (i, (_, data)) in all.iter().enumerate() {
+        assert_eq!(data, &first[i]);
+    }
+}
+
+/// The other side of the rule: a hole in a group that a later group's MARK claims durable
+/// is damage to durable data, reported in strict mode.
+#[test]
+fn hole_claimed_durable_by_a_later_mark_is_corruption() {
+    let src = TempDir::new("witness-src");
+    let recs = small_records(10);
+    write_log(src.path(), &recs, None); // one group, synced
+    {
+        let (wal, _) = open(src.path(), &strict());
+        append_one(&wal, b"a later, durable group", 11);
+        wal.close().unwrap();
+    }
+    let seg = seg_path(src.path(), 1);
+    remove_close_mark(&seg); // the witness below is the second group's own mark
+    let victim = frames(&seg)[4]; // record 5
+    assert!(
+        all_frames(&seg)
+            .iter()
+            .any(|f| f.kind == Kind::Mark && f.offset > victim.offset && f.seq >= 10),
+        "a later group's mark claims records 1..=10"
+    );
+    zero_range(&seg, victim.offset, victim.total);
+    expect_corruption(
+        Wal::open(src.path(), &strict()),
+        &seg,
+        victim.offset,
+        "zeroed record 5 before a mark claiming 10",
+    );
+}
+
+/// Issue 8, finding 5b: a missing last segment used to open silently, with the records in
+/// it gone. Its predecessor is sealed once the new segment is in place, so the loss is
+/// found and named.
+#[test]
+fn missing_last_segment_is_corruption_naming_it() {
+    let (src, _recs) = multi_segment_log("missing-last", 800);
+    let mut numbers: Vec<u64> = std::fs::read_dir(src.path())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            uringdb_wal::format::parse_segment_file_name(&name)
+        })
+        .collect();
+    numbers.sort_unstable();
+    assert!(numbers.len() >= 2, "{numbers:?}");
+    let last = *numbers.last().unwrap();
+    // Every segment but the last ends with its seal.
+    for &n in &numbers[..numbers.len() - 1] {
+        let seal = all_frames(&seg_path(src.path(), n)).pop().unwrap();
+        assert_eq!(seal.kind, Kind::Seal, "segment {n}");
+    }
+    std::fs::remove_file(seg_path(src.path(), last)).unwrap();
+    match Wal::open(src.path(), &strict()) {
+        Err(WalError::Corruption {
+            file,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(file, seg_path(src.path(), last), "{reason}");
+            assert_eq!(offset, 0);
+            assert!(reason.contains("missing"), "{reason}");
+        }
+        other => panic!("expected Corruption naming the missing segment, got {other:?}"),
+    }
+    // Tolerant recovery does not paper over a missing file either.
+    assert!(matches!(
+        Wal::open(src.path(), &tolerant()),
+        Err(WalError::Corruption { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -712,6 +933,7 @@ fn incomplete_batch_at_tail_is_dropped_whole() {
     assert_eq!(fs[14].kind, Kind::Last);
     let first = fs[5].offset;
     let last = fs[14];
+    remove_close_mark(&seg_path(src.path(), 1)); // torn tails happen in crashes
     let pristine = Pristine::of(src.path());
     let mut cases: Vec<(String, Damage)> = vec![(
         "LAST frame zeroed".into(),
@@ -744,19 +966,32 @@ fn incomplete_batch_at_tail_is_dropped_whole() {
             append_one(&wal, b"after the batch", 6);
             wal.close().unwrap();
         }
-        // The record appended as seq 6 starts where the batch did; nothing follows it.
+        // The group of the record appended as seq 6 (its MARK, then the record) starts
+        // where the batch did; nothing follows it.
         let now = frames(&seg);
         assert_eq!(now.len(), 6, "{what}");
         let f6 = now[5];
         assert_eq!(
             (f6.seq, f6.kind, f6.offset),
-            (6, Kind::Full, first),
+            (6, Kind::Full, first + 16),
             "{what}"
         );
+        let mark = all_frames(&seg)
+            .into_iter()
+            .find(|f| f.offset == first)
+            .unwrap();
+        assert_eq!((mark.kind, mark.seq), (Kind::Mark, 5), "{what}");
+        // Behind it only the MARK of the clean close, then zeros.
         let end = f6.offset + f6.total as u64;
+        let close = *all_frames(&seg).last().unwrap();
         assert_eq!(
-            nonzero_end(&seg, end),
-            end,
+            (close.kind, close.seq, close.offset),
+            (Kind::Mark, 6, end),
+            "{what}"
+        );
+        assert_eq!(
+            nonzero_end(&seg, end + 16),
+            end + 16,
             "{what}: nothing of the batch is left"
         );
         let (wal, _) = open(d.path(), &strict());
@@ -814,4 +1049,58 @@ fn leftover_prepared_segments_are_removed_at_open() {
     let mut expect = recs.clone();
     expect.extend((0..700).map(|_| big.clone()));
     assert_records(&wal, &expect);
+}
+
+/// Version 1 segments (written before MARK and SEAL existed) carry no witnesses, so a hole
+/// followed by a valid record stays corruption there, while the same bytes under a version
+/// 2 header are a torn tail (nothing claims the hole durable).
+#[test]
+fn hole_rule_follows_the_segment_version() {
+    for version in [1u32, 2] {
+        let dir = TempDir::new(&format!("version-{version}"));
+        let mut bytes = SegmentHeader {
+            number: 1,
+            first_seq: 1,
+        }
+        .encode()
+        .to_vec();
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c_of(&bytes[0..32]);
+        bytes[32..36].copy_from_slice(&crc.to_le_bytes());
+        let recs = small_records(10);
+        let mut offsets = Vec::new();
+        for (i, r) in recs.iter().enumerate() {
+            offsets.push(bytes.len() as u64);
+            encode_frame(&mut bytes, Kind::Full, i as u64 + 1, r, true);
+        }
+        let hole = offsets[4];
+        let end = offsets[5] as usize;
+        bytes[hole as usize..end].fill(0);
+        bytes.resize(small_options().segment_bytes as usize, 0);
+        let seg = seg_path(dir.path(), 1);
+        std::fs::write(&seg, &bytes).unwrap();
+        if version == 1 {
+            expect_corruption(Wal::open(dir.path(), &strict()), &seg, hole, "v1");
+        } else {
+            let (wal, rep) = open(dir.path(), &strict());
+            assert_eq!(rep.last_seq, 4);
+            assert_records(&wal, &recs[..4]);
+        }
+    }
+}
+
+/// CRC32C (Castagnoli), bitwise: the test's own, independent of the crate's.
+fn crc32c_of(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -215,7 +215,8 @@ fn failed_write_fails_its_group_and_latches_the_log() {
         let dir = TempDir::new("fail-write");
         let recs: Vec<Vec<u8>> = (1..=6).map(|i| vec![i as u8; 100]).collect();
         let vfs = fault_vfs(FaultConfig {
-            fail_write_after_bytes: Some(OPEN_WRITE_BYTES + 5 * frame_bytes(100) as u64),
+            // Five groups, each its MARK and one record.
+            fail_write_after_bytes: Some(OPEN_WRITE_BYTES + 5 * (16 + frame_bytes(100)) as u64),
             errno,
             ..FaultConfig::default()
         });
@@ -411,9 +412,11 @@ fn enospc_preparing_a_segment_fails_only_the_group_that_needs_it() {
     // No waiting for the preparer: its preparation of segment 2 fails at once.
     let (wal, _) = Wal::open_on(dir.path(), &options(), vfs.clone()).unwrap();
     let (p, sink) = typed_producer(&wal);
-    let room = SEGMENT_BYTES as usize - SEGMENT_HEADER_BYTES;
+    // Each append is a group: a 16-byte MARK, then the record. The last 16 bytes of a
+    // segment are kept for its SEAL.
+    let room = SEGMENT_BYTES as usize - SEGMENT_HEADER_BYTES - 16;
     let big = 100_000usize;
-    let fit = room / frame_bytes(big); // records of `big` bytes that fit in segment 1
+    let fit = room / (16 + frame_bytes(big)); // records of `big` bytes that fit in segment 1
     let mut acked: Vec<Vec<u8>> = (0..fit).map(|i| vec![i as u8 + 1; big]).collect();
     let out = append_each(&p, &sink, &acked);
     assert!(
@@ -422,7 +425,7 @@ fn enospc_preparing_a_segment_fails_only_the_group_that_needs_it() {
             .all(|(i, o)| o.as_ref().ok() == Some(&(i as u64 + 1))),
         "{out:?}"
     );
-    let mut left = room - fit * frame_bytes(big);
+    let mut left = room - fit * (16 + frame_bytes(big));
     let mut expect_outcomes = fit;
     let mut try_append = |rec: Vec<u8>, fits: bool, acked: &mut Vec<Vec<u8>>| {
         p.append(&rec, true).expect("ENOSPC does not latch the log");
@@ -450,14 +453,14 @@ fn enospc_preparing_a_segment_fails_only_the_group_that_needs_it() {
     try_append(vec![0xEE; big], false, &mut acked);
     try_append(vec![0xEE; big], false, &mut acked);
     // Fits in what is left of segment 1.
-    let fitting = left - 16 - 64;
+    let fitting = left - 16 - 16 - 64;
     try_append(vec![0xAB; fitting], true, &mut acked);
-    left -= frame_bytes(fitting);
+    left -= 16 + frame_bytes(fitting);
     assert_eq!(left, 64);
     // Needs the roll again.
     try_append(vec![0xEE; 100], false, &mut acked);
-    // Exactly fills segment 1.
-    try_append(vec![0xCD; 48], true, &mut acked);
+    // Exactly fills segment 1 (with its MARK).
+    try_append(vec![0xCD; 32], true, &mut acked);
     try_append(Vec::new(), false, &mut acked);
     assert_eq!(wal.last_seq(), acked.len() as u64);
     wal.close()

@@ -8,6 +8,26 @@
 //! at or below the smallest live snapshot). A deletion is dropped as well when it is
 //! visible to every snapshot and no level below the output holds the key (nothing left to
 //! hide).
+//!
+//! Installing a result, and what a failure leaves (see [`install`]):
+//!
+//! - before the manifest append (directory fsync, opening the outputs, a fresh manifest
+//!   that could not be created): nothing names the outputs; they are removed and the job
+//!   fails (a flush keeps its memtable and is retried).
+//! - the append itself: the write or its fdatasync failed, but the record may be on disk
+//!   and a recovery may read it. The job fails without publishing, yet nothing the edit
+//!   names may go: the outputs are kept in limbo (`ManifestCore::limbo`) and the inputs stay
+//!   live. The next install first starts a fresh manifest (its snapshot does not name the
+//!   limbo files); once CURRENT names it durably, the limbo files are removed. A crash
+//!   before that leaves them to the orphan sweep at open, or to the recovered manifest.
+//! - after the append returned `Ok` (the manifest rewrite at `manifest_rewrite_bytes`): the
+//!   edit is durable, so the job succeeded. A failed rewrite may have left CURRENT naming
+//!   either manifest, so the old one is not appended to again: the next install starts a
+//!   fresh manifest first (`ManifestCore::fresh_needed`).
+//!
+//! A flush also makes the log durable up to the flushed sequence number before its edit
+//! says so ([`sync_log`]): for `sync: false` writes the log may lag, and a manifest ahead of
+//! its log after a power cut would not open.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::Ordering;
@@ -15,7 +35,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::version::{Mem, SuperVersion, TableHandle, TableWriter, Version};
-use super::{add, failpoint, json_string, open_table, DbError, Inner};
+use super::{add, failpoint, json_string, open_table, DbError, Inner, ManifestCore};
 use crate::internal_key::{self, ValueKind};
 use crate::manifest::{self, FileMeta, VersionEdit, NUM_LEVELS};
 use crate::table::{TableBuilder, TableIter};
@@ -510,8 +530,12 @@ impl<'a> Outputs<'a> {
 
     /// Makes the written tables part of the database: syncs the directory (their entries
     /// must be durable before the manifest names them), opens them, records `edit` — with
-    /// the outputs added at this level — and publishes the version. On any failure the
-    /// output files are removed. `reached` is the failpoint between writing and recording.
+    /// the outputs added at this level — and publishes the version. `reached` is the
+    /// failpoint between writing and recording.
+    ///
+    /// On a failure before the edit could reach the manifest the output files are removed;
+    /// on a failed append (whose record may be on disk all the same) they are kept in limbo
+    /// until a fresh manifest supersedes that record (see [`install`]).
     fn install(
         &mut self,
         reached: &str,
@@ -519,9 +543,9 @@ impl<'a> Outputs<'a> {
         flushed: Option<&Arc<Mem>>,
     ) -> Result<(), DbError> {
         let r = (|| {
-            sync_dir(self.inner)?;
+            sync_dir(self.inner).map_err(InstallError::not_recorded)?;
             failpoint(reached);
-            let added = open_outputs(self.inner, &self.done)?;
+            let added = open_outputs(self.inner, &self.done).map_err(InstallError::not_recorded)?;
             edit.added = self
                 .done
                 .iter()
@@ -529,13 +553,31 @@ impl<'a> Outputs<'a> {
                 .collect();
             install(self.inner, &mut edit, added, flushed)
         })();
-        if r.is_err() {
-            self.abandon();
+        match r {
+            Ok(()) => Ok(()),
+            Err(InstallError {
+                error,
+                maybe_recorded: false,
+            }) => {
+                self.abandon();
+                Err(error)
+            }
+            Err(InstallError {
+                error,
+                maybe_recorded: true,
+            }) => {
+                let mut m = self
+                    .inner
+                    .manifest
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                m.limbo.extend(self.done.iter().map(|t| t.number));
+                Err(error)
+            }
         }
-        r
     }
 
-    /// Removes the files of a job that failed.
+    /// Removes the files of a job that failed before any edit could name them.
     fn abandon(&mut self) {
         if let Some(b) = self.current.take() {
             let _ = self.inner.vfs.remove_file(&b.path);
@@ -549,33 +591,79 @@ impl<'a> Outputs<'a> {
     }
 }
 
+/// A failed install, and whether its edit may have reached the manifest (a failed append:
+/// the write or its fdatasync failed, yet the record may be on disk and recovered).
+struct InstallError {
+    error: DbError,
+    maybe_recorded: bool,
+}
+
+impl InstallError {
+    fn not_recorded(error: DbError) -> InstallError {
+        InstallError {
+            error,
+            maybe_recorded: false,
+        }
+    }
+}
+
+/// Continues in a fresh manifest holding `m.state` (manifest lock held). Once it is durable
+/// and named by CURRENT no recovery reads the old manifest, so the limbo files — named only
+/// by a record of the old one — are removed. On failure the next install tries again.
+fn start_fresh_manifest(inner: &Inner, m: &mut ManifestCore) -> Result<(), DbError> {
+    m.fresh_needed = true;
+    let number = m.state.next_file_number;
+    m.state.next_file_number += 1;
+    m.writer = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
+    m.fresh_needed = false;
+    for n in m.limbo.drain(..) {
+        // Best effort: one left behind is an orphan that the next open removes.
+        let _ = inner
+            .vfs
+            .remove_file(&inner.dir.join(manifest::table_file_name(n)));
+    }
+    Ok(())
+}
+
 /// Records `edit` in the manifest, then publishes the version it describes. `flushed`
 /// is the immutable memtable the edit flushed (removed from the super version).
+///
+/// Once the append returned `Ok` the edit is durable and this succeeds: a failure of the
+/// rewrite that may follow only makes the next install start a fresh manifest.
 fn install(
     inner: &Inner,
     edit: &mut VersionEdit,
     added: Vec<Arc<TableHandle>>,
     flushed: Option<&Arc<Mem>>,
-) -> Result<(), DbError> {
-    let mut m = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
-    edit.next_file_number = Some(m.state.next_file_number);
+) -> Result<(), InstallError> {
+    let mut guard = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
+    let m = &mut *guard;
     edit.last_seq = Some(inner.visible_seq.load(Ordering::Acquire));
-    if m.writer.failed() {
-        // The last append failed part-way (e.g. ENOSPC): continue in a fresh manifest.
-        let number = m.state.next_file_number;
-        m.state.next_file_number += 1;
-        edit.next_file_number = Some(m.state.next_file_number);
-        let w = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
-        m.writer = w;
+    if m.writer.failed() || m.fresh_needed {
+        // The last append failed (its record may or may not be on disk), or a rewrite
+        // failed (CURRENT may name either manifest): appending to this manifest could be
+        // lost or could resurrect that record later. Continue in a fresh one.
+        start_fresh_manifest(inner, m).map_err(InstallError::not_recorded)?;
     }
+    edit.next_file_number = Some(m.state.next_file_number);
     let mut next = m.state.clone();
-    next.apply(edit).map_err(|reason| DbError::Corruption {
-        file: inner.dir.clone(),
-        offset: 0,
-        reason: format!("a version edit does not apply: {reason}"),
+    next.apply(edit).map_err(|reason| {
+        InstallError::not_recorded(DbError::Corruption {
+            file: inner.dir.clone(),
+            offset: 0,
+            reason: format!("a version edit does not apply: {reason}"),
+        })
     })?;
     failpoint("manifest.before_append");
-    m.writer.append(edit)?;
+    if let Err(e) = m.writer.append(edit) {
+        // A latched writer means a write or fdatasync failed: the record may be on disk
+        // (fdatasync failed after the bytes reached the device), so whatever it names must
+        // stay. An unlatched error (an edit over the size limit) wrote nothing.
+        return Err(InstallError {
+            maybe_recorded: m.writer.failed(),
+            error: e.into(),
+        });
+    }
     failpoint("manifest.after_append");
     m.state = next;
     let mut obsolete: Vec<Arc<TableHandle>> = Vec::new();
@@ -610,14 +698,13 @@ fn install(
     for t in obsolete {
         t.obsolete.store(true, Ordering::Release);
     }
-    // Keep the manifest short: rewrite it as one snapshot edit once it grows.
-    if m.writer.file_bytes() > 4 << 20 {
-        let number = m.state.next_file_number;
-        m.state.next_file_number += 1;
-        let w = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
-        m.writer = w;
+    // Keep the manifest short: rewrite it as one snapshot edit once it grows. The edit is
+    // durable already, so a failure here (e.g. ENOSPC) fails nothing: `fresh_needed` stays
+    // set and the next install retries before it appends.
+    if m.writer.file_bytes() > inner.opts.manifest_rewrite_bytes {
+        let _ = start_fresh_manifest(inner, m);
     }
-    drop(m);
+    drop(guard);
     inner.update_stall();
     Ok(())
 }
@@ -669,6 +756,13 @@ fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
         out.abandon();
         return Err(e);
     }
+    // The edit says the log is no longer needed up to `flushed_seq`; for `sync: false`
+    // writes the log may not be durable that far yet, and a power cut would then leave a
+    // manifest ahead of its log (a database that does not open).
+    if let Err(e) = sync_log(inner, flushed_seq) {
+        out.abandon();
+        return Err(e);
+    }
     let edit = VersionEdit {
         flushed_seq: Some(flushed_seq),
         ..VersionEdit::default()
@@ -689,6 +783,28 @@ fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
         ),
     );
     Ok(())
+}
+
+/// Makes the log durable up to at least `seq` (already written: the records are in a
+/// memtable): a sync request through a producer of its own, waited for on this thread. The
+/// committer never waits on background work, so this cannot deadlock.
+fn sync_log(inner: &Inner, seq: u64) -> Result<(), DbError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let producer = inner
+        .wal
+        .producer(Arc::new(super::ChannelSink(std::sync::Mutex::new(tx))));
+    producer.sync().map_err(DbError::Wal)?;
+    match rx.recv() {
+        Ok(Ok(durable)) if durable >= seq => Ok(()),
+        Ok(Ok(durable)) => Err(DbError::io(
+            format!("syncing the log in {}", inner.wal.dir().display()),
+            std::io::Error::other(format!(
+                "the log is durable up to sequence number {durable}, the flush needs {seq}"
+            )),
+        )),
+        Ok(Err(e)) => Err(DbError::Wal(e)),
+        Err(_) => Err(DbError::Closed),
+    }
 }
 
 /// K-way merge of table cursors by internal key (ties: the earlier input, i.e. newer).

@@ -140,6 +140,14 @@ struct StallQueue {
 struct ManifestCore {
     state: ManifestState,
     writer: ManifestWriter,
+    /// The writer must not be appended to: a rewrite failed, after which CURRENT may name
+    /// either manifest. The next install starts a fresh manifest first.
+    fresh_needed: bool,
+    /// Tables that an edit whose append failed ambiguously (the record may be on disk)
+    /// named, and `state` does not: recovery may need them until a fresh manifest that does
+    /// not name them is durable, and only then are they removed (else the orphan sweep at
+    /// the next open removes them).
+    limbo: Vec<u64>,
 }
 
 pub(crate) struct Inner {
@@ -544,6 +552,17 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// Crash-test hook beside [`failpoint`]: `URINGDB_TEST_MANIFEST_REWRITE_BYTES=<n>` overrides
+/// `manifest_rewrite_bytes` (which JavaScript does not expose), so that a child process
+/// rewrites its manifest at every flush and compaction and the rewrite's failpoints are
+/// reached. Read at each open.
+fn test_manifest_rewrite_bytes() -> Option<u64> {
+    std::env::var("URINGDB_TEST_MANIFEST_REWRITE_BYTES")
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Test seam: arms the crash point `spec` (`<name>[:<n>][:panic]`, as `URINGDB_FAILPOINT`)
 /// for this process, replacing any other; `None` disarms. Not for production use.
 #[doc(hidden)]
@@ -566,8 +585,15 @@ impl Db {
         Self::open_with(dir, opts, Some(vfs))
     }
 
-    fn open_with(dir: &Path, opts: DbOptions, vfs: Option<Arc<dyn Vfs>>) -> Result<Db, DbError> {
+    fn open_with(
+        dir: &Path,
+        mut opts: DbOptions,
+        vfs: Option<Arc<dyn Vfs>>,
+    ) -> Result<Db, DbError> {
         let started = Instant::now();
+        if let Some(bytes) = test_manifest_rewrite_bytes() {
+            opts.manifest_rewrite_bytes = bytes;
+        }
         opts.validate()?;
         let (apply_tx, apply_rx) = std::sync::mpsc::sync_channel(APPLY_QUEUE_GROUPS);
         let hook = Arc::new(Hook {
@@ -672,7 +698,12 @@ impl Db {
             visible_seq: AtomicU64::new(flushed_seq),
             apply_lock: Mutex::new(()),
             memtable_capacity,
-            manifest: Mutex::new(ManifestCore { state, writer }),
+            manifest: Mutex::new(ManifestCore {
+                state,
+                writer,
+                fresh_needed: false,
+                limbo: Vec::new(),
+            }),
             sched: Mutex::new(Sched::default()),
             bg_cv: Condvar::new(),
             done_cv: Condvar::new(),

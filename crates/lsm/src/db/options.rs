@@ -44,6 +44,10 @@ pub struct DbOptions {
     /// Bytes per second that flush and compaction may write; 0 = unlimited
     /// (`compactionRateBytesPerSec`).
     pub rate_limit_bytes_per_sec: u64,
+    /// Manifest size past which it is rewritten as one snapshot record
+    /// (`manifestRewriteBytes`; not exposed to JavaScript, where it is always 4 MiB). Tests
+    /// set it tiny so that every flush and compaction rewrites the manifest.
+    pub manifest_rewrite_bytes: u64,
     /// Table files kept open at most (`maxOpenFiles`); the least recently used beyond it
     /// are closed and reopened when read. Also capped by the process's open-file limit,
     /// see [`DbOptions::effective_max_open_files`].
@@ -68,6 +72,7 @@ impl Default for DbOptions {
             cache_bytes: 64 << 20,
             compaction_threads: 1,
             rate_limit_bytes_per_sec: 0,
+            manifest_rewrite_bytes: 4 << 20,
             max_open_files: MAX_OPEN_FILES_DEFAULT,
         }
     }
@@ -164,6 +169,14 @@ impl DbOptions {
             format!(
                 "must be 0 (unlimited) or at least 1048576, got {}",
                 o.rate_limit_bytes_per_sec
+            ),
+        )?;
+        check(
+            (1..=1 << 30).contains(&o.manifest_rewrite_bytes),
+            "manifestRewriteBytes",
+            format!(
+                "must be between 1 and 1073741824, got {}",
+                o.manifest_rewrite_bytes
             ),
         )?;
         check(

@@ -121,6 +121,9 @@ pub(crate) fn switch_current(
         let _ = vfs.remove_file(&tmp);
         return Err(e);
     }
+    // Renamed, the directory not yet fsynced: a kill -9 here leaves the rename in the
+    // kernel (CURRENT names the new manifest), a power cut may undo it.
+    crate::db::failpoint("manifest.after_current");
     vfs.sync_dir(dir)
         .map_err(|e| ManifestError::io(format!("syncing directory {}", dir.display()), e))
 }

@@ -130,6 +130,16 @@ pub use recover::{recover, Recovered};
 pub use state::ManifestState;
 pub use writer::ManifestWriter;
 
+/// Entry points for the fuzz harness (`crates/fuzz`); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses the contents of `CURRENT`: the manifest number, or the offset of the first
+    /// bad byte and what is wrong.
+    pub fn parse_current(bytes: &[u8]) -> Result<u64, (u64, String)> {
+        super::current::parse_current(bytes)
+    }
+}
+
 /// Number of levels of the tree (level 0 holds flushed memtables, whose ranges overlap).
 pub const NUM_LEVELS: usize = 7;
 

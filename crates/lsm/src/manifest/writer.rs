@@ -134,6 +134,8 @@ impl ManifestWriter {
             let record = encode_record_header(&payload);
             file.write_at(0, &[&header, &record, &payload], true)
                 .map_err(|e| ManifestError::io(format!("writing {}", path.display()), e))?;
+            // The new manifest is durable, CURRENT still names the old one.
+            crate::db::failpoint("manifest.written");
             current::switch_current(&vfs, dir, number)?;
             Ok(file)
         })();
@@ -153,6 +155,8 @@ impl ManifestWriter {
             }
         };
 
+        // CURRENT names the new manifest durably; the old one is still there.
+        crate::db::failpoint("manifest.switched");
         remove_obsolete(&*vfs, dir, number);
         Ok(ManifestWriter {
             file,

@@ -45,6 +45,9 @@ mod comparator;
 mod error;
 mod filter;
 mod footer;
+/// Entry points for the fuzz harness (`crates/fuzz`); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 pub mod limits;
 mod properties;
