@@ -46,6 +46,7 @@ pub(crate) fn errno_name(errno: i32) -> Option<&'static str> {
         libc_errno::EROFS => "EROFS",
         libc_errno::EDQUOT => "EDQUOT",
         libc_errno::ENOMEM => "ENOMEM",
+        libc_errno::ELOOP => "ELOOP",
         _ => return None,
     })
 }
@@ -67,6 +68,8 @@ mod libc_errno {
     pub const ENOSPC: i32 = 28;
     pub const EROFS: i32 = 30;
     pub const EDQUOT: i32 = 122;
+    /// A symbolic link where the engine refuses to follow one (`O_NOFOLLOW`).
+    pub const ELOOP: i32 = 40;
 }
 
 /// The stable code of an engine error.
