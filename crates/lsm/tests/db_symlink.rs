@@ -147,6 +147,13 @@ fn planted_symlinks_are_never_written_through() {
                 .collect();
             found.sort();
             assert_eq!(found, ["victim"], "{what}: files created outside");
+            if kind == "CURRENT.tmp" || kind == "MANIFEST" && existing {
+                // Stale temporaries and manifests the database is about to create are
+                // removed, never opened: a planted link cannot block the database either.
+                // (In a directory without CURRENT, a file named like a manifest makes the
+                // open refuse to start a new database over what may be an old one.)
+                assert_eq!(error, None, "{what}");
+            }
             if let Some(e) = &error {
                 assert!(
                     e.contains("os error 40") || e.contains("os error 17"),

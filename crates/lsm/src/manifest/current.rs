@@ -99,8 +99,12 @@ pub(crate) fn switch_current(
     let tmp = dir.join(current_tmp_name(number));
     let current = dir.join(CURRENT_FILE_NAME);
     let before_rename = (|| {
+        // A stale temporary (a crash before its rename, or anything planted under its name,
+        // a symbolic link included) is removed, never opened: unlinking a link removes the
+        // link, not its target. The new one is created exclusively (O_EXCL, O_NOFOLLOW).
+        let _ = vfs.remove_file(&tmp);
         let f = vfs
-            .open(&tmp, OpenMode::CreateReadWrite)
+            .open(&tmp, OpenMode::CreateNew)
             .map_err(|e| ManifestError::io(format!("creating {}", tmp.display()), e))?;
         f.set_len(0)
             .map_err(|e| ManifestError::io(format!("truncating {}", tmp.display()), e))?;

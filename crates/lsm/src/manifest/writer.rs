@@ -125,8 +125,12 @@ impl ManifestWriter {
         }
 
         let written = (|| {
+            // A stale file of this name (checked above: CURRENT does not name it) is
+            // removed, never opened — unlinking a planted symbolic link removes the link,
+            // not its target — and the manifest is created exclusively.
+            let _ = vfs.remove_file(&path);
             let file = vfs
-                .open(&path, OpenMode::CreateReadWrite)
+                .open(&path, OpenMode::CreateNew)
                 .map_err(|e| ManifestError::io(context(), e))?;
             file.set_len(0)
                 .map_err(|e| ManifestError::io(format!("truncating {}", path.display()), e))?;
