@@ -145,6 +145,20 @@ fn enospc_anywhere() {
         };
         run(config, ENOSPC, &format!("enospc{i}"), &mut seen);
     }
+    // Whether the fault lands in a log write or in a flush's table write depends on how far
+    // the background flush has got, which a loaded machine changes: if no point of the sweep
+    // hit background work, more points (each checked the same way) until one does.
+    for k in 0..40u64 {
+        if seen.refused_background > 0 {
+            break;
+        }
+        let config = FaultConfig {
+            fail_write_after_bytes: Some(2_170_000 + k * 29_000),
+            errno: ENOSPC,
+            ..FaultConfig::default()
+        };
+        run(config, ENOSPC, &format!("enospc-extra{k}"), &mut seen);
+    }
     println!("{seen:?}");
     assert!(
         seen.refused_direct > 0 && seen.refused_background > 0 && seen.open_refused > 0,
