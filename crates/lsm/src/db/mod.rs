@@ -757,6 +757,18 @@ impl Db {
                 if b.records.is_empty() {
                     break;
                 }
+                // The applier's iterator stops quietly at a malformed operation (it only sees
+                // validated batches): a record whose checksum held but whose batch does not
+                // is damage to report, not writes to skip.
+                for &(seq, start, len) in &b.records {
+                    if let Err(e) = batch::validate(&b.data[start..start + len]) {
+                        return Err(DbError::Corruption {
+                            file: inner.wal.dir().to_path_buf(),
+                            offset: 0,
+                            reason: format!("log record {seq} is not a valid write batch: {e}"),
+                        });
+                    }
+                }
                 let mut it = b
                     .records
                     .iter()
