@@ -1,0 +1,134 @@
+// A/B of the durable write path between two builds of uringdb, in one run, so that a change
+// shows its table before and after measured side by side on the same (noisy) machine.
+//
+//   node benchmark/ab.mjs <root A> <root B> [--rounds N] [--tiny]
+//
+// A root is a checkout whose package is built (`npm run build`: dist/index.js and the .node
+// binary), e.g. a `git worktree` of the base commit and this checkout. Each round runs A then
+// B, each in a child process of its own on a fresh temporary directory, with default options:
+//
+//   put 1024        durable random puts (16-byte keys, 100-byte values), 1024 in flight
+//   put 64          the same, 64 in flight
+//   append 1024     durable log appends of 100 bytes, 1024 in flight
+//
+// It prints the median ops/s and CPU µs per operation (user + system of the child) of each
+// case and build, and B/A. Rounds alternate A and B so that drifting load hits both; the
+// spread between rounds is printed too: on a shared 2-core VM single rounds differ by tens of
+// percent, so read small ratios as noise. `--tiny` runs a few hundred operations (CI runs it
+// so that the script cannot rot).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const CASES = [
+  { name: 'put 1024', kind: 'put', inflight: 1024, n: 200_000 },
+  { name: 'put 64', kind: 'put', inflight: 64, n: 50_000 },
+  { name: 'append 1024', kind: 'append', inflight: 1024, n: 400_000 },
+];
+
+async function child(root, tiny) {
+  const require = createRequire(path.join(root, 'package.json'));
+  const { open, openLog } = require(path.join(root, 'dist', 'index.js'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uringdb-ab-'));
+  const value = crypto.randomBytes(100);
+  const out = {};
+  const run = async (c, op) => {
+    const n = tiny ? 300 : c.n;
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    let issued = 0;
+    let done = 0;
+    await new Promise((resolve, reject) => {
+      const next = () => {
+        if (issued >= n) {
+          if (done === n) resolve();
+          return;
+        }
+        issued++;
+        op().then(() => {
+          done++;
+          next();
+        }, reject);
+      };
+      for (let i = 0; i < Math.min(c.inflight, n); i++) next();
+    });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    out[c.name] = { opsPerSec: n / seconds, cpuUsPerOp: (cpu.user + cpu.system) / n };
+  };
+  try {
+    const db = await open(path.join(dir, 'db'));
+    for (const c of CASES.filter((c) => c.kind === 'put')) {
+      await run(c, () => db.put(crypto.randomBytes(16), value));
+    }
+    await db.close();
+    const log = await openLog(path.join(dir, 'log'));
+    for (const c of CASES.filter((c) => c.kind === 'append')) {
+      await run(c, () => log.append(value));
+    }
+    await log.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function main() {
+  const args = process.argv.slice(2);
+  if (args[0] === '--child') return child(args[1], args.includes('--tiny'));
+  const tiny = args.includes('--tiny');
+  const roundsAt = args.indexOf('--rounds');
+  const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : tiny ? 1 : 3;
+  const roots = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--rounds');
+  if (roots.length !== 2 || !Number.isInteger(rounds) || rounds < 1) {
+    console.error('usage: node benchmark/ab.mjs <root A> <root B> [--rounds N] [--tiny]');
+    process.exit(2);
+  }
+  for (const r of roots) {
+    if (!fs.existsSync(path.join(r, 'dist', 'index.js'))) {
+      console.error(`${r}: dist/index.js is missing; build it first (npm run build)`);
+      process.exit(2);
+    }
+  }
+  const self = fileURLToPath(import.meta.url);
+  const results = { A: [], B: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const [label, root] of [['A', roots[0]], ['B', roots[1]]]) {
+      const r = spawnSync(process.execPath, [self, '--child', path.resolve(root), ...(tiny ? ['--tiny'] : [])], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      if (r.status !== 0) {
+        console.error(`${label} (${root}) failed with status ${r.status}`);
+        process.exit(1);
+      }
+      results[label].push(JSON.parse(r.stdout.trim().split('\n').pop()));
+    }
+  }
+  console.log(`A = ${roots[0]}\nB = ${roots[1]}\n${rounds} round(s), A then B each round\n`);
+  console.log('| case | A ops/s | B ops/s | B/A | A CPU µs/op | B CPU µs/op | spread A / B (min-max ops/s) |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const c of CASES) {
+    const a = results.A.map((x) => x[c.name]);
+    const b = results.B.map((x) => x[c.name]);
+    const ma = median(a.map((x) => x.opsPerSec));
+    const mb = median(b.map((x) => x.opsPerSec));
+    const spread = (xs) => `${Math.round(Math.min(...xs) / 1000)}k-${Math.round(Math.max(...xs) / 1000)}k`;
+    console.log(
+      `| ${c.name} | ${Math.round(ma)} | ${Math.round(mb)} | ${(mb / ma).toFixed(2)} | ` +
+        `${median(a.map((x) => x.cpuUsPerOp)).toFixed(2)} | ${median(b.map((x) => x.cpuUsPerOp)).toFixed(2)} | ` +
+        `${spread(a.map((x) => x.opsPerSec))} / ${spread(b.map((x) => x.opsPerSec))} |`,
+    );
+  }
+}
+
+await main();
