@@ -35,7 +35,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::version::{Mem, SuperVersion, TableHandle, TableWriter, Version};
-use super::{add, failpoint, json_string, open_table, DbError, Inner, ManifestCore};
+use super::{add, json_string, open_table, DbError, Inner, ManifestCore};
+use crate::failpoint::failpoint;
 use crate::internal_key::{self, ValueKind};
 use crate::manifest::{self, FileMeta, VersionEdit, NUM_LEVELS};
 use crate::table::{TableBuilder, TableIter};
