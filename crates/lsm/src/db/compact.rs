@@ -34,8 +34,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use super::open::open_table;
+use super::stats::{add, json_string};
 use super::version::{Mem, SuperVersion, TableHandle, TableWriter, Version};
-use super::{add, json_string, open_table, DbError, Inner, ManifestCore};
+use super::write::ChannelSink;
+use super::{DbError, Inner, ManifestCore};
 use crate::failpoint::failpoint;
 use crate::internal_key::{self, ValueKind};
 use crate::manifest::{self, FileMeta, VersionEdit, NUM_LEVELS};
@@ -793,7 +796,7 @@ fn sync_log(inner: &Inner, seq: u64) -> Result<(), DbError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let producer = inner
         .wal
-        .producer(Arc::new(super::ChannelSink(std::sync::Mutex::new(tx))));
+        .producer(Arc::new(ChannelSink(std::sync::Mutex::new(tx))));
     producer.sync().map_err(DbError::Wal)?;
     match rx.recv() {
         Ok(Ok(durable)) if durable >= seq => Ok(()),
