@@ -1,5 +1,39 @@
 //! The apply hook and the applier thread: how a committed group reaches the memtable and
 //! becomes visible.
+//!
+//! # Who may run ahead
+//! The log's committer thread writes a group (and fdatasyncs it, for `sync` writes), then
+//! calls the apply hook ([`Hook`]), which copies the group's payloads into one
+//! [`ApplyMsg::Records`] on a bounded channel and returns. The committer then writes the
+//! next group while the applier thread inserts this one into the memtable: the log may run
+//! ahead of the memtable by at most
+//! [`APPLY_QUEUE_GROUPS`](crate::limits::APPLY_QUEUE_GROUPS) groups, after which the send
+//! blocks the committer and the backlog backs up into the log's ring (and from there to the
+//! writers). Nothing runs ahead of the log: the applier only ever sees records the log has
+//! written. Readers never run ahead of the applier: they read at the visible sequence
+//! number, which only the applier (and replay at open, before any thread starts) advances.
+//!
+//! # Why completions travel behind records
+//! The committer reports a group's outcome to each writer's sink right after the hook
+//! returns, which is before the applier has inserted the group. Every writer's sink is
+//! therefore wrapped in an [`OrderedSink`], which does not call it but queues an
+//! [`ApplyMsg::Done`] (or [`ApplyMsg::Failed`]) on the same channel, behind the group's
+//! records. The applier handles the channel in order, so a completion is delivered only
+//! after its records and everything logged before them are in the memtable and visible: a
+//! caller whose write resolved sees it in every later read. Failures travel the same way so
+//! that one writer's outcomes stay in order. Only `space_available` bypasses the channel:
+//! it carries no outcome, just "retry".
+//!
+//! # The order of visibility
+//! For each group the applier, under the apply lock: inserts every record into the active
+//! memtable at its sequence number (rotating to a fresh memtable first when a record might
+//! not fit, so that no record spans two memtables); stores the memtable's `last_seq`; then
+//! publishes the group's last sequence number as the visible sequence number (`Release`).
+//! Only after that does it deliver the group's completions. A reader loads the visible
+//! sequence number (`Acquire`) and then pins the current super version; every record at or
+//! below that number is in what it pinned, and records above it are skipped. After a panic
+//! on the applier, the memtable may lack records the log holds, so every later completion
+//! is delivered as a failure (the log is failed too, so no new group is written).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
@@ -81,6 +115,7 @@ impl CompletionSink for OrderedSink {
     }
 }
 
+/// The applier thread's loop: takes [`ApplyMsg`]s in channel order (see the module docs).
 pub(super) fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<ApplyMsg>) {
     // After a panic here the memtable may lack records the log holds, so nothing from then on
     // may be acknowledged; completions keep flowing, as failures, so that no caller waits

@@ -24,6 +24,14 @@
 //! (memtable, immutable memtables, tables): everything at or below that sequence number is
 //! in what it pinned. Point reads look newest first and stop at the first version found;
 //! range reads merge all sources (the `iter` module).
+//!
+//! # Where things are
+//! Writers and the stall queue's admission: `write`; the apply hook and the applier thread:
+//! `apply`; write stalls and the stall thread: `stall`; point reads and snapshots: `read`;
+//! open and recovery: `open`; flush and compaction: `compact`; statistics and events:
+//! `stats`; the background rate limiter: `rate_limiter`. This module holds the [`Db`] type,
+//! its shared state, the background threads' lifecycle and the handling of background
+//! errors.
 
 mod apply;
 pub mod batch;
