@@ -12,8 +12,8 @@
 //! could still lose (for `sync` writes).
 //!
 //! # Memtables, flush, compaction
-//! A memtable that reaches `memtable_bytes` becomes immutable (rotated by the committer,
-//! the memtable's only writer) and a flush thread writes it to a level-0 table; a version
+//! A memtable that reaches `memtable_bytes` becomes immutable (rotated by the applier
+//! thread, the memtable's only writer) and a flush thread writes it to a level-0 table; a version
 //! edit in the manifest records the table and the flushed sequence number, after which log
 //! segments wholly below it are deleted. Compaction threads merge level 0 into level 1 and
 //! level n into n+1 when a level exceeds its target size, dropping versions no snapshot can
@@ -109,7 +109,7 @@ pub(crate) struct Inner {
     recovery: DbRecovery,
     sv: RwLock<Arc<SuperVersion>>,
     visible_seq: AtomicU64,
-    /// Serialises memtable writes (the committer) with rotations from elsewhere.
+    /// Serialises memtable writes (the applier thread) with rotations from elsewhere.
     apply_lock: Mutex<()>,
     memtable_capacity: usize,
     manifest: Mutex<ManifestCore>,
