@@ -38,35 +38,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 
+use super::batch;
+use super::state::{ApplyMsg, Inner};
 use super::stats::add;
 use super::version::{Mem, SuperVersion};
-use super::{batch, Inner};
 use crate::failpoint::failpoint;
 use crate::memtable::WriteError;
 use uringdb_wal::{ApplyHook, CompletionSink, WalError};
-
-/// Work for the applier thread, in log order: a group's records, then that group's
-/// completions. The committer only copies a group's payloads and moves on to the next
-/// group's write while the applier inserts this one into the memtable; a completion is
-/// delivered only after everything before it was applied, so a resolved write is visible.
-pub(super) enum ApplyMsg {
-    Records {
-        data: Vec<u8>,
-        /// (sequence number, start in `data`, length).
-        recs: Vec<(u64, usize, usize)>,
-    },
-    Done {
-        sink: Arc<dyn CompletionSink>,
-        seqs: Vec<u64>,
-        group: uringdb_wal::GroupInfo,
-    },
-    Failed {
-        sink: Arc<dyn CompletionSink>,
-        count: usize,
-        error: WalError,
-    },
-    Stop,
-}
 
 /// The log's apply hook: hands each group to the applier thread (see [`ApplyMsg`]).
 pub(super) struct Hook {

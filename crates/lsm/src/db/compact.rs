@@ -35,15 +35,17 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::open::open_table;
+use super::state::{Inner, ManifestCore};
 use super::stats::{add, json_string};
 use super::version::{Mem, SuperVersion, TableHandle, TableWriter, Version};
 use super::write::ChannelSink;
-use super::{DbError, Inner, ManifestCore};
+use super::{Db, DbError};
 use crate::failpoint::failpoint;
 use crate::internal_key::{self, ValueKind};
 use crate::manifest::{self, FileMeta, VersionEdit, NUM_LEVELS};
 use crate::table::{TableBuilder, TableIter};
 use uringdb_uring::OpenMode;
+use uringdb_wal::WalError;
 
 /// Pause after a failed background job before it is retried (e.g. after ENOSPC, once
 /// space may have been freed).
@@ -905,4 +907,21 @@ fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
         ),
     );
     Ok(())
+}
+
+impl Db {
+    /// Compacts every table overlapping `[lo, hi]` (unbounded where `None`) into the
+    /// bottom level, dropping overwritten versions and deletions no snapshot needs.
+    pub fn compact_range(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<(), DbError> {
+        self.inner.flush_and_wait()?;
+        // The compaction runs on the caller's thread: a panic in it fails the database (the
+        // scheduler would otherwise keep it marked running) and is returned as that failure.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            compact_range(&self.inner, lo, hi)
+        }))
+        .unwrap_or_else(|p| {
+            let e = self.inner.fail_after_panic("a manual compaction", &*p);
+            Err(DbError::Wal(WalError::Failed(e)))
+        })
+    }
 }

@@ -6,42 +6,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::apply::{applier_thread, Hook};
 use super::rate_limiter::RateLimiter;
-use super::stall::{StallQueue, STALL_NONE};
+use super::state::{DbRecovery, Inner, ManifestCore, Sched, StallQueue, STALL_NONE};
 use super::stats::Counters;
 use super::table_files::TableFiles;
 use super::version::{Mem, SuperVersion, TableHandle, Version, VfsFile};
-use super::{Db, DbError, DbOptions, Inner, ManifestCore, Sched, WAL_DIR};
+use super::{Db, DbError, DbOptions, WAL_DIR};
 use crate::cache::BlockCache;
 use crate::limits::APPLY_QUEUE_GROUPS;
 use crate::manifest::{self, ManifestState, ManifestWriter};
 use crate::table::{Comparator, Table};
 use uringdb_uring::Vfs;
 use uringdb_wal::Wal;
-
-/// What open found and did.
-#[derive(Clone, Debug, Default)]
-pub struct DbRecovery {
-    /// Sequence number up to which everything was in tables.
-    pub flushed_seq: u64,
-    /// Log records replayed into the memtable.
-    pub replayed_records: u64,
-    /// Tables found in the manifest.
-    pub tables: u64,
-    /// Unreferenced table files removed (left by a crash during flush or compaction).
-    pub orphans_removed: u64,
-    /// Manifest edits replayed.
-    pub manifest_edits: u64,
-    /// Bytes of a torn manifest tail cut.
-    pub manifest_torn_bytes: u64,
-    /// Whether the database was created by this open.
-    pub created: bool,
-    /// Time open took.
-    pub duration: Duration,
-}
 
 /// Crash-test hook beside [`failpoint`](crate::failpoint::failpoint): `URINGDB_TEST_MANIFEST_REWRITE_BYTES=<n>` overrides
 /// `manifest_rewrite_bytes` (which JavaScript does not expose), so that a child process

@@ -4,16 +4,17 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
+use super::state::Inner;
 use super::stats::add;
-use super::version::{SuperVersion, TableHandle};
-use super::{Db, DbError, DbIter, Inner, RangeOptions};
+use super::version::TableHandle;
+use super::{Db, DbError};
 use crate::internal_key::{self, ValueKind};
 use crate::manifest::NUM_LEVELS;
 use crate::memtable::Lookup;
 
 /// A registered snapshot: while it lives, compaction keeps every version it can see.
 pub struct SnapshotPin {
-    seq: u64,
+    pub(super) seq: u64,
     inner: Weak<Inner>,
 }
 
@@ -125,26 +126,9 @@ impl Db {
             inner: Arc::downgrade(inner),
         }
     }
-
-    /// An iterator over `range` at `snapshot` (or at a new implicit snapshot).
-    pub fn iter(&self, opts: RangeOptions, snapshot: Option<&SnapshotPin>) -> DbIter {
-        let (seq, pin) = match snapshot {
-            Some(s) => (s.seq, None),
-            None => {
-                let p = self.snapshot();
-                (p.seq, Some(p))
-            }
-        };
-        let sv = self.inner.super_version();
-        DbIter::new(sv, seq, opts, pin)
-    }
 }
 
 impl Inner {
-    pub(super) fn super_version(&self) -> Arc<SuperVersion> {
-        self.sv.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// Point lookup in one table: `Some(Some(v))` found, `Some(None)` deleted, `None`
     /// absent.
     pub(super) fn table_get(

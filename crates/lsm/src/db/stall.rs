@@ -4,35 +4,10 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::state::{Inner, WriterCore, STALL_NONE, STALL_SLOWDOWN, STALL_STOP};
 use super::stats::add;
-use super::write::WriterCore;
-use super::Inner;
-use crate::limits::STALL_QUEUE_BYTES_MAX;
-
-/// Writes held back by a stall, in arrival order; at most [`STALL_QUEUE_BYTES_MAX`]
-/// payload bytes (plus one write, when a single write is larger).
-pub(super) struct StallQueue {
-    pub(super) q: std::collections::VecDeque<(Arc<WriterCore>, Vec<u8>, bool)>,
-    /// Payload bytes in `q`.
-    pub(super) bytes: usize,
-    /// Writers whose non-blocking write found `q` full; each gets one
-    /// `space_available` call once the stall thread drained some.
-    pub(super) wanted: Vec<Arc<WriterCore>>,
-    pub(super) since: Option<Instant>,
-}
-
-impl StallQueue {
-    /// Whether a payload of `len` bytes fits (one write always fits an empty queue).
-    pub(super) fn fits(&self, len: usize) -> bool {
-        self.q.is_empty() || self.bytes + len <= STALL_QUEUE_BYTES_MAX
-    }
-}
-
-pub(super) const STALL_NONE: u8 = 0;
-pub(super) const STALL_SLOWDOWN: u8 = 1;
-pub(super) const STALL_STOP: u8 = 2;
 
 impl Inner {
     /// Recomputes the stall level from the current super version.

@@ -1,11 +1,10 @@
 //! Statistics and events: the counters the database keeps, the [`DbStats`] snapshot built
-//! from them, and the event listeners. Events carry their facts as JSON text for JavaScript
-//! (`json_string` escapes strings for it).
+//! from them (by `Inner::stats`), and the events listeners receive. Events carry their facts
+//! as JSON text for JavaScript (`json_string` escapes strings for it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Db, Inner};
 use crate::cache::CacheStats;
 use uringdb_wal::WalStats;
 
@@ -121,133 +120,6 @@ pub struct DbStats {
     pub background_error: Option<String>,
     /// The log's statistics.
     pub log: WalStats,
-}
-
-impl Db {
-    /// Statistics.
-    pub fn stats(&self) -> DbStats {
-        self.inner.stats()
-    }
-
-    /// Registers an event listener (called on background threads; must not block).
-    /// Returns an id for [`Db::remove_listener`].
-    pub fn add_listener(&self, f: Arc<dyn Fn(&DbEvent) + Send + Sync>) -> u64 {
-        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((id, f));
-        id
-    }
-
-    /// Removes a listener.
-    pub fn remove_listener(&self, id: u64) {
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(i, _)| *i != id);
-    }
-}
-
-impl Inner {
-    pub(crate) fn emit(&self, kind: &'static str, json: String) {
-        let ls: Vec<Listener> = self
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect();
-        if ls.is_empty() {
-            return;
-        }
-        let ev = DbEvent { kind, json };
-        for l in ls {
-            l(&ev);
-        }
-    }
-
-    pub(super) fn stats(&self) -> DbStats {
-        let c = &self.counters;
-        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let sv = self.super_version();
-        let mut levels = Vec::new();
-        let mut total = 0u64;
-        let mut last_level_bytes = 0u64;
-        for (i, l) in sv.version.levels.iter().enumerate() {
-            let bytes: u64 = l.iter().map(|t| t.meta.file_bytes).sum();
-            total += bytes;
-            if bytes > 0 {
-                last_level_bytes = bytes;
-            }
-            levels.push(LevelStats {
-                level: i as u32,
-                files: l.len() as u64,
-                bytes,
-                target_bytes: if i == 0 {
-                    0
-                } else {
-                    self.opts.level_target_bytes(i)
-                },
-            });
-        }
-        let log = self.wal.stats();
-        let user = ld(&c.user_bytes);
-        let written = log.bytes_written + ld(&c.flush_bytes) + ld(&c.compaction_written);
-        let flushed_seq = self
-            .manifest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .state
-            .flushed_seq;
-        DbStats {
-            levels,
-            user_bytes_written: user,
-            puts: ld(&c.puts),
-            deletes: ld(&c.deletes),
-            flushes: ld(&c.flushes),
-            flush_bytes_written: ld(&c.flush_bytes),
-            compactions: ld(&c.compactions),
-            compaction_bytes_read: ld(&c.compaction_read),
-            compaction_bytes_written: ld(&c.compaction_written),
-            write_amplification: if user > 0 {
-                written as f64 / user as f64
-            } else {
-                0.0
-            },
-            space_amplification: if last_level_bytes > 0 {
-                total as f64 / last_level_bytes as f64
-            } else {
-                0.0
-            },
-            stalls: ld(&c.stalls),
-            slowdowns: ld(&c.slowdowns),
-            stops: ld(&c.stops),
-            stall_us: ld(&c.stall_us),
-            stall_queue_bytes: self.stall.lock().unwrap_or_else(|e| e.into_inner()).bytes as u64,
-            cache: self.cache.stats(),
-            bloom_checked: ld(&c.bloom_checked),
-            bloom_useful: ld(&c.bloom_useful),
-            gets: ld(&c.gets),
-            open_table_files: self.table_files.open_count() as u64,
-            memtable_bytes: sv.mem.table.approximate_bytes() as u64,
-            immutable_memtables: sv.imm.len() as u64,
-            visible_seq: self.visible_seq.load(Ordering::Acquire),
-            flushed_seq,
-            snapshots: self
-                .snapshots
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .map(|&n| n as u64)
-                .sum(),
-            background_errors: ld(&c.background_errors),
-            background_error: self.bg_error().map(|e| e.to_string()),
-            log,
-        }
-    }
 }
 
 pub(crate) fn json_string(s: &str) -> String {

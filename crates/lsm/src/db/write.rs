@@ -6,14 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::apply::OrderedSink;
-use super::stall::STALL_NONE;
-use super::{batch, Db, DbError, Inner};
-use uringdb_wal::{CompletionSink, Producer, TryOutcome, WalError};
-
-pub(super) struct WriterCore {
-    pub(super) producer: Producer,
-    pub(super) sink: Arc<dyn CompletionSink>,
-}
+use super::state::{Inner, WriterCore, STALL_NONE};
+use super::{batch, Db, DbError};
+use uringdb_wal::{CompletionSink, TryOutcome, WalError};
 
 /// A source of writes whose completions go to one [`CompletionSink`] (one per JavaScript
 /// thread). Writes through one writer complete in order.
