@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::compact;
 use super::stall::stall_thread;
 use super::state::{ApplyMsg, Inner};
 use super::DbError;
+use super::{compact, flush};
 use uringdb_wal::WalError;
 
 impl Inner {
@@ -34,7 +34,7 @@ impl Inner {
         let weak = Arc::downgrade(self);
         threads.push(spawn(
             "uringdb-flush".into(),
-            Box::new(move || compact::flush_thread(weak)),
+            Box::new(move || flush::flush_thread(weak)),
         )?);
         for i in 0..self.opts.compaction_threads {
             let weak = Arc::downgrade(self);

@@ -26,24 +26,29 @@
 //! range reads merge all sources (the `iter` module).
 //!
 //! # Where things are
-//! Writers and the stall queue's admission: `write`; the apply hook and the applier thread:
-//! `apply`; write stalls and the stall thread: `stall`; point reads and snapshots: `read`
-//! (range reads: `iter`); open and recovery: `open`; flush and compaction: `compact`;
-//! starting, waiting for and stopping the background threads: `lifecycle`; the state all
-//! threads share (`Inner`), background errors and the statistics snapshot: `state`; the
-//! statistics' and events' types: `stats`; the background rate limiter: `rate_limiter`.
-//! This module holds the [`Db`] type and ties them together. The files depend on each other
-//! one way: `state` and the types below it know nothing of the files that act on them.
+//! Writers and the stall queue's admission: `write`; the apply hook and the applier
+//! thread: `apply`; write stalls and the stall thread: `stall`; point reads and snapshots:
+//! `read` (range reads: `iter`); open and recovery: `open`; the flush thread: `flush`;
+//! picking and running compactions: `compact`; writing their tables: `outputs`; recording
+//! and publishing their result: `install`; starting, waiting for and stopping the
+//! background threads: `lifecycle`; the state all threads share (`Inner`), background
+//! errors and the statistics snapshot: `state`; the statistics' and events' types: `stats`;
+//! the background rate limiter: `rate_limiter`. This module holds the [`Db`] type and ties
+//! them together. The files depend on each other one way: `state` and the types below it
+//! know nothing of the files that act on them.
 
 mod apply;
 pub mod batch;
 mod compact;
 mod error;
+mod flush;
+mod install;
 mod iter;
 mod lifecycle;
 pub mod limits;
 mod open;
 mod options;
+mod outputs;
 mod rate_limiter;
 mod read;
 mod stall;
