@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod db;
+mod failpoint;
 pub mod internal_key;
 pub mod limits;
 pub mod manifest;

@@ -12,7 +12,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::error::DbError;
+use super::read::SnapshotPin;
 use super::version::{SuperVersion, TableHandle, VfsFile};
+use super::Db;
 use crate::internal_key::{self, ValueKind, SEQ_MAX};
 use crate::memtable::VisibleIter;
 use crate::table::TableIter;
@@ -352,7 +354,7 @@ pub struct DbIter {
     seek: Option<Vec<u8>>,
     returned: u64,
     done: bool,
-    _pin: Option<super::SnapshotPin>,
+    _pin: Option<SnapshotPin>,
 }
 
 impl std::fmt::Debug for DbIter {
@@ -399,7 +401,7 @@ impl DbIter {
         sv: Arc<SuperVersion>,
         snapshot: u64,
         opts: RangeOptions,
-        pin: Option<super::SnapshotPin>,
+        pin: Option<SnapshotPin>,
     ) -> DbIter {
         let done = opts.limit == Some(0);
         DbIter {
@@ -565,4 +567,19 @@ fn make_cursors<'a>(
         )?));
     }
     Ok(cursors)
+}
+
+impl Db {
+    /// An iterator over `range` at `snapshot` (or at a new implicit snapshot).
+    pub fn iter(&self, opts: RangeOptions, snapshot: Option<&SnapshotPin>) -> DbIter {
+        let (seq, pin) = match snapshot {
+            Some(s) => (s.seq, None),
+            None => {
+                let p = self.snapshot();
+                (p.seq, Some(p))
+            }
+        };
+        let sv = self.inner.super_version();
+        DbIter::new(sv, seq, opts, pin)
+    }
 }

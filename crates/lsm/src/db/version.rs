@@ -15,6 +15,7 @@ use crate::manifest::{FileMeta, NUM_LEVELS};
 use crate::memtable::MemTable;
 use crate::table::Table;
 
+use super::rate_limiter::RateLimiter;
 pub(crate) use super::table_files::VfsFile;
 
 /// Buffered sequential writes of a new table through the I/O layer (not durable until
@@ -23,13 +24,13 @@ pub(crate) struct TableWriter {
     file: Arc<dyn File>,
     buf: Vec<u8>,
     offset: u64,
-    limiter: Option<Arc<super::RateLimiter>>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 const TABLE_WRITE_CHUNK: usize = 1 << 20;
 
 impl TableWriter {
-    pub fn new(file: Arc<dyn File>, limiter: Option<Arc<super::RateLimiter>>) -> TableWriter {
+    pub fn new(file: Arc<dyn File>, limiter: Option<Arc<RateLimiter>>) -> TableWriter {
         TableWriter {
             file,
             buf: Vec::with_capacity(TABLE_WRITE_CHUNK),

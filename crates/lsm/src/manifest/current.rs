@@ -113,7 +113,7 @@ pub(crate) fn switch_current(
         vfs.sync_dir(dir)
             .map_err(|e| ManifestError::io(format!("syncing directory {}", dir.display()), e))?;
         // The database's crash tests can abort the process here (`URINGDB_FAILPOINT`).
-        crate::db::failpoint("manifest.before_current");
+        crate::failpoint::failpoint("manifest.before_current");
         vfs.rename(&tmp, &current).map_err(|e| {
             ManifestError::io(
                 format!("renaming {} to {}", tmp.display(), current.display()),
@@ -127,7 +127,7 @@ pub(crate) fn switch_current(
     }
     // Renamed, the directory not yet fsynced: a kill -9 here leaves the rename in the
     // kernel (CURRENT names the new manifest), a power cut may undo it.
-    crate::db::failpoint("manifest.after_current");
+    crate::failpoint::failpoint("manifest.after_current");
     vfs.sync_dir(dir)
         .map_err(|e| ManifestError::io(format!("syncing directory {}", dir.display()), e))
 }

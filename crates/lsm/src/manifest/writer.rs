@@ -139,7 +139,7 @@ impl ManifestWriter {
             file.write_at(0, &[&header, &record, &payload], true)
                 .map_err(|e| ManifestError::io(format!("writing {}", path.display()), e))?;
             // The new manifest is durable, CURRENT still names the old one.
-            crate::db::failpoint("manifest.written");
+            crate::failpoint::failpoint("manifest.written");
             current::switch_current(&vfs, dir, number)?;
             Ok(file)
         })();
@@ -160,7 +160,7 @@ impl ManifestWriter {
         };
 
         // CURRENT names the new manifest durably; the old one is still there.
-        crate::db::failpoint("manifest.switched");
+        crate::failpoint::failpoint("manifest.switched");
         remove_obsolete(&*vfs, dir, number);
         Ok(ManifestWriter {
             file,

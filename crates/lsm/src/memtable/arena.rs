@@ -16,7 +16,7 @@
 //! # Threading
 //!
 //! Allocation takes a small mutex rather than bumping an atomic pointer. Why: the only
-//! allocator is the memtable's single writer (the committer thread applying commit groups in
+//! allocator is the memtable's single writer (the applier thread applying commit groups in
 //! sequence order), so the lock is never contended and costs about what a compare-and-swap
 //! bump would, while chunk switching, dedicated chunks and capacity accounting stay plain
 //! sequential code. Readers never take the lock: the usage counters are atomics, read

@@ -4,7 +4,7 @@
 //! # Threading
 //!
 //! A memtable is shared (`&MemTable`, `Sync`) between one writer and any number of readers.
-//! Writes are serialised internally (in uringdb the committer applies commit groups in
+//! Writes are serialised internally (in uringdb the applier thread applies commit groups in
 //! sequence order, so the lock is uncontended) and never block readers; readers take no
 //! lock. A reader sees a consistent view when it reads at a snapshot sequence number that
 //! the writer has finished applying (the engine publishes that number after each group).

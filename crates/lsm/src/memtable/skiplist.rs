@@ -19,7 +19,7 @@
 //! # Publication protocol
 //!
 //! * Writers are serialised by `writer` (a mutex that in uringdb is never contended: the
-//!   committer thread applies commit groups one after another). Only the writer stores into
+//!   applier thread applies commit groups one after another). Only the writer stores into
 //!   towers and `max_height`, and only the writer allocates from the arena.
 //! * A node is fully initialised before it is reachable: the writer writes the header, key
 //!   and value bytes with plain stores and the node's own tower with `Relaxed` stores (each

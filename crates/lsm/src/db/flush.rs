@@ -1,0 +1,132 @@
+//! Flushing: the flush thread writes the oldest immutable memtable to level-0 tables
+//! and installs them with an edit that records the flushed sequence number.
+//!
+//! A flush also makes the log durable up to the flushed sequence number before its edit
+//! says so ([`sync_log`]): for `sync: false` writes the log may lag, and a manifest ahead of
+//! its log after a power cut would not open.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::compact::{wait_bg, RETRY_AFTER};
+use super::outputs::{Dropper, Outputs};
+use super::state::Inner;
+use super::stats::add;
+use super::version::Mem;
+use super::write::ChannelSink;
+use super::DbError;
+use crate::failpoint::failpoint;
+use crate::manifest::VersionEdit;
+
+pub(crate) fn flush_thread(weak: Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let sv = inner.super_version();
+        let Some(mem) = sv.imm.last().cloned() else {
+            drop(sv);
+            wait_bg(&inner, Duration::from_millis(200));
+            continue;
+        };
+        drop(sv);
+        inner
+            .sched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flushing = true;
+        let r = flush_one(&inner, &mem);
+        {
+            let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
+            s.flushing = false;
+            s.epoch += 1;
+            inner.done_cv.notify_all();
+            inner.bg_cv.notify_all();
+        }
+        match r {
+            Ok(()) => {
+                if inner.bg_error().is_some() {
+                    inner.clear_bg_error();
+                }
+            }
+            Err(e) => {
+                inner.set_bg_error(e);
+                wait_bg(&inner, RETRY_AFTER);
+            }
+        }
+    }
+}
+
+pub(super) fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
+    let started = Instant::now();
+    let flushed_seq = mem.last_seq.load(Ordering::Acquire);
+    let mut out = Outputs::new(inner, 0, u64::MAX);
+    let mut dropper = Dropper::new(inner.smallest_snapshot());
+    let mut entries = 0u64;
+    let r = (|| {
+        for e in mem.table.iter() {
+            let ikey = e.key.as_bytes();
+            if dropper.drop_entry(ikey, |_| false) {
+                continue;
+            }
+            out.add(ikey, e.value)?;
+            entries += 1;
+        }
+        out.finish_current()
+    })();
+    if let Err(e) = r {
+        out.abandon();
+        return Err(e);
+    }
+    // The edit says the log is no longer needed up to `flushed_seq`; for `sync: false`
+    // writes the log may not be durable that far yet, and a power cut would then leave a
+    // manifest ahead of its log (a database that does not open).
+    if let Err(e) = sync_log(inner, flushed_seq) {
+        out.abandon();
+        return Err(e);
+    }
+    let edit = VersionEdit {
+        flushed_seq: Some(flushed_seq),
+        ..VersionEdit::default()
+    };
+    out.install("flush.table_written", edit, Some(mem))?;
+    failpoint("flush.installed");
+    add(&inner.counters.flushes, 1);
+    add(&inner.counters.flush_bytes, out.bytes);
+    // Log segments wholly below the flushed sequence number are no longer needed.
+    let removed = inner.wal.truncate_before(flushed_seq + 1).unwrap_or(0);
+    inner.emit(
+        "flush",
+        format!(
+            "{{\"tables\":{},\"bytes\":{},\"entries\":{entries},\"flushedSeq\":{flushed_seq},\"logSegmentsRemoved\":{removed},\"durationMs\":{:.3}}}",
+            out.done.len(),
+            out.bytes,
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
+    );
+    Ok(())
+}
+
+/// Makes the log durable up to at least `seq` (already written: the records are in a
+/// memtable): a sync request through a producer of its own, waited for on this thread. The
+/// committer never waits on background work, so this cannot deadlock.
+pub(super) fn sync_log(inner: &Inner, seq: u64) -> Result<(), DbError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let producer = inner
+        .wal
+        .producer(Arc::new(ChannelSink(std::sync::Mutex::new(tx))));
+    producer.sync().map_err(DbError::Wal)?;
+    match rx.recv() {
+        Ok(Ok(durable)) if durable >= seq => Ok(()),
+        Ok(Ok(durable)) => Err(DbError::io(
+            format!("syncing the log in {}", inner.wal.dir().display()),
+            std::io::Error::other(format!(
+                "the log is durable up to sequence number {durable}, the flush needs {seq}"
+            )),
+        )),
+        Ok(Err(e)) => Err(DbError::Wal(e)),
+        Err(_) => Err(DbError::Closed),
+    }
+}
