@@ -24,8 +24,6 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::BackendKind;
-
 /// How [`Vfs::open`] opens a file.
 ///
 /// No mode follows a symbolic link at the last path component (`O_NOFOLLOW`; `lock` neither):
@@ -43,6 +41,25 @@ pub enum OpenMode {
     ReadWrite,
     /// The file must exist; open it read only.
     ReadOnly,
+}
+
+/// The I/O backend actually in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Durable writes are one io_uring submission: WRITEV linked to FDATASYNC.
+    IoUring,
+    /// `pwritev` + `fdatasync` on the calling thread.
+    Portable,
+}
+
+impl BackendKind {
+    /// `"io_uring"` or `"portable"`, as reported by `stats()`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BackendKind::IoUring => "io_uring",
+            BackendKind::Portable => "portable",
+        }
+    }
 }
 
 /// Directory and namespace operations of one I/O backend.
