@@ -394,13 +394,19 @@ if (!sccs.length) {
 }
 console.error(`check-cycles: ${sccs.length} import cycle(s) between files:`);
 for (const comp of sccs) {
-  const cycle = cycleThrough(comp[0], comp);
-  console.error(`\n  ${[...cycle, cycle[0]].join(' -> ')}`);
-  if (comp.length > cycle.length) console.error(`  (component of ${comp.length} files: ${comp.join(', ')})`);
-  for (let i = 0; i < cycle.length; i++) {
-    const from = cycle[i];
-    const to = cycle[(i + 1) % cycle.length];
-    console.error(`    ${graph.get(from).get(to)}`);
+  console.error(`\n  files tied together: ${comp.join(', ')}`);
+  // The shortest cycle through each file of the component, each printed once.
+  const seen = new Set();
+  for (const start of comp) {
+    const cycle = cycleThrough(start, comp);
+    const from = cycle.indexOf([...cycle].sort()[0]);
+    const key = [...cycle.slice(from), ...cycle.slice(0, from)].join(' ');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    console.error(`\n  ${[...cycle, cycle[0]].join(' -> ')}`);
+    for (let i = 0; i < cycle.length; i++) {
+      console.error(`    ${graph.get(cycle[i]).get(cycle[(i + 1) % cycle.length])}`);
+    }
   }
 }
 process.exit(1);
