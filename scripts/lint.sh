@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every style check in one command (STYLE.md habit 11): rustfmt, clippy with -D warnings,
-# and tsc --strict over the façade and the generated binding types.
-# Runs all three even when one fails, then exits non-zero if any failed.
+# tsc --strict over the façade and the generated binding types, and no import cycles
+# between files (scripts/check-cycles.mjs).
+# Runs them all even when one fails, then exits non-zero if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ if [[ ! -f binding.d.ts ]]; then
 fi
 echo "lint: tsc --noEmit --strict -p tsconfig.json"
 npx --no-install tsc --noEmit --strict -p tsconfig.json || failed+=("tsc")
+
+echo "lint: node scripts/check-cycles.mjs"
+node scripts/check-cycles.mjs || failed+=("import cycles")
 
 if ((${#failed[@]})); then
   echo "lint: FAILED: ${failed[*]}" >&2

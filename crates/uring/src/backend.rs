@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Arc;
 
 use crate::portable::PortableVfs;
-use crate::vfs::Vfs;
+use crate::vfs::{BackendKind, Vfs};
 
 #[cfg(target_os = "linux")]
 #[path = "uring.rs"]
@@ -25,25 +25,6 @@ pub enum BackendChoice {
     IoUring,
     /// The portable backend; io_uring is never probed.
     Portable,
-}
-
-/// The I/O backend actually in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendKind {
-    /// Durable writes are one io_uring submission: WRITEV linked to FDATASYNC.
-    IoUring,
-    /// `pwritev` + `fdatasync` on the calling thread.
-    Portable,
-}
-
-impl BackendKind {
-    /// `"io_uring"` or `"portable"`, as reported by `stats()`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BackendKind::IoUring => "io_uring",
-            BackendKind::Portable => "portable",
-        }
-    }
 }
 
 /// What [`open_vfs`] chose, and why.

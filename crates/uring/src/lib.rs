@@ -35,6 +35,6 @@ mod iovec;
 mod portable;
 mod vfs;
 
-pub use backend::{open_vfs, BackendChoice, BackendKind, ProbeReport};
+pub use backend::{open_vfs, BackendChoice, ProbeReport};
 pub use fault::{FaultConfig, FaultVfs, FAULT_PAGE_BYTES};
-pub use vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};
+pub use vfs::{BackendKind, File, LockGuard, OpenMode, Vfs, WriteTiming};

@@ -1,9 +1,9 @@
 //! The portable backend: `pwritev` + `fdatasync` on the calling thread. Works on every Unix
 //! (and is what `auto` falls back to when io_uring is refused).
 //!
-//! The namespace operations and reads here ([`open_std`], [`read_full_at`], [`allocate_std`],
+//! The opens, reads and locks here ([`open_std`], [`read_full_at`], [`allocate_std`],
 //! [`lock_std`], ...) are also used by the io_uring backend, which only replaces the durable
-//! write path.
+//! write path; the directory operations both backends share are the [`Vfs`] defaults.
 //!
 //! # Contracts
 //!
@@ -40,26 +40,6 @@ impl Vfs for PortableVfs {
             file,
             path: path.to_path_buf(),
         }))
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        list_dir_std(dir)
-    }
-
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        sync_dir_std(dir)
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
@@ -266,29 +246,6 @@ fn allocate_by_writing(file: &std::fs::File, len: u64) -> io::Result<()> {
         at += n as u64;
     }
     Ok(())
-}
-
-/// File names in `dir`.
-pub(crate) fn list_dir_std(dir: &Path) -> io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        match name.into_string() {
-            Ok(name) => names.push(name),
-            Err(name) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("file name {name:?} in {} is not UTF-8", dir.display()),
-                ))
-            }
-        }
-    }
-    Ok(names)
-}
-
-/// fsyncs the directory `dir`.
-pub(crate) fn sync_dir_std(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Holds an `flock` until dropped (closing the descriptor releases the lock).

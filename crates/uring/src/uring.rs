@@ -47,8 +47,7 @@ use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use crate::iovec::{classify_batch, BatchOutcome, IoCursor, IOV_MAX};
 use crate::portable::{
-    allocate_std, check_write_range, list_dir_std, lock_std, nanos_between, open_std, pwritev_all,
-    read_full_at, sync_dir_std,
+    allocate_std, check_write_range, lock_std, nanos_between, open_std, pwritev_all, read_full_at,
 };
 use crate::vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};
 use crate::BackendKind;
@@ -329,26 +328,6 @@ impl Vfs for UringVfs {
             write_op: self.write_op,
             path: path.to_path_buf(),
         }))
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        list_dir_std(dir)
-    }
-
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        sync_dir_std(dir)
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {

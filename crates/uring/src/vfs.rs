@@ -24,8 +24,6 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::BackendKind;
-
 /// How [`Vfs::open`] opens a file.
 ///
 /// No mode follows a symbolic link at the last path component (`O_NOFOLLOW`; `lock` neither):
@@ -45,6 +43,25 @@ pub enum OpenMode {
     ReadOnly,
 }
 
+/// The I/O backend actually in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Durable writes are one io_uring submission: WRITEV linked to FDATASYNC.
+    IoUring,
+    /// `pwritev` + `fdatasync` on the calling thread.
+    Portable,
+}
+
+impl BackendKind {
+    /// `"io_uring"` or `"portable"`, as reported by `stats()`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BackendKind::IoUring => "io_uring",
+            BackendKind::Portable => "portable",
+        }
+    }
+}
+
 /// Directory and namespace operations of one I/O backend.
 ///
 /// Shared by threads via `Arc<dyn Vfs>`. Files opened from a `Vfs` may outlive it.
@@ -53,22 +70,49 @@ pub trait Vfs: Send + Sync + Debug + 'static {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>>;
 
     /// Removes the file at `path` (not durable until [`Vfs::sync_dir`] on its directory).
-    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    ///
+    /// The directory operations below default to the operating system's (`std::fs`), shared
+    /// by both backends: io_uring only changes how file data is written and synced. A
+    /// wrapper such as [`crate::FaultVfs`] overrides them to forward and keep its books.
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
 
     /// Atomically renames `from` to `to`, replacing `to` if it exists (not durable until
     /// [`Vfs::sync_dir`] on the directory).
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
 
     /// File names (not paths) in the directory `dir`, unsorted. A name that is not valid
     /// UTF-8 is an `InvalidData` error.
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            match name.into_string() {
+                Ok(name) => names.push(name),
+                Err(name) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("file name {name:?} in {} is not UTF-8", dir.display()),
+                    ))
+                }
+            }
+        }
+        Ok(names)
+    }
 
     /// Creates `dir` and all its missing parents.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
 
     /// fsyncs the directory itself, which makes creations, renames and removals of its
     /// entries durable.
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::File::open(dir)?.sync_all()
+    }
 
     /// Takes an exclusive advisory lock (`flock(LOCK_EX | LOCK_NB)`) on `path`, creating the
     /// file if it is missing. The lock is held until the returned guard drops. If another open

@@ -41,8 +41,8 @@ use crate::error::WalError;
 use crate::format::{self, Kind, SegmentHeader};
 use crate::limits::{COMMITTER_PARK_MS, UNSYNCED_BYTES_MAX};
 use crate::segment::Segment;
+use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
-use crate::wal::{GroupInfo, Shared};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -454,7 +454,12 @@ fn commit_group(s: &Shared, st: &mut CommitterState) {
 }
 
 /// Hands the group's records (sequence numbers already assigned) to the apply hook.
-fn apply_group(s: &Shared, st: &CommitterState, hook: &dyn crate::wal::ApplyHook, first_seq: u64) {
+fn apply_group(
+    s: &Shared,
+    st: &CommitterState,
+    hook: &dyn crate::shared::ApplyHook,
+    first_seq: u64,
+) {
     let mut seq = first_seq;
     let mut it = st.frames.iter().filter(|f| f.kind.is_on_disk()).map(|f| {
         // SAFETY: as in `gather`: the committer owns these published frames until

@@ -3,9 +3,14 @@
 //! ring buffer, each group one write linked to one fdatasync.
 //!
 //! * [`format`] — the on-disk format (drawn there).
+//! * `wal` — the [`Wal`] type: open, producers, reads, waits, truncation, close.
+//! * `options` — [`WalOptions`] and the limits derived from them at open.
+//! * `producer` — [`Producer`]: appends into the commit queue.
+//! * `shared` — the state producers, the committer, readers and the preparer share, and
+//!   the callbacks it holds ([`CompletionSink`], [`ApplyHook`]).
 //! * `ring` — the commit queue and its ownership protocol.
 //! * `committer` — group formation, durability, failure latching.
-//! * `recovery` — what happens at open after a crash.
+//! * `recovery` — what happens at open after a crash ([`RecoveryMode`], [`RecoveryReport`]).
 //! * `reader` — reading committed records by sequence number.
 //!
 //! Nothing here knows about JavaScript; the binding crate adapts [`CompletionSink`] to
@@ -16,11 +21,14 @@ mod committer;
 mod error;
 pub mod format;
 pub mod limits;
+mod options;
+mod producer;
 mod reader;
 mod recovery;
 mod ring;
 mod scan;
 mod segment;
+mod shared;
 mod stats;
 mod sync;
 mod wal;
@@ -44,10 +52,11 @@ pub mod fuzzing {
 }
 
 pub use error::WalError;
+pub use options::WalOptions;
+pub use producer::{Producer, TryOutcome};
 pub use reader::{ReadBatch, ReadCursor};
+pub use recovery::{RecoveryMode, RecoveryReport};
+pub use shared::{ApplyHook, CompletionSink, GroupInfo, WaitOutcome};
 pub use stats::{Percentiles, WalStats};
 pub use uringdb_uring::{BackendChoice, FaultConfig, FaultVfs};
-pub use wal::{
-    ApplyHook, CompletionSink, GroupInfo, Producer, RecoveryMode, RecoveryReport, TryOutcome,
-    WaitOutcome, Wal, WalOptions,
-};
+pub use wal::Wal;

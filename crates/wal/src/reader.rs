@@ -11,8 +11,8 @@ use crate::error::WalError;
 use crate::format::{decode_frame, parse_word0, FrameError, FRAME_HEADER_BYTES};
 use crate::scan::Window;
 use crate::segment::Segment;
+use crate::shared::Shared;
 use crate::sync::Ordering;
-use crate::wal::Shared;
 use std::sync::Arc;
 
 /// A position in the log for sequential reads.

@@ -24,10 +24,40 @@ use crate::format::{
 use crate::limits::{IO_CHUNK_BYTES, SEQ_MAX};
 use crate::scan::Window;
 use crate::segment::{zero_fill, Segment};
-use crate::wal::{RecoveryMode, RecoveryReport};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use uringdb_uring::{OpenMode, Vfs};
+
+/// How recovery treats damage in the middle of the last segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// A torn tail (damage followed by nothing valid) is cut; damage followed by valid
+    /// records is an error naming the file and offset.
+    #[default]
+    Strict,
+    /// Any damage in the last segment is treated as the end of the log: everything from
+    /// the first damaged frame on is cut (and counted in the recovery report).
+    Tolerant,
+}
+
+/// What recovery found at open.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    /// Segment files found.
+    pub segments: u64,
+    /// First readable sequence number (0 if empty).
+    pub first_seq: u64,
+    /// Last sequence number recovered (0 if empty).
+    pub last_seq: u64,
+    /// Bytes cut from the tail of the last segment (torn writes, incomplete batches, or —
+    /// in tolerant mode — damaged data).
+    pub truncated_bytes: u64,
+    /// Prepared-but-unused segment files removed.
+    pub removed_prepared: u64,
+    /// How long recovery took.
+    pub duration: Duration,
+}
 
 pub(crate) struct Recovered {
     pub segments: Vec<Arc<Segment>>,

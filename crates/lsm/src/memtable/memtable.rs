@@ -19,42 +19,11 @@
 use std::fmt;
 use std::ops::Bound;
 
-use super::arena::{Arena, ArenaFull, ARENA_CHUNK_BYTES_DEFAULT};
+use super::arena::{Arena, ARENA_CHUNK_BYTES_DEFAULT};
+use super::error::WriteError;
 use super::skiplist::{NodeRef, SkipList};
 use super::visible::VisibleIter;
 use crate::internal_key::{encode_trailer, seek_trailer, InternalKey, ValueKind, SEQ_MAX};
-
-/// A write the memtable refused. The memtable is unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// The arena cannot hold the entry: rotate to a fresh memtable and retry there.
-    Full(ArenaFull),
-    /// The key or value is longer than a memtable entry can record (`u32::MAX` bytes).
-    TooLarge {
-        /// Length of the user key.
-        key_bytes: usize,
-        /// Length of the value.
-        value_bytes: usize,
-    },
-}
-
-impl fmt::Display for WriteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WriteError::Full(full) => full.fmt(f),
-            WriteError::TooLarge {
-                key_bytes,
-                value_bytes,
-            } => write!(
-                f,
-                "memtable entry too large: {key_bytes}-byte key, {value_bytes}-byte value"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for WriteError {}
 
 /// How a memtable is sized and seeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 //! * [`VisibleIter`]: the user-level view at a snapshot, both directions.
 
 mod arena;
+mod error;
 #[allow(
     clippy::module_inception,
     reason = "one concept per file: the MemTable type's file is named after it"
@@ -20,5 +21,6 @@ mod sync;
 mod visible;
 
 pub use arena::{ArenaFull, ARENA_CHUNK_BYTES_DEFAULT};
-pub use memtable::{Entry, Iter, Lookup, MemTable, MemTableOptions, WriteError};
+pub use error::WriteError;
+pub use memtable::{Entry, Iter, Lookup, MemTable, MemTableOptions};
 pub use visible::VisibleIter;

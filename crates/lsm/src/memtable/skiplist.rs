@@ -59,7 +59,7 @@ use std::mem::{align_of, size_of};
 use std::ptr::{self, NonNull};
 
 use super::arena::{Arena, ARENA_ALIGN_BYTES_MAX};
-use super::memtable::WriteError;
+use super::error::WriteError;
 use super::sync::{lock, AtomicPtr, AtomicUsize, Mutex, Ordering};
 use crate::internal_key::{compare_parts, InternalKey, TRAILER_BYTES};
 
