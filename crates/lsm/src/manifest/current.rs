@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uringdb_uring::{OpenMode, Vfs};
 
 use super::error::ManifestError;
-use super::{manifest_file_name, parse_manifest_file_name};
+use super::names::{manifest_file_name, parse_manifest_file_name};
 
 /// The file naming the live manifest.
 pub const CURRENT_FILE_NAME: &str = "CURRENT";

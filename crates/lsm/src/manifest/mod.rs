@@ -118,6 +118,7 @@ mod current;
 mod edit;
 mod error;
 mod format;
+mod names;
 mod recover;
 mod state;
 mod writer;
@@ -126,6 +127,7 @@ pub use current::CURRENT_FILE_NAME;
 pub use edit::{FileMeta, VersionEdit};
 pub use error::ManifestError;
 pub use format::{MANIFEST_HEADER_BYTES, MANIFEST_MAGIC, MANIFEST_VERSION, RECORD_HEADER_BYTES};
+pub use names::{manifest_file_name, table_file_name};
 pub use recover::{recover, Recovered};
 pub use state::ManifestState;
 pub use writer::ManifestWriter;
@@ -142,59 +144,3 @@ pub mod fuzzing {
 
 /// Number of levels of the tree (level 0 holds flushed memtables, whose ranges overlap).
 pub const NUM_LEVELS: usize = 7;
-
-/// The file name (not path) of table `number`: `000042.sst`.
-pub fn table_file_name(number: u64) -> String {
-    format!("{number:06}.sst")
-}
-
-/// The file name (not path) of manifest `number`: `MANIFEST-000042`.
-pub fn manifest_file_name(number: u64) -> String {
-    format!("MANIFEST-{number:06}")
-}
-
-/// The number of a manifest file name in canonical form ([`manifest_file_name`]); `None`
-/// for any other name.
-pub(crate) fn parse_manifest_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("MANIFEST-")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let number: u64 = digits.parse().ok()?;
-    (manifest_file_name(number) == name).then_some(number)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names() {
-        assert_eq!(table_file_name(7), "000007.sst");
-        assert_eq!(table_file_name(1_234_567), "1234567.sst");
-        assert_eq!(manifest_file_name(7), "MANIFEST-000007");
-        assert_eq!(manifest_file_name(1_234_567), "MANIFEST-1234567");
-    }
-
-    #[test]
-    fn parses_only_canonical_manifest_names() {
-        assert_eq!(parse_manifest_file_name("MANIFEST-000007"), Some(7));
-        assert_eq!(
-            parse_manifest_file_name("MANIFEST-1234567"),
-            Some(1_234_567)
-        );
-        for bad in [
-            "MANIFEST-",
-            "MANIFEST-7",
-            "MANIFEST-0000007",
-            "MANIFEST-00000x",
-            "MANIFEST-000007.tmp",
-            "manifest-000007",
-            "MANIFEST-+00007",
-            "MANIFEST-99999999999999999999999",
-            "CURRENT",
-        ] {
-            assert_eq!(parse_manifest_file_name(bad), None, "{bad}");
-        }
-    }
-}

@@ -13,8 +13,8 @@ use super::format::{
     check_header, intact_record_after, intact_record_at, MANIFEST_FILE_BYTES_MAX,
     MANIFEST_HEADER_BYTES, RECORD_HEADER_BYTES,
 };
+use super::names::{manifest_file_name, parse_manifest_file_name};
 use super::state::ManifestState;
-use super::{manifest_file_name, parse_manifest_file_name};
 
 /// What [`recover`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]

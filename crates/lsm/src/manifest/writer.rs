@@ -14,9 +14,9 @@ use super::format::{
     encode_header, encode_record_header, MANIFEST_HEADER_BYTES, RECORD_HEADER_BYTES,
     RECORD_PAYLOAD_BYTES_MAX,
 };
+use super::names::{manifest_file_name, parse_manifest_file_name};
 use super::recover::read_whole;
 use super::state::ManifestState;
-use super::{manifest_file_name, parse_manifest_file_name};
 
 /// Appends edits to the live manifest.
 ///
