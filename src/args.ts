@@ -7,6 +7,13 @@
 import { invalidArgument } from './errors.js'
 import type { Encoding, WriteOptions } from './options.js'
 
+/** Checks the directory argument of an open. */
+export function checkDir(dir: unknown): void {
+  if (typeof dir !== 'string' || dir.length === 0) {
+    throw invalidArgument(`dir must be a non-empty string, got ${describe(dir)}`)
+  }
+}
+
 export function describe(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v
 }

@@ -7,20 +7,56 @@ import { toUringdbError, invalidArgument } from './errors.js'
 import { keyBytes, valueBytes } from './args.js'
 import type { Bytes, WriteOptions } from './options.js'
 
+/**
+ * The write-batch format: the payload of one write-ahead-log record, defined by
+ * `crates/lsm/src/db/batch.rs` (`uringdb_lsm::db::batch`), which validates every byte of it
+ * again before it is logged. A put, a delete or a batch of them is one record, so it is
+ * atomic; within one batch a later operation on the same key wins.
+ *
+ * ```text
+ * record payload:
+ * +------+------------------------------------------------------------+
+ * | 0xB1 | op op op ...                                               |
+ * +------+------------------------------------------------------------+
+ * op (put):    | 1 | klen u32 LE | vlen u32 LE | key (klen) | value (vlen) |
+ * op (delete): | 0 | klen u32 LE | key (klen)                              |
+ * ```
+ */
+/** First byte of a version-1 batch (`BATCH_TAG` in batch.rs). */
 export const BATCH_TAG = 0xb1
+/** Operation kinds (`OP_PUT`, `OP_DELETE` in batch.rs). */
+const OP_PUT = 1
+const OP_DELETE = 0
 
-/** Encodes a put (kind 1) or delete (kind 0) batch payload of one entry at `at`. */
-export function encodeSingle(b: Buffer, at: number, kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined): void {
-  const head = kind === 1 ? 9 : 5
-  b[at] = BATCH_TAG
-  b[at + 1] = kind
-  b.writeUInt32LE(k.byteLength, at + 2)
-  if (kind === 1) b.writeUInt32LE((v as Uint8Array).byteLength, at + 6)
-  b.set(k, at + 1 + head)
-  if (v !== undefined) b.set(v, at + 1 + head + k.byteLength)
+/** Bytes of one operation: its header (kind and lengths) and its key and value. */
+export function opBytes(k: Uint8Array, v: Uint8Array | undefined): number {
+  return (v === undefined ? 5 : 9) + k.byteLength + (v?.byteLength ?? 0)
 }
 
-/** Encodes batch operations (the format of `uringdb_lsm::db::batch`; validated again natively). */
+/**
+ * Writes one operation at `at` — a put of `k` to `v`, or a delete of `k` when `v` is
+ * undefined — and returns its length. The one place the operation layout is written.
+ */
+function writeOp(b: Buffer, at: number, k: Uint8Array, v: Uint8Array | undefined): number {
+  const head = v === undefined ? 5 : 9
+  b[at] = v === undefined ? OP_DELETE : OP_PUT
+  b.writeUInt32LE(k.byteLength, at + 1)
+  if (v !== undefined) b.writeUInt32LE(v.byteLength, at + 5)
+  b.set(k, at + head)
+  if (v !== undefined) b.set(v, at + head + k.byteLength)
+  return head + k.byteLength + (v?.byteLength ?? 0)
+}
+
+/**
+ * Encodes the payload of a batch of one put (kind 1) or delete (kind 0) at `at`: the tag
+ * and one operation (1 + {@link opBytes} bytes).
+ */
+export function encodeSingle(b: Buffer, at: number, kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined): void {
+  b[at] = BATCH_TAG
+  writeOp(b, at + 1, k, kind === 1 ? (v as Uint8Array) : undefined)
+}
+
+/** Encodes a batch of operations into a growing buffer. */
 export class BatchEncoder {
   buf: Buffer
   len = 1
@@ -36,23 +72,13 @@ export class BatchEncoder {
     this.buf = next
   }
   put(k: Buffer, v: Buffer): void {
-    this.#reserve(9 + k.length + v.length)
-    const b = this.buf
-    b[this.len] = 1
-    b.writeUInt32LE(k.length, this.len + 1)
-    b.writeUInt32LE(v.length, this.len + 5)
-    k.copy(b, this.len + 9)
-    v.copy(b, this.len + 9 + k.length)
-    this.len += 9 + k.length + v.length
+    this.#reserve(opBytes(k, v))
+    this.len += writeOp(this.buf, this.len, k, v)
     this.count++
   }
   del(k: Buffer): void {
-    this.#reserve(5 + k.length)
-    const b = this.buf
-    b[this.len] = 0
-    b.writeUInt32LE(k.length, this.len + 1)
-    k.copy(b, this.len + 5)
-    this.len += 5 + k.length
+    this.#reserve(opBytes(k, undefined))
+    this.len += writeOp(this.buf, this.len, k, undefined)
     this.count++
   }
   bytes(): Buffer {

@@ -5,12 +5,14 @@
  */
 import './polyfill.js'
 import * as native from '../binding.js'
-import { UringdbError, toUringdbError, invalidArgument, nativeDetail } from './errors.js'
-import { describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync } from './args.js'
+import { UringdbError, toUringdbError, invalidArgument, closedError, nativeDetail } from './errors.js'
+import { CompletionQueue, TickStager, ParkedQueue, ReadGate, GetStager, bytesIn, closeHandle } from './pending.js'
+import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync } from './args.js'
 import {
   MiB,
   DbOptionsSchema,
   parseOptions,
+  nativeDbOptions,
   type DbOptions,
   type Bytes,
   type Encoding,
@@ -21,9 +23,9 @@ import {
   type ClearOptions,
 } from './options.js'
 import { dbChannels, onDbEvent, type DbRecovery, type DbStats } from './diagnostics.js'
-import { BatchEncoder, ChainedBatch, encodeSingle } from './batch.js'
-import { Snapshot } from './snapshot.js'
-import { DbIterator, project } from './iterator.js'
+import { BatchEncoder, ChainedBatch, encodeSingle, opBytes } from './batch.js'
+import { Snapshot, checkSnapshot } from './snapshot.js'
+import { DbIterator, openIterator, project } from './iterator.js'
 
 const DB_STAGE_BYTES = 1 * MiB
 const DB_STAGE_WRITES = 256
@@ -34,22 +36,16 @@ const PARK = -2
 // state as of their call). Keeps one handle far below the process-wide READER_QUEUE_JOBS_MAX.
 const DB_READS_IN_FLIGHT_MAX = 16
 
-// A Db write waiting for room in the engine (see ParkedLogOp): a refused staging run's tail
-// (bytes), or one write not yet encoded (`encode` writes its payload; keys and values are
-// read then, not copied now).
+// A Db write parked while the engine is full (see ParkedQueue): a refused staging run's
+// tail (bytes), or one write not yet encoded (`encode` writes its payload; keys and values
+// are read then, not copied now).
 type ParkedDbWrite =
   | { kind: 'run'; data: Buffer; lens: Uint32Array; syncs: Uint8Array }
   | { kind: 'one'; len: number; sync: boolean; encode: (b: Buffer, at: number) => void }
+type ParkedOne = Extract<ParkedDbWrite, { kind: 'one' }>
+type ParkedRun = Extract<ParkedDbWrite, { kind: 'run' }>
 
-const GET_STAGE_KEYS = 1024
 const SCRATCH_BYTES = 16 * 1024
-
-function checkSnapshot(s: unknown): native.NativeSnapshot | null {
-  if (s === undefined || s === null) return null
-  if (!(s instanceof Snapshot)) throw invalidArgument('snapshot must come from db.snapshot()')
-  return s._native
-}
-
 
 /**
  * The key-value database. Create one with {@link open}.
@@ -64,40 +60,22 @@ export class Db implements AsyncDisposable {
   readonly #dir: string
   readonly #sync: boolean
   readonly #maxBatchBytes: number
-  #resolves: Array<(seq: number) => void> = []
-  #rejects: Array<(e: UringdbError) => void> = []
-  #head = 0
+  // Pending writes in completion order.
+  readonly #queue = new CompletionQueue()
   #closing = false
   #closed: Promise<void> | undefined
-  #idle: (() => void) | undefined
   readonly #iterators = new Set<DbIterator<unknown, unknown>>()
   readonly #recovery: DbRecovery
-  // Writes staged in this tick.
-  #stage: Buffer | undefined
-  #stageBytes = 0
-  readonly #lens = new Uint32Array(DB_STAGE_WRITES)
-  readonly #syncs = new Uint8Array(DB_STAGE_WRITES)
-  #staged = 0
-  #flushQueued = false
-  // Writes waiting for room in the engine, in call order; the newest #parkedOps writes of
-  // the queue above. Nothing is staged while any is parked.
-  #parked: ParkedDbWrite[] = []
-  #parkedHead = 0
-  #parkedOps = 0
-  // Parked writes the engine refused, waiting for the `ahead` writes before them.
-  #doom: { ahead: number; count: number; err: UringdbError } | undefined
-  // Gets staged in this tick (current state only; snapshot reads cross on their own).
-  #getKeys: Buffer[] = []
-  #getWaiters: Array<[(v: Buffer | undefined) => void, (e: UringdbError) => void]> = []
-  #getQueued = false
-  // The snapshot the staged gets read at: taken when the first of them was called, so that
-  // no get sees a write issued after it.
-  #getSnap: native.NativeSnapshot | null = null
+  // Writes staged in this tick: bytes, lengths, and one sync flag per write.
+  readonly #stage = new TickStager(DB_STAGE_BYTES, new Uint8Array(DB_STAGE_WRITES), () => this.#flushStaged())
+  // Writes waiting for room in the engine, in call order; the newest writes of the queue
+  // above. Nothing is staged while any is parked.
+  readonly #parked = new ParkedQueue<ParkedDbWrite>(this.#queue)
   #scratch: Buffer | undefined
   // Multi-gets in the reader queue, and those waiting for a place (see DB_READS_IN_FLIGHT_MAX).
-  #reads = 0
-  #readQueue: Array<() => void> = []
-  #readHead = 0
+  readonly #reads = new ReadGate(DB_READS_IN_FLIGHT_MAX)
+  // Gets staged in this tick.
+  readonly #gets: GetStager
 
   /** @internal */
   constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
@@ -106,6 +84,7 @@ export class Db implements AsyncDisposable {
     this.#sync = sync
     this.#maxBatchBytes = handle.maxBatchBytes
     this.#recovery = recovery
+    this.#gets = new GetStager(handle, this.#reads)
   }
 
   /** The directory. */
@@ -120,7 +99,7 @@ export class Db implements AsyncDisposable {
 
   /** @internal */
   _closedOr(message: string): UringdbError {
-    return this.#closing ? new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed') : invalidArgument(message)
+    return this.#closing ? closedError('database') : invalidArgument(message)
   }
 
   /** @internal */
@@ -128,148 +107,80 @@ export class Db implements AsyncDisposable {
     this.#iterators.delete(it)
   }
 
-  readonly #flushStaged = (): void => {
-    this.#flushQueued = false
-    const n = this.#staged
-    if (n === 0) return
-    const data = (this.#stage as Buffer).subarray(0, this.#stageBytes)
-    this.#staged = 0
-    this.#stageBytes = 0
-    const lens = this.#lens.subarray(0, n)
-    const syncs = this.#syncs.subarray(0, n)
+  #flushStaged(): void {
+    const run = this.#stage.take()
+    if (run === undefined) return
+    const { data, lens, words: syncs } = run
+    const n = lens.length
     try {
       const taken = this.#native.writePacked(data, lens, syncs)
       if (taken < n) {
         // The refused tail's bytes stay in the staging buffer, which nothing else writes
         // while anything is parked (#packParked reuses it once this run is taken); its
         // lengths are copied (their arrays are reused).
-        let at = 0
-        for (let i = 0; i < taken; i++) at += lens[i]
-        this.#parked.push({ kind: 'run', data: data.subarray(at), lens: lens.slice(taken), syncs: syncs.slice(taken) })
-        this.#parkedOps += n - taken
+        const at = bytesIn(lens, taken)
+        this.#parked.push({ kind: 'run', data: data.subarray(at), lens: lens.slice(taken), syncs: syncs.slice(taken) }, n - taken)
       }
     } catch (e) {
       const accepted = nativeDetail(e, 'accepted')
-      this.#rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
+      this.#queue.rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
     }
   }
 
   #park(len: number, sync: boolean, encode: (b: Buffer, at: number) => void): Promise<number> {
     this.#parked.push({ kind: 'one', len, sync, encode })
-    this.#parkedOps++
-    return this.#enqueue()
+    return this.#queue.enqueue()
   }
 
   /**
-   * The engine refused the parked writes (it closed or failed): they are rejected with `err`
-   * once the writes ahead of them have settled, so that outcomes keep call order.
-   */
-  #failParked(err: UringdbError): void {
-    const n = this.#parkedOps
-    this.#parked = []
-    this.#parkedHead = 0
-    this.#parkedOps = 0
-    const ahead = this.#resolves.length - this.#head - n
-    if (ahead <= 0 || this.#doom !== undefined) this.#rejectNewest(n, err)
-    else this.#doom = { ahead, count: n, err }
-  }
-
-  /** One write ahead of the refused parked ones settled; reject them when none is left. */
-  #stepDoom(): void {
-    const d = this.#doom as { ahead: number; count: number; err: UringdbError }
-    if (--d.ahead > 0) return
-    this.#doom = undefined
-    for (let i = 0; i < d.count; i++) this.#rejects[this.#head++](d.err)
-  }
-
-  /**
-   * Hands parked writes to the engine in order, packed into staging-sized runs (one
-   * crossing each), until it is full again (it calls back once it has room) or none is
-   * left. An error rejects every parked write (the engine refuses writes from then on).
+   * Hands parked writes to the engine in order (see ParkedQueue.pump), packed into
+   * staging-sized runs (one crossing each).
    */
   #pump(): void {
-    const q = this.#parked
-    try {
-      while (this.#parkedHead < q.length) {
-        let op = q[this.#parkedHead]
-        if (op.kind === 'one') {
-          op = this.#packParked()
-          q[this.#parkedHead] = op
-        }
-        let taken: number
-        try {
-          taken = this.#native.writePacked(op.data, op.lens, op.syncs)
-        } catch (e) {
-          const accepted = nativeDetail(e, 'accepted')
-          this.#parkedOps -= typeof accepted === 'number' ? accepted : 0
-          throw e
-        }
-        this.#parkedOps -= taken
-        if (taken < op.lens.length) {
-          let at = 0
-          for (let i = 0; i < taken; i++) at += op.lens[i]
-          op.data = op.data.subarray(at)
-          op.lens = op.lens.subarray(taken)
-          op.syncs = op.syncs.subarray(taken)
-          return
-        }
-        this.#parkedHead++
+    this.#parked.pump((head) => {
+      const op = head.kind === 'one' ? this.#packParked() : head
+      let taken: number
+      try {
+        taken = this.#native.writePacked(op.data, op.lens, op.syncs)
+      } catch (e) {
+        const accepted = nativeDetail(e, 'accepted')
+        this.#parked.handed(typeof accepted === 'number' ? accepted : 0)
+        throw e
       }
-    } catch (e) {
-      this.#failParked(toUringdbError(e))
-      return
-    }
-    this.#parked = []
-    this.#parkedHead = 0
+      this.#parked.handed(taken)
+      if (taken === op.lens.length) return true
+      op.data = op.data.subarray(bytesIn(op.lens, taken))
+      op.lens = op.lens.subarray(taken)
+      op.syncs = op.syncs.subarray(taken)
+      return false
+    })
   }
 
   /** Encodes the parked writes at the head into one run (one staging run's worth at most). */
-  #packParked(): Extract<ParkedDbWrite, { kind: 'run' }> {
-    const q = this.#parked
-    let end = this.#parkedHead
-    let bytes = 0
-    while (end < q.length && end - this.#parkedHead < DB_STAGE_WRITES) {
-      const op = q[end]
-      if (op.kind !== 'one' || (end > this.#parkedHead && bytes + op.len > DB_STAGE_BYTES)) break
-      bytes += op.len
-      end++
-    }
-    const k = end - this.#parkedHead
-    // Into the staging buffer (see #flushStaged): no buffer per run during a long wait.
-    const data = bytes <= DB_STAGE_BYTES ? (this.#stage ??= Buffer.allocUnsafe(DB_STAGE_BYTES)).subarray(0, bytes) : Buffer.allocUnsafe(bytes)
-    const lens = new Uint32Array(k)
-    const syncs = new Uint8Array(k)
-    let at = 0
-    for (let i = 0; i < k; i++) {
-      const op = q[this.#parkedHead + i] as Extract<ParkedDbWrite, { kind: 'one' }>
-      op.encode(data, at)
-      at += op.len
-      lens[i] = op.len
-      syncs[i] = op.sync ? 1 : 0
-    }
-    q.splice(this.#parkedHead + 1, k - 1)
-    return { kind: 'run', data, lens, syncs }
-  }
-
-  #rejectNewest(k: number, err: UringdbError): void {
-    const start = this.#resolves.length - k
-    const rejects = this.#rejects.splice(start, k)
-    this.#resolves.splice(start, k)
-    this.#maybeIdle()
-    for (const r of rejects) r(err)
-  }
-
-  #maybeIdle(): void {
-    if (this.#head >= this.#resolves.length) {
-      this.#head = 0
-      this.#resolves.length = 0
-      this.#rejects.length = 0
-      if (this.#idle !== undefined) {
-        const idle = this.#idle
-        this.#idle = undefined
-        idle()
-      }
-    }
+  #packParked(): ParkedRun {
+    return this.#parked.pack(
+      (op): op is ParkedOne => op.kind === 'one',
+      (op) => op.len,
+      DB_STAGE_WRITES,
+      DB_STAGE_BYTES,
+      (ops, bytes) => {
+        const k = ops.length
+        // Into the staging buffer (see #flushStaged): no buffer per run during a long wait.
+        const data = bytes <= DB_STAGE_BYTES ? this.#stage.buffer().subarray(0, bytes) : Buffer.allocUnsafe(bytes)
+        const lens = new Uint32Array(k)
+        const syncs = new Uint8Array(k)
+        let at = 0
+        for (let i = 0; i < k; i++) {
+          const op = ops[i]
+          op.encode(data, at)
+          at += op.len
+          lens[i] = op.len
+          syncs[i] = op.sync ? 1 : 0
+        }
+        const run: ParkedRun = { kind: 'run', data, lens, syncs }
+        return run
+      },
+    )
   }
 
   /**
@@ -281,31 +192,13 @@ export class Db implements AsyncDisposable {
       this.#pump()
       return
     }
-    if (seqs !== null) {
-      for (let i = 0; i < seqs.length; i++) {
-        const fn = this.#resolves[this.#head++]
-        fn(seqs[i])
-        if (this.#doom !== undefined) this.#stepDoom()
-      }
-    }
-    if (failed > 0) {
-      const err = toUringdbError(new Error(errorJson ?? '{"code":"ERR_URINGDB_IO","message":"unknown failure"}'))
-      for (let i = 0; i < failed; i++) {
-        this.#rejects[this.#head++](err)
-        if (this.#doom !== undefined) this.#stepDoom()
-      }
-    }
-    if (this.#head >= this.#resolves.length) this.#maybeIdle()
-    else if (this.#head > 4096 && this.#head * 2 > this.#resolves.length) {
-      this.#resolves.splice(0, this.#head)
-      this.#rejects.splice(0, this.#head)
-      this.#head = 0
-    }
+    if (seqs !== null) this.#queue.resolve(seqs)
+    if (failed > 0) this.#queue.fail(failed, errorJson)
   }
 
   /** @internal Logs one encoded batch; resolves with its sequence number. */
   _write(payload: Buffer, options: WriteOptions | undefined): Promise<number> {
-    if (this.#closing) return Promise.reject(new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed'))
+    if (this.#closing) return Promise.reject(closedError('database'))
     let sync: boolean
     try {
       sync = checkSync(options, this.#sync)
@@ -318,32 +211,22 @@ export class Db implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`),
       )
     }
-    const at = this.#parked.length > 0 ? PARK : this.#reserve(len)
+    const at = this.#parked.any ? PARK : this.#reserve(len)
     if (at === PARK) return this.#park(len, sync, (b, to) => payload.copy(b, to))
     if (at < 0) {
       // Crosses alone (copied once, by the engine).
-      const p = this.#enqueue()
+      const p = this.#queue.enqueue<number>()
       try {
         const lens = Uint32Array.of(len)
         const syncs = Uint8Array.of(sync ? 1 : 0)
-        if (this.#native.writePacked(payload, lens, syncs) === 0) {
-          this.#parked.push({ kind: 'run', data: payload, lens, syncs })
-          this.#parkedOps++
-        }
+        if (this.#native.writePacked(payload, lens, syncs) === 0) this.#parked.push({ kind: 'run', data: payload, lens, syncs })
       } catch (e) {
-        this.#rejectNewest(1, toUringdbError(e))
+        this.#queue.rejectNewest(1, toUringdbError(e))
       }
       return p
     }
-    payload.copy(this.#stage as Buffer, at)
+    payload.copy(this.#stage.buffer(), at)
     return this.#commitStaged(len, sync)
-  }
-
-  #enqueue(): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      this.#resolves.push(resolve)
-      this.#rejects.push(reject)
-    })
   }
 
   /**
@@ -352,54 +235,43 @@ export class Db implements AsyncDisposable {
    * PARK if flushing the run parked some of it (the write then parks behind it).
    */
   #reserve(len: number): number {
-    if (this.#staged === DB_STAGE_WRITES || this.#stageBytes + len > DB_STAGE_BYTES) {
+    if (this.#stage.full(len)) {
       this.#flushStaged()
-      if (this.#parked.length > 0) return PARK
+      if (this.#parked.any) return PARK
     }
     if (len > DB_STAGE_BYTES) return -1
-    this.#stage ??= Buffer.allocUnsafe(DB_STAGE_BYTES)
-    const at = this.#stageBytes
-    this.#stageBytes += len
-    return at
+    return this.#stage.reserve(len)
   }
 
   #commitStaged(len: number, sync: boolean): Promise<number> {
-    this.#lens[this.#staged] = len
-    this.#syncs[this.#staged] = sync ? 1 : 0
-    this.#staged++
-    if (!this.#flushQueued) {
-      this.#flushQueued = true
-      queueMicrotask(this.#flushStaged)
-    }
-    return this.#enqueue()
+    this.#stage.commit(len, sync ? 1 : 0)
+    return this.#queue.enqueue()
   }
 
   /** Stages one put or delete, encoded straight into the staging buffer. */
   #single(kind: 0 | 1, key: unknown, value: unknown, options: WriteOptions | undefined): Promise<number> {
-    if (this.#closing) return Promise.reject(new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed'))
+    if (this.#closing) return Promise.reject(closedError('database'))
     try {
       const sync = options === undefined ? this.#sync : checkSync(options, this.#sync)
       const k = typeof key === 'string' || !(key instanceof Uint8Array) ? keyBytes('key', key) : key
       if (k.byteLength > KEY_BYTES_MAX) keyBytes('key', k)
       let v: Uint8Array | undefined
       if (kind === 1) v = value instanceof Uint8Array ? value : valueBytes('value', value)
-      const head = kind === 1 ? 9 : 5
-      const len = 1 + head + k.byteLength + (v?.byteLength ?? 0)
+      const len = 1 + opBytes(k, v)
       if (len > this.#maxBatchBytes) {
         throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
       }
-      const at = this.#parked.length > 0 ? PARK : this.#reserve(len)
+      const at = this.#parked.any ? PARK : this.#reserve(len)
       if (at === PARK) {
         const kk = k
         return this.#park(len, sync, (b, to) => encodeSingle(b, to, kind, kk, v))
       }
       if (at < 0) {
-        const e = new BatchEncoder(len)
-        if (kind === 1) e.put(Buffer.from(k.buffer, k.byteOffset, k.byteLength), Buffer.from((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength))
-        else e.del(Buffer.from(k.buffer, k.byteOffset, k.byteLength))
-        return this._write(e.bytes(), { sync })
+        const payload = Buffer.allocUnsafe(len)
+        encodeSingle(payload, 0, kind, k, v)
+        return this._write(payload, { sync })
       }
-      encodeSingle(this.#stage as Buffer, at, kind, k, v)
+      encodeSingle(this.#stage.buffer(), at, kind, k, v)
       return this.#commitStaged(len, sync)
     } catch (err) {
       return Promise.reject(toUringdbError(err))
@@ -431,7 +303,7 @@ export class Db implements AsyncDisposable {
       if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
       if (operations.length === 0) {
         checkSync(options, this.#sync)
-        if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+        if (this.#closing) throw closedError('database')
         return Promise.resolve()
       }
       const e = new BatchEncoder(1024)
@@ -449,80 +321,6 @@ export class Db implements AsyncDisposable {
     }
   }
 
-  /** Whether a multi-get started now would wait for a place in the reader queue. */
-  #readsFull(): boolean {
-    return this.#reads >= DB_READS_IN_FLIGHT_MAX
-  }
-
-  /** Runs `start` (one reader-queue job) when this handle has a place for it, in call order. */
-  #read<T>(start: () => Promise<T>): Promise<T> {
-    const run = (): Promise<T> => {
-      let p: Promise<T>
-      try {
-        p = start()
-      } catch (e) {
-        this.#readDone()
-        return Promise.reject(e)
-      }
-      return p.finally(() => this.#readDone())
-    }
-    if (this.#reads < DB_READS_IN_FLIGHT_MAX) {
-      this.#reads++
-      return run()
-    }
-    // The place is handed over by #readDone (#reads stays as it is).
-    return new Promise<void>((resolve) => this.#readQueue.push(resolve)).then(run)
-  }
-
-  #readDone(): void {
-    if (this.#readHead < this.#readQueue.length) {
-      const next = this.#readQueue[this.#readHead]
-      this.#readHead++
-      if (this.#readHead === this.#readQueue.length) {
-        this.#readQueue = []
-        this.#readHead = 0
-      } else if (this.#readHead > 1024 && this.#readHead * 2 > this.#readQueue.length) {
-        this.#readQueue = this.#readQueue.slice(this.#readHead)
-        this.#readHead = 0
-      }
-      next()
-    } else {
-      this.#reads--
-    }
-  }
-
-  readonly #flushGets = (): void => {
-    this.#getQueued = false
-    const keys = this.#getKeys
-    const waiters = this.#getWaiters
-    const snap = this.#getSnap
-    this.#getKeys = []
-    this.#getWaiters = []
-    this.#getSnap = null
-    if (keys.length === 0) return
-    const lens = new Uint32Array(keys.length)
-    for (let i = 0; i < keys.length; i++) lens[i] = keys[i].length
-    // `snap` was taken at the first of these gets, so waiting for a place changes nothing.
-    const p = this.#read(() => this.#native.getMany(Buffer.concat(keys), lens, snap))
-    p.finally(() => snap?.release()).then(
-      (b) => {
-        let off = 0
-        for (let i = 0; i < waiters.length; i++) {
-          const n = b.lens[i * 2 + 1]
-          if (n < 0) waiters[i][0](undefined)
-          else {
-            waiters[i][0](b.data.subarray(off, off + n))
-            off += n
-          }
-        }
-      },
-      (e: unknown) => {
-        const err = toUringdbError(e)
-        for (const [, rej] of waiters) rej(err)
-      },
-    )
-  }
-
   /**
    * Reads the value of `key` (`undefined` if absent), off the JavaScript thread. The gets
    * of one tick cross to the engine together.
@@ -531,7 +329,7 @@ export class Db implements AsyncDisposable {
   get(key: Bytes, options: GetOptions<'utf8'>): Promise<string | undefined>
   get(key: Bytes, options?: GetOptions<Encoding>): Promise<Buffer | string | undefined> {
     try {
-      if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+      if (this.#closing) throw closedError('database')
       checkOptions('options', options)
       const enc = checkEncoding('options.encoding', options?.encoding)
       const k = keyBytes('key', key)
@@ -540,16 +338,7 @@ export class Db implements AsyncDisposable {
       if (snap !== undefined && snap !== null) {
         return this.getMany([k], { snapshot: snap, encoding: enc } as GetOptions<'buffer'>).then((v) => v[0])
       }
-      if (this.#getKeys.length === 0) this.#getSnap = this.#native.snapshot()
-      const p = new Promise<Buffer | undefined>((resolve, reject) => {
-        this.#getKeys.push(Buffer.from(k))
-        this.#getWaiters.push([resolve, reject])
-      })
-      if (this.#getKeys.length >= GET_STAGE_KEYS) this.#flushGets()
-      else if (!this.#getQueued) {
-        this.#getQueued = true
-        queueMicrotask(this.#flushGets)
-      }
+      const p = this.#gets.add(k)
       return enc === 'utf8' ? p.then((b) => b?.toString('utf8')) : p
     } catch (err) {
       return Promise.reject(toUringdbError(err))
@@ -560,7 +349,7 @@ export class Db implements AsyncDisposable {
   getMany(keys: readonly Bytes[], options?: GetOptions<'buffer'>): Promise<Array<Buffer | undefined>>
   getMany(keys: readonly Bytes[], options: GetOptions<'utf8'>): Promise<Array<string | undefined>>
   async getMany(keys: readonly Bytes[], options?: GetOptions<Encoding>): Promise<Array<Buffer | string | undefined>> {
-    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    if (this.#closing) throw closedError('database')
     checkOptions('options', options)
     if (!Array.isArray(keys)) throw invalidArgument(`keys must be an array, got ${describe(keys)}`)
     const enc = checkEncoding('options.encoding', options?.encoding)
@@ -570,11 +359,11 @@ export class Db implements AsyncDisposable {
     const given = checkSnapshot(options?.snapshot)
     // A call that must wait for a place still reads the state as of now (or its snapshot,
     // even if the caller releases it meanwhile).
-    const own = this.#readsFull() ? (given === null ? this.#native.snapshot() : given.dup()) : null
+    const own = this.#reads.full ? (given === null ? this.#native.snapshot() : given.dup()) : null
     const data = Buffer.concat(bufs)
     let b: native.NativeBatch
     try {
-      b = await this.#read(() => this.#native.getMany(data, lens, own ?? given))
+      b = await this.#reads.run(() => this.#native.getMany(data, lens, own ?? given))
     } catch (e) {
       throw toUringdbError(e)
     } finally {
@@ -603,7 +392,7 @@ export class Db implements AsyncDisposable {
   getSync(key: Bytes, options: GetOptions<'utf8'>): string | undefined
   getSync(key: Bytes, options: { target: Uint8Array; snapshot?: Snapshot }): number
   getSync(key: Bytes, options?: GetOptions<Encoding> & { target?: Uint8Array }): Buffer | string | number | undefined {
-    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    if (this.#closing) throw closedError('database')
     checkOptions('options', options)
     const k = typeof key === 'string' || key instanceof Uint8Array ? key : keyBytes('key', key)
     const kb = typeof k === 'string' ? keyBytes('key', k) : k
@@ -635,7 +424,7 @@ export class Db implements AsyncDisposable {
 
   /** Takes a snapshot of the current state (release it when done). */
   snapshot(): Snapshot {
-    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    if (this.#closing) throw closedError('database')
     try {
       return new Snapshot(this.#native.snapshot())
     } catch (e) {
@@ -666,39 +455,8 @@ export class Db implements AsyncDisposable {
   }
 
   #iterator(options: IteratorOptions, keys: boolean, values: boolean): DbIterator<unknown, unknown> {
-    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
-    checkOptions('options', options)
-    const o = options ?? {}
-    // As in abstract-level, `gte` wins over `gt` and `lte` over `lt` when both are given.
-    const lower = o.gte !== undefined ? [keyBytes('gte', o.gte), true] as const : o.gt !== undefined ? [keyBytes('gt', o.gt), false] as const : undefined
-    const upper = o.lte !== undefined ? [keyBytes('lte', o.lte), true] as const : o.lt !== undefined ? [keyBytes('lt', o.lt), false] as const : undefined
-    let limit = -1
-    if (o.limit !== undefined && o.limit !== null && o.limit !== Infinity && o.limit !== -1) {
-      if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 0) {
-        throw invalidArgument(`limit must be a non-negative integer, -1 or Infinity, got ${String(o.limit)}`)
-      }
-      limit = o.limit
-    }
-    if (o.reverse !== undefined && typeof o.reverse !== 'boolean') throw invalidArgument(`reverse must be a boolean, got ${describe(o.reverse)}`)
-    if (o.snapshot !== undefined && !(o.snapshot instanceof Snapshot)) throw invalidArgument('snapshot must come from db.snapshot()')
-    const keyEnc = checkEncoding('keyEncoding', o.keyEncoding)
-    const valueEnc = checkEncoding('valueEncoding', o.valueEncoding)
-    let n: native.NativeIterator
-    try {
-      n = this.#native.iterator(
-        lower?.[0] ?? null,
-        lower?.[1] ?? false,
-        upper?.[0] ?? null,
-        upper?.[1] ?? false,
-        o.reverse === true,
-        limit,
-        values,
-        o.snapshot?._native ?? null,
-      )
-    } catch (e) {
-      throw toUringdbError(e)
-    }
-    const it = new DbIterator<unknown, unknown>(this, n, keyEnc, valueEnc, keys, values)
+    if (this.#closing) throw closedError('database')
+    const it = openIterator(this.#native, this, options, keys, values)
     this.#iterators.add(it)
     return it
   }
@@ -742,7 +500,7 @@ export class Db implements AsyncDisposable {
 
   /** Writes the memtable to a table; resolves when everything written before is in tables. */
   async flush(): Promise<void> {
-    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    if (this.#closing) throw closedError('database')
     try {
       await this.#native.flush()
     } catch (e) {
@@ -755,7 +513,7 @@ export class Db implements AsyncDisposable {
    * dropping overwritten versions and deletions no snapshot needs.
    */
   async compactRange(range: { gte?: Bytes; lte?: Bytes } = {}): Promise<void> {
-    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    if (this.#closing) throw closedError('database')
     checkOptions('range', range)
     const lo = range.gte === undefined ? null : keyBytes('gte', range.gte)
     const hi = range.lte === undefined ? null : keyBytes('lte', range.lte)
@@ -768,7 +526,7 @@ export class Db implements AsyncDisposable {
 
   /** Statistics (see {@link DbStats}). */
   stats(): DbStats {
-    if (this.#closing) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database is closed')
+    if (this.#closing) throw closedError('database')
     try {
       return JSON.parse(this.#native.statsJson()) as DbStats
     } catch (e) {
@@ -785,20 +543,8 @@ export class Db implements AsyncDisposable {
     if (this.#closed !== undefined) return this.#closed
     this.#closing = true
     this.#flushStaged()
-    this.#flushGets()
-    this.#closed = (async () => {
-      for (const it of [...this.#iterators]) await it._abort()
-      if (this.#resolves.length > this.#head) {
-        await new Promise<void>((resolve) => {
-          this.#idle = resolve
-        })
-      }
-      try {
-        await this.#native.close()
-      } catch (e) {
-        throw toUringdbError(e)
-      }
-    })()
+    this.#gets.flush()
+    this.#closed = closeHandle(this.#queue, this.#native, this.#iterators)
     return this.#closed
   }
 
@@ -818,9 +564,7 @@ export class Db implements AsyncDisposable {
  * `ERR_URINGDB_IO_URING_UNAVAILABLE`, or an OS error code.
  */
 export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
-  if (typeof dir !== 'string' || dir.length === 0) {
-    throw invalidArgument(`dir must be a non-empty string, got ${describe(dir)}`)
-  }
+  checkDir(dir)
   const o = parseOptions(DbOptionsSchema, options)
   let db: Db | undefined
   const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null): void => {
@@ -828,36 +572,7 @@ export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
   }
   let handle: native.NativeDb
   try {
-    handle = await native.openDb(
-      dir,
-      {
-        log: {
-          ioBackend: o.ioBackend,
-          segmentBytes: o.segmentBytes,
-          ringBytes: o.ringBytes,
-          maxRecordBytes: 0,
-          commitDelayUs: o.commitDelayUs,
-          recovery: o.recovery,
-        },
-        memtableBytes: o.memtableBytes,
-        maxImmutableMemtables: o.maxImmutableMemtables,
-        l0CompactionTrigger: o.l0CompactionTrigger,
-        l0SlowdownTrigger: o.l0SlowdownTrigger,
-        l0StopTrigger: o.l0StopTrigger,
-        levelBaseBytes: o.levelBaseBytes,
-        levelMultiplier: o.levelMultiplier,
-        targetFileBytes: o.targetFileBytes,
-        compression: typeof o.compression === 'string' ? [o.compression] : o.compression,
-        bloomBitsPerKey: o.bloomBitsPerKey,
-        blockBytes: o.blockBytes,
-        cacheBytes: o.cacheBytes,
-        compactionThreads: o.compactionThreads,
-        compactionRateBytesPerSec: o.compactionRateBytesPerSec,
-        maxOpenFiles: o.maxOpenFiles,
-      },
-      onComplete,
-      (kind: string, json: string) => onDbEvent(dir, kind, json),
-    )
+    handle = await native.openDb(dir, nativeDbOptions(o), onComplete, (kind: string, json: string) => onDbEvent(dir, kind, json))
   } catch (e) {
     throw toUringdbError(e)
   }

@@ -96,8 +96,9 @@ export function invalidArgument(message: string): UringdbError {
   return new UringdbError('ERR_URINGDB_INVALID_ARGUMENT', message)
 }
 
-export function closedError(): UringdbError {
-  return new UringdbError('ERR_URINGDB_CLOSED', 'the log is closed')
+/** ERR_URINGDB_CLOSED (the one place it is built): `the log is closed`, `the database is closed`. */
+export function closedError(what: 'log' | 'database', state = 'is closed'): UringdbError {
+  return new UringdbError('ERR_URINGDB_CLOSED', `the ${what} ${state}`)
 }
 
 export function nativeDetail(e: unknown, key: string): unknown {

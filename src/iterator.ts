@@ -5,9 +5,10 @@
  */
 import './polyfill.js'
 import type * as native from '../binding.js'
-import { UringdbError, toUringdbError, invalidArgument } from './errors.js'
-import { keyBytes } from './args.js'
-import { MiB, type Bytes, type Encoding } from './options.js'
+import { type UringdbError, toUringdbError, invalidArgument, closedError } from './errors.js'
+import { describe, checkOptions, keyBytes, checkEncoding } from './args.js'
+import { MiB, type Bytes, type Encoding, type IteratorOptions } from './options.js'
+import { Snapshot } from './snapshot.js'
 
 
 /**
@@ -58,7 +59,7 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
   }
 
   async #fill(): Promise<boolean> {
-    if (this.#aborted) throw new UringdbError('ERR_URINGDB_CLOSED', 'the database was closed while this iterator was open')
+    if (this.#aborted) throw closedError('database', 'was closed while this iterator was open')
     if (this.#pos * 2 < this.#lens.length) return true
     if (this.#done) return false
     const n = this.#native
@@ -194,6 +195,51 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
   }
+}
+
+/**
+ * @internal Opens the engine's iterator over the range of `options` (checked here) and wraps
+ * it; `keys` and `values` select what its entries carry.
+ */
+export function openIterator(
+  handle: native.NativeDb,
+  owner: IteratorOwner,
+  options: IteratorOptions,
+  keys: boolean,
+  values: boolean,
+): DbIterator<unknown, unknown> {
+  checkOptions('options', options)
+  const o = options ?? {}
+  // As in abstract-level, `gte` wins over `gt` and `lte` over `lt` when both are given.
+  const lower = o.gte !== undefined ? [keyBytes('gte', o.gte), true] as const : o.gt !== undefined ? [keyBytes('gt', o.gt), false] as const : undefined
+  const upper = o.lte !== undefined ? [keyBytes('lte', o.lte), true] as const : o.lt !== undefined ? [keyBytes('lt', o.lt), false] as const : undefined
+  let limit = -1
+  if (o.limit !== undefined && o.limit !== null && o.limit !== Infinity && o.limit !== -1) {
+    if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 0) {
+      throw invalidArgument(`limit must be a non-negative integer, -1 or Infinity, got ${String(o.limit)}`)
+    }
+    limit = o.limit
+  }
+  if (o.reverse !== undefined && typeof o.reverse !== 'boolean') throw invalidArgument(`reverse must be a boolean, got ${describe(o.reverse)}`)
+  if (o.snapshot !== undefined && !(o.snapshot instanceof Snapshot)) throw invalidArgument('snapshot must come from db.snapshot()')
+  const keyEnc = checkEncoding('keyEncoding', o.keyEncoding)
+  const valueEnc = checkEncoding('valueEncoding', o.valueEncoding)
+  let n: native.NativeIterator
+  try {
+    n = handle.iterator(
+      lower?.[0] ?? null,
+      lower?.[1] ?? false,
+      upper?.[0] ?? null,
+      upper?.[1] ?? false,
+      o.reverse === true,
+      limit,
+      values,
+      o.snapshot?._native ?? null,
+    )
+  } catch (e) {
+    throw toUringdbError(e)
+  }
+  return new DbIterator<unknown, unknown>(owner, n, keyEnc, valueEnc, keys, values)
 }
 
 export function project(it: DbIterator<unknown, unknown>, i: 0 | 1): AsyncIterableIterator<Buffer | string> & { close(): Promise<void> } {

@@ -6,8 +6,9 @@
 import './polyfill.js'
 import * as native from '../binding.js'
 import { UringdbError, toUringdbError, invalidArgument, closedError, nativeDetail } from './errors.js'
-import { describe, isWellFormed, checkWellFormed, checkSeq, checkOptions, checkBatchSize } from './args.js'
-import { MiB, LogOptionsSchema, parseOptions, type LogOptions, type AppendOptions, type ReadOptions, type TailOptions } from './options.js'
+import { CompletionQueue, TickStager, ParkedQueue, bytesIn, closeHandle } from './pending.js'
+import { checkDir, describe, isWellFormed, checkWellFormed, checkSeq, checkOptions, checkBatchSize } from './args.js'
+import { MiB, LogOptionsSchema, parseOptions, nativeLogOptions, type LogOptions, type AppendOptions, type ReadOptions, type TailOptions } from './options.js'
 import { commitChannel, recoveryChannel, type CommitEvent, type LogStats, type RecoveryEvent } from './diagnostics.js'
 
 /** A record read from the log. */
@@ -34,20 +35,16 @@ const STAGE_RECORDS = 256
 // Records larger than this skip staging and cross on their own (copied once, by the engine).
 const STAGE_RECORD_MAX = 16 * 1024
 
-// Parked operations. The engine never blocks the JS thread: when its commit queue (or, for
-// the Db, a write stall's bounded queue) is full, a hand-over takes what fits and says how
-// much; the rest, and every operation after it, wait here in call order as pending
-// promises until the engine calls the completion callback with no outcome ("room again"),
-// once per commit group at most. Parked writes are not copied: a parked record or value is
-// read (encoded) when it is handed over, so — as with a stream's write(chunk) — a Buffer
-// passed to a write must not be modified until its promise settles. Only the tail of a
-// refused staging run is kept as bytes, and at most one such run (one staging buffer) is
-// parked at a time, because nothing is staged while anything is parked.
+// An operation parked while the engine is full (see ParkedQueue): the refused tail of a
+// staging run (bytes), one record not yet copied, one appendMany, or one sync. Each word of
+// a run's `entries` is one append call, `count << 1 | sync`.
 type ParkedLogOp =
   | { kind: 'run'; data: Buffer; lens: Uint32Array; entries: Uint32Array }
   | { kind: 'rec'; record: Uint8Array | string; len: number; sync: boolean }
   | { kind: 'many'; bufs: Uint8Array[]; sync: boolean }
   | { kind: 'sync' }
+type ParkedRecord = Extract<ParkedLogOp, { kind: 'rec' }>
+type ParkedRun = Extract<ParkedLogOp, { kind: 'run' }>
 
 /** Records in the first `k` packed entries (each word is `count << 1 | sync`). */
 function recordsIn(entries: Uint32Array, k: number): number {
@@ -55,7 +52,6 @@ function recordsIn(entries: Uint32Array, k: number): number {
   for (let i = 0; i < k; i++) n += entries[i] >>> 1
   return n
 }
-
 
 /**
  * A durable append-only log. Create one with {@link openLog}.
@@ -68,41 +64,23 @@ export class Log implements AsyncDisposable {
   readonly #native: native.NativeLog
   readonly #dir: string
   readonly #sync: boolean
-  // Pending operations in completion order. #counts[i] is 0 for an operation that resolves
-  // with one number (append, sync) and n >= 1 for appendMany of n records (an array).
-  #resolves: Array<(v: never) => void> = []
-  #rejects: Array<(e: UringdbError) => void> = []
-  #counts: number[] = []
-  #head = 0
-  #partial: number[] = []
+  // Pending operations in completion order; appendMany of n records is one entry of count n.
+  readonly #queue = new CompletionQueue()
   #closing = false
   #closed: Promise<void> | undefined
-  #idle: (() => void) | undefined
   #nextToken = 1
   readonly #maxRecordBytes: number
   // The staging run of this tick: bytes, record lengths, and one word per append call.
-  #stage: Buffer | undefined
-  #stageBytes = 0
-  readonly #lens = new Uint32Array(STAGE_RECORDS)
-  readonly #entries = new Uint32Array(STAGE_RECORDS)
-  #staged = 0
-  #flushQueued = false
-  // Operations waiting for room in the engine, in call order (see ParkedLogOp); they are
-  // the newest #parkedOps operations of the queue above.
-  #parked: ParkedLogOp[] = []
-  #parkedHead = 0
-  #parkedOps = 0
-  // Parked operations the engine refused, waiting for the `ahead` operations before them.
-  #doom: { ahead: number; count: number; err: UringdbError } | undefined
-  readonly #flushStaged = (): void => {
-    this.#flushQueued = false
-    const n = this.#staged
-    if (n === 0) return
-    const data = (this.#stage as Buffer).subarray(0, this.#stageBytes)
-    this.#staged = 0
-    this.#stageBytes = 0
-    const lens = this.#lens.subarray(0, n)
-    const entries = this.#entries.subarray(0, n)
+  readonly #stage = new TickStager(STAGE_BYTES, new Uint32Array(STAGE_RECORDS), () => this.#flushStaged())
+  // Operations waiting for room in the engine, in call order; they are the newest
+  // operations of the queue above.
+  readonly #parked = new ParkedQueue<ParkedLogOp>(this.#queue)
+
+  #flushStaged(): void {
+    const run = this.#stage.take()
+    if (run === undefined) return
+    const { data, lens, words: entries } = run
+    const n = entries.length
     try {
       const taken = this.#native.appendPacked(data, lens, entries)
       // Nothing is staged while anything is parked, so the refused tail goes last.
@@ -111,7 +89,7 @@ export class Log implements AsyncDisposable {
       // The staged calls are the newest n operations in the queue; those the engine did
       // not accept are rejected (they were not written).
       const accepted = nativeDetail(e, 'accepted')
-      this.#rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
+      this.#queue.rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
     }
   }
 
@@ -122,123 +100,74 @@ export class Log implements AsyncDisposable {
    */
   #parkRun(data: Buffer, lens: Uint32Array, entries: Uint32Array, taken: number): void {
     const r = recordsIn(entries, taken)
-    let at = 0
-    for (let i = 0; i < r; i++) at += lens[i]
-    this.#parked.push({
-      kind: 'run',
-      data: data.subarray(at),
-      lens: lens.slice(r),
-      entries: entries.slice(taken),
-    })
-    this.#parkedOps += entries.length - taken
-  }
-
-  #park(op: ParkedLogOp): void {
-    this.#parked.push(op)
-    this.#parkedOps++
+    this.#parked.push(
+      {
+        kind: 'run',
+        data: data.subarray(bytesIn(lens, r)),
+        lens: lens.slice(r),
+        entries: entries.slice(taken),
+      },
+      entries.length - taken,
+    )
   }
 
   /**
-   * The engine refused the parked operations (it closed or failed): they are rejected with
-   * `err` once the operations ahead of them have settled, so that outcomes keep call order.
-   */
-  #failParked(err: UringdbError): void {
-    const n = this.#parkedOps
-    this.#parked = []
-    this.#parkedHead = 0
-    this.#parkedOps = 0
-    const ahead = this.#counts.length - this.#head - n
-    if (ahead <= 0 || this.#doom !== undefined) this.#rejectNewest(n, err)
-    else this.#doom = { ahead, count: n, err }
-  }
-
-  /** One operation ahead of the refused parked ones settled; reject them when none is left. */
-  #stepDoom(): void {
-    const d = this.#doom as { ahead: number; count: number; err: UringdbError }
-    if (--d.ahead > 0) return
-    this.#doom = undefined
-    for (let i = 0; i < d.count; i++) this.#settle(false, d.err)
-  }
-
-  /**
-   * Hands parked operations to the engine in order, until it is full again (it then calls
-   * back once it has room) or none is left. Consecutive parked records are packed into
-   * one run (one crossing). An error rejects every parked operation: they come after the
-   * failed one and the engine refuses writes from then on (closed or failed).
+   * Hands parked operations to the engine in order (see ParkedQueue.pump). Consecutive
+   * parked records are packed into one run (one crossing).
    */
   #pump(): void {
-    const q = this.#parked
-    try {
-      while (this.#parkedHead < q.length) {
-        const op = q[this.#parkedHead]
-        if (op.kind === 'rec') {
-          q[this.#parkedHead] = this.#packParked()
-          continue
+    this.#parked.pump((head) => {
+      const op = head.kind === 'rec' ? this.#packParked() : head
+      if (op.kind === 'run') {
+        let taken: number
+        try {
+          taken = this.#native.appendPacked(op.data, op.lens, op.entries)
+        } catch (e) {
+          const accepted = nativeDetail(e, 'accepted')
+          this.#parked.handed(typeof accepted === 'number' ? accepted : 0)
+          throw e
         }
-        let done: boolean
-        if (op.kind === 'run') {
-          let taken: number
-          try {
-            taken = this.#native.appendPacked(op.data, op.lens, op.entries)
-          } catch (e) {
-            const accepted = nativeDetail(e, 'accepted')
-            this.#parkedOps -= typeof accepted === 'number' ? accepted : 0
-            throw e
-          }
-          this.#parkedOps -= taken
-          done = taken === op.entries.length
-          if (!done) {
-            const r = recordsIn(op.entries, taken)
-            let at = 0
-            for (let i = 0; i < r; i++) at += op.lens[i]
-            op.data = op.data.subarray(at)
-            op.lens = op.lens.subarray(r)
-            op.entries = op.entries.subarray(taken)
-          }
-        } else {
-          done = op.kind === 'sync' ? this.#native.sync() : this.#native.appendMany(op.bufs, op.sync)
-          if (done) this.#parkedOps--
-        }
-        if (!done) return
-        this.#parkedHead++
+        this.#parked.handed(taken)
+        if (taken === op.entries.length) return true
+        const r = recordsIn(op.entries, taken)
+        op.data = op.data.subarray(bytesIn(op.lens, r))
+        op.lens = op.lens.subarray(r)
+        op.entries = op.entries.subarray(taken)
+        return false
       }
-    } catch (e) {
-      this.#failParked(toUringdbError(e))
-      return
-    }
-    this.#parked = []
-    this.#parkedHead = 0
+      const done = op.kind === 'sync' ? this.#native.sync() : this.#native.appendMany(op.bufs, op.sync)
+      if (done) this.#parked.handed(1)
+      return done
+    })
   }
 
   /** Packs the run of parked records at the head into one parked run (one staging run's worth). */
-  #packParked(): ParkedLogOp {
-    const q = this.#parked
-    let end = this.#parkedHead
-    let bytes = 0
-    while (end < q.length && end - this.#parkedHead < STAGE_RECORDS) {
-      const op = q[end]
-      if (op.kind !== 'rec' || (end > this.#parkedHead && bytes + op.len > STAGE_BYTES)) break
-      bytes += op.len
-      end++
-    }
-    const k = end - this.#parkedHead
-    // Packed into the staging buffer (idle while anything is parked, and the run before
-    // this one was taken whole), so that a long wait does not make a buffer per run.
-    const data = bytes <= STAGE_BYTES ? (this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES)).subarray(0, bytes) : Buffer.allocUnsafe(bytes)
-    const lens = new Uint32Array(k)
-    const entries = new Uint32Array(k)
-    let at = 0
-    for (let i = 0; i < k; i++) {
-      const op = q[this.#parkedHead + i] as Extract<ParkedLogOp, { kind: 'rec' }>
-      if (typeof op.record === 'string') data.write(op.record, at, 'utf8')
-      else data.set(op.record, at)
-      at += op.len
-      lens[i] = op.len
-      entries[i] = op.sync ? 3 : 2
-    }
-    // The packed run replaces the head record; the others it took become no-ops.
-    q.splice(this.#parkedHead + 1, k - 1)
-    return { kind: 'run', data, lens, entries }
+  #packParked(): ParkedRun {
+    return this.#parked.pack(
+      (op): op is ParkedRecord => op.kind === 'rec',
+      (op) => op.len,
+      STAGE_RECORDS,
+      STAGE_BYTES,
+      (ops, bytes) => {
+        const k = ops.length
+        // Packed into the staging buffer (idle while anything is parked, and the run before
+        // this one was taken whole), so that a long wait does not make a buffer per run.
+        const data = bytes <= STAGE_BYTES ? this.#stage.buffer().subarray(0, bytes) : Buffer.allocUnsafe(bytes)
+        const lens = new Uint32Array(k)
+        const entries = new Uint32Array(k)
+        let at = 0
+        for (let i = 0; i < k; i++) {
+          const op = ops[i]
+          if (typeof op.record === 'string') data.write(op.record, at, 'utf8')
+          else data.set(op.record, at)
+          at += op.len
+          lens[i] = op.len
+          entries[i] = op.sync ? 3 : 2
+        }
+        const run: ParkedRun = { kind: 'run', data, lens, entries }
+        return run
+      },
+    )
   }
 
   /** @internal */
@@ -247,19 +176,6 @@ export class Log implements AsyncDisposable {
     this.#dir = dir
     this.#sync = sync
     this.#maxRecordBytes = handle.maxRecordBytes
-  }
-
-  #rejectNewest(k: number, err: UringdbError): void {
-    const start = this.#counts.length - k
-    const rejects = this.#rejects.splice(start, k)
-    this.#resolves.splice(start, k)
-    this.#counts.splice(start, k)
-    if (this.#head >= this.#counts.length && this.#idle !== undefined) {
-      const idle = this.#idle
-      this.#idle = undefined
-      idle()
-    }
-    for (const r of rejects) r(err)
   }
 
   /**
@@ -272,19 +188,7 @@ export class Log implements AsyncDisposable {
       return
     }
     if (seqs !== null) {
-      for (let i = 0; i < seqs.length; i++) {
-        const count = this.#counts[this.#head]
-        if (count === 0) {
-          this.#settle(true, seqs[i])
-        } else {
-          this.#partial.push(seqs[i])
-          if (this.#partial.length === count) {
-            const all = this.#partial
-            this.#partial = []
-            this.#settle(true, all)
-          }
-        }
-      }
+      this.#queue.resolve(seqs)
       if (group !== null && commitChannel.hasSubscribers) {
         const event: CommitEvent = {
           dir: this.#dir,
@@ -300,47 +204,7 @@ export class Log implements AsyncDisposable {
         commitChannel.publish(event)
       }
     }
-    if (failed > 0) {
-      const err = toUringdbError(new Error(errorJson ?? '{"code":"ERR_URINGDB_IO","message":"unknown failure"}'))
-      while (failed > 0) {
-        const count = Math.max(1, this.#counts[this.#head]) - this.#partial.length
-        this.#partial = []
-        failed -= count
-        this.#settle(false, err)
-      }
-    }
-  }
-
-  #settle(ok: boolean, value: unknown): void {
-    const h = this.#head
-    const fn = ok ? this.#resolves[h] : this.#rejects[h]
-    this.#head = h + 1
-    if (this.#head === this.#counts.length) {
-      this.#head = 0
-      this.#resolves.length = 0
-      this.#rejects.length = 0
-      this.#counts.length = 0
-      if (this.#idle !== undefined) {
-        const idle = this.#idle
-        this.#idle = undefined
-        idle()
-      }
-    } else if (this.#head > 4096 && this.#head * 2 > this.#counts.length) {
-      this.#resolves.splice(0, this.#head)
-      this.#rejects.splice(0, this.#head)
-      this.#counts.splice(0, this.#head)
-      this.#head = 0
-    }
-    ;(fn as (v: unknown) => void)(value)
-    if (this.#doom !== undefined) this.#stepDoom()
-  }
-
-  #enqueue<T>(count: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#resolves.push(resolve as (v: never) => void)
-      this.#rejects.push(reject)
-      this.#counts.push(count)
-    })
+    if (failed > 0) this.#queue.fail(failed, errorJson)
   }
 
   /**
@@ -354,7 +218,7 @@ export class Log implements AsyncDisposable {
    * end of the tick (one crossing into native code per tick, not per record).
    */
   append(record: RecordInput, options?: AppendOptions): Promise<number> {
-    if (this.#closing) return Promise.reject(closedError())
+    if (this.#closing) return Promise.reject(closedError('log'))
     let sync: unknown = this.#sync
     if (options !== undefined) {
       if (typeof options !== 'object' || options === null) {
@@ -378,35 +242,29 @@ export class Log implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `record of ${len} bytes exceeds the limit of ${this.#maxRecordBytes} bytes`),
       )
     }
-    if (len > STAGE_RECORD_MAX || this.#parked.length > 0) {
+    if (len > STAGE_RECORD_MAX || this.#parked.any) {
       // Large records cross on their own, after whatever is staged (order is kept); while
       // operations are parked, every record parks behind them (not copied).
       this.#flushStaged()
-      if (this.#parked.length === 0) {
+      if (!this.#parked.any) {
         try {
           const taken =
             typeof record === 'string' ? this.#native.appendString(record, sync as boolean) : this.#native.append(record, sync as boolean)
-          if (taken) return this.#enqueue<number>(0)
+          if (taken) return this.#queue.enqueue<number>(0)
         } catch (e) {
           return Promise.reject(toUringdbError(e))
         }
       }
-      this.#park({ kind: 'rec', record, len, sync: sync as boolean })
-      return this.#enqueue<number>(0)
+      this.#parked.push({ kind: 'rec', record, len, sync: sync as boolean })
+      return this.#queue.enqueue<number>(0)
     }
-    if (this.#staged === STAGE_RECORDS || this.#stageBytes + len > STAGE_BYTES) this.#flushStaged()
-    const stage = (this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES))
-    if (typeof record === 'string') stage.write(record, this.#stageBytes, 'utf8')
-    else stage.set(record, this.#stageBytes)
-    this.#stageBytes += len
-    this.#lens[this.#staged] = len
-    this.#entries[this.#staged] = sync === true ? 3 : 2 // one record << 1 | sync
-    this.#staged++
-    if (!this.#flushQueued) {
-      this.#flushQueued = true
-      queueMicrotask(this.#flushStaged)
-    }
-    return this.#enqueue<number>(0)
+    if (this.#stage.full(len)) this.#flushStaged()
+    const at = this.#stage.reserve(len)
+    const stage = this.#stage.buffer()
+    if (typeof record === 'string') stage.write(record, at, 'utf8')
+    else stage.set(record, at)
+    this.#stage.commit(len, sync === true ? 3 : 2) // one record << 1 | sync
+    return this.#queue.enqueue<number>(0)
   }
 
   /**
@@ -415,7 +273,7 @@ export class Log implements AsyncDisposable {
    * sequence numbers.
    */
   appendMany(records: readonly RecordInput[], options?: AppendOptions): Promise<number[]> {
-    if (this.#closing) return Promise.reject(closedError())
+    if (this.#closing) return Promise.reject(closedError('log'))
     try {
       checkOptions('options', options)
       const sync = options?.sync ?? this.#sync
@@ -433,11 +291,11 @@ export class Log implements AsyncDisposable {
         else if (r instanceof Uint8Array) bufs[i] = r
         else throw invalidArgument(`records[${i}] must be a Buffer, Uint8Array or string, got ${describe(r)}`)
       }
-      if (this.#parked.length > 0 || !this.#native.appendMany(bufs, sync)) this.#park({ kind: 'many', bufs, sync })
+      if (this.#parked.any || !this.#native.appendMany(bufs, sync)) this.#parked.push({ kind: 'many', bufs, sync })
     } catch (e) {
       return Promise.reject(toUringdbError(e))
     }
-    return this.#enqueue<number[]>(records.length)
+    return this.#queue.enqueue<number[]>(records.length)
   }
 
   /**
@@ -445,14 +303,14 @@ export class Log implements AsyncDisposable {
    * `sync: false` appends.
    */
   async sync(): Promise<void> {
-    if (this.#closing) throw closedError()
+    if (this.#closing) throw closedError('log')
     this.#flushStaged()
     try {
-      if (this.#parked.length > 0 || !this.#native.sync()) this.#park({ kind: 'sync' })
+      if (this.#parked.any || !this.#native.sync()) this.#parked.push({ kind: 'sync' })
     } catch (e) {
       throw toUringdbError(e)
     }
-    await this.#enqueue<number>(0)
+    await this.#queue.enqueue<number>(0)
   }
 
   /**
@@ -460,7 +318,7 @@ export class Log implements AsyncDisposable {
    * Reading from below {@link Log.firstSeq} rejects with `ERR_URINGDB_TRUNCATED`.
    */
   async *read(options: ReadOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
-    if (this.#closing) throw closedError()
+    if (this.#closing) throw closedError('log')
     checkOptions('options', options)
     const batch = checkBatchSize(options.batchSize)
     const from = options.from === undefined ? 0 : checkSeq('from', options.from)
@@ -493,7 +351,7 @@ export class Log implements AsyncDisposable {
    * `signal` aborts or the log is closed (the iteration then ends normally).
    */
   async *tail(options: TailOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
-    if (this.#closing) throw closedError()
+    if (this.#closing) throw closedError('log')
     checkOptions('options', options)
     const batch = checkBatchSize(options.batchSize)
     const signal = options.signal
@@ -561,7 +419,7 @@ export class Log implements AsyncDisposable {
    * segments deleted.
    */
   async truncateBefore(seq: number): Promise<number> {
-    if (this.#closing) throw closedError()
+    if (this.#closing) throw closedError('log')
     try {
       return await this.#native.truncateBefore(checkSeq('seq', seq))
     } catch (e) {
@@ -628,18 +486,7 @@ export class Log implements AsyncDisposable {
     if (this.#closed !== undefined) return this.#closed
     this.#closing = true
     this.#flushStaged()
-    this.#closed = (async () => {
-      if (this.#counts.length > this.#head) {
-        await new Promise<void>((resolve) => {
-          this.#idle = resolve
-        })
-      }
-      try {
-        await this.#native.close()
-      } catch (e) {
-        throw toUringdbError(e)
-      }
-    })()
+    this.#closed = closeHandle(this.#queue, this.#native)
     return this.#closed
   }
 
@@ -659,9 +506,7 @@ export class Log implements AsyncDisposable {
  * `ERR_URINGDB_IO_URING_UNAVAILABLE`, or an OS error code.
  */
 export async function openLog(dir: string, options: LogOptions = {}): Promise<Log> {
-  if (typeof dir !== 'string' || dir.length === 0) {
-    throw invalidArgument(`dir must be a non-empty string, got ${describe(dir)}`)
-  }
+  checkDir(dir)
   const o = parseOptions(LogOptionsSchema, options)
   let log: Log | undefined
   const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null, group: Float64Array | null): void => {
@@ -669,18 +514,7 @@ export async function openLog(dir: string, options: LogOptions = {}): Promise<Lo
   }
   let handle: native.NativeLog
   try {
-    handle = await native.openLog(
-      dir,
-      {
-        ioBackend: o.ioBackend,
-        segmentBytes: o.segmentBytes,
-        ringBytes: o.ringBytes,
-        maxRecordBytes: o.maxRecordBytes ?? 0,
-        commitDelayUs: o.commitDelayUs,
-        recovery: o.recovery,
-      },
-      onComplete,
-    )
+    handle = await native.openLog(dir, nativeLogOptions(o), onComplete)
   } catch (e) {
     throw toUringdbError(e)
   }

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import { UringdbError } from './errors.js'
+import type * as native from '../binding.js'
 import type { Snapshot } from './snapshot.js'
 
 export const MiB = 1024 * 1024
@@ -126,6 +127,47 @@ export const DbOptionsSchema = z
 
 /** Options of {@link open} (all optional). */
 export type DbOptions = z.input<typeof DbOptionsSchema>
+
+/** The parsed options of the write-ahead log (of a Log, or under a Db) as the engine takes them. */
+export function nativeLogOptions(o: {
+  ioBackend: native.NativeLogOptions['ioBackend']
+  segmentBytes: number
+  ringBytes: number
+  maxRecordBytes?: number
+  commitDelayUs: number
+  recovery: native.NativeLogOptions['recovery']
+}): native.NativeLogOptions {
+  return {
+    ioBackend: o.ioBackend,
+    segmentBytes: o.segmentBytes,
+    ringBytes: o.ringBytes,
+    maxRecordBytes: o.maxRecordBytes ?? 0,
+    commitDelayUs: o.commitDelayUs,
+    recovery: o.recovery,
+  }
+}
+
+/** Parsed database options as the engine takes them. */
+export function nativeDbOptions(o: z.output<typeof DbOptionsSchema>): native.NativeDbOptions {
+  return {
+    log: nativeLogOptions(o),
+    memtableBytes: o.memtableBytes,
+    maxImmutableMemtables: o.maxImmutableMemtables,
+    l0CompactionTrigger: o.l0CompactionTrigger,
+    l0SlowdownTrigger: o.l0SlowdownTrigger,
+    l0StopTrigger: o.l0StopTrigger,
+    levelBaseBytes: o.levelBaseBytes,
+    levelMultiplier: o.levelMultiplier,
+    targetFileBytes: o.targetFileBytes,
+    compression: typeof o.compression === 'string' ? [o.compression] : o.compression,
+    bloomBitsPerKey: o.bloomBitsPerKey,
+    blockBytes: o.blockBytes,
+    cacheBytes: o.cacheBytes,
+    compactionThreads: o.compactionThreads,
+    compactionRateBytesPerSec: o.compactionRateBytesPerSec,
+    maxOpenFiles: o.maxOpenFiles,
+  }
+}
 
 /** Options of one append. */
 export interface AppendOptions {

@@ -4,6 +4,7 @@
  * @module
  */
 import type * as native from '../binding.js'
+import { invalidArgument } from './errors.js'
 
 /**
  * A consistent point-in-time view: reads given it see exactly the writes that had resolved
@@ -28,4 +29,11 @@ export class Snapshot implements Disposable {
   [Symbol.dispose](): void {
     this.release()
   }
+}
+
+/** The native snapshot of an optional `snapshot` argument; throws if it is not a {@link Snapshot}. */
+export function checkSnapshot(s: unknown): native.NativeSnapshot | null {
+  if (s === undefined || s === null) return null
+  if (!(s instanceof Snapshot)) throw invalidArgument('snapshot must come from db.snapshot()')
+  return s._native
 }
