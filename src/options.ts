@@ -12,6 +12,26 @@ import type { Snapshot } from './snapshot.js'
 export const MiB = 1024 * 1024
 
 
+// The options of the write-ahead log, shared by the two schemas (each lists them in its own
+// order, which decides the field an error names first).
+const ioBackendOption = z.enum(['auto', 'io_uring', 'portable']).default('auto')
+const segmentBytesOption = z
+  .number()
+  .int()
+  .min(1 * MiB)
+  .max(4096 * MiB)
+  .multipleOf(8)
+  .default(64 * MiB)
+const ringBytesOption = z
+  .number()
+  .int()
+  .min(1 * MiB)
+  .max(1024 * MiB)
+  .refine((n) => (n & (n - 1)) === 0, { message: 'must be a power of two' })
+  .default(32 * MiB)
+const commitDelayUsOption = z.number().int().min(0).max(100_000).default(0)
+const recoveryOption = z.enum(['strict', 'tolerant']).default('strict')
+
 /**
  * Options of {@link openLog}, as a zod schema: validated at open; unknown keys are
  * rejected. The TypeScript type {@link LogOptions} is inferred from it.
@@ -21,29 +41,17 @@ export const LogOptionsSchema = z
     /** Default for {@link Log.append}: resolve only after fdatasync covered the record. */
     sync: z.boolean().default(true),
     /** I/O backend: `auto` probes io_uring at open and falls back to `portable`. */
-    ioBackend: z.enum(['auto', 'io_uring', 'portable']).default('auto'),
+    ioBackend: ioBackendOption,
     /** Preallocated size of one segment file, in bytes (a multiple of 8). */
-    segmentBytes: z
-      .number()
-      .int()
-      .min(1 * MiB)
-      .max(4096 * MiB)
-      .multipleOf(8)
-      .default(64 * MiB),
+    segmentBytes: segmentBytesOption,
     /** Largest record, in bytes. Default: 8 MiB, or less when `segmentBytes`/`ringBytes` are small. */
     maxRecordBytes: z.number().int().min(1).optional(),
     /** Capacity of the commit queue in bytes, a power of two. Appends wait (back-pressure) when it is full. */
-    ringBytes: z
-      .number()
-      .int()
-      .min(1 * MiB)
-      .max(1024 * MiB)
-      .refine((n) => (n & (n - 1)) === 0, { message: 'must be a power of two' })
-      .default(32 * MiB),
+    ringBytes: ringBytesOption,
     /** Extra wait, in microseconds, before writing a group that started on an idle log. */
-    commitDelayUs: z.number().int().min(0).max(100_000).default(0),
+    commitDelayUs: commitDelayUsOption,
     /** `strict`: damage followed by valid records is an error; `tolerant`: cut the log at the damage. */
-    recovery: z.enum(['strict', 'tolerant']).default('strict'),
+    recovery: recoveryOption,
   })
   .strict()
 
@@ -72,21 +80,15 @@ export const DbOptionsSchema = z
     /** Default durability of writes: resolve only after fdatasync covered them. */
     sync: z.boolean().default(true),
     /** I/O backend: `auto` probes io_uring at open and falls back to `portable`. */
-    ioBackend: z.enum(['auto', 'io_uring', 'portable']).default('auto'),
+    ioBackend: ioBackendOption,
     /** `strict`: damage in the log followed by valid records is an error; `tolerant`: cut there. */
-    recovery: z.enum(['strict', 'tolerant']).default('strict'),
+    recovery: recoveryOption,
     /** Preallocated size of one log segment, in bytes. */
-    segmentBytes: z.number().int().min(1 * MiB).max(4096 * MiB).multipleOf(8).default(64 * MiB),
+    segmentBytes: segmentBytesOption,
     /** Capacity of the commit queue in bytes, a power of two. */
-    ringBytes: z
-      .number()
-      .int()
-      .min(1 * MiB)
-      .max(1024 * MiB)
-      .refine((n) => (n & (n - 1)) === 0, { message: 'must be a power of two' })
-      .default(32 * MiB),
+    ringBytes: ringBytesOption,
     /** Extra wait, in microseconds, before writing a group that started on an idle log. */
-    commitDelayUs: z.number().int().min(0).max(100_000).default(0),
+    commitDelayUs: commitDelayUsOption,
     /** Memtable size at which it is flushed to a table, in bytes. */
     memtableBytes: z.number().int().min(64 * 1024).max(4096 * MiB).default(64 * MiB),
     /** Memtables waiting for flush at which writes stop. */
