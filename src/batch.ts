@@ -1,0 +1,142 @@
+/**
+ * The batch format and its encoder, and {@link ChainedBatch}.
+ *
+ * @module
+ */
+import { toUringdbError, invalidArgument } from './errors.js'
+import { keyBytes, valueBytes } from './args.js'
+import type { Bytes, WriteOptions } from './options.js'
+
+/**
+ * The write-batch format: the payload of one write-ahead-log record, defined by
+ * `crates/lsm/src/db/batch.rs` (`uringdb_lsm::db::batch`), which validates every byte of it
+ * again before it is logged. A put, a delete or a batch of them is one record, so it is
+ * atomic; within one batch a later operation on the same key wins.
+ *
+ * ```text
+ * record payload:
+ * +------+------------------------------------------------------------+
+ * | 0xB1 | op op op ...                                               |
+ * +------+------------------------------------------------------------+
+ * op (put):    | 1 | klen u32 LE | vlen u32 LE | key (klen) | value (vlen) |
+ * op (delete): | 0 | klen u32 LE | key (klen)                              |
+ * ```
+ */
+/** First byte of a version-1 batch (`BATCH_TAG` in batch.rs). */
+export const BATCH_TAG = 0xb1
+/** Operation kinds (`OP_PUT`, `OP_DELETE` in batch.rs). */
+const OP_PUT = 1
+const OP_DELETE = 0
+
+/** Bytes of one operation: its header (kind and lengths) and its key and value. */
+export function opBytes(k: Uint8Array, v: Uint8Array | undefined): number {
+  return (v === undefined ? 5 : 9) + k.byteLength + (v?.byteLength ?? 0)
+}
+
+/**
+ * Writes one operation at `at` — a put of `k` to `v`, or a delete of `k` when `v` is
+ * undefined — and returns its length. The one place the operation layout is written.
+ */
+function writeOp(b: Buffer, at: number, k: Uint8Array, v: Uint8Array | undefined): number {
+  const head = v === undefined ? 5 : 9
+  b[at] = v === undefined ? OP_DELETE : OP_PUT
+  b.writeUInt32LE(k.byteLength, at + 1)
+  if (v !== undefined) b.writeUInt32LE(v.byteLength, at + 5)
+  b.set(k, at + head)
+  if (v !== undefined) b.set(v, at + head + k.byteLength)
+  return head + k.byteLength + (v?.byteLength ?? 0)
+}
+
+/**
+ * Encodes the payload of a batch of one put (kind 1) or delete (kind 0) at `at`: the tag
+ * and one operation (1 + {@link opBytes} bytes).
+ */
+export function encodeSingle(b: Buffer, at: number, kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined): void {
+  b[at] = BATCH_TAG
+  writeOp(b, at + 1, k, kind === 1 ? (v as Uint8Array) : undefined)
+}
+
+/** Encodes a batch of operations into a growing buffer. */
+export class BatchEncoder {
+  buf: Buffer
+  len = 1
+  count = 0
+  constructor(capacity = 256) {
+    this.buf = Buffer.allocUnsafe(capacity)
+    this.buf[0] = BATCH_TAG
+  }
+  #reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n))
+    this.buf.copy(next, 0, 0, this.len)
+    this.buf = next
+  }
+  put(k: Buffer, v: Buffer): void {
+    this.#reserve(opBytes(k, v))
+    this.len += writeOp(this.buf, this.len, k, v)
+    this.count++
+  }
+  del(k: Buffer): void {
+    this.#reserve(opBytes(k, undefined))
+    this.len += writeOp(this.buf, this.len, k, undefined)
+    this.count++
+  }
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.len)
+  }
+}
+
+/**
+ * @internal What a {@link ChainedBatch} writes through: the {@link Db} (an interface, so that
+ * this module does not import db.ts).
+ */
+export interface BatchWriter {
+  _write(payload: Buffer, options: WriteOptions | undefined): Promise<number>
+}
+
+/** A chained batch: collect operations, then {@link ChainedBatch.write} them atomically. */
+export class ChainedBatch {
+  readonly #db: BatchWriter
+  #enc = new BatchEncoder()
+  #written = false
+  /** @internal */
+  constructor(db: BatchWriter) {
+    this.#db = db
+  }
+  /** Adds a put. */
+  put(key: Bytes, value: Bytes): this {
+    this.#check()
+    this.#enc.put(keyBytes('key', key), valueBytes('value', value))
+    return this
+  }
+  /** Adds a delete. */
+  del(key: Bytes): this {
+    this.#check()
+    this.#enc.del(keyBytes('key', key))
+    return this
+  }
+  /** Removes every operation added so far. */
+  clear(): this {
+    this.#check()
+    this.#enc = new BatchEncoder()
+    return this
+  }
+  /** Operations added. */
+  get length(): number {
+    return this.#enc.count
+  }
+  /** Writes all operations atomically (all or nothing, also across a crash). */
+  write(options?: WriteOptions): Promise<void> {
+    try {
+      this.#check()
+      this.#written = true
+      if (this.#enc.count === 0) return Promise.resolve()
+      return this.#db._write(this.#enc.bytes(), options).then(() => undefined)
+    } catch (e) {
+      return Promise.reject(toUringdbError(e))
+    }
+  }
+  #check(): void {
+    if (this.#written) throw invalidArgument('the batch was already written')
+  }
+}

@@ -1,0 +1,583 @@
+/**
+ * The key-value database: {@link Db} and {@link open}.
+ *
+ * @module
+ */
+import './polyfill.js'
+import * as native from '../binding.js'
+import { UringdbError, toUringdbError, invalidArgument, closedError, nativeDetail } from './errors.js'
+import { CompletionQueue, TickStager, ParkedQueue, ReadGate, GetStager, bytesIn, closeHandle } from './pending.js'
+import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync } from './args.js'
+import {
+  MiB,
+  DbOptionsSchema,
+  parseOptions,
+  nativeDbOptions,
+  type DbOptions,
+  type Bytes,
+  type Encoding,
+  type WriteOptions,
+  type GetOptions,
+  type BatchOperation,
+  type IteratorOptions,
+  type ClearOptions,
+} from './options.js'
+import { dbChannels, onDbEvent, type DbRecovery, type DbStats } from './diagnostics.js'
+import { BatchEncoder, ChainedBatch, encodeSingle, opBytes } from './batch.js'
+import { Snapshot, checkSnapshot } from './snapshot.js'
+import { DbIterator, openIterator, project } from './iterator.js'
+
+const DB_STAGE_BYTES = 1 * MiB
+const DB_STAGE_WRITES = 256
+// #reserve's answer when the write must park (see ParkedDbWrite).
+const PARK = -2
+// Multi-gets (a tick's gets, or one getMany call) of one handle in the engine's reader
+// queue at once; more wait in the handle, in call order, as pending promises (reading the
+// state as of their call). Keeps one handle far below the process-wide READER_QUEUE_JOBS_MAX.
+const DB_READS_IN_FLIGHT_MAX = 16
+
+// A Db write parked while the engine is full (see ParkedQueue): a refused staging run's
+// tail (bytes), or one write not yet encoded (`encode` writes its payload; keys and values
+// are read then, not copied now).
+type ParkedDbWrite =
+  | { kind: 'run'; data: Buffer; lens: Uint32Array; syncs: Uint8Array }
+  | { kind: 'one'; len: number; sync: boolean; encode: (b: Buffer, at: number) => void }
+type ParkedOne = Extract<ParkedDbWrite, { kind: 'one' }>
+type ParkedRun = Extract<ParkedDbWrite, { kind: 'run' }>
+
+const SCRATCH_BYTES = 16 * 1024
+
+/**
+ * The key-value database. Create one with {@link open}.
+ *
+ * Every write (put, del, batch) is one record in the write-ahead log, applied to the
+ * memtable after its commit group is durable (with `sync: true`, the default), so a
+ * resolved write is visible to every later read and survives a crash. Writes from one
+ * handle complete in order.
+ */
+export class Db implements AsyncDisposable {
+  readonly #native: native.NativeDb
+  readonly #dir: string
+  readonly #sync: boolean
+  readonly #maxBatchBytes: number
+  // Pending writes in completion order.
+  readonly #queue = new CompletionQueue()
+  #closing = false
+  #closed: Promise<void> | undefined
+  readonly #iterators = new Set<DbIterator<unknown, unknown>>()
+  readonly #recovery: DbRecovery
+  // Writes staged in this tick: bytes, lengths, and one sync flag per write.
+  readonly #stage = new TickStager(DB_STAGE_BYTES, new Uint8Array(DB_STAGE_WRITES), () => this.#flushStaged())
+  // Writes waiting for room in the engine, in call order; the newest writes of the queue
+  // above. Nothing is staged while any is parked.
+  readonly #parked = new ParkedQueue<ParkedDbWrite>(this.#queue)
+  #scratch: Buffer | undefined
+  // Multi-gets in the reader queue, and those waiting for a place (see DB_READS_IN_FLIGHT_MAX).
+  readonly #reads = new ReadGate(DB_READS_IN_FLIGHT_MAX)
+  // Gets staged in this tick.
+  readonly #gets: GetStager
+
+  /** @internal */
+  constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
+    this.#native = handle
+    this.#dir = dir
+    this.#sync = sync
+    this.#maxBatchBytes = handle.maxBatchBytes
+    this.#recovery = recovery
+    this.#gets = new GetStager(handle, this.#reads)
+  }
+
+  /** The directory. */
+  get location(): string {
+    return this.#dir
+  }
+
+  /** What open found. */
+  get recovery(): DbRecovery {
+    return this.#recovery
+  }
+
+  /** @internal */
+  _closedOr(message: string): UringdbError {
+    return this.#closing ? closedError('database') : invalidArgument(message)
+  }
+
+  /** @internal */
+  _forget(it: DbIterator<unknown, unknown>): void {
+    this.#iterators.delete(it)
+  }
+
+  #flushStaged(): void {
+    const run = this.#stage.take()
+    if (run === undefined) return
+    const { data, lens, words: syncs } = run
+    const n = lens.length
+    try {
+      const taken = this.#native.writePacked(data, lens, syncs)
+      if (taken < n) {
+        // The refused tail's bytes stay in the staging buffer, which nothing else writes
+        // while anything is parked (#packParked reuses it once this run is taken); its
+        // lengths are copied (their arrays are reused).
+        const at = bytesIn(lens, taken)
+        this.#parked.push({ kind: 'run', data: data.subarray(at), lens: lens.slice(taken), syncs: syncs.slice(taken) }, n - taken)
+      }
+    } catch (e) {
+      const accepted = nativeDetail(e, 'accepted')
+      this.#queue.rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
+    }
+  }
+
+  #park(len: number, sync: boolean, encode: (b: Buffer, at: number) => void): Promise<number> {
+    this.#parked.push({ kind: 'one', len, sync, encode })
+    return this.#queue.enqueue()
+  }
+
+  /**
+   * Hands parked writes to the engine in order (see ParkedQueue.pump), packed into
+   * staging-sized runs (one crossing each).
+   */
+  #pump(): void {
+    this.#parked.pump((head) => {
+      const op = head.kind === 'one' ? this.#packParked() : head
+      let taken: number
+      try {
+        taken = this.#native.writePacked(op.data, op.lens, op.syncs)
+      } catch (e) {
+        const accepted = nativeDetail(e, 'accepted')
+        this.#parked.handed(typeof accepted === 'number' ? accepted : 0)
+        throw e
+      }
+      this.#parked.handed(taken)
+      if (taken === op.lens.length) return true
+      op.data = op.data.subarray(bytesIn(op.lens, taken))
+      op.lens = op.lens.subarray(taken)
+      op.syncs = op.syncs.subarray(taken)
+      return false
+    })
+  }
+
+  /** Encodes the parked writes at the head into one run (one staging run's worth at most). */
+  #packParked(): ParkedRun {
+    return this.#parked.pack(
+      (op): op is ParkedOne => op.kind === 'one',
+      (op) => op.len,
+      DB_STAGE_WRITES,
+      DB_STAGE_BYTES,
+      (ops, bytes) => {
+        const k = ops.length
+        // Into the staging buffer (see #flushStaged): no buffer per run during a long wait.
+        const data = bytes <= DB_STAGE_BYTES ? this.#stage.buffer().subarray(0, bytes) : Buffer.allocUnsafe(bytes)
+        const lens = new Uint32Array(k)
+        const syncs = new Uint8Array(k)
+        let at = 0
+        for (let i = 0; i < k; i++) {
+          const op = ops[i]
+          op.encode(data, at)
+          at += op.len
+          lens[i] = op.len
+          syncs[i] = op.sync ? 1 : 0
+        }
+        const run: ParkedRun = { kind: 'run', data, lens, syncs }
+        return run
+      },
+    )
+  }
+
+  /**
+   * @internal Receives completions from the engine (one call per commit group), or, with
+   * no outcome (null seqs, 0 failed), word that parked writes may be retried.
+   */
+  _complete(seqs: Float64Array | null, failed: number, errorJson: string | null): void {
+    if (seqs === null && failed === 0) {
+      this.#pump()
+      return
+    }
+    if (seqs !== null) this.#queue.resolve(seqs)
+    if (failed > 0) this.#queue.fail(failed, errorJson)
+  }
+
+  /** @internal Logs one encoded batch; resolves with its sequence number. */
+  _write(payload: Buffer, options: WriteOptions | undefined): Promise<number> {
+    if (this.#closing) return Promise.reject(closedError('database'))
+    let sync: boolean
+    try {
+      sync = checkSync(options, this.#sync)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const len = payload.length
+    if (len > this.#maxBatchBytes) {
+      return Promise.reject(
+        new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`),
+      )
+    }
+    const at = this.#parked.any ? PARK : this.#reserve(len)
+    if (at === PARK) return this.#park(len, sync, (b, to) => payload.copy(b, to))
+    if (at < 0) {
+      // Crosses alone (copied once, by the engine).
+      const p = this.#queue.enqueue<number>()
+      try {
+        const lens = Uint32Array.of(len)
+        const syncs = Uint8Array.of(sync ? 1 : 0)
+        if (this.#native.writePacked(payload, lens, syncs) === 0) this.#parked.push({ kind: 'run', data: payload, lens, syncs })
+      } catch (e) {
+        this.#queue.rejectNewest(1, toUringdbError(e))
+      }
+      return p
+    }
+    payload.copy(this.#stage.buffer(), at)
+    return this.#commitStaged(len, sync)
+  }
+
+  /**
+   * Reserves `len` bytes of this tick's staging buffer for one write (flushing the run first
+   * if it is full) and returns their offset, -1 if the write must cross on its own, or
+   * PARK if flushing the run parked some of it (the write then parks behind it).
+   */
+  #reserve(len: number): number {
+    if (this.#stage.full(len)) {
+      this.#flushStaged()
+      if (this.#parked.any) return PARK
+    }
+    if (len > DB_STAGE_BYTES) return -1
+    return this.#stage.reserve(len)
+  }
+
+  #commitStaged(len: number, sync: boolean): Promise<number> {
+    this.#stage.commit(len, sync ? 1 : 0)
+    return this.#queue.enqueue()
+  }
+
+  /** Stages one put or delete, encoded straight into the staging buffer. */
+  #single(kind: 0 | 1, key: unknown, value: unknown, options: WriteOptions | undefined): Promise<number> {
+    if (this.#closing) return Promise.reject(closedError('database'))
+    try {
+      const sync = options === undefined ? this.#sync : checkSync(options, this.#sync)
+      const k = typeof key === 'string' || !(key instanceof Uint8Array) ? keyBytes('key', key) : key
+      if (k.byteLength > KEY_BYTES_MAX) keyBytes('key', k)
+      let v: Uint8Array | undefined
+      if (kind === 1) v = value instanceof Uint8Array ? value : valueBytes('value', value)
+      const len = 1 + opBytes(k, v)
+      if (len > this.#maxBatchBytes) {
+        throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
+      }
+      const at = this.#parked.any ? PARK : this.#reserve(len)
+      if (at === PARK) {
+        const kk = k
+        return this.#park(len, sync, (b, to) => encodeSingle(b, to, kind, kk, v))
+      }
+      if (at < 0) {
+        const payload = Buffer.allocUnsafe(len)
+        encodeSingle(payload, 0, kind, k, v)
+        return this._write(payload, { sync })
+      }
+      encodeSingle(this.#stage.buffer(), at, kind, k, v)
+      return this.#commitStaged(len, sync)
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /**
+   * Sets `key` to `value`. Resolves (with the write's sequence number) once it is durable.
+   * Never blocks: when the commit queue or a write stall's bounded queue is full, the write
+   * waits, in order, as a pending promise — so do not modify a Buffer key or value until the
+   * promise settles (a waiting write reads it when it is handed over).
+   */
+  put(key: Bytes, value: Bytes, options?: WriteOptions): Promise<void> {
+    return this.#single(1, key, value, options) as Promise<unknown> as Promise<void>
+  }
+
+  /** Deletes `key` (not an error if it is absent). */
+  del(key: Bytes, options?: WriteOptions): Promise<void> {
+    return this.#single(0, key, undefined, options) as Promise<unknown> as Promise<void>
+  }
+
+  /** Applies `operations` atomically: all or nothing, also across a crash. */
+  batch(operations: readonly BatchOperation[], options?: WriteOptions): Promise<void>
+  /** Starts a {@link ChainedBatch}. */
+  batch(): ChainedBatch
+  batch(operations?: readonly BatchOperation[], options?: WriteOptions): Promise<void> | ChainedBatch {
+    if (operations === undefined) return new ChainedBatch(this)
+    try {
+      if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
+      if (operations.length === 0) {
+        checkSync(options, this.#sync)
+        if (this.#closing) throw closedError('database')
+        return Promise.resolve()
+      }
+      const e = new BatchEncoder(1024)
+      for (let i = 0; i < operations.length; i++) {
+        const op: unknown = operations[i]
+        if (typeof op !== 'object' || op === null) throw invalidArgument(`operations[${i}] must be an object, got ${describe(op)}`)
+        const o = op as { type?: unknown; key?: unknown; value?: unknown }
+        if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
+        else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
+        else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
+      }
+      return this._write(e.bytes(), options) as Promise<unknown> as Promise<void>
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /**
+   * Reads the value of `key` (`undefined` if absent), off the JavaScript thread. The gets
+   * of one tick cross to the engine together.
+   */
+  get(key: Bytes, options?: GetOptions<'buffer'>): Promise<Buffer | undefined>
+  get(key: Bytes, options: GetOptions<'utf8'>): Promise<string | undefined>
+  get(key: Bytes, options?: GetOptions<Encoding>): Promise<Buffer | string | undefined> {
+    try {
+      if (this.#closing) throw closedError('database')
+      checkOptions('options', options)
+      const enc = checkEncoding('options.encoding', options?.encoding)
+      const k = keyBytes('key', key)
+      const snap = options?.snapshot
+      checkSnapshot(snap)
+      if (snap !== undefined && snap !== null) {
+        return this.getMany([k], { snapshot: snap, encoding: enc } as GetOptions<'buffer'>).then((v) => v[0])
+      }
+      const p = this.#gets.add(k)
+      return enc === 'utf8' ? p.then((b) => b?.toString('utf8')) : p
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /** Reads several keys at one consistent state; `undefined` for absent ones. */
+  getMany(keys: readonly Bytes[], options?: GetOptions<'buffer'>): Promise<Array<Buffer | undefined>>
+  getMany(keys: readonly Bytes[], options: GetOptions<'utf8'>): Promise<Array<string | undefined>>
+  async getMany(keys: readonly Bytes[], options?: GetOptions<Encoding>): Promise<Array<Buffer | string | undefined>> {
+    if (this.#closing) throw closedError('database')
+    checkOptions('options', options)
+    if (!Array.isArray(keys)) throw invalidArgument(`keys must be an array, got ${describe(keys)}`)
+    const enc = checkEncoding('options.encoding', options?.encoding)
+    const bufs = keys.map((k, i) => keyBytes(`keys[${i}]`, k))
+    const lens = new Uint32Array(bufs.length)
+    for (let i = 0; i < bufs.length; i++) lens[i] = bufs[i].length
+    const given = checkSnapshot(options?.snapshot)
+    // A call that must wait for a place still reads the state as of now (or its snapshot,
+    // even if the caller releases it meanwhile).
+    const own = this.#reads.full ? (given === null ? this.#native.snapshot() : given.dup()) : null
+    const data = Buffer.concat(bufs)
+    let b: native.NativeBatch
+    try {
+      b = await this.#reads.run(() => this.#native.getMany(data, lens, own ?? given))
+    } catch (e) {
+      throw toUringdbError(e)
+    } finally {
+      own?.release()
+    }
+    const out: Array<Buffer | string | undefined> = new Array(bufs.length)
+    let off = 0
+    for (let i = 0; i < bufs.length; i++) {
+      const n = b.lens[i * 2 + 1]
+      if (n < 0) out[i] = undefined
+      else {
+        const v = b.data.subarray(off, off + n)
+        out[i] = enc === 'utf8' ? v.toString('utf8') : v
+        off += n
+      }
+    }
+    return out
+  }
+
+  /**
+   * Reads `key` synchronously, on the calling thread (for hot keys: no promise, no thread
+   * hop). With `target`, copies the value into it and returns the value's length (-1 if
+   * absent; a length above `target.length` means only a prefix was copied).
+   */
+  getSync(key: Bytes, options?: GetOptions<'buffer'>): Buffer | undefined
+  getSync(key: Bytes, options: GetOptions<'utf8'>): string | undefined
+  getSync(key: Bytes, options: { target: Uint8Array; snapshot?: Snapshot }): number
+  getSync(key: Bytes, options?: GetOptions<Encoding> & { target?: Uint8Array }): Buffer | string | number | undefined {
+    if (this.#closing) throw closedError('database')
+    checkOptions('options', options)
+    const k = typeof key === 'string' || key instanceof Uint8Array ? key : keyBytes('key', key)
+    const kb = typeof k === 'string' ? keyBytes('key', k) : k
+    if (kb.byteLength > KEY_BYTES_MAX) keyBytes('key', kb)
+    try {
+      const target = options?.target
+      if (target !== undefined) {
+        if (!(target instanceof Uint8Array)) throw invalidArgument(`options.target must be a Uint8Array, got ${describe(target)}`)
+        return this.#native.getSyncInto(kb, target, checkSnapshot(options?.snapshot))
+      }
+      const enc = checkEncoding('options.encoding', options?.encoding)
+      const snap = checkSnapshot(options?.snapshot)
+      // Values that fit the scratch buffer are copied into it by the engine and out of it
+      // here (cheaper than handing a new native buffer to JavaScript); larger ones cross
+      // as their own buffer.
+      const scratch = (this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES))
+      const n = this.#native.getSyncInto(kb, scratch, snap)
+      if (n < 0) return undefined
+      if (n <= SCRATCH_BYTES) {
+        return enc === 'utf8' ? scratch.toString('utf8', 0, n) : Buffer.from(scratch.subarray(0, n))
+      }
+      const v = this.#native.getSync(kb, snap)
+      if (v === null) return undefined
+      return enc === 'utf8' ? v.toString('utf8') : v
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /** Takes a snapshot of the current state (release it when done). */
+  snapshot(): Snapshot {
+    if (this.#closing) throw closedError('database')
+    try {
+      return new Snapshot(this.#native.snapshot())
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /** An iterator over `[key, value]` entries of a range, at a consistent snapshot. */
+  iterator(options?: IteratorOptions & { keyEncoding?: 'buffer'; valueEncoding?: 'buffer' }): DbIterator<Buffer, Buffer>
+  iterator(options: IteratorOptions): DbIterator<Buffer | string, Buffer | string>
+  iterator(options: IteratorOptions = {}): DbIterator<Buffer | string, Buffer | string> {
+    return this.#iterator(options, true, true) as DbIterator<Buffer | string, Buffer | string>
+  }
+
+  /** The keys of a range (entries' values are not copied out). */
+  keys(options: IteratorOptions = {}): AsyncIterableIterator<Buffer | string> & { close(): Promise<void> } {
+    return project(this.#iterator(options, true, false), 0)
+  }
+
+  /** The values of a range. */
+  values(options: IteratorOptions = {}): AsyncIterableIterator<Buffer | string> & { close(): Promise<void> } {
+    return project(this.#iterator(options, false, true), 1)
+  }
+
+  /** @internal The raw iterator with its key/value selection (for the level adapter). */
+  _iterator(options: IteratorOptions, keys: boolean, values: boolean): DbIterator<unknown, unknown> {
+    return this.#iterator(options, keys, values)
+  }
+
+  #iterator(options: IteratorOptions, keys: boolean, values: boolean): DbIterator<unknown, unknown> {
+    if (this.#closing) throw closedError('database')
+    const it = openIterator(this.#native, this, options, keys, values)
+    this.#iterators.add(it)
+    return it
+  }
+
+  /**
+   * Deletes every key in a range (all keys by default), as of a snapshot taken when `clear`
+   * is called (keys written later are kept). A range whose deletions fit in one write
+   * (`maxBatchBytes`: 1 byte, plus 5 bytes and the key per key) is deleted by one atomic
+   * write, also across a crash. A larger range is deleted by consecutive writes of up to
+   * `maxBatchBytes`, each atomic, in iteration order, each started after the previous one
+   * resolved: if `clear` fails or the process crashes, the deleted keys are a prefix of the
+   * range in iteration order (a suffix with `reverse`).
+   */
+  async clear(options: ClearOptions = {}): Promise<void> {
+    checkOptions('options', options)
+    const { sync, ...range } = options
+    checkSync({ sync }, this.#sync)
+    const it = this.#iterator(range, true, false)
+    try {
+      // The whole range goes into one write while it fits, so that a small clear is atomic;
+      // beyond that a write is issued whenever the next key would not fit (bounded memory:
+      // one write's worth of keys).
+      let e = new BatchEncoder(4096)
+      for (;;) {
+        const chunk = await it.nextv(1000)
+        for (const [k] of chunk) {
+          const key = k as Buffer
+          if (e.count > 0 && e.len + 5 + key.length > this.#maxBatchBytes) {
+            await this._write(e.bytes(), { sync })
+            e = new BatchEncoder(4096)
+          }
+          e.del(key)
+        }
+        if (chunk.length === 0) break
+      }
+      if (e.count > 0) await this._write(e.bytes(), { sync })
+    } finally {
+      await it.close()
+    }
+  }
+
+  /** Writes the memtable to a table; resolves when everything written before is in tables. */
+  async flush(): Promise<void> {
+    if (this.#closing) throw closedError('database')
+    try {
+      await this.#native.flush()
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /**
+   * Flushes, then compacts every table overlapping the range into the bottom level,
+   * dropping overwritten versions and deletions no snapshot needs.
+   */
+  async compactRange(range: { gte?: Bytes; lte?: Bytes } = {}): Promise<void> {
+    if (this.#closing) throw closedError('database')
+    checkOptions('range', range)
+    const lo = range.gte === undefined ? null : keyBytes('gte', range.gte)
+    const hi = range.lte === undefined ? null : keyBytes('lte', range.lte)
+    try {
+      await this.#native.compactRange(lo, hi)
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /** Statistics (see {@link DbStats}). */
+  stats(): DbStats {
+    if (this.#closing) throw closedError('database')
+    try {
+      return JSON.parse(this.#native.statsJson()) as DbStats
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  /**
+   * Closes this handle: new calls reject with `ERR_URINGDB_CLOSED`, writes already made
+   * complete, open iterators are closed. The engine closes with the last handle in the
+   * process. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed
+    this.#closing = true
+    this.#flushStaged()
+    this.#gets.flush()
+    this.#closed = closeHandle(this.#queue, this.#native, this.#iterators)
+    return this.#closed
+  }
+
+  /** Same as {@link Db.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}
+
+/**
+ * Opens the key-value database in `dir` (created if missing), running crash recovery:
+ * the log is replayed above what the tables hold. Opening the same directory again in
+ * this process — from the main thread or a worker thread — shares one engine.
+ *
+ * @throws {@link UringdbError} `ERR_URINGDB_INVALID_OPTION` (with `field`),
+ * `ERR_URINGDB_LOCKED`, `ERR_URINGDB_CORRUPTION` (with `file` and `offset`),
+ * `ERR_URINGDB_IO_URING_UNAVAILABLE`, or an OS error code.
+ */
+export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
+  checkDir(dir)
+  const o = parseOptions(DbOptionsSchema, options)
+  let db: Db | undefined
+  const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null): void => {
+    db?._complete(seqs, failed, errorJson)
+  }
+  let handle: native.NativeDb
+  try {
+    handle = await native.openDb(dir, nativeDbOptions(o), onComplete, (kind: string, json: string) => onDbEvent(dir, kind, json))
+  } catch (e) {
+    throw toUringdbError(e)
+  }
+  const recovery = { dir, ...(JSON.parse(handle.recoveryJson) as Omit<DbRecovery, 'dir'>) }
+  db = new Db(handle, dir, o.sync, recovery)
+  if (dbChannels.recovery.hasSubscribers) dbChannels.recovery.publish(recovery)
+  return db
+}

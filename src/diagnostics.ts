@@ -1,0 +1,229 @@
+/**
+ * Diagnostics: statistics and recovery types, and the `diagnostics_channel` channels the
+ * products publish on.
+ *
+ * @module
+ */
+import { channel } from 'node:diagnostics_channel'
+
+/** Latency percentiles in microseconds. */
+export interface Percentiles {
+  count: number
+  p50: number
+  p90: number
+  p99: number
+  p999: number
+  max: number
+}
+
+/** Statistics of a log (see {@link Log.stats}). */
+export interface LogStats {
+  /** The I/O backend in use. */
+  backend: 'io_uring' | 'portable'
+  /** Why io_uring is not used, when it is not. */
+  fallbackReason: string | null
+  /** Kernel features probed at open (e.g. `op:WRITEV`, `IORING_FEAT_NODROP`). */
+  features: string[]
+  /** Records appended. */
+  appends: number
+  /** Payload bytes appended. */
+  appendBytes: number
+  /** Commit groups written. */
+  groups: number
+  /** fdatasync calls. */
+  fsyncs: number
+  /** Bytes written to segment files. */
+  bytesWritten: number
+  /** Mean records per commit group. */
+  recordsPerGroup: number
+  /** First readable sequence number (0 when empty). */
+  firstSeq: number
+  /** Last durable sequence number (0 when empty). */
+  lastSeq: number
+  /** Segment files in use. */
+  segments: number
+  /** Per commit group, measured from the group's oldest record (microseconds). */
+  latencyUs: { queueWait: Percentiles; write: Percentiles; fsync: Percentiles; total: Percentiles }
+}
+
+/** Message published on `uringdb:log:commit` for each commit group. */
+export interface CommitEvent {
+  /** The log's directory. */
+  dir: string
+  /** Records in the group (from every handle and thread). */
+  records: number
+  /** Bytes written by the group. */
+  bytes: number
+  /** First and last sequence number of the group (0 when it held only sync requests). */
+  firstSeq: number
+  lastSeq: number
+  /** Stage latencies of the group in microseconds. */
+  queueWaitUs: number
+  writeUs: number
+  fsyncUs: number
+  /** Whether the group was covered by fdatasync. */
+  synced: boolean
+}
+
+/** Message published on `uringdb:log:recovery` when a handle opens. */
+export interface RecoveryEvent {
+  dir: string
+  /** Whether this handle opened the engine (false: it joined one open in this process). */
+  opened: boolean
+  segments: number
+  /** Records in the log after recovery. */
+  records: number
+  firstSeq: number
+  lastSeq: number
+  /** Bytes cut from a torn tail. */
+  truncatedBytes: number
+  durationUs: number
+}
+
+/** Statistics of one level of the tree. */
+export interface LevelStats {
+  /** Level number (0 = newest). */
+  level: number
+  /** Table files. */
+  files: number
+  /** Bytes in those files. */
+  bytes: number
+  /** Target size (0 for level 0, which is bounded by file count). */
+  targetBytes: number
+}
+
+/** Statistics of a database; every counter is cumulative since open. */
+export interface DbStats {
+  /** Per level. */
+  levels: LevelStats[]
+  /** Bytes of user keys and values written. */
+  userBytesWritten: number
+  /** Put operations applied. */
+  puts: number
+  /** Delete operations applied. */
+  deletes: number
+  /** Memtable flushes. */
+  flushes: number
+  /** Bytes written by flushes. */
+  flushBytesWritten: number
+  /** Compactions. */
+  compactions: number
+  /** Bytes read by compactions. */
+  compactionBytesRead: number
+  /** Bytes written by compactions. */
+  compactionBytesWritten: number
+  /** (log + flush + compaction bytes written) / user bytes written. */
+  writeAmplification: number
+  /** Bytes of all tables / bytes of the last non-empty level. */
+  spaceAmplification: number
+  /** Times writes were held back (slowdowns and stops). */
+  stalls: number
+  /** Times writes were slowed. */
+  slowdowns: number
+  /** Times writes were stopped. */
+  stops: number
+  /** Total time writes were held back, in microseconds. */
+  stallUs: number
+  /** Payload bytes held by a write stall now (bounded by `stallQueueLimitBytes` plus one write). */
+  stallQueueBytes: number
+  /** The stall queue's bound (`STALL_QUEUE_BYTES_MAX`). */
+  stallQueueLimitBytes: number
+  /** The process-wide reader queue: jobs now, the most there have been, and its bound. */
+  readerQueue: { jobs: number; peakJobs: number; limitJobs: number }
+  /** Block cache. */
+  cache: { hits: number; misses: number; hitRate: number; usedBytes: number; capacityBytes: number; entries: number; evictions: number }
+  /** Bloom filters: table lookups that consulted one, and those it answered "absent". */
+  bloom: { checked: number; useful: number; usefulRate: number }
+  /** Point reads. */
+  gets: number
+  /** Table files open now (at most `maxOpenFiles`). */
+  openTableFiles: number
+  /** Bytes in the active memtable. */
+  memtableBytes: number
+  /** Memtables waiting for flush. */
+  immutableMemtables: number
+  /** Newest visible sequence number. */
+  visibleSeq: number
+  /** Sequence number up to which everything is in tables. */
+  flushedSeq: number
+  /** Live snapshots. */
+  snapshots: number
+  /** Background failures so far. */
+  backgroundErrors: number
+  /** The current background failure (writes are refused while set), or null. */
+  backgroundError: string | null
+  /** The write-ahead log's statistics. */
+  log: {
+    backend: string
+    fallbackReason: string | null
+    appends: number
+    appendBytes: number
+    groups: number
+    fsyncs: number
+    bytesWritten: number
+    firstSeq: number
+    lastSeq: number
+    segments: number
+    queueWait: Percentiles
+    write: Percentiles
+    fsync: Percentiles
+    total: Percentiles
+  }
+}
+
+/** What {@link open} found (published on `uringdb:db:recovery`, also {@link Db.recovery}). */
+export interface DbRecovery {
+  /** The directory. */
+  dir: string
+  /** Whether this handle opened the engine (false: it joined one already open). */
+  opened: boolean
+  /** Whether the database was created by this open. */
+  created: boolean
+  /** Sequence number up to which everything was in tables. */
+  flushedSeq: number
+  /** Log records replayed into the memtable. */
+  replayedRecords: number
+  /** Tables in the manifest. */
+  tables: number
+  /** Unreferenced table files removed (left by a crash during flush or compaction). */
+  orphansRemoved: number
+  /** Manifest edits replayed. */
+  manifestEdits: number
+  /** Bytes of a torn manifest tail cut. */
+  manifestTornBytes: number
+  /** Log segments found. */
+  logSegments: number
+  /** Bytes cut from a torn log tail. */
+  logTruncatedBytes: number
+  /** Last sequence number. */
+  lastSeq: number
+  /** Time open took, in microseconds. */
+  durationUs: number
+  /** I/O backend in use. */
+  backend: string
+  /** Why io_uring is not used, or null. */
+  fallbackReason: string | null
+}
+
+// Published by Log.
+export const commitChannel = channel('uringdb:log:commit')
+export const recoveryChannel = channel('uringdb:log:recovery')
+
+export const dbChannels = {
+  flush: channel('uringdb:db:flush'),
+  compaction: channel('uringdb:db:compaction'),
+  stall: channel('uringdb:db:stall'),
+  recovery: channel('uringdb:db:recovery'),
+  error: channel('uringdb:db:error'),
+} as const
+
+export function onDbEvent(dir: string, kind: string, json: string): void {
+  const ch = (dbChannels as Record<string, ReturnType<typeof channel>>)[kind]
+  if (ch === undefined || !ch.hasSubscribers) return
+  try {
+    ch.publish({ dir, ...(JSON.parse(json) as object) })
+  } catch {
+    // An event that does not parse is dropped, never thrown into the engine's callback.
+  }
+}
+
