@@ -8,10 +8,10 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot, iterations } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { runKillLoop } from './helpers/verify.mjs';
+import { repoRoot, iterations } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { runKillLoop } from '../helpers/verify.mjs';
 
 const denyIoUring = path.join(repoRoot, 'target', 'debug', 'examples', 'deny_io_uring');
 
