@@ -1,15 +1,21 @@
 #!/usr/bin/env node
-// `npm start`: a durable-append workload on a data directory this script creates.
+// The log demo: a durable-append workload on a data directory this script creates. (`npm start`
+// at the root runs txn.mjs, the key-value store's demo; this one is the append-only log's.)
 //
 // 256 concurrent writers append JSON "outbox events" (100 B – 4 KiB) with sync: true for 10 s;
 // every append counts only when its promise resolved, i.e. when the record is on disk. Then the
 // log is read back and every acknowledged record is checked byte for byte.
 //
-//   node benchmark/demo.mjs [--duration=SECONDS] [--writers=N] [--dir=PATH] [--backend=auto|io_uring|portable]
+//   node benchmark/demo.mjs [--duration=SECONDS] [--writers=N] [--dir=PATH] [--backend=auto|io_uring|portable] [--tiny]
+//
+// --tiny (the benchmark's bench:tiny): 32 writers for 0.5 s in a temporary directory that is
+// removed afterwards; numbers meaningless.
 //
 // Uses only the uringdb package built in this repository (dist/index.js) and Node built-ins,
-// because `npm start` installs nothing but the root package.
+// so it runs with nothing but the root package installed.
 
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import zlib from 'node:zlib'
 
@@ -19,12 +25,17 @@ import { fixed, int, markdownTable, us } from './lib/format.mjs'
 import { loadUringdb } from './lib/uringdb.mjs'
 
 const args = parseArgs(process.argv.slice(2), {
-  duration: { type: 'number', default: 10 },
-  writers: { type: 'number', default: 256 },
-  dir: { type: 'string', default: path.join('uringdb-data', 'demo-log') },
+  tiny: { type: 'boolean', default: false },
+  duration: { type: 'number' },
+  writers: { type: 'number' },
+  dir: { type: 'string' },
   backend: { type: 'string', default: 'auto' },
 })
-const writers = Math.floor(args.writers)
+args.duration ??= args.tiny ? 0.5 : 10
+const writers = Math.floor(args.writers ?? (args.tiny ? 32 : 256))
+// Tiny runs (CI) leave nothing behind: their default directory is a temporary one.
+const tempDir = args.dir === undefined && args.tiny
+args.dir ??= tempDir ? path.join(os.tmpdir(), `uringdb-demo-tiny-${process.pid}`) : path.join('uringdb-data', 'demo-log')
 // No append completing for this long is a stuck engine: fail instead of hanging.
 const STALL_MS = 30_000
 const dir = path.resolve(args.dir)
@@ -232,4 +243,5 @@ if (problems === 0 && read === run.ops && expectedCrc === actualCrc) {
 }
 await log.close()
 say()
-say(`The log stays in ${dir} (the next run removes its old segments).`)
+if (tempDir && !process.exitCode) fs.rmSync(dir, { recursive: true, force: true })
+else say(`The log stays in ${dir} (the next run removes its old segments).`)

@@ -101,8 +101,8 @@ stage_loom() {
 stage_build() {
   local rc=0
   bash scripts/build.sh --release 2>&1 | tee "$log_dir/build.log" && built=1 || rc=1
-  # target/debug/examples/deny_io_uring: __test__/fallback.test.mjs runs children under this
-  # seccomp wrapper to prove the fallback from io_uring to the portable backend.
+  # target/debug/examples/deny_io_uring: __test__/log/fallback.test.mjs and db/fallback.test.mjs run
+  # children under this seccomp wrapper to prove the fallback from io_uring to the portable backend.
   cargo build -p uringdb-uring --examples 2>&1 | tee -a "$log_dir/build.log" || rc=1
   return $rc
 }

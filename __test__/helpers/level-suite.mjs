@@ -1,6 +1,6 @@
 // Runs abstract-level's compliance suite (node_modules/abstract-level/test) on UringLevel under
 // tape, printing TAP. Run as its own process (tape owns the process: it reports at exit and
-// sets the exit code), by __test__/level.test.mjs, which asserts on the TAP output:
+// sets the exit code), by __test__/level/level.test.mjs, which asserts on the TAP output:
 //
 //   node __test__/helpers/level-suite.mjs [run-dir]
 //

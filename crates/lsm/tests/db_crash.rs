@@ -15,36 +15,20 @@
 //!
 //! Rerun one seed with `DB_CRASH_SEED=<n> cargo test -p uringdb-lsm --test db_crash -- --nocapture`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use common::{small_db, XorShift as Rng};
 use uringdb_lsm::db::batch::WriteBatch;
 use uringdb_lsm::db::{Db, DbOptions, RangeOptions};
-use uringdb_wal::{BackendChoice, FaultConfig, FaultVfs, WalOptions};
+use uringdb_wal::{BackendChoice, FaultConfig, FaultVfs};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn options() -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend: BackendChoice::Portable,
-            ..WalOptions::default()
-        },
         memtable_bytes: 64 << 10,
         l0_compaction_trigger: 2,
         l0_slowdown_trigger: 6,
@@ -53,7 +37,7 @@ fn options() -> DbOptions {
         target_file_bytes: 64 << 10,
         cache_bytes: 128 << 10,
         block_bytes: 1024,
-        ..DbOptions::default()
+        ..small_db(BackendChoice::Portable)
     }
 }
 

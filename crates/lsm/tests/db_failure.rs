@@ -5,28 +5,22 @@
 //! acknowledged write, and after reopening on a healthy disk every acknowledged write is
 //! there and the database accepts writes again.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::{small_db, EIO, ENOSPC};
 use uringdb_lsm::db::batch::WriteBatch;
 use uringdb_lsm::db::{Db, DbError, DbOptions};
-use uringdb_wal::{BackendChoice, FaultConfig, FaultVfs, WalOptions};
-
-const ENOSPC: i32 = 28;
-const EIO: i32 = 5;
+use uringdb_wal::{BackendChoice, FaultConfig, FaultVfs};
 
 fn options() -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend: BackendChoice::Portable,
-            ..WalOptions::default()
-        },
         memtable_bytes: 64 << 10,
         l0_compaction_trigger: 2,
         level_base_bytes: 1 << 20,
         target_file_bytes: 64 << 10,
-        ..DbOptions::default()
+        ..small_db(BackendChoice::Portable)
     }
 }
 

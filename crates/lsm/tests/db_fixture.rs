@@ -4,12 +4,15 @@
 //! Regenerate (only when the format version changes on purpose) with
 //! `cargo test -p uringdb-lsm --test db_fixture -- --ignored generate`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::small_db;
 use uringdb_lsm::db::batch::WriteBatch;
 use uringdb_lsm::db::{Db, DbOptions, RangeOptions};
-use uringdb_wal::{BackendChoice, WalOptions};
+use uringdb_wal::BackendChoice;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/db_v1")
@@ -17,14 +20,8 @@ fn fixture() -> PathBuf {
 
 fn options() -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend: BackendChoice::Portable,
-            ..WalOptions::default()
-        },
         memtable_bytes: 1 << 20,
-        ..DbOptions::default()
+        ..small_db(BackendChoice::Portable)
     }
 }
 

@@ -17,48 +17,21 @@
 //! the database is reopened on a healthy disk: it must open, and every acknowledged write
 //! must be there.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::{small_db, TempDir, EIO, ENOSPC};
 use uringdb_lsm::db::batch::WriteBatch;
 use uringdb_lsm::db::{Db, DbError, DbOptions};
 use uringdb_uring::{
     open_vfs, BackendChoice, BackendKind, FaultConfig, FaultVfs, File, LockGuard, OpenMode, Vfs,
     WriteTiming,
 };
-use uringdb_wal::WalOptions;
-
-const ENOSPC: i32 = 28;
-const EIO: i32 = 5;
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "uringdb-manifest-failure-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[derive(Debug, Default)]
 struct Traps {
@@ -257,12 +230,6 @@ fn machine_with(config: FaultConfig) -> Machine {
 /// Tiny manifest rewrite threshold (every install rewrites), no automatic compaction.
 fn options() -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend: BackendChoice::Portable,
-            ..WalOptions::default()
-        },
         memtable_bytes: 64 << 10,
         l0_compaction_trigger: 1000,
         l0_slowdown_trigger: 1000,
@@ -270,7 +237,7 @@ fn options() -> DbOptions {
         level_base_bytes: 1 << 30,
         target_file_bytes: 64 << 10,
         manifest_rewrite_bytes: 1,
-        ..DbOptions::default()
+        ..small_db(BackendChoice::Portable)
     }
 }
 

@@ -3,38 +3,22 @@
 //! compactions and reopens, checked against an in-memory ordered map. Runs on both I/O
 //! backends. A failure prints the seed and step.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
+use common::{small_db, XorShift as Rng};
 use uringdb_lsm::db::batch::WriteBatch;
 use uringdb_lsm::db::{Db, DbOptions, RangeOptions, SnapshotPin};
-use uringdb_wal::{BackendChoice, WalOptions};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use uringdb_wal::BackendChoice;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Options that make flushes and compactions frequent.
 pub fn small_options(backend: BackendChoice) -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend,
-            ..WalOptions::default()
-        },
         memtable_bytes: 64 << 10,
         l0_compaction_trigger: 2,
         l0_slowdown_trigger: 8,
@@ -43,7 +27,7 @@ pub fn small_options(backend: BackendChoice) -> DbOptions {
         target_file_bytes: 64 << 10,
         cache_bytes: 256 << 10,
         block_bytes: 1024,
-        ..DbOptions::default()
+        ..small_db(backend)
     }
 }
 

@@ -8,11 +8,14 @@
 //! The open-file limit is per process: this binary lowers it for all its tests (run one at a
 //! time, under a lock, also under `cargo test`).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Mutex;
 
+use common::small_db;
 use uringdb_lsm::db::{Db, DbError, DbOptions};
-use uringdb_wal::{BackendChoice, WalOptions};
+use uringdb_wal::BackendChoice;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -42,18 +45,12 @@ fn table_fds(dir: &Path) -> usize {
 
 fn options(backend: BackendChoice) -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend,
-            ..WalOptions::default()
-        },
         memtable_bytes: 64 << 10,
         // Every flush stays a level-0 table: the count of tables only grows.
         l0_compaction_trigger: 1000,
         l0_slowdown_trigger: 1000,
         l0_stop_trigger: 1000,
-        ..DbOptions::default()
+        ..small_db(backend)
     }
 }
 

@@ -8,14 +8,17 @@
 //!
 //! After each scenario the database reopens with every acknowledged write.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::small_db;
 use uringdb_lsm::db::batch::WriteBatch;
 use uringdb_lsm::db::{arm_failpoint, Db, DbError, DbOptions};
-use uringdb_wal::{BackendChoice, CompletionSink, GroupInfo, WalError, WalOptions};
+use uringdb_wal::{BackendChoice, CompletionSink, GroupInfo, WalError};
 
 /// The crash point is process-wide: scenarios run one at a time (also under `cargo test`).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -41,17 +44,11 @@ fn no_hang<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
 
 fn options() -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend: BackendChoice::Portable,
-            ..WalOptions::default()
-        },
         memtable_bytes: 64 << 10,
         l0_compaction_trigger: 2,
         level_base_bytes: 1 << 20,
         target_file_bytes: 64 << 10,
-        ..DbOptions::default()
+        ..small_db(BackendChoice::Portable)
     }
 }
 

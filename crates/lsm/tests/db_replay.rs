@@ -5,22 +5,17 @@
 //! succeeded without the writes it held. It must be an error that names the log and the
 //! record.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::small_db;
 use uringdb_lsm::db::batch::WriteBatch;
 use uringdb_lsm::db::{Db, DbError, DbOptions};
-use uringdb_wal::{BackendChoice, CompletionSink, GroupInfo, Wal, WalError, WalOptions};
+use uringdb_wal::{BackendChoice, CompletionSink, GroupInfo, Wal, WalError};
 
 fn options() -> DbOptions {
-    DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend: BackendChoice::Portable,
-            ..WalOptions::default()
-        },
-        ..DbOptions::default()
-    }
+    small_db(BackendChoice::Portable)
 }
 
 struct Quiet;

@@ -9,24 +9,21 @@
 //! byte-for-byte unchanged, no file appears outside, and once the links are gone the
 //! database opens with every acknowledged write.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::small_db;
 use uringdb_lsm::db::{Db, DbOptions};
-use uringdb_wal::{BackendChoice, WalOptions};
+use uringdb_wal::BackendChoice;
 
 fn options(backend: BackendChoice) -> DbOptions {
     DbOptions {
-        wal: WalOptions {
-            segment_bytes: 1 << 20,
-            ring_bytes: 1 << 20,
-            backend,
-            ..WalOptions::default()
-        },
         memtable_bytes: 64 << 10,
         l0_compaction_trigger: 2,
         level_base_bytes: 1 << 20,
         target_file_bytes: 64 << 10,
-        ..DbOptions::default()
+        ..small_db(backend)
     }
 }
 

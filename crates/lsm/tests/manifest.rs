@@ -5,9 +5,12 @@
 //! keeping their errno, and the committed v1 fixture. Crash tests live in
 //! `manifest_crash.rs`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::{TempDir, EIO, ENOSPC};
 use uringdb_lsm::internal_key::{self, ValueKind};
 use uringdb_lsm::manifest::{
     manifest_file_name, recover, FileMeta, ManifestError, ManifestState, ManifestWriter, Recovered,
@@ -16,39 +19,9 @@ use uringdb_lsm::manifest::{
 use uringdb_uring::{open_vfs, BackendChoice, FaultConfig, FaultVfs, Vfs};
 
 const CMP: &str = "uringdb.internal_key.v1";
-/// Linux errno values (the crate does not depend on libc).
-const EIO: i32 = 5;
-const ENOSPC: i32 = 28;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "uringdb-manifest-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// xorshift64*: a tiny seeded generator (no dependencies).
 struct Rng(u64);

@@ -7,11 +7,14 @@
 //! the operation in progress — never an error, never less than what an `Ok` acknowledged —
 //! and the database must go on (reopen, write, recover again).
 
+mod common;
+
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::TempDir;
 use uringdb_lsm::internal_key::{self, ValueKind};
 use uringdb_lsm::manifest::{
     recover, FileMeta, ManifestError, ManifestState, ManifestWriter, VersionEdit,
@@ -22,32 +25,6 @@ use uringdb_uring::{
 };
 
 const CMP: &str = "uringdb.internal_key.v1";
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "uringdb-manifest-crash-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// How the machine goes down at the chosen operation.
 #[derive(Clone, Copy, Debug)]

@@ -7,10 +7,13 @@
 //! Reproduce a failure with `MEMTABLE_MODEL_SEED=<seed> cargo test -p uringdb-lsm --test
 //! memtable_model`.
 
+mod common;
+
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
+use common::SplitMix as Rng;
 use uringdb_lsm::internal_key::ValueKind;
 use uringdb_lsm::memtable::{Lookup, MemTable, MemTableOptions};
 
@@ -19,21 +22,8 @@ type Model = BTreeMap<(Vec<u8>, Reverse<u64>), Option<Vec<u8>>>;
 /// Operations per seed.
 const OPS: usize = 5000;
 
-struct Rng(u64);
-
+/// The shared splitmix64, with a picker for this test.
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }

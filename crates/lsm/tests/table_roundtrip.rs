@@ -4,29 +4,20 @@
 //! keys with versions; the bloom filter through a real table; a table on a real file; and
 //! the committed format fixture.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use common::SplitMix as Rng;
 use uringdb_lsm::internal_key::{self, ValueKind};
 use uringdb_lsm::table::{
     Comparator, Compression, Table, TableBuilder, TableError, TableOptions, TableProperties,
     FORMAT_VERSION,
 };
 
-/// splitmix64: a tiny deterministic generator, so every run tests the same tables.
-struct Rng(u64);
-
+/// The shared splitmix64 (every run tests the same tables), with this test's keys and values.
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
     /// Keys over a small alphabet, so neighbours share prefixes (exercises prefix
     /// compression) and some keys are prefixes of others.
     fn key(&mut self) -> Vec<u8> {

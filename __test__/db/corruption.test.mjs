@@ -10,10 +10,10 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { backend } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { openSmallDb, tableFiles, levelFiles, seqKey, seqValue, expectError } from './helpers/db.mjs';
+import { backend } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { openSmallDb, tableFiles, levelFiles, seqKey, seqValue, expectError } from '../helpers/db.mjs';
 
 const KEYS = 3000;
 

@@ -5,10 +5,10 @@
 // surrogate pairs) are unchanged.
 
 import test from 'ava';
-import { openLog } from './helpers/uringdb.mjs';
-import { tmpDir, assertCode, collect } from './helpers/util.mjs';
-import { openSmallDb, expectError, expectThrowSync } from './helpers/db.mjs';
-import { openTestLevel } from './helpers/level.mjs';
+import { openLog } from '../helpers/uringdb.mjs';
+import { tmpDir, assertCode, collect } from '../helpers/util.mjs';
+import { openSmallDb, expectError, expectThrowSync } from '../helpers/db.mjs';
+import { openTestLevel } from '../helpers/level.mjs';
 
 const LONE = [
   ['high', '\uD800'],
@@ -106,7 +106,7 @@ test('UringLevel (utf8 encodings) rejects lone-surrogate keys and values', async
 
 test('the fallback check (no String.prototype.isWellFormed) rejects the same strings', async (t) => {
   const { execFileSync } = await import('node:child_process');
-  const { repoRoot } = await import('./helpers/uringdb.mjs');
+  const { repoRoot } = await import('../helpers/uringdb.mjs');
   const script = `
     delete String.prototype.isWellFormed;
     const { open } = require(${JSON.stringify(repoRoot + '/dist/index.js')});

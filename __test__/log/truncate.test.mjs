@@ -3,8 +3,8 @@
 import test from 'ava';
 import path from 'node:path';
 import fs from 'node:fs';
-import { openTestLog } from './helpers/uringdb.mjs';
-import { tmpDir, readAll, listFiles, assertCode } from './helpers/util.mjs';
+import { openTestLog } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll, listFiles, assertCode } from '../helpers/util.mjs';
 
 const MiB = 1 << 20;
 const RECORD_BYTES = 64 * 1024;

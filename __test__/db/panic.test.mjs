@@ -6,10 +6,10 @@
 // acknowledged write.
 
 import test from 'ava';
-import { backend } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { openSmallDb } from './helpers/db.mjs';
+import { backend } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { openSmallDb } from '../helpers/db.mjs';
 
 const cases = [
   { mode: 'apply', failpoint: 'apply.group:4:panic' },

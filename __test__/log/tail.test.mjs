@@ -2,8 +2,8 @@
 // normally when the signal aborts or the log closes.
 
 import test from 'ava';
-import { openTestLog, iterations } from './helpers/uringdb.mjs';
-import { tmpDir, withTimeout, sleep, collect } from './helpers/util.mjs';
+import { openTestLog, iterations } from '../helpers/uringdb.mjs';
+import { tmpDir, withTimeout, sleep, collect } from '../helpers/util.mjs';
 
 const WAIT_MS = 20_000;
 

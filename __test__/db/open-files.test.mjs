@@ -5,9 +5,9 @@
 // and with an explicit `maxOpenFiles`.
 
 import test from 'ava';
-import { backend } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
+import { backend } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
 
 const ULIMIT = ['bash', '-c', 'ulimit -n 256 && exec "$0" "$@"'];
 

@@ -5,8 +5,8 @@ import test from 'ava';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
-import { openTestLog, backend } from './helpers/uringdb.mjs';
-import { tmpDir, readAll, assertCode, collect } from './helpers/util.mjs';
+import { openTestLog, backend } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll, assertCode, collect } from '../helpers/util.mjs';
 
 const MiB = 1 << 20;
 

@@ -5,11 +5,11 @@
 // kill points, for sync:true clears and for sync:false clears under the drop-unsynced fault VFS.
 
 import test from 'ava';
-import { backend, iterations } from './helpers/uringdb.mjs';
-import { tmpDir, collect, sleep, randomInt } from './helpers/util.mjs';
-import { spawnChild } from './helpers/child.mjs';
-import { openSmallDb } from './helpers/db.mjs';
-import { clearKey, CLEAR_VALUE, deletesPerWrite } from './helpers/db-clear.mjs';
+import { backend, iterations } from '../helpers/uringdb.mjs';
+import { tmpDir, collect, sleep, randomInt } from '../helpers/util.mjs';
+import { spawnChild } from '../helpers/child.mjs';
+import { openSmallDb } from '../helpers/db.mjs';
+import { clearKey, CLEAR_VALUE, deletesPerWrite } from '../helpers/db-clear.mjs';
 
 async function limitOf(db) {
   const err = await db.put('probe', Buffer.alloc(16 << 20)).then(() => null, (e) => e);

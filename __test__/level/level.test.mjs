@@ -6,10 +6,10 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { repoRoot, backend, pkg } from './helpers/uringdb.mjs';
-import { UringLevel, openTestLevel } from './helpers/level.mjs';
-import { spawnChild } from './helpers/child.mjs';
-import { tmpDir, withTimeout, collect } from './helpers/util.mjs';
+import { repoRoot, backend, pkg } from '../helpers/uringdb.mjs';
+import { UringLevel, openTestLevel } from '../helpers/level.mjs';
+import { spawnChild } from '../helpers/child.mjs';
+import { tmpDir, withTimeout, collect } from '../helpers/util.mjs';
 
 const require = createRequire(import.meta.url);
 

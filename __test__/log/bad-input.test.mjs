@@ -2,9 +2,9 @@
 // oversized records, invalid options, use after close, a second process on the same directory.
 
 import test from 'ava';
-import { openTestLog, openLog, backend, UringdbError, LogOptionsSchema } from './helpers/uringdb.mjs';
-import { tmpDir, readAll, assertCode } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
+import { openTestLog, openLog, backend, UringdbError, LogOptionsSchema } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll, assertCode } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
 
 const MiB = 1 << 20;
 

@@ -6,10 +6,10 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { open, openTestDb, backend, UringdbError, DbOptionsSchema } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { MiB, SMALL, openSmallDb, errorOf, expectError, expectThrowSync } from './helpers/db.mjs';
+import { open, openTestDb, backend, UringdbError, DbOptionsSchema } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { MiB, SMALL, openSmallDb, errorOf, expectError, expectThrowSync } from '../helpers/db.mjs';
 
 // Values of the wrong type for a key or a value.
 const NOT_BYTES = [

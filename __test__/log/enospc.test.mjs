@@ -8,10 +8,10 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { openTestLog, backend } from './helpers/uringdb.mjs';
-import { tmpDir, readAll, withTimeout } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { indexedRecord as recordFor } from './helpers/records.mjs';
+import { openTestLog, backend } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll, withTimeout } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { indexedRecord as recordFor } from '../helpers/records.mjs';
 
 const MiB = 1 << 20;
 const RECORD_BYTES = 32 * 1024;

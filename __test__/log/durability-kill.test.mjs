@@ -10,9 +10,9 @@
 // completed sync() covered must survive.
 
 import test from 'ava';
-import { iterations } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { runKillLoop } from './helpers/verify.mjs';
+import { iterations } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { runKillLoop } from '../helpers/verify.mjs';
 
 const COUNT = iterations(20);
 

@@ -8,10 +8,10 @@
 
 import anyTest from 'ava';
 import crypto from 'node:crypto';
-import { openTestLog, backend } from './helpers/uringdb.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { MiB, openSmallDb } from './helpers/db.mjs';
+import { openTestLog, backend } from '../helpers/uringdb.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { MiB, openSmallDb } from '../helpers/db.mjs';
 
 // Serial: the RSS bound below must not count another test's memory (ava runs the tests of
 // a file concurrently by default).

@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import diagnostics_channel from 'node:diagnostics_channel';
-import { openTestDb, backend, Snapshot, DbIterator, ChainedBatch } from './helpers/uringdb.mjs';
-import { tmpDir, withTimeout } from './helpers/util.mjs';
-import { fixturesDir } from './helpers/child.mjs';
-import { SMALL, openSmallDb, Model, diffEntries, scanAll, show, openFilesUnder, tableFiles, levelFiles, expectError, expectThrowSync } from './helpers/db.mjs';
+import { openTestDb, backend, Snapshot, DbIterator, ChainedBatch } from '../helpers/uringdb.mjs';
+import { tmpDir, withTimeout } from '../helpers/util.mjs';
+import { fixturesDir } from '../helpers/child.mjs';
+import { SMALL, openSmallDb, Model, diffEntries, scanAll, show, openFilesUnder, tableFiles, levelFiles, expectError, expectThrowSync } from '../helpers/db.mjs';
 
 /** xorshift32: reproducible variety (the seed is logged by the tests that use it). */
 function rng(seed) {

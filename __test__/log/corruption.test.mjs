@@ -7,8 +7,8 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { openTestLog } from './helpers/uringdb.mjs';
-import { tmpDir, readAll, assertCode, collect } from './helpers/util.mjs';
+import { openTestLog } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll, assertCode, collect } from '../helpers/util.mjs';
 
 const MiB = 1 << 20;
 

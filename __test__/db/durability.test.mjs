@@ -9,12 +9,12 @@
 // I/O layer keeps every write in memory until fdatasync, so the kill loses every unsynced byte
 // of the log, the tables and the manifest); and mixed sync:true / sync:false batches, where
 // only the sync:true acknowledgements must survive. The crash points inside flush and
-// compaction are in db-failpoint.test.mjs.
+// compaction are in failpoint.test.mjs.
 
 import test from 'ava';
-import { iterations } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { runDbKillLoop } from './helpers/db-verify.mjs';
+import { iterations } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { runDbKillLoop } from '../helpers/db-verify.mjs';
 
 const COUNT = iterations(12);
 

@@ -9,8 +9,8 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { tmpDir, collect } from './helpers/util.mjs';
-import { openSmallDb, expectError } from './helpers/db.mjs';
+import { tmpDir, collect } from '../helpers/util.mjs';
+import { openSmallDb, expectError } from '../helpers/db.mjs';
 
 function plant(dir, outside, names) {
   for (const name of names) fs.symlinkSync(path.join(outside, 'victim'), path.join(dir, name));

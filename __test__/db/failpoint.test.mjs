@@ -8,12 +8,12 @@
 // flush and compact.
 
 import test from 'ava';
-import { iterations } from './helpers/uringdb.mjs';
-import { tmpDir } from './helpers/util.mjs';
-import { runDbKillLoop } from './helpers/db-verify.mjs';
-import { openTestDb, backend } from './helpers/uringdb.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { CHURN, seqKey, bigValue as valueOf } from './helpers/db.mjs';
+import { iterations } from '../helpers/uringdb.mjs';
+import { tmpDir } from '../helpers/util.mjs';
+import { runDbKillLoop } from '../helpers/db-verify.mjs';
+import { openTestDb, backend } from '../helpers/uringdb.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { CHURN, seqKey, bigValue as valueOf } from '../helpers/db.mjs';
 
 const COUNT = iterations(4);
 

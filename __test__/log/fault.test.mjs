@@ -5,10 +5,10 @@
 // Nothing may hang.
 
 import test from 'ava';
-import { openTestLog, backend } from './helpers/uringdb.mjs';
-import { tmpDir, readAll } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { indexedRecord } from './helpers/records.mjs';
+import { openTestLog, backend } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { indexedRecord } from '../helpers/records.mjs';
 
 const RECORD_BYTES = 32 * 1024;
 const MAX_APPENDS = 200;

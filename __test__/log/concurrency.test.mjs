@@ -5,9 +5,9 @@ import test from 'ava';
 import { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
-import { openTestLog, backend, iterations } from './helpers/uringdb.mjs';
-import { tmpDir, readAll, withTimeout, assertCode } from './helpers/util.mjs';
-import { spawnChild, parseTagged, fixturesDir } from './helpers/child.mjs';
+import { openTestLog, backend, iterations } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll, withTimeout, assertCode } from '../helpers/util.mjs';
+import { spawnChild, parseTagged, fixturesDir } from '../helpers/child.mjs';
 
 const PER_THREAD = 5000 * Math.max(1, Math.ceil(iterations(1) / 20));
 

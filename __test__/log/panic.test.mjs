@@ -5,8 +5,8 @@
 import test from 'ava';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { repoRoot, openTestLog } from './helpers/uringdb.mjs';
-import { tmpDir, readAll } from './helpers/util.mjs';
+import { repoRoot, openTestLog } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll } from '../helpers/util.mjs';
 
 const require = createRequire(import.meta.url);
 // The loader the façade uses (dist/index.js requires ./binding.js, which re-exports the root one).

@@ -13,10 +13,10 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { openTestDb, backend } from './helpers/uringdb.mjs';
-import { tmpDir, withTimeout, sleep } from './helpers/util.mjs';
-import { spawnChild, parseTagged } from './helpers/child.mjs';
-import { MiB, SMALL, CHURN, seqKey, bigValue as valueOf, scanAll } from './helpers/db.mjs';
+import { openTestDb, backend } from '../helpers/uringdb.mjs';
+import { tmpDir, withTimeout, sleep } from '../helpers/util.mjs';
+import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { MiB, SMALL, CHURN, seqKey, bigValue as valueOf, scanAll } from '../helpers/db.mjs';
 
 const noMount = process.env.URINGDB_TEST_NO_MOUNT === '1';
 const MAX_PUTS = 5000; // 20 MiB of values: far more than the 8 MiB file system holds
