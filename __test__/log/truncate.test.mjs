@@ -72,7 +72,7 @@ test('truncateBefore removes whole segments below seq only; the rest stays reada
   t.is(log.lastSeq, total);
   checkRecords(t, await readAll(log, { from: firstSeq }), firstSeq, total);
   checkRecords(t, await readAll(log, { from: cut }), cut, total);
-  // Without `from`, read() starts at the first seq; from below it rejects (index.ts: read()).
+  // Without `from`, read() starts at the first seq; from below it rejects (src/log.ts: read()).
   checkRecords(t, await readAll(log), firstSeq, total);
   const below = await readAll(log, { from: 1 }).then(() => null, (err) => err);
   assertCode(t, below, 'ERR_URINGDB_TRUNCATED', 'read({from: 1}) below firstSeq');

@@ -1,4 +1,4 @@
-// uringdb's key-value Db, strictly through its documented API (.tmp/db-api.md, index.ts).
+// uringdb's key-value Db, strictly through its documented API (the README and src/db.ts).
 //
 // Durability: opened with `sync: true` (the default, said explicitly), so put() and
 // batch().write() resolve only after the write's commit group was written and fdatasynced.
