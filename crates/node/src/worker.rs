@@ -124,3 +124,31 @@ pub(crate) fn spawn_named(name: &str, job: impl FnOnce() + Send + 'static) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reader queue's bound is a promise of the README (`ERR_URINGDB_BUSY`, retryable):
+    /// past `READER_QUEUE_JOBS_MAX` queued reads a new one is refused with that code, and a
+    /// place given back (a read that never ran, or one the reader thread took) is usable
+    /// again.
+    #[test]
+    fn reader_queue_refuses_past_its_bound_with_a_retryable_busy_error() {
+        let mut held: Vec<ReadSlot> = (0..READER_QUEUE_JOBS_MAX)
+            .map(|i| read_slot().unwrap_or_else(|e| panic!("slot {i}: {}", e.reason)))
+            .collect();
+        assert_eq!(reader_queue_jobs().0, READER_QUEUE_JOBS_MAX);
+        let refused = read_slot().err().expect("a slot past the bound");
+        assert!(
+            refused.reason.contains("ERR_URINGDB_BUSY"),
+            "{}",
+            refused.reason
+        );
+        held.pop();
+        let again = read_slot().expect("a slot given back is usable again");
+        held.push(again);
+        drop(held);
+        assert_eq!(reader_queue_jobs().0, 0, "every slot given back");
+    }
+}
