@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::outputs::{Dropper, Outputs};
 use super::state::Inner;
-use super::stats::{add, json_string};
+use super::stats::{add, CompactionEvent, CompactionReason, DbEvent};
 use super::version::{TableHandle, Version};
 use super::{Db, DbError};
 use crate::failpoint::failpoint;
@@ -379,20 +379,23 @@ fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
     add(&inner.counters.compactions, 1);
     add(&inner.counters.compaction_read, read);
     add(&inner.counters.compaction_written, out.bytes);
-    inner.emit(
-        "compaction",
-        format!(
-            "{{\"level\":{},\"outputLevel\":{},\"inputs\":{},\"outputs\":{},\"bytesRead\":{read},\"bytesWritten\":{},\"entriesDropped\":{dropped},\"manual\":{},\"durationMs\":{:.3},\"reason\":{}}}",
-            job.level,
-            job.output_level,
-            job.inputs.len(),
-            out.done.len(),
-            out.bytes,
-            job.manual,
-            started.elapsed().as_secs_f64() * 1000.0,
-            json_string(if job.manual { "manual" } else if job.level == 0 { "l0-files" } else { "level-size" })
-        ),
-    );
+    inner.emit(DbEvent::Compaction(CompactionEvent {
+        level: job.level,
+        output_level: job.output_level,
+        inputs: job.inputs.len(),
+        outputs: out.done.len(),
+        bytes_read: read,
+        bytes_written: out.bytes,
+        entries_dropped: dropped,
+        reason: if job.manual {
+            CompactionReason::Manual
+        } else if job.level == 0 {
+            CompactionReason::L0Files
+        } else {
+            CompactionReason::LevelSize
+        },
+        duration: started.elapsed(),
+    }));
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::compact::{wait_bg, RETRY_AFTER};
 use super::outputs::{Dropper, Outputs};
 use super::state::Inner;
-use super::stats::add;
+use super::stats::{add, DbEvent, FlushEvent};
 use super::version::Mem;
 use super::write::ChannelSink;
 use super::DbError;
@@ -97,15 +97,14 @@ pub(super) fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
     add(&inner.counters.flush_bytes, out.bytes);
     // Log segments wholly below the flushed sequence number are no longer needed.
     let removed = inner.wal.truncate_before(flushed_seq + 1).unwrap_or(0);
-    inner.emit(
-        "flush",
-        format!(
-            "{{\"tables\":{},\"bytes\":{},\"entries\":{entries},\"flushedSeq\":{flushed_seq},\"logSegmentsRemoved\":{removed},\"durationMs\":{:.3}}}",
-            out.done.len(),
-            out.bytes,
-            started.elapsed().as_secs_f64() * 1000.0
-        ),
-    );
+    inner.emit(DbEvent::Flush(FlushEvent {
+        tables: out.done.len(),
+        bytes: out.bytes,
+        entries,
+        flushed_seq,
+        log_segments_removed: removed,
+        duration: started.elapsed(),
+    }));
     Ok(())
 }
 

@@ -68,7 +68,10 @@ pub use iter::{DbIter, IterBatch, RangeOptions};
 pub use options::DbOptions;
 pub use read::SnapshotPin;
 pub use state::DbRecovery;
-pub use stats::{DbEvent, DbStats, LevelStats};
+pub use stats::{
+    CompactionEvent, CompactionReason, DbEvent, DbStats, ErrorEvent, FlushEvent, LevelStats,
+    StallEvent, StallLevel,
+};
 pub use write::{BlockingWriter, DbWriter};
 
 use state::Inner;

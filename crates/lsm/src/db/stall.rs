@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::state::{Inner, WriterCore, STALL_NONE, STALL_SLOWDOWN, STALL_STOP};
-use super::stats::add;
+use super::stats::{add, DbEvent, StallEvent, StallLevel};
 
 impl Inner {
     /// Recomputes the stall level from the current super version.
@@ -33,14 +33,11 @@ impl Inner {
             } else if level == STALL_SLOWDOWN {
                 add(&self.counters.slowdowns, 1);
             }
-            self.emit(
-                "stall",
-                format!(
-                    "{{\"level\":\"{}\",\"l0Files\":{l0},\"immutableMemtables\":{}}}",
-                    ["none", "slowdown", "stop"][level as usize],
-                    sv.imm.len()
-                ),
-            );
+            self.emit(DbEvent::Stall(StallEvent {
+                level: [StallLevel::None, StallLevel::Slowdown, StallLevel::Stop][level as usize],
+                l0_files: l0,
+                immutable_memtables: sv.imm.len(),
+            }));
             let _g = self.stall.lock().unwrap_or_else(|e| e.into_inner());
             self.stall_cv.notify_all();
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::error::DbError;
 use super::options::DbOptions;
 use super::rate_limiter::RateLimiter;
-use super::stats::{add, json_string, Counters, DbEvent, DbStats, LevelStats, Listener};
+use super::stats::{add, Counters, DbEvent, DbStats, ErrorEvent, LevelStats, Listener};
 use super::table_files::TableFiles;
 use super::version::SuperVersion;
 use crate::cache::BlockCache;
@@ -175,7 +175,7 @@ impl Inner {
             .clone()
     }
 
-    pub(crate) fn emit(&self, kind: &'static str, json: String) {
+    pub(crate) fn emit(&self, ev: DbEvent) {
         let ls: Vec<Listener> = self
             .listeners
             .lock()
@@ -186,7 +186,6 @@ impl Inner {
         if ls.is_empty() {
             return;
         }
-        let ev = DbEvent { kind, json };
         for l in ls {
             l(&ev);
         }
@@ -298,7 +297,7 @@ impl Inner {
         let err = DbError::Wal(WalError::Failed(failure.clone()));
         let text = err.to_string();
         *self.bg_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(err));
-        self.emit("error", format!("{{\"message\":{}}}", json_string(&text)));
+        self.emit(DbEvent::Error(ErrorEvent { message: text }));
         {
             let _s = self.sched.lock().unwrap_or_else(|e| e.into_inner());
             self.bg_cv.notify_all();
@@ -325,7 +324,7 @@ impl Inner {
         add(&self.counters.background_errors, 1);
         let msg = e.to_string();
         *self.bg_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(e));
-        self.emit("error", format!("{{\"message\":{}}}", json_string(&msg)));
+        self.emit(DbEvent::Error(ErrorEvent { message: msg }));
     }
 
     pub(crate) fn clear_bg_error(&self) {

@@ -1,6 +1,5 @@
 //! Statistics and events: the counters the database keeps, the [`DbStats`] snapshot built
-//! from them (by `Inner::stats`), and the events listeners receive. Events carry their facts
-//! as JSON text for JavaScript (`json_string` escapes strings for it).
+//! from them (by `Inner::stats`), and the typed events listeners receive.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,14 +7,98 @@ use std::sync::Arc;
 use crate::cache::CacheStats;
 use uringdb_wal::WalStats;
 
-/// An event for observers (diagnostics channels): `kind` is `flush`, `compaction`, `stall`
-/// or `recovery`; `json` is an object with the event's facts.
+/// An event for observers (the binding publishes them on diagnostics channels).
 #[derive(Clone, Debug)]
-pub struct DbEvent {
-    /// What happened.
-    pub kind: &'static str,
-    /// Its facts, as a JSON object.
-    pub json: String,
+pub enum DbEvent {
+    /// A memtable became a table.
+    Flush(FlushEvent),
+    /// A compaction finished.
+    Compaction(CompactionEvent),
+    /// Writes were slowed, stopped, or released.
+    Stall(StallEvent),
+    /// A background job failed (writes are refused until a retry succeeds), or a panic
+    /// latched the database failed.
+    Error(ErrorEvent),
+}
+
+/// A finished flush.
+#[derive(Clone, Debug)]
+pub struct FlushEvent {
+    /// Tables written.
+    pub tables: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Entries flushed.
+    pub entries: u64,
+    /// Everything up to this sequence number is now in tables.
+    pub flushed_seq: u64,
+    /// Log segments deleted because they were wholly flushed.
+    pub log_segments_removed: usize,
+    /// How long the flush took.
+    pub duration: std::time::Duration,
+}
+
+/// Why a compaction ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompactionReason {
+    /// `compactRange`.
+    Manual,
+    /// Level 0 reached its file-count trigger.
+    L0Files,
+    /// A level outgrew its target size.
+    LevelSize,
+}
+
+/// A finished compaction.
+#[derive(Clone, Debug)]
+pub struct CompactionEvent {
+    /// The input level.
+    pub level: usize,
+    /// The output level.
+    pub output_level: usize,
+    /// Input tables.
+    pub inputs: usize,
+    /// Output tables.
+    pub outputs: usize,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Entries dropped (shadowed versions, deletions at the bottom).
+    pub entries_dropped: u64,
+    /// Why it ran.
+    pub reason: CompactionReason,
+    /// How long it took.
+    pub duration: std::time::Duration,
+}
+
+/// How hard writes are held back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallLevel {
+    /// Not at all (a stall ended).
+    None,
+    /// Slowed.
+    Slowdown,
+    /// Stopped until compaction or flush catches up.
+    Stop,
+}
+
+/// A change of the write stall.
+#[derive(Clone, Debug)]
+pub struct StallEvent {
+    /// The new level.
+    pub level: StallLevel,
+    /// Level-0 tables at the change.
+    pub l0_files: usize,
+    /// Memtables waiting for flush at the change.
+    pub immutable_memtables: usize,
+}
+
+/// A background failure.
+#[derive(Clone, Debug)]
+pub struct ErrorEvent {
+    /// What failed.
+    pub message: String,
 }
 
 pub(super) type Listener = Arc<dyn Fn(&DbEvent) + Send + Sync>;
@@ -120,19 +203,4 @@ pub struct DbStats {
     pub background_error: Option<String>,
     /// The log's statistics.
     pub log: WalStats,
-}
-
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
