@@ -66,7 +66,7 @@ if [[ $if_stale == 1 ]] && is_fresh; then
   exit 0
 fi
 
-napi_flags=(--platform --manifest-path crates/node/Cargo.toml --output-dir . --js binding.js --dts binding.d.ts)
+napi_flags=(--platform --no-const-enum --manifest-path crates/node/Cargo.toml --output-dir . --js binding.js --dts binding.d.ts)
 if [[ $profile == release ]]; then
   napi_flags+=(--release)
 fi

@@ -5,7 +5,7 @@
  */
 import './polyfill.js'
 import * as native from '../binding.js'
-import { UringdbError, toUringdbError, invalidArgument, closedError, nativeDetail } from './errors.js'
+import { UringdbError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
 import { CompletionQueue, TickStager, ParkedQueue, ReadGate, GetStager, bytesIn, closeHandle } from './pending.js'
 import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync } from './args.js'
 import {
@@ -122,8 +122,7 @@ export class Db implements AsyncDisposable {
         this.#parked.push({ kind: 'run', data: data.subarray(at), lens: lens.slice(taken), syncs: syncs.slice(taken) }, n - taken)
       }
     } catch (e) {
-      const accepted = nativeDetail(e, 'accepted')
-      this.#queue.rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
+      this.#queue.rejectNewest(n - acceptedBefore(e), toUringdbError(e))
     }
   }
 
@@ -143,8 +142,7 @@ export class Db implements AsyncDisposable {
       try {
         taken = this.#native.writePacked(op.data, op.lens, op.syncs)
       } catch (e) {
-        const accepted = nativeDetail(e, 'accepted')
-        this.#parked.handed(typeof accepted === 'number' ? accepted : 0)
+        this.#parked.handed(acceptedBefore(e))
         throw e
       }
       this.#parked.handed(taken)
@@ -187,13 +185,13 @@ export class Db implements AsyncDisposable {
    * @internal Receives completions from the engine (one call per commit group), or, with
    * no outcome (null seqs, 0 failed), word that parked writes may be retried.
    */
-  _complete(seqs: Float64Array | null, failed: number, errorJson: string | null): void {
+  _complete(seqs: Float64Array | null, failed: number, error: native.NativeError | null): void {
     if (seqs === null && failed === 0) {
       this.#pump()
       return
     }
     if (seqs !== null) this.#queue.resolve(seqs)
-    if (failed > 0) this.#queue.fail(failed, errorJson)
+    if (failed > 0) this.#queue.fail(failed, error)
   }
 
   /** @internal Logs one encoded batch; resolves with its sequence number. */
@@ -528,7 +526,7 @@ export class Db implements AsyncDisposable {
   stats(): DbStats {
     if (this.#closing) throw closedError('database')
     try {
-      return JSON.parse(this.#native.statsJson()) as DbStats
+      return this.#native.stats()
     } catch (e) {
       throw toUringdbError(e)
     }
@@ -567,16 +565,16 @@ export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
   checkDir(dir)
   const o = parseOptions(DbOptionsSchema, options)
   let db: Db | undefined
-  const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null): void => {
-    db?._complete(seqs, failed, errorJson)
+  const onComplete = (seqs: Float64Array | null, failed: number, error: native.NativeError | null): void => {
+    db?._complete(seqs, failed, error)
   }
   let handle: native.NativeDb
   try {
-    handle = await native.openDb(dir, nativeDbOptions(o), onComplete, (kind: string, json: string) => onDbEvent(dir, kind, json))
+    handle = await native.openDb(dir, nativeDbOptions(o), onComplete, (event) => onDbEvent(dir, event))
   } catch (e) {
     throw toUringdbError(e)
   }
-  const recovery = { dir, ...(JSON.parse(handle.recoveryJson) as Omit<DbRecovery, 'dir'>) }
+  const recovery: DbRecovery = { dir, ...handle.recovery }
   db = new Db(handle, dir, o.sync, recovery)
   if (dbChannels.recovery.hasSubscribers) dbChannels.recovery.publish(recovery)
   return db

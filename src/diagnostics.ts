@@ -5,6 +5,8 @@
  * @module
  */
 import { channel } from 'node:diagnostics_channel'
+import type * as native from '../binding.js'
+import type { Same } from './options.js'
 
 /** Latency percentiles in microseconds. */
 export interface Percentiles {
@@ -154,8 +156,10 @@ export interface DbStats {
   backgroundError: string | null
   /** The write-ahead log's statistics. */
   log: {
-    backend: string
+    backend: 'io_uring' | 'portable'
     fallbackReason: string | null
+    /** Kernel features probed at open. */
+    features: string[]
     appends: number
     appendBytes: number
     groups: number
@@ -200,7 +204,7 @@ export interface DbRecovery {
   /** Time open took, in microseconds. */
   durationUs: number
   /** I/O backend in use. */
-  backend: string
+  backend: 'io_uring' | 'portable'
   /** Why io_uring is not used, or null. */
   fallbackReason: string | null
 }
@@ -217,13 +221,19 @@ export const dbChannels = {
   error: channel('uringdb:db:error'),
 } as const
 
-export function onDbEvent(dir: string, kind: string, json: string): void {
-  const ch = (dbChannels as Record<string, ReturnType<typeof channel>>)[kind]
-  if (ch === undefined || !ch.hasSubscribers) return
-  try {
-    ch.publish({ dir, ...(JSON.parse(json) as object) })
-  } catch {
-    // An event that does not parse is dropped, never thrown into the engine's callback.
-  }
+/** Publishes an engine event on its `uringdb:db:<kind>` channel (the facts, with `dir`). */
+export function onDbEvent(dir: string, event: native.NativeDbEvent): void {
+  const ch = dbChannels[event.kind]
+  if (!ch.hasSubscribers) return
+  const { kind: _kind, ...facts } = event
+  ch.publish({ dir, ...facts })
 }
 
+// The public types above are the binding's generated ones (binding.d.ts), checked both ways
+// by the compiler: a field added, removed or retyped in Rust fails the build until it is
+// documented here.
+const _dbStats: Same<DbStats, native.NativeDbStats> = true
+const _dbRecovery: Same<Omit<DbRecovery, 'dir'>, native.NativeDbRecovery> = true
+const _percentiles: Same<Percentiles, native.NativePercentiles> = true
+const _levelStats: Same<LevelStats, native.NativeLevelStats> = true
+void [_dbStats, _dbRecovery, _percentiles, _levelStats]

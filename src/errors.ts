@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type * as native from '../binding.js'
 
 /** Stable error codes (besides OS error names such as `ENOSPC` and `EIO`). */
 export type UringdbErrorCode =
@@ -18,6 +19,8 @@ export type UringdbErrorCode =
   | 'ERR_URINGDB_IO_URING_UNAVAILABLE'
   | 'ERR_URINGDB_PANIC'
   | 'ERR_URINGDB_IO'
+  /** A bug in uringdb (an engine state the binding did not expect); please report it. */
+  | 'ERR_URINGDB_INTERNAL'
   /**
    * Retryable: the process-wide reader queue is full (`READER_QUEUE_JOBS_MAX`, 1024 jobs).
    * Each handle keeps its own multi-gets far below that (the excess waits), so this needs
@@ -57,39 +60,30 @@ export class UringdbError extends Error {
   }
 }
 
-interface NativeErrorJson {
-  code: string
-  message: string
-  field?: string
-  file?: string
-  offset?: number
-  errno?: number
-  cause?: NativeErrorJson
+/** The `name` of the errors the binding throws (errors.rs `NATIVE_ERROR_NAME`). */
+const NATIVE_ERROR_NAME = 'UringdbNativeError'
+
+/** A {@link UringdbError} from the binding's typed error (a callback's or a thrown one's). */
+export function fromNative(n: native.NativeError): UringdbError {
+  return new UringdbError(n.code, n.message, {
+    field: n.field,
+    file: n.file,
+    offset: n.offset,
+    errno: n.errno,
+    cause: n.cause === undefined ? undefined : fromNative(n.cause),
+  })
 }
 
-function fromJson(j: NativeErrorJson): UringdbError {
-  return new UringdbError(j.code, j.message, {
-    field: j.field,
-    file: j.file,
-    offset: j.offset,
-    errno: j.errno,
-    cause: j.cause === undefined ? undefined : fromJson(j.cause),
-  })
+function isNative(e: unknown): e is Error & native.NativeError {
+  return e instanceof Error && e.name === NATIVE_ERROR_NAME && typeof (e as { code?: unknown }).code === 'string'
 }
 
 /** The one place where native errors become {@link UringdbError}s. */
 export function toUringdbError(e: unknown): UringdbError {
   if (e instanceof UringdbError) return e
-  const message = e instanceof Error ? e.message : String(e)
-  if (message.startsWith('{')) {
-    try {
-      return fromJson(JSON.parse(message) as NativeErrorJson)
-    } catch {
-      // fall through: not one of ours
-    }
-  }
+  if (isNative(e)) return fromNative(e)
   // Argument conversion errors raised by the binding layer itself.
-  return new UringdbError('ERR_URINGDB_INVALID_ARGUMENT', message, { cause: e })
+  return new UringdbError('ERR_URINGDB_INVALID_ARGUMENT', e instanceof Error ? e.message : String(e), { cause: e })
 }
 
 export function invalidArgument(message: string): UringdbError {
@@ -101,12 +95,7 @@ export function closedError(what: 'log' | 'database', state = 'is closed'): Urin
   return new UringdbError('ERR_URINGDB_CLOSED', `the ${what} ${state}`)
 }
 
-export function nativeDetail(e: unknown, key: string): unknown {
-  const message = e instanceof Error ? e.message : ''
-  if (!message.startsWith('{')) return undefined
-  try {
-    return (JSON.parse(message) as Record<string, unknown>)[key]
-  } catch {
-    return undefined
-  }
+/** How many entries of a packed write the engine accepted before the error `e` (0 if it says nothing). */
+export function acceptedBefore(e: unknown): number {
+  return isNative(e) && typeof e.accepted === 'number' ? e.accepted : 0
 }

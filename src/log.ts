@@ -5,7 +5,7 @@
  */
 import './polyfill.js'
 import * as native from '../binding.js'
-import { UringdbError, toUringdbError, invalidArgument, closedError, nativeDetail } from './errors.js'
+import { UringdbError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
 import { CompletionQueue, TickStager, ParkedQueue, bytesIn, closeHandle } from './pending.js'
 import { checkDir, describe, isWellFormed, checkWellFormed, checkSeq, checkOptions, checkBatchSize } from './args.js'
 import { MiB, LogOptionsSchema, parseOptions, nativeLogOptions, type LogOptions, type AppendOptions, type ReadOptions, type TailOptions } from './options.js'
@@ -88,8 +88,7 @@ export class Log implements AsyncDisposable {
     } catch (e) {
       // The staged calls are the newest n operations in the queue; those the engine did
       // not accept are rejected (they were not written).
-      const accepted = nativeDetail(e, 'accepted')
-      this.#queue.rejectNewest(n - (typeof accepted === 'number' ? accepted : 0), toUringdbError(e))
+      this.#queue.rejectNewest(n - acceptedBefore(e), toUringdbError(e))
     }
   }
 
@@ -123,8 +122,7 @@ export class Log implements AsyncDisposable {
         try {
           taken = this.#native.appendPacked(op.data, op.lens, op.entries)
         } catch (e) {
-          const accepted = nativeDetail(e, 'accepted')
-          this.#parked.handed(typeof accepted === 'number' ? accepted : 0)
+          this.#parked.handed(acceptedBefore(e))
           throw e
         }
         this.#parked.handed(taken)
@@ -182,7 +180,7 @@ export class Log implements AsyncDisposable {
    * @internal Receives completions from the engine (one call per commit group), or, with
    * no outcome (null seqs, 0 failed), word that parked operations may be retried.
    */
-  _complete(seqs: Float64Array | null, failed: number, errorJson: string | null, group: Float64Array | null): void {
+  _complete(seqs: Float64Array | null, failed: number, error: native.NativeError | null, group: Float64Array | null): void {
     if (seqs === null && failed === 0) {
       this.#pump()
       return
@@ -204,7 +202,7 @@ export class Log implements AsyncDisposable {
         commitChannel.publish(event)
       }
     }
-    if (failed > 0) this.#queue.fail(failed, errorJson)
+    if (failed > 0) this.#queue.fail(failed, error)
   }
 
   /**
@@ -452,7 +450,7 @@ export class Log implements AsyncDisposable {
 
   /** Counters, latency percentiles per stage, and the I/O backend in use. */
   stats(): LogStats {
-    let s: native.NativeStats
+    let s: native.NativeLogStats
     try {
       s = this.#native.stats()
     } catch (e) {
@@ -509,8 +507,8 @@ export async function openLog(dir: string, options: LogOptions = {}): Promise<Lo
   checkDir(dir)
   const o = parseOptions(LogOptionsSchema, options)
   let log: Log | undefined
-  const onComplete = (seqs: Float64Array | null, failed: number, errorJson: string | null, group: Float64Array | null): void => {
-    log?._complete(seqs, failed, errorJson, group)
+  const onComplete = (seqs: Float64Array | null, failed: number, error: native.NativeError | null, group: Float64Array | null): void => {
+    log?._complete(seqs, failed, error, group)
   }
   let handle: native.NativeLog
   try {

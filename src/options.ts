@@ -110,15 +110,21 @@ export const DbOptionsSchema = z
       .union([compressionEnum, z.array(compressionEnum).min(1).max(7)])
       .default(['none', 'none', 'lz4']),
     /** Bloom filter bits per key (0 disables filters). */
-    bloomBitsPerKey: z.number().int().min(0).max(64).default(10),
+    bloomBitsPerKey: z.number().int().min(0).max(32).default(10),
     /** Target size of a data block, in bytes. */
-    blockBytes: z.number().int().min(256).max(4 * MiB).default(4096),
+    blockBytes: z.number().int().min(256).max(16 * MiB).default(4096),
     /** Block cache capacity, in bytes (0 disables it). */
     cacheBytes: z.number().int().min(0).max(2 ** 40).default(64 * MiB),
     /** Background compaction threads. */
     compactionThreads: z.number().int().min(1).max(64).default(1),
     /** Bytes per second flush and compaction may write (0: unlimited). */
-    compactionRateBytesPerSec: z.number().int().min(0).max(2 ** 50).default(0),
+    compactionRateBytesPerSec: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 50)
+      .refine((n) => n === 0 || n >= MiB, { message: 'must be 0 (unlimited) or at least 1048576' })
+      .default(0),
     /**
      * Table files kept open at most (the least recently used beyond it are closed and
      * reopened when read); also at most half the process's open-file limit (`ulimit -n`).
@@ -130,46 +136,35 @@ export const DbOptionsSchema = z
 /** Options of {@link open} (all optional). */
 export type DbOptions = z.input<typeof DbOptionsSchema>
 
-/** The parsed options of the write-ahead log (of a Log, or under a Db) as the engine takes them. */
-export function nativeLogOptions(o: {
-  ioBackend: native.NativeLogOptions['ioBackend']
-  segmentBytes: number
-  ringBytes: number
-  maxRecordBytes?: number
-  commitDelayUs: number
-  recovery: native.NativeLogOptions['recovery']
-}): native.NativeLogOptions {
+/** The parsed options of a log as the engine takes them. */
+export function nativeLogOptions(o: z.output<typeof LogOptionsSchema>): native.NativeLogOptions {
   return {
     ioBackend: o.ioBackend,
     segmentBytes: o.segmentBytes,
     ringBytes: o.ringBytes,
-    maxRecordBytes: o.maxRecordBytes ?? 0,
+    ...(o.maxRecordBytes === undefined ? {} : { maxRecordBytes: o.maxRecordBytes }),
     commitDelayUs: o.commitDelayUs,
     recovery: o.recovery,
   }
 }
 
-/** Parsed database options as the engine takes them. */
+/** Parsed database options as the engine takes them: the same names, less `sync`. */
 export function nativeDbOptions(o: z.output<typeof DbOptionsSchema>): native.NativeDbOptions {
-  return {
-    log: nativeLogOptions(o),
-    memtableBytes: o.memtableBytes,
-    maxImmutableMemtables: o.maxImmutableMemtables,
-    l0CompactionTrigger: o.l0CompactionTrigger,
-    l0SlowdownTrigger: o.l0SlowdownTrigger,
-    l0StopTrigger: o.l0StopTrigger,
-    levelBaseBytes: o.levelBaseBytes,
-    levelMultiplier: o.levelMultiplier,
-    targetFileBytes: o.targetFileBytes,
-    compression: typeof o.compression === 'string' ? [o.compression] : o.compression,
-    bloomBitsPerKey: o.bloomBitsPerKey,
-    blockBytes: o.blockBytes,
-    cacheBytes: o.cacheBytes,
-    compactionThreads: o.compactionThreads,
-    compactionRateBytesPerSec: o.compactionRateBytesPerSec,
-    maxOpenFiles: o.maxOpenFiles,
-  }
+  const { sync: _sync, compression, ...rest } = o
+  return { ...rest, compression: typeof compression === 'string' ? [compression] : compression }
 }
+
+/**
+ * `true` exactly when `A` and `B` are the same type: the compiler checks the façade's types
+ * against the generated binding.d.ts with it (`const _x: Same<A, B> = true`).
+ */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+
+// The enum options are the binding's string enums.
+const _ioBackend: Same<z.output<typeof ioBackendOption>, native.IoBackend> = true
+const _recovery: Same<z.output<typeof recoveryOption>, native.Recovery> = true
+const _compression: Same<z.output<typeof compressionEnum>, native.Compression> = true
+void [_ioBackend, _recovery, _compression]
 
 /** Options of one append. */
 export interface AppendOptions {

@@ -8,7 +8,7 @@
  * @module
  */
 import type * as native from '../binding.js'
-import { UringdbError, toUringdbError } from './errors.js'
+import { UringdbError, toUringdbError, fromNative } from './errors.js'
 
 /**
  * Pending operations in completion order: the engine completes a handle's writes in the
@@ -124,8 +124,8 @@ export class CompletionQueue {
   }
 
   /** Rejects the oldest operations covering `failed` records with the engine's error. */
-  fail(failed: number, errorJson: string | null): void {
-    const err = toUringdbError(new Error(errorJson ?? '{"code":"ERR_URINGDB_IO","message":"unknown failure"}'))
+  fail(failed: number, error: native.NativeError | null): void {
+    const err = error === null ? new UringdbError('ERR_URINGDB_INTERNAL', 'a write failed without an error') : fromNative(error)
     while (failed > 0) {
       const count = Math.max(1, this.#counts[this.#head]) - this.#partial.length
       this.#partial = []

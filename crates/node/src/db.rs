@@ -1,482 +1,186 @@
 //! The key-value database's binding: `openDb` and `NativeDb`. Like the log's binding it
 //! holds no engine logic: writes are batch payloads (the format lives in
 //! `uringdb_lsm::db::batch`) handed to the engine in one crossing per tick, completions
-//! come back per commit group, reads run on the binding's reader thread (or synchronously
-//! for `getSync`), range reads come back in batches.
+//! come back per commit group ([`crate::completion`]), reads run on the binding's reader
+//! thread (or synchronously for `getSync`), range reads come back in batches
+//! ([`crate::read`]), and the engine's events come back as typed objects.
 
-use std::collections::HashMap;
-use std::ops::Bound;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
 use napi_derive::napi;
-use uringdb_lsm::db::{Db, DbError, DbIter, DbOptions, DbWriter, RangeOptions, SnapshotPin};
+use uringdb_lsm::db::{Db, DbError, DbOptions, DbWriter, RangeOptions};
 use uringdb_lsm::table::Compression;
+use uringdb_wal::{BackendChoice, RecoveryMode};
 
-use crate::errors::{self, coded, guard};
-use crate::{completion_sink, to_wal_options, CompletionArgs, NativeLogOptions};
+use crate::completion::{completion_sink, CompletionArgs, Pending};
+use crate::errors::{guard, panic_failure, settle, Failure, Res, Settle};
+use crate::options::NativeDbOptions;
+use crate::read::{bound, snapshot_of, KeepAlive, NativeBatch, NativeIterator, NativeSnapshot};
+use crate::registry::{identity, Product, Registry, Shared};
+use crate::stats::{db_recovery, db_stats, NativeDbEvent, NativeDbRecovery, NativeDbStats};
+use crate::worker;
 
-/// Options as the façade passes them (validated by its schema; the engine validates again).
-#[napi(object)]
-pub struct NativeDbOptions {
-    /// The log's options.
-    pub log: NativeLogOptions,
-    /// Memtable flush trigger.
-    pub memtable_bytes: f64,
-    /// Immutable memtables at which writes stop.
-    pub max_immutable_memtables: f64,
-    /// Level-0 compaction trigger.
-    pub l0_compaction_trigger: f64,
-    /// Level-0 slowdown trigger.
-    pub l0_slowdown_trigger: f64,
-    /// Level-0 stop trigger.
-    pub l0_stop_trigger: f64,
-    /// Level-1 target size.
-    pub level_base_bytes: f64,
-    /// Level growth factor.
-    pub level_multiplier: f64,
-    /// Compaction output file size.
-    pub target_file_bytes: f64,
-    /// Per level: 'none' | 'lz4' | 'zstd'.
-    pub compression: Vec<String>,
-    /// Bloom bits per key.
-    pub bloom_bits_per_key: f64,
-    /// Data block size.
-    pub block_bytes: f64,
-    /// Block cache size.
-    pub cache_bytes: f64,
-    /// Compaction threads.
-    pub compaction_threads: f64,
-    /// Background write rate limit (0 = none).
-    pub compaction_rate_bytes_per_sec: f64,
-    /// Table files kept open at most.
-    pub max_open_files: f64,
+/// A shared open database.
+pub(crate) struct DbEngine {
+    pub(crate) db: Db,
 }
 
-fn db_err(e: &DbError) -> napi::Error {
-    napi::Error::from_reason(errors::db_to_json(e))
-}
+identity!(
+    /// The options every handle of one database directory must share.
+    DbIdentity {
+        backend: BackendChoice => "ioBackend",
+        segment_bytes: u64 => "segmentBytes",
+        ring_bytes: usize => "ringBytes",
+        recovery: RecoveryMode => "recovery",
+        memtable_bytes: usize => "memtableBytes",
+        cache_bytes: usize => "cacheBytes",
+        compression: Vec<Compression> => "compression",
+        compaction_threads: usize => "compactionThreads",
+        max_open_files: usize => "maxOpenFiles",
+    }
+);
 
-fn closed() -> napi::Error {
-    db_err(&DbError::Closed)
-}
+impl Product for DbEngine {
+    type Options = DbOptions;
+    type Identity = DbIdentity;
+    type Error = DbError;
 
-fn to_db_options(o: &NativeDbOptions) -> napi::Result<DbOptions> {
-    let wal = to_wal_options(&o.log)?;
-    let invalid =
-        |field: &'static str, message: String| db_err(&DbError::InvalidOption { field, message });
-    let int = |field: &'static str, v: f64| -> napi::Result<u64> {
-        if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
-            Ok(v as u64)
-        } else {
-            Err(invalid(
-                field,
-                format!("must be a non-negative integer, got {v}"),
-            ))
+    fn identity(o: &DbOptions) -> DbIdentity {
+        DbIdentity {
+            backend: o.wal.backend,
+            segment_bytes: o.wal.segment_bytes,
+            ring_bytes: o.wal.ring_bytes,
+            recovery: o.wal.recovery,
+            memtable_bytes: o.memtable_bytes,
+            cache_bytes: o.cache_bytes,
+            compression: o.compression.clone(),
+            compaction_threads: o.compaction_threads,
+            max_open_files: o.max_open_files,
         }
-    };
-    let mut compression = Vec::new();
-    for c in &o.compression {
-        compression.push(match c.as_str() {
-            "none" => Compression::None,
-            "lz4" => Compression::Lz4,
-            "zstd" => Compression::ZSTD_DEFAULT,
-            other => {
-                return Err(invalid(
-                    "compression",
-                    format!("must be 'none', 'lz4' or 'zstd', got '{other}'"),
-                ))
-            }
-        });
     }
-    Ok(DbOptions {
-        wal,
-        memtable_bytes: int("memtableBytes", o.memtable_bytes)? as usize,
-        max_immutable_memtables: int("maxImmutableMemtables", o.max_immutable_memtables)? as usize,
-        l0_compaction_trigger: int("l0CompactionTrigger", o.l0_compaction_trigger)? as usize,
-        l0_slowdown_trigger: int("l0SlowdownTrigger", o.l0_slowdown_trigger)? as usize,
-        l0_stop_trigger: int("l0StopTrigger", o.l0_stop_trigger)? as usize,
-        level_base_bytes: int("levelBaseBytes", o.level_base_bytes)?,
-        level_multiplier: int("levelMultiplier", o.level_multiplier)?,
-        target_file_bytes: int("targetFileBytes", o.target_file_bytes)?,
-        compression,
-        bloom_bits_per_key: int("bloomBitsPerKey", o.bloom_bits_per_key)? as u32,
-        block_bytes: int("blockBytes", o.block_bytes)? as usize,
-        cache_bytes: int("cacheBytes", o.cache_bytes)? as usize,
-        compaction_threads: int("compactionThreads", o.compaction_threads)? as usize,
-        rate_limit_bytes_per_sec: int(
-            "compactionRateBytesPerSec",
-            o.compaction_rate_bytes_per_sec,
-        )?,
-        max_open_files: int("maxOpenFiles", o.max_open_files)? as usize,
-        // Engine-internal knobs (the manifest rewrite threshold) keep their defaults.
-        ..DbOptions::default()
-    })
-}
-
-/// One open database per directory per process, shared by handles (main thread and
-/// worker_threads); closed when the last handle closes.
-struct DbEngine {
-    db: Db,
-    key: PathBuf,
-    fingerprint: String,
-    handles: AtomicUsize,
-}
-
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<DbEngine>>> {
-    static R: OnceLock<Mutex<HashMap<PathBuf, Weak<DbEngine>>>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// The options every handle of one directory must agree on, by name.
-fn fingerprint(o: &DbOptions) -> Vec<(&'static str, String)> {
-    vec![
-        ("ioBackend", format!("{:?}", o.wal.backend)),
-        ("segmentBytes", o.wal.segment_bytes.to_string()),
-        ("ringBytes", o.wal.ring_bytes.to_string()),
-        ("recovery", format!("{:?}", o.wal.recovery)),
-        ("memtableBytes", o.memtable_bytes.to_string()),
-        ("cacheBytes", o.cache_bytes.to_string()),
-        ("compression", format!("{:?}", o.compression)),
-        ("compactionThreads", o.compaction_threads.to_string()),
-        ("maxOpenFiles", o.max_open_files.to_string()),
-    ]
-}
-
-fn acquire(dir: &Path, opts: DbOptions) -> std::result::Result<(Arc<DbEngine>, bool), DbError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| DbError::InvalidArgument(format!("creating {}: {e}", dir.display())))?;
-    let key = std::fs::canonicalize(dir)
-        .map_err(|e| DbError::InvalidArgument(format!("resolving {}: {e}", dir.display())))?;
-    let fp = fingerprint(&opts);
-    let fp_s = format!("{fp:?}");
-    let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(engine) = reg.get(&key).and_then(Weak::upgrade) {
-        if engine.fingerprint != fp_s {
-            let field = fp
-                .iter()
-                .find(|(name, v)| {
-                    !engine
-                        .fingerprint
-                        .contains(&format!("(\"{name}\", \"{v}\")"))
-                })
-                .map_or("options", |(n, _)| n);
-            return Err(DbError::InvalidOption {
-                field,
-                message: format!(
-                    "{} is already open in this process with a different {field}; every handle of one directory must use the same engine options",
-                    dir.display()
-                ),
-            });
-        }
-        engine.handles.fetch_add(1, Ordering::Relaxed);
-        return Ok((engine, false));
+    fn first_difference(a: &DbIdentity, b: &DbIdentity) -> Option<&'static str> {
+        a.first_difference(b)
     }
-    let db = Db::open(&key, opts)?;
-    let engine = Arc::new(DbEngine {
-        db,
-        key: key.clone(),
-        fingerprint: fp_s,
-        handles: AtomicUsize::new(1),
-    });
-    reg.insert(key, Arc::downgrade(&engine));
-    Ok((engine, true))
-}
-
-fn release(engine: Arc<DbEngine>) -> std::result::Result<(), DbError> {
-    let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    if engine.handles.fetch_sub(1, Ordering::Relaxed) == 1 {
-        reg.remove(&engine.key);
-        engine.db.close()
-    } else {
-        Ok(())
+    fn open(dir: &Path, options: DbOptions) -> std::result::Result<Self, DbError> {
+        Ok(DbEngine {
+            db: Db::open(dir, options)?,
+        })
+    }
+    fn close(&self) -> std::result::Result<(), DbError> {
+        self.db.close()
+    }
+    fn dir_error(context: String, e: std::io::Error) -> DbError {
+        DbError::InvalidArgument(format!("{context}: {e}"))
+    }
+    fn mismatch(field: &'static str, message: String) -> DbError {
+        DbError::InvalidOption { field, message }
     }
 }
 
-type EventFn =
-    ThreadsafeFunction<(String, String), (), FnArgs<(String, String)>, Status, false, true>;
+static DBS: Registry<DbEngine> = Registry::new();
+
+/// A handle's share of an open database.
+pub(crate) type Engine = Arc<Shared<DbEngine>>;
+
+type EventFn = ThreadsafeFunction<NativeDbEvent, (), NativeDbEvent, Status, false, true>;
 
 /// An open database handle, one per `openDb` call; several may share an engine.
 #[napi]
 pub struct NativeDb {
-    engine: Option<Arc<DbEngine>>,
+    engine: Option<Engine>,
     writer: Option<DbWriter>,
-    pending: Arc<AtomicI64>,
-    raw_tsfn: Arc<AtomicUsize>,
+    pending: Pending,
     listener: Option<u64>,
     opened: bool,
-    recovery_json: String,
+    recovery: NativeDbRecovery,
 }
 
-fn recovery_json(db: &Db, opened: bool) -> String {
-    let r = db.recovery();
-    let w = db.wal_recovery();
-    let p = db.probe();
-    format!(
-        "{{\"opened\":{opened},\"created\":{},\"flushedSeq\":{},\"replayedRecords\":{},\"tables\":{},\"orphansRemoved\":{},\"manifestEdits\":{},\"manifestTornBytes\":{},\"logSegments\":{},\"logTruncatedBytes\":{},\"lastSeq\":{},\"durationUs\":{},\"backend\":{},\"fallbackReason\":{}}}",
-        r.created,
-        r.flushed_seq,
-        r.replayed_records,
-        r.tables,
-        r.orphans_removed,
-        r.manifest_edits,
-        r.manifest_torn_bytes,
-        w.segments,
-        w.truncated_bytes,
-        db.visible_seq(),
-        r.duration.as_micros(),
-        errors::json_str(p.backend.as_str()),
-        p.fallback_reason
-            .as_deref()
-            .map_or("null".to_string(), errors::json_str),
-    )
+fn closed() -> Failure {
+    Failure::from(&DbError::Closed)
 }
 
-/// Opens (or joins) the database in `dir`.
+/// Opens (or joins) the database in `dir`. Completions arrive as for `openLog`; the
+/// engine's events (flush, compaction, stall, error) arrive at `onEvent`.
 #[napi(ts_return_type = "Promise<NativeDb>")]
 pub fn open_db<'env>(
     env: &'env Env,
     dir: String,
     options: NativeDbOptions,
     #[napi(
-        ts_arg_type = "(seqs: Float64Array | null, failedCount: number, errorJson: string | null, group: Float64Array | null) => void"
+        ts_arg_type = "(seqs: Float64Array | null, failedCount: number, error: NativeError | null, group: Float64Array | null) => void"
     )]
     on_complete: Function<CompletionArgs, ()>,
-    #[napi(ts_arg_type = "(kind: string, json: string) => void")] on_event: Function<
-        (String, String),
-        (),
-    >,
+    #[napi(ts_arg_type = "(event: NativeDbEvent) => void")] on_event: Function<NativeDbEvent, ()>,
 ) -> napi::Result<Object<'env>> {
-    guard(|| {
-        let opts = to_db_options(&options)?;
-        let (sink, raw_tsfn) = completion_sink(on_complete)?;
+    guard(env, || {
+        let opts = options.to_db()?;
+        let (sink, pending) = completion_sink(on_complete)?;
         let events: EventFn = on_event
-            .build_threadsafe_function::<(String, String)>()
+            .build_threadsafe_function::<NativeDbEvent>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build_callback(|ctx: ThreadsafeCallContext<(String, String)>| {
-                // Two arguments (kind, json), not one array.
-                Ok(FnArgs::from(ctx.value))
-            })?;
+            .build_callback(|ctx: ThreadsafeCallContext<NativeDbEvent>| Ok(ctx.value))?;
         let events = Arc::new(events);
-        let (deferred, promise) = env.create_deferred::<NativeDb, _>()?;
-        crate::worker::spawn_named("uringdb-open", move || {
+        let (deferred, promise) = env.create_deferred::<NativeDb, Settle<NativeDb>>()?;
+        worker::spawn_named("uringdb-open", move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                acquire(Path::new(&dir), opts)
+                DBS.acquire(Path::new(&dir), opts)
             }));
-            match r {
+            let r = match r {
                 Ok(Ok((engine, opened))) => {
-                    let writer = engine.db.writer(sink.clone());
-                    let ev = events.clone();
+                    let writer = engine.db.writer(sink);
                     let listener = engine.db.add_listener(Arc::new(move |e| {
-                        ev.call(
-                            (e.kind.to_string(), e.json.clone()),
-                            ThreadsafeFunctionCallMode::NonBlocking,
-                        );
+                        events.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
                     }));
-                    let pending = sink.pending.clone();
-                    drop(sink);
-                    let recovery_json = recovery_json(&engine.db, opened);
-                    deferred.resolve(move |_| {
+                    let recovery = db_recovery(&engine.db, opened);
+                    Ok(Box::new(move |_| {
                         Ok(NativeDb {
                             engine: Some(engine),
                             writer: Some(writer),
                             pending,
-                            raw_tsfn,
                             listener: Some(listener),
                             opened,
-                            recovery_json,
+                            recovery,
                         })
-                    });
+                    }) as Settle<NativeDb>)
                 }
-                Ok(Err(e)) => deferred.reject(db_err(&e)),
-                Err(p) => deferred.reject(coded(
-                    "ERR_URINGDB_PANIC",
-                    &format!(
-                        "internal error (a Rust panic was caught): {}",
-                        errors::panic_message(&*p)
-                    ),
-                )),
-            }
+                Ok(Err(e)) => Err(Failure::from(&e)),
+                Err(p) => Err(panic_failure(&*p)),
+            };
+            settle(deferred, r);
         });
         Ok(promise)
     })
 }
 
-/// A snapshot handle.
-#[napi]
-pub struct NativeSnapshot {
-    pin: Option<Arc<SnapshotPin>>,
-}
-
-#[napi]
-impl NativeSnapshot {
-    /// Releases the snapshot (idempotent).
-    #[napi]
-    pub fn release(&mut self) {
-        self.pin = None;
-    }
-
-    /// Another handle on the same snapshot (kept if this one is released); for reads that
-    /// wait for a place in the reader queue after their call returned.
-    #[napi]
-    pub fn dup(&self) -> NativeSnapshot {
-        NativeSnapshot {
-            pin: self.pin.clone(),
-        }
-    }
-
-    /// The snapshot's sequence number.
-    #[napi(getter)]
-    pub fn seq(&self) -> f64 {
-        self.pin.as_ref().map_or(-1.0, |p| p.seq() as f64)
-    }
-}
-
-fn snapshot_of(db: &Db, s: Option<&NativeSnapshot>) -> napi::Result<Option<Arc<SnapshotPin>>> {
-    match s {
-        None => Ok(None),
-        Some(s) => match &s.pin {
-            Some(p) if !db.owns(p) => Err(db_err(&DbError::InvalidArgument(
-                "the snapshot belongs to another database".into(),
-            ))),
-            Some(p) => Ok(Some(p.clone())),
-            None => Err(db_err(&DbError::InvalidArgument(
-                "the snapshot was released".into(),
-            ))),
-        },
-    }
-}
-
-/// A batch of entries from an iterator or a multi-get.
-#[napi(object)]
-pub struct NativeBatch {
-    /// Keys and values back to back.
-    pub data: Buffer,
-    /// Per entry: key length, value length (-1: absent, for multi-get).
-    pub lens: Int32Array,
-    /// Whether no entry follows.
-    pub done: bool,
-}
-
-/// A range iterator handle.
-#[napi]
-pub struct NativeIterator {
-    /// Keeps the engine alive while the iterator is open; dropped by `close`, so that a
-    /// closed iterator object does not hold the database's files until it is collected.
-    engine: Mutex<Option<Arc<DbEngine>>>,
-    it: Arc<Mutex<Option<DbIter>>>,
-}
-
-#[napi]
-impl NativeIterator {
-    /// Fetches up to `maxEntries` entries (about `maxBytes`), off the JS thread.
-    #[napi(ts_return_type = "Promise<NativeBatch>")]
-    pub fn next_batch<'env>(
-        &self,
-        env: &'env Env,
-        max_entries: u32,
-        max_bytes: u32,
-    ) -> napi::Result<Object<'env>> {
-        guard(|| {
-            let slot = crate::worker::read_slot()?;
-            let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
-            let it = self.it.clone();
-            let _engine = self
-                .engine
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            slot.submit(move || {
-                let r = {
-                    let mut g = it.lock().unwrap_or_else(|e| e.into_inner());
-                    match g.as_mut() {
-                        Some(it) => {
-                            it.next_batch(max_entries.max(1) as usize, max_bytes.max(1) as usize)
-                        }
-                        None => Err(DbError::InvalidArgument("the iterator is closed".into())),
-                    }
-                };
-                drop(_engine);
-                match r {
-                    Ok(b) => deferred.resolve(move |_| {
-                        let lens: Vec<i32> = b.lens.iter().map(|&l| l as i32).collect();
-                        Ok(NativeBatch {
-                            data: b.data.into(),
-                            lens: Int32Array::new(lens),
-                            done: b.done,
-                        })
-                    }),
-                    Err(e) => deferred.reject(db_err(&e)),
-                }
-            });
-            Ok(promise)
-        })
-    }
-
-    /// Synchronous variant of `nextBatch` (for small batches on hot paths).
-    #[napi]
-    pub fn next_batch_sync(&self, max_entries: u32, max_bytes: u32) -> napi::Result<NativeBatch> {
-        guard(|| {
-            let mut g = self.it.lock().unwrap_or_else(|e| e.into_inner());
-            let it = g.as_mut().ok_or_else(|| {
-                db_err(&DbError::InvalidArgument("the iterator is closed".into()))
-            })?;
-            let b = it
-                .next_batch(max_entries.max(1) as usize, max_bytes.max(1) as usize)
-                .map_err(|e| db_err(&e))?;
-            let lens: Vec<i32> = b.lens.iter().map(|&l| l as i32).collect();
-            Ok(NativeBatch {
-                data: b.data.into(),
-                lens: Int32Array::new(lens),
-                done: b.done,
-            })
-        })
-    }
-
-    /// Repositions at `target` (within the range).
-    #[napi]
-    pub fn seek(&self, target: &[u8]) -> napi::Result<()> {
-        guard(|| {
-            if let Some(it) = self.it.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                it.seek(target);
-            }
-            Ok(())
-        })
-    }
-
-    /// Releases the iterator's pinned state (idempotent).
-    #[napi]
-    pub fn close(&self) {
-        self.it.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-}
-
-fn bound(v: Option<&[u8]>, inclusive: bool) -> Bound<Vec<u8>> {
-    match v {
-        None => Bound::Unbounded,
-        Some(k) if inclusive => Bound::Included(k.to_vec()),
-        Some(k) => Bound::Excluded(k.to_vec()),
-    }
-}
-
 impl NativeDb {
-    fn engine(&self) -> napi::Result<&Arc<DbEngine>> {
+    fn engine(&self) -> Res<&Engine> {
         self.engine.as_ref().ok_or_else(closed)
     }
 
-    fn add_pending(&self, env: &Env, n: i64) {
-        crate::add_pending(env, &self.pending, &self.raw_tsfn, n);
-    }
-
-    fn undo_pending(&self, env: &Env, n: i64) {
-        crate::undo_pending(env, &self.pending, &self.raw_tsfn, n);
+    /// Runs `job` on a thread of its own and settles the promise with its outcome.
+    fn background<'env>(
+        &self,
+        env: &'env Env,
+        name: &str,
+        job: impl FnOnce(&Db) -> std::result::Result<(), DbError> + Send + 'static,
+    ) -> Res<Object<'env>> {
+        let engine = self.engine()?.clone();
+        let (deferred, promise) = env.create_deferred::<(), Settle<()>>()?;
+        worker::spawn_named(name, move || {
+            let r = job(&engine.db);
+            settle(
+                deferred,
+                r.map(|()| Box::new(|_| Ok(())) as Settle<()>)
+                    .map_err(|e| Failure::from(&e)),
+            );
+        });
+        Ok(promise)
     }
 }
 
@@ -486,7 +190,7 @@ impl NativeDb {
     /// `lens` their lengths, `syncs` one flag per payload. Taken in order until the commit
     /// queue or a write stall's queue is full — never blocking; returns how many were
     /// taken (the rest are the caller's to retry, in order, when the completion callback
-    /// is called with no outcome). On an error the thrown error's JSON carries `accepted`.
+    /// is called with no outcome). A thrown error carries `accepted`.
     #[napi]
     pub fn write_packed(
         &self,
@@ -495,29 +199,19 @@ impl NativeDb {
         lens: &[u32],
         syncs: &[u8],
     ) -> napi::Result<u32> {
-        guard(|| {
+        guard(&env, || {
             let w = self.writer.as_ref().ok_or_else(closed)?;
             let n = lens.len() as i64;
-            self.add_pending(&env, n);
+            self.pending.add(&env, n);
             match w.try_write_packed(data, lens, syncs) {
                 Ok(o) => {
-                    crate::settle_try(
-                        &env,
-                        &self.pending,
-                        &self.raw_tsfn,
-                        n,
-                        o.accepted as i64,
-                        o.registered,
-                    );
+                    self.pending
+                        .settle_try(&env, n, o.accepted as i64, o.registered);
                     Ok(o.accepted as u32)
                 }
                 Err((i, e)) => {
-                    self.undo_pending(&env, n - i as i64);
-                    let json = errors::db_to_json(&e);
-                    Err(napi::Error::from_reason(format!(
-                        "{},\"accepted\":{i}}}",
-                        &json[..json.len() - 1]
-                    )))
+                    self.pending.undo(&env, n - i as i64);
+                    Err(Failure::from(&e).with_accepted(i))
                 }
             }
         })
@@ -527,16 +221,17 @@ impl NativeDb {
     #[napi]
     pub fn get_sync(
         &self,
+        env: Env,
         key: &[u8],
         snapshot: Option<&NativeSnapshot>,
     ) -> napi::Result<Option<Buffer>> {
-        guard(|| {
+        guard(&env, || {
             let e = self.engine()?;
             let snap = snapshot_of(&e.db, snapshot)?;
             e.db.get_with(key, snap.as_deref(), |v| {
                 v.map(|v| Buffer::from(v.to_vec()))
             })
-            .map_err(|e| db_err(&e))
+            .map_err(|e| Failure::from(&e))
         })
     }
 
@@ -545,11 +240,12 @@ impl NativeDb {
     #[napi]
     pub fn get_sync_into(
         &self,
+        env: Env,
         key: &[u8],
         mut target: Uint8Array,
         snapshot: Option<&NativeSnapshot>,
     ) -> napi::Result<f64> {
-        guard(|| {
+        guard(&env, || {
             let e = self.engine()?;
             let snap = snapshot_of(&e.db, snapshot)?;
             // SAFETY: this is a synchronous call on the JS thread: no JavaScript runs while
@@ -565,7 +261,7 @@ impl NativeDb {
                 }
                 None => -1.0,
             })
-            .map_err(|e| db_err(&e))
+            .map_err(|e| Failure::from(&e))
         })
     }
 
@@ -579,7 +275,7 @@ impl NativeDb {
         lens: &[u32],
         snapshot: Option<&NativeSnapshot>,
     ) -> napi::Result<Object<'env>> {
-        guard(|| {
+        guard(env, || {
             let engine = self.engine()?.clone();
             // Without an explicit snapshot the reads see the state as of this call (taken
             // here, on the JS thread), not whenever the reader thread gets to them.
@@ -587,10 +283,10 @@ impl NativeDb {
                 Some(s) => s,
                 None => Arc::new(engine.db.snapshot()),
             };
-            let slot = crate::worker::read_slot()?;
+            let slot = worker::read_slot()?;
             let keys = keys.to_vec();
             let lens = lens.to_vec();
-            let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
+            let (deferred, promise) = env.create_deferred::<NativeBatch, Settle<NativeBatch>>()?;
             slot.submit(move || {
                 let mut data = Vec::new();
                 let mut out = Vec::with_capacity(lens.len() * 2);
@@ -619,16 +315,17 @@ impl NativeDb {
                         }
                     }
                 }
-                match err {
-                    None => deferred.resolve(move |_| {
+                let r = match err {
+                    None => Ok(Box::new(move |_| {
                         Ok(NativeBatch {
                             data: data.into(),
                             lens: Int32Array::new(out),
                             done: true,
                         })
-                    }),
-                    Some(e) => deferred.reject(db_err(&e)),
-                }
+                    }) as Settle<NativeBatch>),
+                    Some(e) => Err(Failure::from(&e)),
+                };
+                settle(deferred, r);
             });
             Ok(promise)
         })
@@ -636,8 +333,8 @@ impl NativeDb {
 
     /// Registers a snapshot of the current state.
     #[napi]
-    pub fn snapshot(&self) -> napi::Result<NativeSnapshot> {
-        guard(|| {
+    pub fn snapshot(&self, env: Env) -> napi::Result<NativeSnapshot> {
+        guard(&env, || {
             let e = self.engine()?;
             Ok(NativeSnapshot {
                 pin: Some(Arc::new(e.db.snapshot())),
@@ -651,6 +348,7 @@ impl NativeDb {
     #[allow(clippy::too_many_arguments)]
     pub fn iterator(
         &self,
+        env: Env,
         lower: Option<&[u8]>,
         lower_inclusive: bool,
         upper: Option<&[u8]>,
@@ -660,7 +358,7 @@ impl NativeDb {
         values: bool,
         snapshot: Option<&NativeSnapshot>,
     ) -> napi::Result<NativeIterator> {
-        guard(|| {
+        guard(&env, || {
             let engine = self.engine()?.clone();
             let snap = snapshot_of(&engine.db, snapshot)?;
             let opts = RangeOptions {
@@ -672,7 +370,7 @@ impl NativeDb {
             };
             let it = engine.db.iter(opts, snap.as_deref());
             Ok(NativeIterator {
-                engine: Mutex::new(Some(engine)),
+                engine: Mutex::new(Some(engine as KeepAlive)),
                 it: Arc::new(Mutex::new(Some(it))),
             })
         })
@@ -681,14 +379,8 @@ impl NativeDb {
     /// Flushes the memtable; resolves when it is in a table.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn flush<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
-        guard(|| {
-            let engine = self.engine()?.clone();
-            let (deferred, promise) = env.create_deferred::<(), fn(Env) -> napi::Result<()>>()?;
-            crate::worker::spawn_named("uringdb-flush-wait", move || match engine.db.flush() {
-                Ok(()) => deferred.resolve(|_| Ok(())),
-                Err(e) => deferred.reject(db_err(&e)),
-            });
-            Ok(promise)
+        guard(env, || {
+            self.background(env, "uringdb-flush-wait", Db::flush)
         })
     }
 
@@ -700,31 +392,25 @@ impl NativeDb {
         lo: Option<&[u8]>,
         hi: Option<&[u8]>,
     ) -> napi::Result<Object<'env>> {
-        guard(|| {
-            let engine = self.engine()?.clone();
-            let lo = lo.map(<[u8]>::to_vec);
-            let hi = hi.map(<[u8]>::to_vec);
-            let (deferred, promise) = env.create_deferred::<(), fn(Env) -> napi::Result<()>>()?;
-            crate::worker::spawn_named("uringdb-compact-range", move || {
-                match engine.db.compact_range(lo.as_deref(), hi.as_deref()) {
-                    Ok(()) => deferred.resolve(|_| Ok(())),
-                    Err(e) => deferred.reject(db_err(&e)),
-                }
-            });
-            Ok(promise)
+        let lo = lo.map(<[u8]>::to_vec);
+        let hi = hi.map(<[u8]>::to_vec);
+        guard(env, || {
+            self.background(env, "uringdb-compact-range", move |db| {
+                db.compact_range(lo.as_deref(), hi.as_deref())
+            })
         })
     }
 
-    /// Statistics, as JSON.
+    /// Statistics now.
     #[napi]
-    pub fn stats_json(&self) -> napi::Result<String> {
-        guard(|| Ok(stats_json(&self.engine()?.db)))
+    pub fn stats(&self, env: Env) -> napi::Result<NativeDbStats> {
+        guard(&env, || Ok(db_stats(&self.engine()?.db)))
     }
 
-    /// What open found (JSON).
+    /// What open found.
     #[napi(getter)]
-    pub fn recovery_json(&self) -> String {
-        self.recovery_json.clone()
+    pub fn recovery(&self) -> NativeDbRecovery {
+        self.recovery.clone()
     }
 
     /// Whether this handle opened the engine (false: joined one already open).
@@ -735,35 +421,45 @@ impl NativeDb {
 
     /// Largest batch payload in bytes.
     #[napi(getter)]
-    pub fn max_batch_bytes(&self) -> napi::Result<f64> {
-        Ok(self.engine()?.db.max_batch_bytes() as f64)
+    pub fn max_batch_bytes(&self, env: Env) -> napi::Result<f64> {
+        guard(&env, || Ok(self.engine()?.db.max_batch_bytes() as f64))
     }
 
     /// Releases this handle (closing the engine if it was the last). Idempotent.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&mut self, env: &'env Env) -> napi::Result<Object<'env>> {
-        guard(|| {
-            let (deferred, promise) = env.create_deferred::<(), fn(Env) -> napi::Result<()>>()?;
-            let writer = self.writer.take();
-            let engine = self.engine.take();
-            let listener = self.listener.take();
-            let Some(engine) = engine else {
-                deferred.resolve(|_| Ok(()));
+        guard(env, || {
+            let (deferred, promise) = env.create_deferred::<(), Settle<()>>()?;
+            let Some(engine) = self.engine.take() else {
+                deferred.resolve(Box::new(|_| Ok(())));
                 return Ok(promise);
             };
-            crate::worker::spawn_named("uringdb-close", move || {
-                if let Some(id) = listener {
-                    engine.db.remove_listener(id);
-                }
-                drop(writer);
-                match release(engine) {
-                    Ok(()) => deferred.resolve(|_| Ok(())),
-                    Err(e) => deferred.reject(db_err(&e)),
-                }
+            let writer = self.writer.take();
+            let listener = self.listener.take();
+            worker::spawn_named("uringdb-close", move || {
+                let r = release(engine, writer, listener);
+                settle(
+                    deferred,
+                    r.map(|()| Box::new(|_| Ok(())) as Settle<()>)
+                        .map_err(|e| Failure::from(&e)),
+                );
             });
             Ok(promise)
         })
     }
+}
+
+/// Gives back a handle's share: its listener, its writer, then the engine.
+fn release(
+    engine: Engine,
+    writer: Option<DbWriter>,
+    listener: Option<u64>,
+) -> std::result::Result<(), DbError> {
+    if let Some(id) = listener {
+        engine.db.remove_listener(id);
+    }
+    drop(writer);
+    DBS.release(engine)
 }
 
 impl Drop for NativeDb {
@@ -773,109 +469,11 @@ impl Drop for NativeDb {
         let writer = self.writer.take();
         let listener = self.listener.take();
         if let Some(engine) = self.engine.take() {
-            crate::worker::spawn_named("uringdb-close", move || {
-                if let Some(id) = listener {
-                    engine.db.remove_listener(id);
-                }
-                drop(writer);
-                if let Err(e) = release(engine) {
+            worker::spawn_named("uringdb-close", move || {
+                if let Err(e) = release(engine, writer, listener) {
                     eprintln!("uringdb: closing an abandoned database failed: {e}");
                 }
             });
         }
     }
-}
-
-fn stats_json(db: &Db) -> String {
-    let s = db.stats();
-    let (reader_jobs, reader_peak) = crate::worker::reader_queue_jobs();
-    let levels: Vec<String> = s
-        .levels
-        .iter()
-        .map(|l| {
-            format!(
-                "{{\"level\":{},\"files\":{},\"bytes\":{},\"targetBytes\":{}}}",
-                l.level, l.files, l.bytes, l.target_bytes
-            )
-        })
-        .collect();
-    let c = &s.cache;
-    let lookups = c.hits + c.misses;
-    let pct = |p: &uringdb_wal::Percentiles| {
-        format!(
-            "{{\"count\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{}}}",
-            p.count, p.p50, p.p90, p.p99, p.p999, p.max
-        )
-    };
-    let l = &s.log;
-    format!(
-        concat!(
-            "{{\"levels\":[{}],\"userBytesWritten\":{},\"puts\":{},\"deletes\":{},",
-            "\"flushes\":{},\"flushBytesWritten\":{},\"compactions\":{},\"compactionBytesRead\":{},",
-            "\"compactionBytesWritten\":{},\"writeAmplification\":{},\"spaceAmplification\":{},",
-            "\"stalls\":{},\"slowdowns\":{},\"stops\":{},\"stallUs\":{},",
-            "\"cache\":{{\"hits\":{},\"misses\":{},\"hitRate\":{},\"usedBytes\":{},\"capacityBytes\":{},\"entries\":{},\"evictions\":{}}},",
-            "\"bloom\":{{\"checked\":{},\"useful\":{},\"usefulRate\":{}}},",
-            "\"gets\":{},\"openTableFiles\":{},\"memtableBytes\":{},\"immutableMemtables\":{},\"visibleSeq\":{},\"flushedSeq\":{},",
-            "\"snapshots\":{},\"backgroundErrors\":{},\"backgroundError\":{},",
-            "\"log\":{{\"backend\":{},\"fallbackReason\":{},\"appends\":{},\"appendBytes\":{},\"groups\":{},",
-            "\"fsyncs\":{},\"bytesWritten\":{},\"firstSeq\":{},\"lastSeq\":{},\"segments\":{},",
-            "\"queueWait\":{},\"write\":{},\"fsync\":{},\"total\":{}}},",
-            "\"readerQueue\":{{\"jobs\":{},\"peakJobs\":{},\"limitJobs\":{}}},",
-            "\"stallQueueBytes\":{},\"stallQueueLimitBytes\":{}}}"
-        ),
-        levels.join(","),
-        s.user_bytes_written,
-        s.puts,
-        s.deletes,
-        s.flushes,
-        s.flush_bytes_written,
-        s.compactions,
-        s.compaction_bytes_read,
-        s.compaction_bytes_written,
-        s.write_amplification,
-        s.space_amplification,
-        s.stalls,
-        s.slowdowns,
-        s.stops,
-        s.stall_us,
-        c.hits,
-        c.misses,
-        if lookups > 0 { c.hits as f64 / lookups as f64 } else { 0.0 },
-        c.used_bytes,
-        c.capacity_bytes,
-        c.entries,
-        c.evictions,
-        s.bloom_checked,
-        s.bloom_useful,
-        if s.bloom_checked > 0 { s.bloom_useful as f64 / s.bloom_checked as f64 } else { 0.0 },
-        s.gets,
-        s.open_table_files,
-        s.memtable_bytes,
-        s.immutable_memtables,
-        s.visible_seq,
-        s.flushed_seq,
-        s.snapshots,
-        s.background_errors,
-        s.background_error.as_deref().map_or("null".to_string(), errors::json_str),
-        errors::json_str(l.backend),
-        l.fallback_reason.as_deref().map_or("null".to_string(), errors::json_str),
-        l.appends,
-        l.append_bytes,
-        l.groups,
-        l.fsyncs,
-        l.bytes_written,
-        l.first_seq,
-        l.last_seq,
-        l.segments,
-        pct(&l.queue_wait),
-        pct(&l.write),
-        pct(&l.fsync),
-        pct(&l.total),
-        reader_jobs,
-        reader_peak,
-        crate::limits::READER_QUEUE_JOBS_MAX,
-        s.stall_queue_bytes,
-        uringdb_lsm::limits::STALL_QUEUE_BYTES_MAX,
-    )
 }

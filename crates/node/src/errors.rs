@@ -1,31 +1,150 @@
 //! The one place where engine errors become JavaScript errors.
 //!
-//! Errors cross the boundary as `Error`s whose message is a small JSON object
-//! (`{"code", "message", ...details}`); the façade's `toUringdbError` (index.ts) turns it
-//! into a `UringdbError` with those properties. Codes are stable API.
+//! An engine error becomes a [`NativeError`]: a typed object (its TypeScript interface is
+//! generated into `binding.d.ts`) with a stable `code`, the message, and the details that
+//! apply (`field`, `file`/`offset`, `errno`, `cause`, ...). Completion callbacks receive it
+//! as a plain object; a throw or a rejection is a JavaScript `Error` named
+//! [`NATIVE_ERROR_NAME`] carrying the same properties. The façade's `toUringdbError`
+//! (src/errors.ts) turns either into a `UringdbError`. Codes are stable API.
 
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
 use uringdb_lsm::db::DbError;
 use uringdb_lsm::manifest::ManifestError;
 use uringdb_lsm::table::TableError;
 use uringdb_wal::WalError;
 
-/// A JSON string literal.
-pub(crate) fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
+/// The `name` of every `Error` the binding throws or rejects with, so that the façade can
+/// tell them from argument errors raised by napi itself.
+pub const NATIVE_ERROR_NAME: &str = "UringdbNativeError";
+
+/// An engine error as JavaScript receives it.
+#[napi(object, object_from_js = false)]
+#[derive(Clone, Debug, Default)]
+pub struct NativeError {
+    /// Stable code: `ERR_URINGDB_*`, or an OS error name such as `ENOSPC`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// `ERR_URINGDB_INVALID_OPTION`: the option's name as the user spells it.
+    pub field: Option<String>,
+    /// `ERR_URINGDB_CORRUPTION`: the damaged file.
+    pub file: Option<String>,
+    /// `ERR_URINGDB_CORRUPTION`: the byte offset of the damage in `file`.
+    pub offset: Option<f64>,
+    /// OS errors: the errno.
+    pub errno: Option<i32>,
+    /// `ERR_URINGDB_RECORD_TOO_LARGE`: the record's size.
+    pub bytes: Option<f64>,
+    /// `ERR_URINGDB_RECORD_TOO_LARGE`: the largest accepted.
+    pub limit: Option<f64>,
+    /// `ERR_URINGDB_TRUNCATED`: the sequence number asked for.
+    pub requested: Option<f64>,
+    /// `ERR_URINGDB_TRUNCATED`: the first sequence number still readable.
+    pub first: Option<f64>,
+    /// A background flush or compaction failure (its cause is in `cause`).
+    pub background: Option<bool>,
+    /// A packed write that failed part-way: how many of its entries were accepted before
+    /// the failing one.
+    pub accepted: Option<u32>,
+    /// The error this one wraps (a latched failure's first error, a background job's).
+    #[napi(ts_type = "NativeError")]
+    pub cause: Option<Cause>,
+}
+
+/// The boxed cause of a [`NativeError`] (a struct cannot hold itself unboxed).
+#[derive(Clone, Debug)]
+pub struct Cause(pub Box<NativeError>);
+
+impl ToNapiValue for Cause {
+    // SAFETY: (of the unsafe fn's contract) the caller passes a valid `env` of the current
+    // JS thread, which is all `NativeError::to_napi_value` requires; this only unboxes.
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        // SAFETY: forwarded with the same `env`, under the contract above.
+        unsafe { NativeError::to_napi_value(env, *val.0) }
     }
-    out.push('"');
-    out
+}
+
+/// An error on its way to JavaScript (boxed: `Result`s stay small).
+#[derive(Debug)]
+pub(crate) struct Failure(pub Box<NativeError>);
+
+/// What the binding's functions return inside [`guard`].
+pub(crate) type Res<T> = std::result::Result<T, Failure>;
+
+impl Failure {
+    /// An error with a code and a message and no details.
+    pub(crate) fn coded(code: &str, message: impl Into<String>) -> Failure {
+        Failure(Box::new(NativeError {
+            code: code.to_string(),
+            message: message.into(),
+            ..NativeError::default()
+        }))
+    }
+
+    /// `ERR_URINGDB_INVALID_ARGUMENT`.
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Failure {
+        Failure::coded("ERR_URINGDB_INVALID_ARGUMENT", message)
+    }
+
+    /// The same error, noting how many entries of a packed write were accepted first.
+    pub(crate) fn with_accepted(mut self, accepted: usize) -> Failure {
+        self.0.accepted = Some(accepted as u32);
+        self
+    }
+
+    /// The typed object (for a completion callback).
+    pub(crate) fn into_inner(self) -> NativeError {
+        *self.0
+    }
+
+    /// A JavaScript `Error` carrying the typed fields, to throw or reject with. If building
+    /// it fails (no memory), a plain error with the code and message.
+    pub(crate) fn into_js(self, env: &Env) -> napi::Error {
+        let plain = napi::Error::new(Status::GenericFailure, self.0.message.clone());
+        let build = || -> napi::Result<napi::Error> {
+            let mut error = env.create_error(napi::Error::new(
+                Status::GenericFailure,
+                self.0.message.clone(),
+            ))?;
+            // SAFETY: `env` is this JS thread's environment (this runs on it, inside a
+            // binding call or a settle callback); the value is created and used here.
+            let fields = unsafe {
+                Object::from_raw(env.raw(), NativeError::to_napi_value(env.raw(), *self.0)?)
+            };
+            let names = fields.get_property_names()?;
+            for i in 0..names.get_array_length()? {
+                let name: String = names.get_element(i)?;
+                let value: Unknown = fields.get_named_property(&name)?;
+                error.set_named_property(&name, value)?;
+            }
+            error.set_named_property("name", NATIVE_ERROR_NAME)?;
+            Ok(napi::Error::from(error.to_unknown()))
+        };
+        build().unwrap_or(plain)
+    }
+}
+
+impl From<napi::Error> for Failure {
+    /// A failure of napi itself inside the binding (creating a promise, a callback).
+    fn from(e: napi::Error) -> Failure {
+        Failure::coded(
+            "ERR_URINGDB_INTERNAL",
+            format!("{}: {}", e.status, e.reason),
+        )
+    }
+}
+
+impl From<&WalError> for Failure {
+    fn from(e: &WalError) -> Failure {
+        Failure(Box::new(from_wal(e)))
+    }
+}
+
+impl From<&DbError> for Failure {
+    fn from(e: &DbError) -> Failure {
+        Failure(Box::new(from_db(e)))
+    }
 }
 
 /// The errno's symbolic name, for the error `code`.
@@ -72,153 +191,107 @@ mod libc_errno {
     pub const ELOOP: i32 = 40;
 }
 
-/// The stable code of an engine error.
-pub(crate) fn code_of(e: &WalError) -> String {
-    match e {
-        WalError::Io { source, .. } => source
-            .raw_os_error()
+/// An OS error's code and errno.
+fn os_error(message: String, source: &std::io::Error) -> NativeError {
+    let errno = source.raw_os_error();
+    NativeError {
+        code: errno
             .and_then(errno_name)
             .unwrap_or("ERR_URINGDB_IO")
             .to_string(),
-        WalError::Corruption { .. } => "ERR_URINGDB_CORRUPTION".into(),
-        WalError::Failed(_) => "ERR_URINGDB_FAILED".into(),
-        WalError::Closed => "ERR_URINGDB_CLOSED".into(),
-        WalError::Locked(_) => "ERR_URINGDB_LOCKED".into(),
-        WalError::TooLarge { .. } | WalError::BatchTooLarge { .. } => {
-            "ERR_URINGDB_RECORD_TOO_LARGE".into()
-        }
-        WalError::InvalidOption { .. } => "ERR_URINGDB_INVALID_OPTION".into(),
-        WalError::Truncated { .. } => "ERR_URINGDB_TRUNCATED".into(),
-        WalError::BackendUnavailable(_) => "ERR_URINGDB_IO_URING_UNAVAILABLE".into(),
-        _ => "ERR_URINGDB_INTERNAL".into(),
+        message,
+        errno,
+        ..NativeError::default()
     }
 }
 
-/// The JSON form of a key-value database error (the log's errors keep their own form).
-pub(crate) fn db_to_json(e: &DbError) -> String {
-    let with = |code: &str, extra: String| {
-        format!(
-            "{{\"code\":{},\"message\":{}{extra}}}",
-            json_str(code),
-            json_str(&e.to_string())
-        )
-    };
-    let errno_code = |src: &std::io::Error| {
-        src.raw_os_error()
-            .and_then(errno_name)
-            .unwrap_or("ERR_URINGDB_IO")
-            .to_string()
-    };
-    let errno_extra = |src: &std::io::Error| {
-        src.raw_os_error()
-            .map_or(String::new(), |n| format!(",\"errno\":{n}"))
-    };
-    let corruption = |file: &std::path::Path, offset: u64| {
-        with(
-            "ERR_URINGDB_CORRUPTION",
-            format!(
-                ",\"file\":{},\"offset\":{offset}",
-                json_str(&file.to_string_lossy())
-            ),
-        )
-    };
-    match e {
-        DbError::Wal(w) => to_json(w),
-        DbError::Table(TableError::Corruption { file, offset, .. }) => corruption(file, *offset),
-        DbError::Table(TableError::Io { source, .. }) => {
-            with(&errno_code(source), errno_extra(source))
-        }
-        DbError::Table(TableError::InvalidOption { field, .. }) => with(
-            "ERR_URINGDB_INVALID_OPTION",
-            format!(",\"field\":{}", json_str(field)),
-        ),
-        DbError::Manifest(ManifestError::Corruption { file, offset, .. }) => {
-            corruption(file, *offset)
-        }
-        DbError::Manifest(ManifestError::Io { source, .. }) => {
-            with(&errno_code(source), errno_extra(source))
-        }
-        DbError::Corruption { file, offset, .. } => corruption(file, *offset),
-        DbError::Io { source, .. } => with(&errno_code(source), errno_extra(source)),
-        DbError::InvalidArgument(_) => with("ERR_URINGDB_INVALID_ARGUMENT", String::new()),
-        DbError::InvalidOption { field, .. } => with(
-            "ERR_URINGDB_INVALID_OPTION",
-            format!(",\"field\":{}", json_str(field)),
-        ),
-        DbError::Closed => with("ERR_URINGDB_CLOSED", String::new()),
-        DbError::Background(inner) => {
-            // The cause's code (ENOSPC stays ENOSPC), marked as a background failure.
-            let cause = db_to_json(inner);
-            let code = match &**inner {
-                DbError::Wal(w) => code_of(w),
-                _ => cause
-                    .split("\"code\":\"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap_or("ERR_URINGDB_FAILED")
-                    .to_string(),
-            };
-            let errno = inner
-                .raw_os_error()
-                .map_or(String::new(), |n| format!(",\"errno\":{n}"));
-            with(
-                &code,
-                format!(",\"background\":true{errno},\"cause\":{cause}"),
-            )
-        }
-        _ => with("ERR_URINGDB_INTERNAL", String::new()),
+fn corruption(message: String, file: &std::path::Path, offset: u64) -> NativeError {
+    NativeError {
+        code: "ERR_URINGDB_CORRUPTION".into(),
+        message,
+        file: Some(file.to_string_lossy().into_owned()),
+        offset: Some(offset as f64),
+        ..NativeError::default()
     }
 }
 
-/// The JSON form of an engine error.
-pub(crate) fn to_json(e: &WalError) -> String {
-    let mut j = format!(
-        "{{\"code\":{},\"message\":{}",
-        json_str(&code_of(e)),
-        json_str(&e.to_string())
-    );
+fn invalid_option(message: String, field: &str) -> NativeError {
+    NativeError {
+        code: "ERR_URINGDB_INVALID_OPTION".into(),
+        message,
+        field: Some(field.to_string()),
+        ..NativeError::default()
+    }
+}
+
+/// A log error as JavaScript receives it.
+pub(crate) fn from_wal(e: &WalError) -> NativeError {
+    let message = e.to_string();
+    let coded = |code: &str| NativeError {
+        code: code.to_string(),
+        message: message.clone(),
+        ..NativeError::default()
+    };
     match e {
-        WalError::Corruption { file, offset, .. } => {
-            j.push_str(&format!(
-                ",\"file\":{},\"offset\":{offset}",
-                json_str(&file.to_string_lossy())
-            ));
-        }
-        WalError::InvalidOption { field, .. } => {
-            j.push_str(&format!(",\"field\":{}", json_str(field)));
-        }
-        WalError::Failed(inner) => {
-            j.push_str(&format!(",\"cause\":{}", to_json(inner)));
-        }
-        WalError::Io { source, .. } => {
-            if let Some(n) = source.raw_os_error() {
-                j.push_str(&format!(",\"errno\":{n}"));
+        WalError::Io { source, .. } => os_error(message, source),
+        WalError::Corruption { file, offset, .. } => corruption(message, file, *offset),
+        WalError::Failed(inner) => NativeError {
+            cause: Some(Cause(Box::new(from_wal(inner)))),
+            ..coded("ERR_URINGDB_FAILED")
+        },
+        WalError::Closed => coded("ERR_URINGDB_CLOSED"),
+        WalError::Locked(_) => coded("ERR_URINGDB_LOCKED"),
+        WalError::TooLarge { bytes, limit } | WalError::BatchTooLarge { bytes, limit } => {
+            NativeError {
+                bytes: Some(*bytes as f64),
+                limit: Some(*limit as f64),
+                ..coded("ERR_URINGDB_RECORD_TOO_LARGE")
             }
         }
-        WalError::TooLarge { bytes, limit } | WalError::BatchTooLarge { bytes, limit } => {
-            j.push_str(&format!(",\"bytes\":{bytes},\"limit\":{limit}"));
-        }
-        WalError::Truncated { requested, first } => {
-            j.push_str(&format!(",\"requested\":{requested},\"first\":{first}"));
-        }
-        _ => {}
+        WalError::InvalidOption { field, .. } => invalid_option(message, field),
+        WalError::Truncated { requested, first } => NativeError {
+            requested: Some(*requested as f64),
+            first: Some(*first as f64),
+            ..coded("ERR_URINGDB_TRUNCATED")
+        },
+        WalError::BackendUnavailable(_) => coded("ERR_URINGDB_IO_URING_UNAVAILABLE"),
+        _ => coded("ERR_URINGDB_INTERNAL"),
     }
-    j.push('}');
-    j
 }
 
-/// A binding-level error with a code (argument checks, panics).
-pub(crate) fn coded(code: &str, message: &str) -> napi::Error {
-    napi::Error::from_reason(format!(
-        "{{\"code\":{},\"message\":{}}}",
-        json_str(code),
-        json_str(message)
-    ))
-}
-
-/// An engine error as a JavaScript-bound error.
-pub(crate) fn wal(e: &WalError) -> napi::Error {
-    napi::Error::from_reason(to_json(e))
+/// A key-value database error as JavaScript receives it.
+pub(crate) fn from_db(e: &DbError) -> NativeError {
+    let message = e.to_string();
+    let coded = |code: &str| NativeError {
+        code: code.to_string(),
+        message: message.clone(),
+        ..NativeError::default()
+    };
+    match e {
+        DbError::Wal(w) => from_wal(w),
+        DbError::Table(TableError::Corruption { file, offset, .. })
+        | DbError::Manifest(ManifestError::Corruption { file, offset, .. })
+        | DbError::Corruption { file, offset, .. } => corruption(message, file, *offset),
+        DbError::Table(TableError::Io { source, .. })
+        | DbError::Manifest(ManifestError::Io { source, .. })
+        | DbError::Io { source, .. } => os_error(message, source),
+        DbError::Table(TableError::InvalidOption { field, .. })
+        | DbError::InvalidOption { field, .. } => invalid_option(message, field),
+        DbError::InvalidArgument(_) => coded("ERR_URINGDB_INVALID_ARGUMENT"),
+        DbError::Closed => coded("ERR_URINGDB_CLOSED"),
+        DbError::Background(inner) => {
+            // The cause's code (ENOSPC stays ENOSPC), marked as a background failure.
+            let cause = from_db(inner);
+            NativeError {
+                code: cause.code.clone(),
+                errno: inner.raw_os_error(),
+                background: Some(true),
+                cause: Some(Cause(Box::new(cause))),
+                ..coded("")
+            }
+        }
+        _ => coded("ERR_URINGDB_INTERNAL"),
+    }
 }
 
 /// Message of a caught panic payload.
@@ -232,18 +305,41 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs `f`, turning a Rust panic into a rejected/thrown `ERR_URINGDB_PANIC` instead of
-/// unwinding into Node (which would abort the process).
-pub(crate) fn guard<T>(f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
+/// The error a caught panic becomes.
+pub(crate) fn panic_failure(p: &(dyn std::any::Any + Send)) -> Failure {
+    Failure::coded(
+        "ERR_URINGDB_PANIC",
+        format!(
+            "internal error (a Rust panic was caught): {}",
+            panic_message(p)
+        ),
+    )
+}
+
+/// Runs `f`, turning its [`Failure`] into a thrown JavaScript error, and a Rust panic into
+/// a thrown `ERR_URINGDB_PANIC` instead of unwinding into Node (which would abort the
+/// process).
+pub(crate) fn guard<T>(env: &Env, f: impl FnOnce() -> Res<T>) -> napi::Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => Err(coded(
-            "ERR_URINGDB_PANIC",
-            &format!(
-                "internal error (a Rust panic was caught): {}",
-                panic_message(&*p)
-            ),
-        )),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.into_js(env)),
+        Err(p) => Err(panic_failure(&*p).into_js(env)),
+    }
+}
+
+/// Settles a promise from another thread: resolves with what `make` builds on the JS
+/// thread, or rejects with the typed error.
+pub(crate) type Settle<T> = Box<dyn FnOnce(Env) -> napi::Result<T> + Send>;
+
+/// Resolves `deferred` with `make`'s value, or rejects it with `r`'s error (built as a
+/// typed `Error` on the JS thread).
+pub(crate) fn settle<T: ToNapiValue + 'static>(
+    deferred: napi::JsDeferred<T, Settle<T>>,
+    r: std::result::Result<Settle<T>, Failure>,
+) {
+    match r {
+        Ok(make) => deferred.resolve(make),
+        Err(e) => deferred.resolve(Box::new(move |env| Err(e.into_js(&env)))),
     }
 }
 
@@ -252,36 +348,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_escapes() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-    }
-
-    #[test]
     fn codes_and_details() {
         let e = WalError::Corruption {
             file: "/x/000000000001.wal".into(),
             offset: 40,
             reason: "bad".into(),
         };
-        let j = to_json(&e);
-        assert!(j.contains("\"code\":\"ERR_URINGDB_CORRUPTION\""), "{j}");
-        assert!(j.contains("\"offset\":40"), "{j}");
+        let j = from_wal(&e);
+        assert_eq!(j.code, "ERR_URINGDB_CORRUPTION");
+        assert_eq!(j.offset, Some(40.0));
+        assert_eq!(j.file.as_deref(), Some("/x/000000000001.wal"));
         let io = WalError::Io {
             context: "writing".into(),
             source: std::sync::Arc::new(std::io::Error::from_raw_os_error(28)),
         };
-        assert_eq!(code_of(&io), "ENOSPC");
+        assert_eq!(from_wal(&io).code, "ENOSPC");
+        assert_eq!(from_wal(&io).errno, Some(28));
         let failed = WalError::Failed(std::sync::Arc::new(io));
-        assert!(to_json(&failed).contains("\"cause\":{\"code\":\"ENOSPC\""));
+        let f = from_wal(&failed);
+        assert_eq!(f.code, "ERR_URINGDB_FAILED");
+        assert_eq!(f.cause.as_ref().map(|c| c.0.code.as_str()), Some("ENOSPC"));
+    }
+
+    #[test]
+    fn a_background_failure_keeps_its_cause_code_and_errno() {
+        let io = DbError::Io {
+            context: "flushing".into(),
+            source: std::sync::Arc::new(std::io::Error::from_raw_os_error(28)),
+        };
+        let b = from_db(&DbError::Background(std::sync::Arc::new(io)));
+        assert_eq!(b.code, "ENOSPC");
+        assert_eq!(b.errno, Some(28));
+        assert_eq!(b.background, Some(true));
+        assert_eq!(b.cause.as_ref().map(|c| c.0.code.as_str()), Some("ENOSPC"));
+        let opt = from_db(&DbError::InvalidOption {
+            field: "blockBytes",
+            message: "x".into(),
+        });
+        assert_eq!(
+            (opt.code.as_str(), opt.field.as_deref()),
+            ("ERR_URINGDB_INVALID_OPTION", Some("blockBytes"))
+        );
     }
 
     #[test]
     fn guard_catches_panics() {
-        let r: napi::Result<()> = guard(|| panic!("boom"));
-        let msg = r.unwrap_err().reason;
-        assert!(
-            msg.contains("ERR_URINGDB_PANIC") && msg.contains("boom"),
-            "{msg}"
-        );
+        let r = std::panic::catch_unwind(|| -> Res<()> { panic!("boom") });
+        let f = panic_failure(&*r.unwrap_err());
+        assert_eq!(f.0.code, "ERR_URINGDB_PANIC");
+        assert!(f.0.message.contains("boom"), "{}", f.0.message);
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
 
-use crate::errors::coded;
+use crate::errors::{Failure, Res};
 use crate::limits::READER_QUEUE_JOBS_MAX;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -58,7 +58,7 @@ pub(crate) struct ReadSlot {
 
 /// Takes a place in the reader queue, or refuses with the retryable `ERR_URINGDB_BUSY`
 /// when [`READER_QUEUE_JOBS_MAX`] jobs are queued.
-pub(crate) fn read_slot() -> napi::Result<ReadSlot> {
+pub(crate) fn read_slot() -> Res<ReadSlot> {
     let taken = QUEUED_JOBS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
         (n < READER_QUEUE_JOBS_MAX).then_some(n + 1)
     });
@@ -67,9 +67,9 @@ pub(crate) fn read_slot() -> napi::Result<ReadSlot> {
             PEAK_JOBS.fetch_max(n + 1, Ordering::Relaxed);
             Ok(ReadSlot { used: false })
         }
-        Err(n) => Err(coded(
+        Err(n) => Err(Failure::coded(
             "ERR_URINGDB_BUSY",
-            &format!(
+            format!(
                 "the reader queue is full ({n} jobs; READER_QUEUE_JOBS_MAX is {READER_QUEUE_JOBS_MAX}): retry once earlier reads have completed"
             ),
         )),
@@ -136,15 +136,11 @@ mod tests {
     #[test]
     fn reader_queue_refuses_past_its_bound_with_a_retryable_busy_error() {
         let mut held: Vec<ReadSlot> = (0..READER_QUEUE_JOBS_MAX)
-            .map(|i| read_slot().unwrap_or_else(|e| panic!("slot {i}: {}", e.reason)))
+            .map(|i| read_slot().unwrap_or_else(|e| panic!("slot {i}: {}", e.0.message)))
             .collect();
         assert_eq!(reader_queue_jobs().0, READER_QUEUE_JOBS_MAX);
         let refused = read_slot().err().expect("a slot past the bound");
-        assert!(
-            refused.reason.contains("ERR_URINGDB_BUSY"),
-            "{}",
-            refused.reason
-        );
+        assert_eq!(refused.0.code, "ERR_URINGDB_BUSY", "{}", refused.0.message);
         held.pop();
         let again = read_slot().expect("a slot given back is usable again");
         held.push(again);

@@ -54,6 +54,12 @@ pub(crate) struct Limits {
 }
 
 impl WalOptions {
+    /// Checks every option as [`Wal::open`](crate::Wal::open) does; the error names the
+    /// first one out of range.
+    pub fn validate(&self) -> Result<(), WalError> {
+        self.limits().map(|_| ())
+    }
+
     pub(crate) fn limits(&self) -> Result<Limits, WalError> {
         let bad = |field, message: String| Err(WalError::InvalidOption { field, message });
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes)

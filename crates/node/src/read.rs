@@ -1,0 +1,169 @@
+//! The database's read handles: snapshots, range iterators, and the batch in which range
+//! reads and multi-gets come back (keys and values back to back, one length array).
+
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use uringdb_lsm::db::{Db, DbError, DbIter, IterBatch, SnapshotPin};
+
+use crate::errors::{guard, settle, Failure, Res, Settle};
+
+/// A snapshot handle.
+#[napi]
+pub struct NativeSnapshot {
+    pub(crate) pin: Option<Arc<SnapshotPin>>,
+}
+
+#[napi]
+impl NativeSnapshot {
+    /// Releases the snapshot (idempotent).
+    #[napi]
+    pub fn release(&mut self) {
+        self.pin = None;
+    }
+
+    /// Another handle on the same snapshot (kept if this one is released); for reads that
+    /// wait for a place in the reader queue after their call returned.
+    #[napi]
+    pub fn dup(&self) -> NativeSnapshot {
+        NativeSnapshot {
+            pin: self.pin.clone(),
+        }
+    }
+
+    /// The snapshot's sequence number.
+    #[napi(getter)]
+    pub fn seq(&self) -> f64 {
+        self.pin.as_ref().map_or(-1.0, |p| p.seq() as f64)
+    }
+}
+
+/// The pin of `s`, checked to belong to `db` and to be live.
+pub(crate) fn snapshot_of(db: &Db, s: Option<&NativeSnapshot>) -> Res<Option<Arc<SnapshotPin>>> {
+    let invalid = |m: &str| Failure::from(&DbError::InvalidArgument(m.into()));
+    match s {
+        None => Ok(None),
+        Some(s) => match &s.pin {
+            Some(p) if !db.owns(p) => Err(invalid("the snapshot belongs to another database")),
+            Some(p) => Ok(Some(p.clone())),
+            None => Err(invalid("the snapshot was released")),
+        },
+    }
+}
+
+/// A batch of entries from an iterator or a multi-get.
+#[napi(object)]
+pub struct NativeBatch {
+    /// Keys and values back to back.
+    pub data: Buffer,
+    /// Per entry: key length, value length (-1: absent, for multi-get).
+    pub lens: Int32Array,
+    /// Whether no entry follows.
+    pub done: bool,
+}
+
+impl From<IterBatch> for NativeBatch {
+    fn from(b: IterBatch) -> Self {
+        let lens: Vec<i32> = b.lens.iter().map(|&l| l as i32).collect();
+        NativeBatch {
+            data: b.data.into(),
+            lens: Int32Array::new(lens),
+            done: b.done,
+        }
+    }
+}
+
+/// Whatever a read handle must keep alive (its database's engine).
+pub(crate) type KeepAlive = Arc<dyn std::any::Any + Send + Sync>;
+
+/// A range iterator handle.
+#[napi]
+pub struct NativeIterator {
+    /// Keeps the engine alive while the iterator is open; dropped by `close`, so that a
+    /// closed iterator object does not hold the database's files until it is collected.
+    pub(crate) engine: Mutex<Option<KeepAlive>>,
+    pub(crate) it: Arc<Mutex<Option<DbIter>>>,
+}
+
+fn next_batch(it: &Mutex<Option<DbIter>>, max_entries: u32, max_bytes: u32) -> Res<IterBatch> {
+    let mut g = it.lock().unwrap_or_else(|e| e.into_inner());
+    let it = g
+        .as_mut()
+        .ok_or_else(|| Failure::from(&DbError::InvalidArgument("the iterator is closed".into())))?;
+    it.next_batch(max_entries.max(1) as usize, max_bytes.max(1) as usize)
+        .map_err(|e| Failure::from(&e))
+}
+
+#[napi]
+impl NativeIterator {
+    /// Fetches up to `maxEntries` entries (about `maxBytes`), off the JS thread.
+    #[napi(ts_return_type = "Promise<NativeBatch>")]
+    pub fn next_batch<'env>(
+        &self,
+        env: &'env Env,
+        max_entries: u32,
+        max_bytes: u32,
+    ) -> napi::Result<Object<'env>> {
+        guard(env, || {
+            let slot = crate::worker::read_slot()?;
+            let (deferred, promise) = env.create_deferred::<NativeBatch, Settle<NativeBatch>>()?;
+            let it = self.it.clone();
+            let engine = self
+                .engine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            slot.submit(move || {
+                let r = next_batch(&it, max_entries, max_bytes);
+                drop(engine);
+                settle(
+                    deferred,
+                    r.map(|b| Box::new(move |_| Ok(b.into())) as Settle<NativeBatch>),
+                );
+            });
+            Ok(promise)
+        })
+    }
+
+    /// Synchronous variant of `nextBatch` (for small batches on hot paths).
+    #[napi]
+    pub fn next_batch_sync(
+        &self,
+        env: Env,
+        max_entries: u32,
+        max_bytes: u32,
+    ) -> napi::Result<NativeBatch> {
+        guard(&env, || {
+            next_batch(&self.it, max_entries, max_bytes).map(NativeBatch::from)
+        })
+    }
+
+    /// Repositions at `target` (within the range).
+    #[napi]
+    pub fn seek(&self, env: Env, target: &[u8]) -> napi::Result<()> {
+        guard(&env, || {
+            if let Some(it) = self.it.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                it.seek(target);
+            }
+            Ok(())
+        })
+    }
+
+    /// Releases the iterator's pinned state (idempotent).
+    #[napi]
+    pub fn close(&self) {
+        self.it.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// A range bound from an optional key.
+pub(crate) fn bound(v: Option<&[u8]>, inclusive: bool) -> Bound<Vec<u8>> {
+    match v {
+        None => Bound::Unbounded,
+        Some(k) if inclusive => Bound::Included(k.to_vec()),
+        Some(k) => Bound::Excluded(k.to_vec()),
+    }
+}
