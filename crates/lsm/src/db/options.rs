@@ -164,10 +164,11 @@ impl DbOptions {
             format!("must be between 1 and 64, got {}", o.compaction_threads),
         )?;
         check(
-            o.rate_limit_bytes_per_sec == 0 || o.rate_limit_bytes_per_sec >= 1 << 20,
+            o.rate_limit_bytes_per_sec == 0
+                || (1 << 20..=1 << 50).contains(&o.rate_limit_bytes_per_sec),
             "compactionRateBytesPerSec",
             format!(
-                "must be 0 (unlimited) or at least 1048576, got {}",
+                "must be 0 (unlimited) or between 1048576 and 2^50, got {}",
                 o.rate_limit_bytes_per_sec
             ),
         )?;
