@@ -29,7 +29,7 @@ export {
   type IteratorOptions,
   type ClearOptions,
 } from './src/options.js'
-export type { Percentiles, LogStats, CommitEvent, RecoveryEvent, LevelStats, DbStats, DbRecovery } from './src/diagnostics.js'
+export type { Percentiles, WalStats, LogStats, CommitEvent, RecoveryEvent, LevelStats, DbStats, DbRecovery } from './src/diagnostics.js'
 export { Log, openLog, type LogRecord, type RecordInput } from './src/log.js'
 export { Db, open } from './src/db.js'
 export { Snapshot } from './src/snapshot.js'

@@ -18,8 +18,8 @@ export interface Percentiles {
   max: number
 }
 
-/** Statistics of a log (see {@link Log.stats}). */
-export interface LogStats {
+/** Counters of a write-ahead log, as the engine keeps them (a database's: {@link DbStats.log}). */
+export interface WalStats {
   /** The I/O backend in use. */
   backend: 'io_uring' | 'portable'
   /** Why io_uring is not used, when it is not. */
@@ -36,14 +36,26 @@ export interface LogStats {
   fsyncs: number
   /** Bytes written to segment files. */
   bytesWritten: number
-  /** Mean records per commit group. */
-  recordsPerGroup: number
   /** First readable sequence number (0 when empty). */
   firstSeq: number
   /** Last durable sequence number (0 when empty). */
   lastSeq: number
   /** Segment files in use. */
   segments: number
+  /** Per commit group: time its oldest record waited in the queue (microseconds). */
+  queueWait: Percentiles
+  /** Per commit group: time the write took. */
+  write: Percentiles
+  /** Per commit group: time the fdatasync took. */
+  fsync: Percentiles
+  /** Per commit group: from its oldest record's arrival to completion. */
+  total: Percentiles
+}
+
+/** Statistics of a log (see {@link Log.stats}): its {@link WalStats}, the latencies grouped. */
+export interface LogStats extends Omit<WalStats, 'queueWait' | 'write' | 'fsync' | 'total'> {
+  /** Mean records per commit group. */
+  recordsPerGroup: number
   /** Per commit group, measured from the group's oldest record (microseconds). */
   latencyUs: { queueWait: Percentiles; write: Percentiles; fsync: Percentiles; total: Percentiles }
 }
@@ -155,24 +167,7 @@ export interface DbStats {
   /** The current background failure (writes are refused while set), or null. */
   backgroundError: string | null
   /** The write-ahead log's statistics. */
-  log: {
-    backend: 'io_uring' | 'portable'
-    fallbackReason: string | null
-    /** Kernel features probed at open. */
-    features: string[]
-    appends: number
-    appendBytes: number
-    groups: number
-    fsyncs: number
-    bytesWritten: number
-    firstSeq: number
-    lastSeq: number
-    segments: number
-    queueWait: Percentiles
-    write: Percentiles
-    fsync: Percentiles
-    total: Percentiles
-  }
+  log: WalStats
 }
 
 /** What {@link open} found (published on `uringdb:db:recovery`, also {@link Db.recovery}). */
@@ -236,4 +231,6 @@ const _dbStats: Same<DbStats, native.NativeDbStats> = true
 const _dbRecovery: Same<Omit<DbRecovery, 'dir'>, native.NativeDbRecovery> = true
 const _percentiles: Same<Percentiles, native.NativePercentiles> = true
 const _levelStats: Same<LevelStats, native.NativeLevelStats> = true
-void [_dbStats, _dbRecovery, _percentiles, _levelStats]
+const _walStats: Same<WalStats, native.NativeLogStats> = true
+const _commit: Same<Omit<CommitEvent, 'dir'>, native.NativeCommitGroup> = true
+void [_dbStats, _dbRecovery, _percentiles, _levelStats, _walStats, _commit]

@@ -180,7 +180,7 @@ export class Log implements AsyncDisposable {
    * @internal Receives completions from the engine (one call per commit group), or, with
    * no outcome (null seqs, 0 failed), word that parked operations may be retried.
    */
-  _complete(seqs: Float64Array | null, failed: number, error: native.NativeError | null, group: Float64Array | null): void {
+  _complete(seqs: Float64Array | null, failed: number, error: native.NativeError | null, group: native.NativeCommitGroup | null): void {
     if (seqs === null && failed === 0) {
       this.#pump()
       return
@@ -190,14 +190,7 @@ export class Log implements AsyncDisposable {
       if (group !== null && commitChannel.hasSubscribers) {
         const event: CommitEvent = {
           dir: this.#dir,
-          records: group[0],
-          bytes: group[1],
-          firstSeq: group[2],
-          lastSeq: group[3],
-          queueWaitUs: group[4],
-          writeUs: group[5],
-          fsyncUs: group[6],
-          synced: group[7] === 1,
+          ...group,
         }
         commitChannel.publish(event)
       }
@@ -456,20 +449,11 @@ export class Log implements AsyncDisposable {
     } catch (e) {
       throw toUringdbError(e)
     }
+    const { queueWait, write, fsync, total, ...counters } = s
     return {
-      backend: s.backend as LogStats['backend'],
-      fallbackReason: s.fallbackReason ?? null,
-      features: s.features,
-      appends: s.appends,
-      appendBytes: s.appendBytes,
-      groups: s.groups,
-      fsyncs: s.fsyncs,
-      bytesWritten: s.bytesWritten,
+      ...counters,
       recordsPerGroup: s.groups === 0 ? 0 : s.appends / s.groups,
-      firstSeq: s.firstSeq,
-      lastSeq: s.lastSeq,
-      segments: s.segments,
-      latencyUs: { queueWait: s.queueWait, write: s.write, fsync: s.fsync, total: s.total },
+      latencyUs: { queueWait, write, fsync, total },
     }
   }
 
@@ -507,7 +491,7 @@ export async function openLog(dir: string, options: LogOptions = {}): Promise<Lo
   checkDir(dir)
   const o = parseOptions(LogOptionsSchema, options)
   let log: Log | undefined
-  const onComplete = (seqs: Float64Array | null, failed: number, error: native.NativeError | null, group: Float64Array | null): void => {
+  const onComplete = (seqs: Float64Array | null, failed: number, error: native.NativeError | null, group: native.NativeCommitGroup | null): void => {
     log?._complete(seqs, failed, error, group)
   }
   let handle: native.NativeLog

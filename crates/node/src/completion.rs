@@ -11,6 +11,8 @@ use napi::threadsafe_function::{
 };
 use uringdb_wal::{CompletionSink, GroupInfo, WalError};
 
+use napi_derive::napi;
+
 use crate::errors::{Failure, NativeError};
 
 /// What the committer sends to a JS thread: one message per commit group.
@@ -29,8 +31,44 @@ pub(crate) type CompletionArgs = (
     Option<Float64Array>,
     u32,
     Option<NativeError>,
-    Option<Float64Array>,
+    Option<NativeCommitGroup>,
 );
+
+/// One commit group, as the log's `uringdb:log:commit` channel publishes it.
+#[napi(object)]
+pub struct NativeCommitGroup {
+    /// Records in the group (from every handle and thread).
+    pub records: f64,
+    /// Bytes written by the group.
+    pub bytes: f64,
+    /// First sequence number of the group (0 when it held only sync requests).
+    pub first_seq: f64,
+    /// Last sequence number of the group.
+    pub last_seq: f64,
+    /// Time the oldest record waited in the queue, in microseconds.
+    pub queue_wait_us: f64,
+    /// Time the write took, in microseconds.
+    pub write_us: f64,
+    /// Time the fdatasync took, in microseconds.
+    pub fsync_us: f64,
+    /// Whether the group was covered by fdatasync.
+    pub synced: bool,
+}
+
+impl From<GroupInfo> for NativeCommitGroup {
+    fn from(g: GroupInfo) -> Self {
+        NativeCommitGroup {
+            records: g.records as f64,
+            bytes: g.bytes as f64,
+            first_seq: g.first_seq as f64,
+            last_seq: g.last_seq as f64,
+            queue_wait_us: g.queue_wait_us,
+            write_us: g.write_us,
+            fsync_us: g.fsync_us,
+            synced: g.synced,
+        }
+    }
+}
 
 type CompletionFn = ThreadsafeFunction<Msg, (), FnArgs<CompletionArgs>, Status, false, true>;
 
@@ -144,24 +182,7 @@ pub(crate) fn completion_sink(
                     }
                 }
                 Ok(FnArgs::from(match ctx.value {
-                    Msg::Done(seqs, g) => {
-                        let group = vec![
-                            g.records as f64,
-                            g.bytes as f64,
-                            g.first_seq as f64,
-                            g.last_seq as f64,
-                            g.queue_wait_us,
-                            g.write_us,
-                            g.fsync_us,
-                            if g.synced { 1.0 } else { 0.0 },
-                        ];
-                        (
-                            Some(Float64Array::new(seqs)),
-                            0,
-                            None,
-                            Some(Float64Array::new(group)),
-                        )
-                    }
+                    Msg::Done(seqs, g) => (Some(Float64Array::new(seqs)), 0, None, Some(g.into())),
                     Msg::Failed(c, e) => (None, c, Some(e.into_inner()), None),
                     // No outcome: (null, 0, null, null) means "retry the parked writes".
                     Msg::Space => (None, 0, None, None),

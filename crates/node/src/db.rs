@@ -112,7 +112,7 @@ pub fn open_db<'env>(
     dir: String,
     options: NativeDbOptions,
     #[napi(
-        ts_arg_type = "(seqs: Float64Array | null, failedCount: number, error: NativeError | null, group: Float64Array | null) => void"
+        ts_arg_type = "(seqs: Float64Array | null, failedCount: number, error: NativeError | null, group: NativeCommitGroup | null) => void"
     )]
     on_complete: Function<CompletionArgs, ()>,
     #[napi(ts_arg_type = "(event: NativeDbEvent) => void")] on_event: Function<NativeDbEvent, ()>,

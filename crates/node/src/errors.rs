@@ -75,11 +75,7 @@ pub(crate) type Res<T> = std::result::Result<T, Failure>;
 impl Failure {
     /// An error with a code and a message and no details.
     pub(crate) fn coded(code: &str, message: impl Into<String>) -> Failure {
-        Failure(Box::new(NativeError {
-            code: code.to_string(),
-            message: message.into(),
-            ..NativeError::default()
-        }))
+        Failure(Box::new(plain(code, &message.into())))
     }
 
     /// `ERR_URINGDB_INVALID_ARGUMENT`.
@@ -205,6 +201,14 @@ fn os_error(message: String, source: &std::io::Error) -> NativeError {
     }
 }
 
+fn plain(code: &str, message: &str) -> NativeError {
+    NativeError {
+        code: code.to_string(),
+        message: message.to_string(),
+        ..NativeError::default()
+    }
+}
+
 fn corruption(message: String, file: &std::path::Path, offset: u64) -> NativeError {
     NativeError {
         code: "ERR_URINGDB_CORRUPTION".into(),
@@ -227,11 +231,7 @@ fn invalid_option(message: String, field: &str) -> NativeError {
 /// A log error as JavaScript receives it.
 pub(crate) fn from_wal(e: &WalError) -> NativeError {
     let message = e.to_string();
-    let coded = |code: &str| NativeError {
-        code: code.to_string(),
-        message: message.clone(),
-        ..NativeError::default()
-    };
+    let coded = |code: &str| plain(code, &message);
     match e {
         WalError::Io { source, .. } => os_error(message, source),
         WalError::Corruption { file, offset, .. } => corruption(message, file, *offset),
@@ -262,11 +262,7 @@ pub(crate) fn from_wal(e: &WalError) -> NativeError {
 /// A key-value database error as JavaScript receives it.
 pub(crate) fn from_db(e: &DbError) -> NativeError {
     let message = e.to_string();
-    let coded = |code: &str| NativeError {
-        code: code.to_string(),
-        message: message.clone(),
-        ..NativeError::default()
-    };
+    let coded = |code: &str| plain(code, &message);
     match e {
         DbError::Wal(w) => from_wal(w),
         DbError::Table(TableError::Corruption { file, offset, .. })

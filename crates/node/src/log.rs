@@ -120,15 +120,14 @@ fn seq_arg(name: &str, v: f64) -> Res<u64> {
 
 /// Opens (or joins) the engine for `dir`. `onComplete(seqs, failedCount, error, group)`
 /// is called on this thread once per commit group that completed any of this handle's
-/// appends or syncs, in order; `group` is [records, bytes, firstSeq, lastSeq, queueWaitUs,
-/// writeUs, fsyncUs, synced].
+/// appends or syncs, in order, with the group's facts.
 #[napi(ts_return_type = "Promise<NativeLog>")]
 pub fn open_log<'env>(
     env: &'env Env,
     dir: String,
     options: NativeLogOptions,
     #[napi(
-        ts_arg_type = "(seqs: Float64Array | null, failedCount: number, error: NativeError | null, group: Float64Array | null) => void"
+        ts_arg_type = "(seqs: Float64Array | null, failedCount: number, error: NativeError | null, group: NativeCommitGroup | null) => void"
     )]
     on_complete: Function<CompletionArgs, ()>,
 ) -> napi::Result<Object<'env>> {
