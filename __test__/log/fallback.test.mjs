@@ -11,7 +11,7 @@ import path from 'node:path';
 import { repoRoot, iterations } from '../helpers/uringdb.mjs';
 import { tmpDir } from '../helpers/util.mjs';
 import { spawnChild, parseTagged } from '../helpers/child.mjs';
-import { runKillLoop } from '../helpers/verify.mjs';
+import { runLogKillLoop } from '../helpers/log-verify.mjs';
 
 const denyIoUring = path.join(repoRoot, 'target', 'debug', 'examples', 'deny_io_uring');
 
@@ -83,10 +83,10 @@ test.serial('the durability kill loop passes under the seccomp filter (auto → 
   const count = Math.max(5, Math.ceil(iterations(5)));
   t.timeout(60_000 + count * 10_000);
   const dir = tmpDir(t);
-  const result = await runKillLoop(t, { dir, count, mode: 'sync', wrapper: [denyIoUring], childBackend: 'auto' });
+  const result = await runLogKillLoop(t, { dir, count, mode: 'sync', wrapper: [denyIoUring], childBackend: 'auto' });
   if (result.failed) return;
   t.deepEqual([...result.backends], ['portable'], 'every child ran on the portable backend');
-  t.true(result.ackTotal > 0, 'appends were acknowledged');
+  t.true(result.acks > 0, 'appends were acknowledged');
   t.true(result.lastSeq > 0);
 });
 
@@ -95,7 +95,7 @@ test.serial('drop-unsynced kill loop passes under the seccomp filter', async (t)
   const count = Math.max(5, Math.ceil(iterations(5)));
   t.timeout(60_000 + count * 10_000);
   const dir = tmpDir(t);
-  const result = await runKillLoop(t, {
+  const result = await runLogKillLoop(t, {
     dir,
     count,
     mode: 'mixed',
@@ -105,5 +105,5 @@ test.serial('drop-unsynced kill loop passes under the seccomp filter', async (t)
   });
   if (result.failed) return;
   t.deepEqual([...result.backends], ['portable']);
-  t.true(result.ackTotal > 0);
+  t.true(result.acks > 0);
 });
