@@ -12,7 +12,8 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import { openTestDb, backend, Snapshot, DbIterator, ChainedBatch } from '../helpers/uringdb.mjs';
 import { tmpDir, withTimeout } from '../helpers/util.mjs';
 import { fixturesDir } from '../helpers/child.mjs';
-import { SMALL, openSmallDb, Model, diffEntries, scanAll, show, openFilesUnder, tableFiles, levelFiles, expectError, expectThrowSync } from '../helpers/db.mjs';
+import { SMALL, openSmallDb, Model, diffEntries, scanAll, show, openFilesUnder, tableFiles, levelFiles } from '../helpers/db.mjs';
+import { expectError, expectThrowSync } from '../helpers/expect.mjs';
 
 /** xorshift32: reproducible variety (the seed is logged by the tests that use it). */
 function rng(seed) {

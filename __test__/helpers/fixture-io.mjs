@@ -42,3 +42,32 @@ export function guard(promise, what, detail = () => ({})) {
     }),
   ]).finally(() => clearTimeout(timer));
 }
+
+/** What writeAfterFault reports when the write after the failure succeeded (a test then fails). */
+export const RESOLVED = Object.freeze({ code: 'RESOLVED', message: 'the write after the failure succeeded' });
+
+/**
+ * The fault children's write loop (URINGDB_FAULT_VFS injects the failure): issues
+ * `write(i)` for i = 0, 1, ... `inFlight` at a time until one rejects or `count` were issued,
+ * each group under guard(). `write(i)` resolves with the acknowledgement to record.
+ * Returns { acks (in order of resolution), firstError (null if none failed) }.
+ */
+export async function writeUntilFault({ count, inFlight, write, label }) {
+  const acks = [];
+  let firstError = null;
+  for (let i = 0; i < count && !firstError; i += inFlight) {
+    const group = [];
+    for (let j = i; j < i + inFlight; j++) {
+      group.push(write(j).then((ack) => acks.push(ack), (err) => {
+        firstError ??= err;
+      }));
+    }
+    await guard(Promise.all(group), label(i, i + inFlight - 1), () => ({ acks: acks.length }));
+  }
+  return { acks, firstError };
+}
+
+/** The error a write after the failure rejects with (RESOLVED if it succeeded), under guard(). */
+export function writeAfterFault(promise, what, detail) {
+  return guard(promise.then(() => RESOLVED, (err) => err), what, detail);
+}
