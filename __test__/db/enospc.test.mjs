@@ -15,7 +15,7 @@ import path from 'node:path';
 import { openTestDb, backend } from '../helpers/uringdb.mjs';
 import { tmpDir, withTimeout, sleep } from '../helpers/util.mjs';
 import { spawnChild, faultResult } from '../helpers/child.mjs';
-import { noMount, mountTmpfs as mountTmpfsAt, freeBytes } from '../helpers/tmpfs.mjs';
+import { noMount, mountTmpfs as mountTmpfsAt, freeBytes, fillTo } from '../helpers/tmpfs.mjs';
 import { MiB, SMALL, CHURN, seqKey, bigValue as valueOf, scanAll } from '../helpers/db.mjs';
 
 const MAX_PUTS = 5000; // 20 MiB of values: far more than the 8 MiB file system holds
@@ -42,9 +42,8 @@ if (!noMount) {
     const filler = path.join(mnt, 'filler');
     const db = await openTestDb(dir, CHURN);
     // Leave about 3 MiB: room for the log's segments and a few hundred KiB of tables.
-    const fillerBytes = freeBytes(mnt) - 3 * MiB;
-    t.true(fillerBytes > 0, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
-    fs.writeFileSync(filler, Buffer.alloc(fillerBytes, 0xee));
+    t.true(freeBytes(mnt) > 3 * MiB, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
+    fillTo(mnt, 3 * MiB);
 
     const acks = [];
     const errors = [];
@@ -115,7 +114,7 @@ if (!noMount) {
 
     // Reopen while the disk is full again (all but 64 KiB): it opens with everything, or refuses
     // with ENOSPC — never corruption, never a loss.
-    fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - 64 * 1024), 0xee));
+    fillTo(mnt, 64 * 1024);
     const onFull = await withTimeout(openTestDb(dir, CHURN).then((d) => ({ d }), (err) => ({ err })), 20_000, 'reopen on a full disk');
     if (onFull.d) {
       await checkAcked(t, onFull.d, acks, 'after reopen on a full disk');
@@ -227,13 +226,6 @@ async function growManifest(t, db, dir) {
     await db.flush();
   }
   t.fail(`the manifest did not grow near ${REWRITE_AT} bytes (${manifestBytes(dir)})`);
-}
-
-/** Leaves about `bytes` free on the tmpfs at `mnt` (a filler file); returns its path. */
-function fillTo(mnt, bytes) {
-  const filler = path.join(mnt, 'filler');
-  fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - bytes), 0xee));
-  return filler;
 }
 
 if (!noMount) {

@@ -36,3 +36,10 @@ export function freeBytes(dir) {
   const s = fs.statfsSync(dir);
   return s.bavail * s.bsize;
 }
+
+/** Leaves about `bytes` free on the tmpfs at `mnt` (a file `filler` takes the rest); returns its path. */
+export function fillTo(mnt, bytes) {
+  const filler = path.join(mnt, 'filler');
+  fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - bytes), 0xee));
+  return filler;
+}

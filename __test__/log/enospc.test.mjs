@@ -10,7 +10,7 @@ import path from 'node:path';
 import { openTestLog, backend } from '../helpers/uringdb.mjs';
 import { tmpDir, readAll, withTimeout } from '../helpers/util.mjs';
 import { spawnChild, faultResult } from '../helpers/child.mjs';
-import { noMount, mountTmpfs as mountTmpfsAt, freeBytes } from '../helpers/tmpfs.mjs';
+import { noMount, mountTmpfs as mountTmpfsAt, freeBytes, fillTo } from '../helpers/tmpfs.mjs';
 import { indexedRecord as recordFor } from '../helpers/records.mjs';
 
 const MiB = 1 << 20;
@@ -46,9 +46,8 @@ if (!noMount) {
     const filler = path.join(mnt, 'filler');
     const log = await openTestLog(dir, { segmentBytes: MiB });
     // Leave about 3 MiB free after the log's first segment: room for a couple more segments.
-    const fillerBytes = freeBytes(mnt) - 3 * MiB;
-    t.true(fillerBytes > 0, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
-    fs.writeFileSync(filler, Buffer.alloc(fillerBytes, 0xee));
+    t.true(freeBytes(mnt) > 3 * MiB, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
+    fillTo(mnt, 3 * MiB);
 
     const acks = [];
     const errors = [];
@@ -103,7 +102,7 @@ if (!noMount) {
     await withTimeout(log.close(), 20_000, 'close() of a log that hit ENOSPC');
 
     // Fill the disk again (all but 64 KiB) and reopen on it.
-    fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - 64 * 1024), 0xee));
+    fillTo(mnt, 64 * 1024);
 
     // Reopen while the disk is still full.
     const reopened = await withTimeout(openTestLog(dir, { segmentBytes: MiB }), 20_000, 'reopen on a full disk');
