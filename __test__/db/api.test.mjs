@@ -7,12 +7,12 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { openTestDb, backend, Snapshot, DbIterator, ChainedBatch } from '../helpers/uringdb.mjs';
 import { tmpDir, withTimeout } from '../helpers/util.mjs';
-import { fixturesDir } from '../helpers/child.mjs';
-import { SMALL, openSmallDb, Model, diffEntries, scanAll, show, openFilesUnder, tableFiles, levelFiles, expectError, expectThrowSync } from '../helpers/db.mjs';
+import { startWorker } from '../helpers/worker.mjs';
+import { SMALL, openSmallDb, Model, diffEntries, scanAll, show, openFilesUnder, tableFiles, levelFiles } from '../helpers/db.mjs';
+import { expectError, expectThrowSync } from '../helpers/expect.mjs';
 
 /** xorshift32: reproducible variety (the seed is logged by the tests that use it). */
 function rng(seed) {
@@ -771,28 +771,9 @@ test('worker_threads: main thread and two workers on one directory share the eng
   t.teardown(() => db.close());
   const startSignal = new SharedArrayBuffer(4);
   const COUNT = 1500;
-  const workers = ['w1', 'w2'].map((tag) => {
-    const worker = new Worker(path.join(fixturesDir, 'db-worker.mjs'), {
-      workerData: { dir, ioBackend: backend(), tag, count: COUNT, inflight: 32, options, startSignal },
-    });
-    t.teardown(() => worker.terminate());
-    let onOpened;
-    const opened = new Promise((resolve) => (onOpened = resolve));
-    const done = new Promise((resolve, reject) => {
-      let result = null;
-      worker.on('message', (m) => {
-        if (m.type === 'opened') onOpened(m);
-        if (m.type === 'done') result = m;
-      });
-      worker.on('error', reject);
-      worker.on('exit', (code) => {
-        onOpened(null);
-        if (code !== 0 || result === null) reject(new Error(`worker ${tag} exited with code ${code} without reporting`));
-        else resolve(result);
-      });
-    });
-    return { opened, done };
-  });
+  const workers = ['w1', 'w2'].map((tag) =>
+    startWorker(t, 'db-worker.mjs', { dir, ioBackend: backend(), tag, count: COUNT, inflight: 32, options, startSignal }),
+  );
   const openedMsgs = await withTimeout(Promise.all(workers.map((w) => w.opened)), 20_000, 'workers to open');
   t.deepEqual(openedMsgs.map((m) => m?.opened), [false, false], 'workers joined the engine the main thread opened');
   Atomics.store(new Int32Array(startSignal), 0, 1);

@@ -8,22 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, openTestDb, backend, UringdbError, DbOptionsSchema } from '../helpers/uringdb.mjs';
 import { tmpDir } from '../helpers/util.mjs';
-import { spawnChild, parseTagged } from '../helpers/child.mjs';
-import { MiB, SMALL, openSmallDb, errorOf, expectError, expectThrowSync } from '../helpers/db.mjs';
+import { spawnChild, waitReady } from '../helpers/child.mjs';
+import { MiB, SMALL, openSmallDb } from '../helpers/db.mjs';
+import { errorOf, expectError, expectThrowSync, NOT_BYTES as NOT_BYTES_OF_ALL } from '../helpers/expect.mjs';
 
-// Values of the wrong type for a key or a value.
-const NOT_BYTES = [
-  ['number', 123],
-  ['object', { a: 1 }],
-  ['null', null],
-  ['undefined', undefined],
-  ['boolean', true],
-  ['array of numbers', [1, 2, 3]],
-  ['function', () => {}],
-  ['symbol', Symbol('x')],
-  ['bigint', 10n],
-  ['ArrayBuffer', new ArrayBuffer(4)],
-];
+// Values of the wrong type for a key or a value, and an ArrayBuffer (not a view).
+const NOT_BYTES = [...NOT_BYTES_OF_ALL, ['ArrayBuffer', new ArrayBuffer(4)]];
 
 // Options arguments that are not objects.
 const NOT_OBJECT = [
@@ -340,12 +330,9 @@ test('opening a directory another process holds open rejects with ERR_URINGDB_LO
   t.timeout(60_000);
   const dir = tmpDir(t);
   const child = spawnChild(t, 'db-hold-open.mjs', [dir, backend()]);
-  const line = await child.waitFor((l) => l.startsWith('READY ') || l.startsWith('E '), 30_000, 'READY');
-  if (line.startsWith('E ')) {
-    t.fail(`the child could not open the db: ${line}\n${child.stderr()}`);
-    return;
-  }
-  t.is(parseTagged(line, 'READY').lastSeq, 1);
+  const ready = await waitReady(t, child, 'the db');
+  if (ready === null) return;
+  t.is(ready.lastSeq, 1);
   const err = await expectError(t, () => openSmallDb(dir), 'ERR_URINGDB_LOCKED', 'open while another process holds the db');
   t.true(String(err?.message).length > 0);
   // The failed open left the holder's database alone; once the holder dies, the lock is free.

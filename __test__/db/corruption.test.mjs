@@ -13,7 +13,8 @@ import path from 'node:path';
 import { backend } from '../helpers/uringdb.mjs';
 import { tmpDir } from '../helpers/util.mjs';
 import { spawnChild, parseTagged } from '../helpers/child.mjs';
-import { openSmallDb, tableFiles, levelFiles, seqKey, seqValue, expectError } from '../helpers/db.mjs';
+import { openSmallDb, tableFiles, levelFiles, seqKey, seqValue } from '../helpers/db.mjs';
+import { expectError } from '../helpers/expect.mjs';
 
 const KEYS = 3000;
 

@@ -12,40 +12,15 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { openTestDb, backend } from '../helpers/uringdb.mjs';
 import { tmpDir, withTimeout, sleep } from '../helpers/util.mjs';
-import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { spawnChild, faultResult } from '../helpers/child.mjs';
+import { noMount, mountTmpfs as mountTmpfsAt, freeBytes, fillTo } from '../helpers/tmpfs.mjs';
 import { MiB, SMALL, CHURN, seqKey, bigValue as valueOf, scanAll } from '../helpers/db.mjs';
 
-const noMount = process.env.URINGDB_TEST_NO_MOUNT === '1';
 const MAX_PUTS = 5000; // 20 MiB of values: far more than the 8 MiB file system holds
 
-
-/** Mounts a tmpfs of `size` on a fresh directory; unmounts and removes it at teardown. */
-function mountTmpfs(t, size) {
-  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'uringdb-dbenospc-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (err) {
-    fs.rmdirSync(dir);
-    throw new Error(`cannot mount a tmpfs on ${dir} (${String(err.stderr ?? err.message).trim()}); run as root, or set URINGDB_TEST_NO_MOUNT=1 to skip`);
-  }
-  t.teardown(() => {
-    try {
-      execFileSync('umount', [dir], { stdio: 'pipe' });
-    } catch {
-      execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-    }
-    fs.rmdirSync(dir);
-  });
-  return dir;
-}
-
-const freeBytes = (dir) => {
-  const s = fs.statfsSync(dir);
-  return s.bavail * s.bsize;
-};
+const mountTmpfs = (t, size) => mountTmpfsAt(t, size, { prefix: 'uringdb-dbenospc-', instead: 'skip' });
 
 /** Every acknowledged key has its value in `db` (getMany and a scan); returns the count checked. */
 async function checkAcked(t, db, acks, what) {
@@ -67,9 +42,8 @@ if (!noMount) {
     const filler = path.join(mnt, 'filler');
     const db = await openTestDb(dir, CHURN);
     // Leave about 3 MiB: room for the log's segments and a few hundred KiB of tables.
-    const fillerBytes = freeBytes(mnt) - 3 * MiB;
-    t.true(fillerBytes > 0, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
-    fs.writeFileSync(filler, Buffer.alloc(fillerBytes, 0xee));
+    t.true(freeBytes(mnt) > 3 * MiB, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
+    fillTo(mnt, 3 * MiB);
 
     const acks = [];
     const errors = [];
@@ -140,7 +114,7 @@ if (!noMount) {
 
     // Reopen while the disk is full again (all but 64 KiB): it opens with everything, or refuses
     // with ENOSPC — never corruption, never a loss.
-    fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - 64 * 1024), 0xee));
+    fillTo(mnt, 64 * 1024);
     const onFull = await withTimeout(openTestDb(dir, CHURN).then((d) => ({ d }), (err) => ({ err })), 20_000, 'reopen on a full disk');
     if (onFull.d) {
       await checkAcked(t, onFull.d, acks, 'after reopen on a full disk');
@@ -254,13 +228,6 @@ async function growManifest(t, db, dir) {
   t.fail(`the manifest did not grow near ${REWRITE_AT} bytes (${manifestBytes(dir)})`);
 }
 
-/** Leaves about `bytes` free on the tmpfs at `mnt` (a filler file); returns its path. */
-function fillTo(mnt, bytes) {
-  const filler = path.join(mnt, 'filler');
-  fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - bytes), 0xee));
-  return filler;
-}
-
 if (!noMount) {
   test.serial('a manifest rewrite that runs out of space after a durable compaction edit keeps the compaction: the value survives close and reopen', async (t) => {
     t.timeout(120_000);
@@ -324,16 +291,8 @@ test('ENOSPC injected into every write past a budget (fault VFS): writes reject,
   const child = spawnChild(t, 'db-fault-child.mjs', [dir, backend(), MAX_PUTS], {
     env: { URINGDB_FAULT_VFS: `drop-unsynced,fail_write_after_bytes=${3 * MiB + MiB / 2},errno=ENOSPC` },
   });
-  const line = await child.waitFor((l) => /^(RESULT|HANG|E) /.test(l), 50_000, 'RESULT');
-  if (line.startsWith('HANG ')) {
-    t.fail(`with the injected ENOSPC, ${parseTagged(line, 'HANG').what} never settled`);
-    return;
-  }
-  if (line.startsWith('E ')) {
-    t.fail(`the child failed to open: ${line}\n${child.stderr()}`);
-    return;
-  }
-  const r = parseTagged(line, 'RESULT');
+  const r = await faultResult(t, child, 50_000, 'with the injected ENOSPC');
+  if (r === null) return;
   t.truthy(r.firstError, `no write failed within ${MAX_PUTS} puts: the fault was never injected`);
   // ENOSPC itself, or — when the engine's own log write hit the budget first — the latched
   // failure whose cause is ENOSPC.

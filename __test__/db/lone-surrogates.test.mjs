@@ -7,7 +7,8 @@
 import test from 'ava';
 import { openLog } from '../helpers/uringdb.mjs';
 import { tmpDir, assertCode, collect } from '../helpers/util.mjs';
-import { openSmallDb, expectError, expectThrowSync } from '../helpers/db.mjs';
+import { openSmallDb } from '../helpers/db.mjs';
+import { expectError, expectThrowSync } from '../helpers/expect.mjs';
 import { openTestLevel } from '../helpers/level.mjs';
 
 const LONE = [

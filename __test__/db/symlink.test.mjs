@@ -10,7 +10,8 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tmpDir, collect } from '../helpers/util.mjs';
-import { openSmallDb, expectError } from '../helpers/db.mjs';
+import { openSmallDb } from '../helpers/db.mjs';
+import { expectError } from '../helpers/expect.mjs';
 
 function plant(dir, outside, names) {
   for (const name of names) fs.symlinkSync(path.join(outside, 'victim'), path.join(dir, name));

@@ -123,3 +123,36 @@ export function parseTagged(line, tag) {
   if (!line.startsWith(`${tag} `)) throw new Error(`expected a ${tag} line, got ${JSON.stringify(line)}`);
   return JSON.parse(line.slice(tag.length + 1));
 }
+
+/**
+ * Waits for a fault child's one result line (RESULT, HANG or E; helpers/fixture-io.mjs) and
+ * returns the parsed RESULT. On HANG (an operation never settled) or E (the child failed) it
+ * fails the test, naming `what`, and returns null.
+ */
+export async function faultResult(t, child, ms, what) {
+  const line = await child.waitFor((l) => /^(RESULT|HANG|E) /.test(l), ms, 'RESULT');
+  if (line.startsWith('HANG ')) {
+    const hang = parseTagged(line, 'HANG');
+    t.fail(`${what}: ${hang.what} never settled${hang.acks === undefined ? '' : ` (after ${hang.acks} acknowledged writes)`}`);
+    return null;
+  }
+  if (line.startsWith('E ')) {
+    t.fail(`${what}: the child failed: ${line}\n${child.stderr()}`);
+    return null;
+  }
+  return parseTagged(line, 'RESULT');
+}
+
+/**
+ * Waits for a child's `READY {json}` line and returns it parsed; when the child reports
+ * `E {code, message}` instead it fails the test (the child could not open `what`) and
+ * returns null.
+ */
+export async function waitReady(t, child, what, ms = 30_000) {
+  const line = await child.waitFor((l) => l.startsWith('READY ') || l.startsWith('E '), ms, 'READY');
+  if (line.startsWith('E ')) {
+    t.fail(`the child could not open ${what}: ${line}\n${child.stderr()}`);
+    return null;
+  }
+  return parseTagged(line, 'READY');
+}

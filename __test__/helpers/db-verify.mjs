@@ -1,5 +1,6 @@
-// Verification of a key-value database recovered after its writer child (fixtures/db-writer.mjs)
-// died mid-write, and the kill loop shared by the database durability and fallback tests.
+// The database's side of the crash tests (helpers/kill-loop.mjs is the shared core): its child
+// (fixtures/db-writer.mjs), its acknowledgement lines, and what a database recovered after
+// the writer died mid-write must show (used by the durability, failpoint and fallback tests).
 //
 // What a recovery must show (helpers/db-workload.mjs describes the workload):
 //   - whole batches only: a batch's b/ keys are all present or all absent;
@@ -12,13 +13,10 @@
 //   - the tables on disk are exactly those the levels reference (orphans from a crash during
 //     flush or compaction were removed).
 
-import { openTestDb, backend } from './uringdb.mjs';
-import { spawnChild, parseTagged } from './child.mjs';
-import { randomInt, sleep } from './util.mjs';
+import { openTestDb } from './uringdb.mjs';
+import { CrashVerifier, runKillLoop } from './kill-loop.mjs';
 import { CHURN, tableFiles, levelFiles } from './db.mjs';
 import { applyBatch, batchOps, parseBatchKey, keysIn, batchKeyPrefix } from './db-workload.mjs';
-
-const MAX_PROBLEMS = 20;
 
 /** Options of the verifier's own opens: no background work of its own (so the files hold still). */
 export const VERIFY_OPTIONS = Object.freeze({
@@ -30,81 +28,55 @@ export const VERIFY_OPTIONS = Object.freeze({
   l0StopTrigger: 1000,
 });
 
-/** Parses the writer's stdout. */
-export function parseWriterOutput(lines) {
-  const acks = new Map(); // g -> sync
-  const readerProblems = [];
-  let ready = null;
-  let error = null;
-  let opening = false;
-  let flushes = 0;
-  let compactions = 0;
-  for (const line of lines) {
-    if (line.startsWith('A ')) {
-      const [g, sync] = line.slice(2).split(' ').map(Number);
-      if (Number.isInteger(g) && (sync === 0 || sync === 1)) acks.set(g, sync === 1);
-    } else if (line === 'OPENING') {
-      opening = true;
-    } else if (line.startsWith('READY ')) {
-      ready = parseTagged(line, 'READY');
-    } else if (line.startsWith('S ')) {
-      const s = parseTagged(line, 'S');
-      flushes = Math.max(flushes, s.flushes);
-      compactions = Math.max(compactions, s.compactions);
-    } else if (line.startsWith('X ')) {
-      readerProblems.push(parseTagged(line, 'X'));
-    } else if (line.startsWith('E ')) {
-      error = parseTagged(line, 'E');
-    }
-  }
-  return { acks, readerProblems, ready, error, opening, flushes, compactions };
-}
+/** The writer's lines besides the common ones: A <g> <sync 0|1>, S {flushes, compactions, l0}. */
+export const writerReport = Object.freeze({
+  init: () => ({ flushes: 0, compactions: 0 }),
+  parseAck(fields) {
+    const [g, sync] = fields;
+    if (fields.length !== 2 || !Number.isInteger(g) || (sync !== 0 && sync !== 1)) return null;
+    return { key: g, g, sync: sync === 1 };
+  },
+  parseLine(line, report) {
+    if (!line.startsWith('S ')) return;
+    const s = JSON.parse(line.slice(2));
+    report.flushes = Math.max(report.flushes, s.flushes);
+    report.compactions = Math.max(report.compactions, s.compactions);
+  },
+});
 
 /** Keeps the verified state of the database between iterations and checks each recovery. */
-export class DbKillVerifier {
+export class DbKillVerifier extends CrashVerifier {
   constructor(dir) {
+    super();
     this.dir = dir;
     /** The database's contents as verified after the previous iteration (string -> string). */
     this.model = new Map();
   }
 
-  /**
-   * Reopens the database in this process and checks it against the run's acknowledgements.
-   * Returns { problems, present, required, recovery }.
-   */
-  async verify({ run, mode, acks, lanes, readerProblems = [] }) {
-    const problems = [];
-    const problem = (text) => {
-      if (problems.length < MAX_PROBLEMS) problems.push(text);
-    };
-    for (const p of readerProblems) problem(`a read in the child while writing: ${JSON.stringify(p)}`);
+  open() {
+    return openTestDb(this.dir, VERIFY_OPTIONS);
+  }
 
-    let db;
-    try {
-      db = await openTestDb(this.dir, VERIFY_OPTIONS);
-    } catch (err) {
-      return { problems: [...problems, `reopen failed: ${err?.code} ${err?.message}`], present: 0, required: 0 };
+  /** Every key and value, and the recovery info; checks that no table is orphaned or missing. */
+  async read(db, problems) {
+    const onDisk = tableFiles(this.dir).length;
+    const inLevels = levelFiles(db.stats());
+    if (onDisk !== inLevels) problems.add(`${onDisk} table files on disk but the levels hold ${inLevels} (orphaned or missing tables)`);
+    const actual = new Map();
+    const it = db.iterator({ keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    for (;;) {
+      const chunk = await it.nextv(4096);
+      if (chunk.length === 0) break;
+      for (const [k, v] of chunk) actual.set(k, v);
     }
-    const recovery = db.recovery;
-    let actual;
-    try {
-      const onDisk = tableFiles(this.dir).length;
-      const inLevels = levelFiles(db.stats());
-      if (onDisk !== inLevels) problem(`${onDisk} table files on disk but the levels hold ${inLevels} (orphaned or missing tables)`);
-      actual = new Map();
-      const it = db.iterator({ keyEncoding: 'utf8', valueEncoding: 'utf8' });
-      for (;;) {
-        const chunk = await it.nextv(4096);
-        if (chunk.length === 0) break;
-        for (const [k, v] of chunk) actual.set(k, v);
-      }
-      await it.close();
-    } catch (err) {
-      await db.close().catch(() => {});
-      return { problems: [...problems, `scan after reopen failed: ${err?.code} ${err?.message}`], present: 0, required: 0, recovery };
-    }
-    await db.close();
+    await it.close();
+    return { actual, recovery: db.recovery };
+  }
 
+  /** Whole batches, a prefix of the run, and exactly the state batches 0..M-1 produce. */
+  checkState(state, { run }, problems) {
+    const { actual } = state;
+    const problem = (text) => problems.add(text);
     // Which batches of this run are in, and are they whole?
     const counts = new Map();
     const prefix = batchKeyPrefix(run);
@@ -130,20 +102,8 @@ export class DbKillVerifier {
       }
       problem(`not a prefix of the issued batches: batch ${gs.at(-1)} is present but batches ${missing.join(', ')}... are not`);
     }
-
-    // Acknowledgements: the durable ones must be in; at most `lanes` batches beyond the acks.
-    let required = 0;
-    const lost = [];
-    for (const [g, sync] of acks) {
-      const isRequired = mode !== 'mixed' || sync;
-      if (!isRequired) continue;
-      required++;
-      if (!counts.has(g)) lost.push(g);
-    }
-    if (lost.length > 0) problem(`${lost.length} acknowledged durable batches are missing, e.g. ${lost.slice(0, 10).join(', ')} (present: 0..${present - 1})`);
-    let unacked = 0;
-    for (const g of counts.keys()) if (!acks.has(g)) unacked++;
-    if (unacked > lanes) problem(`${unacked} batches present that were never acknowledged, more than the ${lanes} that can be in flight`);
+    state.counts = counts;
+    state.present = present;
 
     // The whole state: the previous state plus batches 0..present-1 of this run.
     const expected = new Map(this.model);
@@ -159,14 +119,41 @@ export class DbKillVerifier {
       if (!expected.has(k) && diffs++ < 8) problem(`key ${k} is present but should not be (deleted, or never written)`);
     }
     if (diffs > 8) problem(`... ${diffs} keys differ from the expected state in all`);
-    if (problems.length === 0) this.model = expected;
-    return { problems, present, required, recovery };
+    state.expected = expected;
+  }
+
+  /** 'sync' mode: every acknowledged batch; 'mixed': the sync:true ones. */
+  isRequired(ack, { mode }) {
+    return mode !== 'mixed' || ack.sync;
+  }
+
+  describeAck(ack) {
+    return `batch ${ack.g} (sync:${ack.sync})`;
+  }
+
+  checkAck(state, ack) {
+    return state.counts.has(ack.g) ? 'present' : 'absent';
+  }
+
+  /** At most `lanes` batches beyond the acknowledgements (those in flight at the kill). */
+  checkBeyondAcks(state, { report, lanes }, problems) {
+    let unacked = 0;
+    for (const g of state.counts.keys()) if (!report.acks.has(g)) unacked++;
+    if (unacked > lanes) problems.add(`${unacked} batches present that were never acknowledged, more than the ${lanes} that can be in flight (present: 0..${state.present - 1})`);
+  }
+
+  accept(state) {
+    this.model = state.expected;
+  }
+
+  summary(state) {
+    return { present: state.present, recovery: state.recovery };
   }
 
   /**
    * After a loop: opens with the churn settings, writes `count` more batches (a run of its
    * own), compacts everything and checks that writes, flushes and compactions still work and
-   * that the result verifies. Returns { problems, stats }.
+   * that the result verifies. Returns the verdict ({ problems, ... }).
    */
   async writeAndCompact(t, run, count = 200) {
     const db = await openTestDb(this.dir, CHURN);
@@ -175,7 +162,7 @@ export class DbKillVerifier {
       const before = db.stats();
       for (let g = 0; g < count; g++) {
         await db.batch(batchOps(run, g));
-        acks.set(g, true);
+        acks.set(g, { key: g, g, sync: true });
       }
       await db.flush();
       await db.compactRange();
@@ -187,81 +174,35 @@ export class DbKillVerifier {
     } finally {
       await db.close();
     }
-    return this.verify({ run, mode: 'sync', acks, lanes: 0 });
+    const report = { acks, duplicateAcks: [], readerProblems: [] };
+    return this.verify({ run, report, mode: 'sync', lanes: 0 });
   }
 }
 
 /**
- * The kill loop: `count` times, start the writer on `dir`, end it at a random moment (SIGKILL),
- * or let a failpoint abort it, reopen in-process and verify. With `earlyEvery`, every such
- * iteration kills the child while it opens (recovers). Fails the test at the first bad
- * iteration (t.fail with the problems).
- *
- * failpoint: a name from the engine's crash points; the child gets URINGDB_FAILPOINT=<name>:<n>
- * (n from 1 to 6) and must die by SIGABRT having reported it; if it has not within
- * `failpointWaitMs`, it is killed and the iteration counts as not fired.
+ * The database's kill loop (helpers/kill-loop.mjs runKillLoop with fixtures/db-writer.mjs):
+ * kills come `minKillMs`..`maxKillMs` after READY, every `earlyEvery`-th while the writer
+ * opens; with `failpoint`, the engine's crash point aborts the writer instead. `mode`: sync |
+ * mixed (fixtures/db-writer.mjs). `lanes` batches are in flight at most.
  *
  * Returns { failed, acks, required, present, flushes, compactions, fired, backends, orphansRemoved, verifier }.
  */
-export async function runDbKillLoop(t, { dir, count, mode = 'sync', env = {}, envFor, wrapper = [], lanes = 16, maxBatches = 3000, childBackend = backend(), earlyEvery = 5, failpoint, failpointWaitMs = 8000, minKillMs = 40, maxKillMs = 400 }) {
-  const verifier = new DbKillVerifier(dir);
-  const result = { failed: false, acks: 0, required: 0, present: 0, flushes: 0, compactions: 0, fired: 0, backends: new Set(), orphansRemoved: 0, verifier };
-  for (let i = 0; i < count; i++) {
-    const run = i + 1;
-    const early = failpoint === undefined && earlyEvery > 0 && i % earlyEvery === earlyEvery - 1;
-    const childEnv = { ...env, ...(envFor ? envFor(i) : {}) };
-    if (failpoint !== undefined) childEnv.URINGDB_FAILPOINT = `${failpoint}:${randomInt(1, 6)}`;
-    const child = spawnChild(t, 'db-writer.mjs', [dir, childBackend, run, mode, lanes, maxBatches], { env: childEnv, wrapper });
-    let how;
-    if (failpoint !== undefined) {
-      const timer = setTimeout(() => child.kill('SIGKILL'), failpointWaitMs);
-      await child.closed;
-      clearTimeout(timer);
-      how = `failpoint ${childEnv.URINGDB_FAILPOINT}`;
-    } else if (early) {
-      await child.waitFor((l) => l === 'OPENING', 30_000, 'OPENING');
-      await sleep(randomInt(0, 60));
-      how = 'killed while opening';
-    } else {
-      await child.waitFor((l) => l.startsWith('READY '), 30_000, 'READY');
-      await sleep(randomInt(minKillMs, maxKillMs));
-      how = 'killed while writing';
-    }
-    child.kill('SIGKILL');
-    const { code, signal } = await child.closed;
-    const out = parseWriterOutput(child.lines);
-    const context = `iteration ${run} (${mode}, ${how}, env ${JSON.stringify(childEnv)}, ${out.acks.size} acks)`;
-    if (out.error) {
-      t.fail(`${context}: the writer failed: ${out.error.code} ${out.error.message}\nstderr:\n${child.stderr()}`);
-      result.failed = true;
-      return result;
-    }
-    if (failpoint !== undefined) {
-      const reached = child.stderr().includes(`failpoint ${failpoint} reached`);
-      if (signal === 'SIGABRT' && reached) result.fired++;
-      else if (signal !== 'SIGKILL') {
-        t.fail(`${context}: the writer ended with code ${code} signal ${signal} (failpoint reached: ${reached})\nstderr:\n${child.stderr()}`);
-        result.failed = true;
-        return result;
-      }
-    } else if (signal !== 'SIGKILL') {
-      t.fail(`${context}: the writer exited by itself (code ${code}, signal ${signal}) before the kill\nstderr:\n${child.stderr()}`);
-      result.failed = true;
-      return result;
-    }
-    if (out.ready) result.backends.add(out.ready.backend);
-    const v = await verifier.verify({ run, mode, acks: out.acks, lanes, readerProblems: out.readerProblems });
-    if (v.problems.length > 0) {
-      t.fail(`${context}: the recovered database is wrong:\n  ${v.problems.join('\n  ')}\nchild stderr:\n${child.stderr().slice(-2000)}`);
-      result.failed = true;
-      return result;
-    }
-    result.acks += out.acks.size;
-    result.required += v.required;
-    result.present += v.present;
-    result.flushes += out.flushes;
-    result.compactions += out.compactions;
-    result.orphansRemoved += v.recovery?.orphansRemoved ?? 0;
-  }
-  return result;
+export function runDbKillLoop(t, { mode = 'sync', lanes = 16, maxBatches = 3000, minKillMs = 40, maxKillMs = 400, ...options }) {
+  const product = {
+    fixture: 'db-writer.mjs',
+    args: () => [mode, lanes, maxBatches],
+    parse: writerReport,
+    verifier: new DbKillVerifier(options.dir),
+    context: () => ({ lanes }),
+    minKillMs,
+    maxKillMs,
+    initial: () => ({ present: 0, flushes: 0, compactions: 0, orphansRemoved: 0 }),
+    tally(result, report, verdict) {
+      result.present += verdict.present;
+      result.flushes += report.flushes;
+      result.compactions += report.compactions;
+      result.orphansRemoved += verdict.recovery?.orphansRemoved ?? 0;
+    },
+  };
+  return runKillLoop(t, product, { mode, ...options });
 }

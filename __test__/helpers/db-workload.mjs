@@ -17,18 +17,9 @@
 // so the whole expected database after a crash is: the state before the run, plus batches
 // 0..M-1 of the run applied in order, for the M that the recovered b/ keys show.
 
-const pad = (n, w) => String(n).padStart(w, '0');
+import { mix32 } from './util.mjs';
 
-/** A cheap 32-bit integer hash (murmur3 finalizer over a combined word). */
-export function mix32(a, b) {
-  let h = (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35)) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+const pad = (n, w) => String(n).padStart(w, '0');
 
 /** Number of b/ keys batch (run, g) writes: 1..4. */
 export const keysIn = (run, g) => 1 + (mix32(run, g) % 4);

@@ -1,10 +1,9 @@
 // Helpers of the key-value database tests: small-footprint options, a sorted in-memory model
-// to compare iterators against, error capture, and a check for files left open.
+// to compare iterators against, and a check for files left open (error capture: expect.mjs).
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { openTestDb, UringdbError } from './uringdb.mjs';
-import { assertCode } from './util.mjs';
+import { openTestDb } from './uringdb.mjs';
 
 export const MiB = 1 << 20;
 
@@ -31,39 +30,6 @@ export const CHURN = Object.freeze({
 /** openTestDb with SMALL options (and `options` on top). */
 export function openSmallDb(dir, options = {}) {
   return openTestDb(dir, { ...SMALL, ...options });
-}
-
-/** The error `fn()` throws synchronously or rejects with; null if it succeeds. */
-export async function errorOf(fn) {
-  try {
-    const value = fn();
-    if (value && typeof value.then === 'function') await value;
-    return null;
-  } catch (err) {
-    return err;
-  }
-}
-
-/** Asserts `fn()` throws or rejects with a UringdbError of `code`; returns the error. */
-export async function expectError(t, fn, code, what) {
-  const err = await errorOf(fn);
-  assertCode(t, err, code, what);
-  if (err) t.true(err instanceof UringdbError, `${what}: is a UringdbError (got ${err?.constructor?.name})`);
-  return err;
-}
-
-/** Asserts `fn()` throws synchronously (not a rejected promise) with `code`. */
-export function expectThrowSync(t, fn, code, what) {
-  let err = null;
-  let value;
-  try {
-    value = fn();
-  } catch (e) {
-    err = e;
-  }
-  if (value && typeof value.then === 'function') value.catch(() => {});
-  assertCode(t, err, code, `${what} (thrown synchronously)`);
-  return err;
 }
 
 const toBuf = (k) => (typeof k === 'string' ? Buffer.from(k, 'utf8') : Buffer.from(k.buffer, k.byteOffset, k.byteLength));

@@ -16,19 +16,10 @@
 //   27  L  payload      (xorshift32 stream seeded from the identity)
 //   27+L 4 FNV-1a 32 of bytes [0, 27+L)
 
+import { mix32 } from './util.mjs';
+
 const MAGIC = 0x54424455; // "UDBT" read as u32le
 const HEADER_BYTES = 27;
-
-function mix32(a, b) {
-  // A cheap integer hash (murmur3 finalizer over a combined word).
-  let h = (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35)) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 function seedOf(run, writer, counter) {
   return mix32(mix32(run, writer), counter) || 1;

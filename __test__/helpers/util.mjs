@@ -57,3 +57,14 @@ export function randomInt(lo, hi) {
 export function listFiles(dir) {
   return fs.readdirSync(dir).sort();
 }
+
+/** A cheap 32-bit integer hash (murmur3 finalizer over a combined word): the workloads' deterministic "random" numbers. */
+export function mix32(a, b) {
+  let h = (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35)) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}

@@ -2,39 +2,12 @@
 // oversized records, invalid options, use after close, a second process on the same directory.
 
 import test from 'ava';
-import { openTestLog, openLog, backend, UringdbError, LogOptionsSchema } from '../helpers/uringdb.mjs';
-import { tmpDir, readAll, assertCode } from '../helpers/util.mjs';
-import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { openTestLog, openLog, backend, LogOptionsSchema } from '../helpers/uringdb.mjs';
+import { tmpDir, readAll } from '../helpers/util.mjs';
+import { errorOf, expectError, NOT_BYTES } from '../helpers/expect.mjs';
+import { spawnChild, waitReady } from '../helpers/child.mjs';
 
 const MiB = 1 << 20;
-
-/** The error `fn()` throws synchronously or rejects with; null if it succeeds. */
-async function errorOf(fn) {
-  try {
-    const value = fn();
-    if (value && typeof value.then === 'function') await value;
-    else if (value && typeof value[Symbol.asyncIterator] === 'function') {
-      // An iterator's argument errors may surface at the first next().
-      const it = value[Symbol.asyncIterator]();
-      await it.next();
-      await it.return?.();
-    }
-    return null;
-  } catch (err) {
-    return err;
-  }
-}
-
-async function expectError(t, fn, code, what) {
-  const err = await errorOf(fn);
-  assertCode(t, err, code, what);
-  if (err) {
-    t.true(err instanceof UringdbError, `${what}: is a UringdbError`);
-    t.true(err instanceof Error, `${what}: is an Error`);
-    t.true(typeof err.message === 'string' && err.message.length > 0, `${what}: has a message`);
-  }
-  return err;
-}
 
 test('wrong record types reject with ERR_URINGDB_INVALID_ARGUMENT and append nothing', async (t) => {
   const dir = tmpDir(t);
@@ -42,18 +15,7 @@ test('wrong record types reject with ERR_URINGDB_INVALID_ARGUMENT and append not
   t.teardown(() => log.close());
   t.is(await log.append('good-1'), 1);
 
-  const badRecords = [
-    ['number', 123],
-    ['object', { a: 1 }],
-    ['null', null],
-    ['undefined', undefined],
-    ['boolean', true],
-    ['array of numbers', [1, 2, 3]],
-    ['function', () => {}],
-    ['symbol', Symbol('x')],
-    ['bigint', 10n],
-  ];
-  for (const [name, value] of badRecords) {
+  for (const [name, value] of NOT_BYTES) {
     await expectError(t, () => log.append(value), 'ERR_URINGDB_INVALID_ARGUMENT', `append(${name})`);
   }
   await expectError(t, () => log.append(), 'ERR_URINGDB_INVALID_ARGUMENT', 'append() without a record');
@@ -219,12 +181,9 @@ test('a second process opening the same directory gets ERR_URINGDB_LOCKED', asyn
   await log.close();
 
   const child = spawnChild(t, 'hold-open.mjs', [dir, backend()]);
-  const line = await child.waitFor((l) => l.startsWith('READY ') || l.startsWith('E '), 30_000, 'READY');
-  if (line.startsWith('E ')) {
-    t.fail(`the child could not open the log: ${line}\n${child.stderr()}`);
-    return;
-  }
-  t.is(parseTagged(line, 'READY').lastSeq, 2);
+  const ready = await waitReady(t, child, 'the log');
+  if (ready === null) return;
+  t.is(ready.lastSeq, 2);
 
   const err = await expectError(t, () => openTestLog(dir), 'ERR_URINGDB_LOCKED', 'open while another process holds the directory');
   t.truthy(err?.message, 'the LOCKED error says something');

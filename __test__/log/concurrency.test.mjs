@@ -8,30 +8,11 @@ import path from 'node:path';
 import { openTestLog, backend, iterations } from '../helpers/uringdb.mjs';
 import { tmpDir, readAll, withTimeout, assertCode } from '../helpers/util.mjs';
 import { spawnChild, parseTagged, fixturesDir } from '../helpers/child.mjs';
+import { startWorker as startWorkerThread } from '../helpers/worker.mjs';
 
 const PER_THREAD = 5000 * Math.max(1, Math.ceil(iterations(1) / 20));
 
-function startWorker(t, workerData) {
-  const worker = new Worker(path.join(fixturesDir, 'worker-appender.mjs'), { workerData });
-  t.teardown(() => worker.terminate());
-  let opened;
-  const openedP = new Promise((resolve) => (opened = resolve));
-  const done = new Promise((resolve, reject) => {
-    let result = null;
-    worker.on('message', (m) => {
-      if (m.type === 'opened') opened();
-      if (m.type === 'done') result = m;
-    });
-    worker.on('error', reject);
-    worker.on('exit', (code) => {
-      opened();
-      if (code !== 0) reject(new Error(`worker ${workerData.tag} exited with code ${code}`));
-      else if (!result) reject(new Error(`worker ${workerData.tag} exited without reporting`));
-      else resolve(result);
-    });
-  });
-  return { worker, opened: openedP, done };
-}
+const startWorker = (t, workerData) => startWorkerThread(t, 'worker-appender.mjs', workerData);
 
 async function appendTagged(log, tag, count, inflight) {
   const acks = [];

@@ -12,7 +12,7 @@
 import test from 'ava';
 import { iterations } from '../helpers/uringdb.mjs';
 import { tmpDir } from '../helpers/util.mjs';
-import { runKillLoop } from '../helpers/verify.mjs';
+import { runLogKillLoop } from '../helpers/log-verify.mjs';
 
 const COUNT = iterations(20);
 
@@ -27,23 +27,23 @@ test.serial('sync:true appends survive SIGKILL while truncateBefore keeps deleti
   t.timeout(60_000 + COUNT * 10_000);
   const dir = tmpDir(t);
   // Small records' worth of 1 MiB segments fill in a few iterations; truncation trails by 2000.
-  const result = await runKillLoop(t, { dir, count: COUNT, mode: 'truncate', env: { URINGDB_FAULT_VFS: 'drop-unsynced' } });
+  const result = await runLogKillLoop(t, { dir, count: COUNT, mode: 'truncate', env: { URINGDB_FAULT_VFS: 'drop-unsynced' } });
   if (result.failed) return;
-  t.true(result.ackTotal > 0, 'appends were acknowledged');
+  t.true(result.acks > 0, 'appends were acknowledged');
   t.true(result.firstSeq > 1, `truncation happened (final firstSeq ${result.firstSeq}, lastSeq ${result.lastSeq})`);
-  t.log(`${COUNT} kills, ${result.ackTotal} acks, final firstSeq ${result.firstSeq}, lastSeq ${result.lastSeq}`);
+  t.log(`${COUNT} kills, ${result.acks} acks, final firstSeq ${result.firstSeq}, lastSeq ${result.lastSeq}`);
 });
 
 for (const { title, mode, env } of variants) {
   test.serial(title, async (t) => {
     t.timeout(60_000 + COUNT * 10_000);
     const dir = tmpDir(t);
-    const result = await runKillLoop(t, { dir, count: COUNT, mode, env });
+    const result = await runLogKillLoop(t, { dir, count: COUNT, mode, env });
     if (result.failed) return;
     // The loop must have exercised something: acknowledged (and required) records exist.
-    t.true(result.ackTotal > 0, `no append was acknowledged in ${COUNT} iterations: the test exercised nothing`);
-    t.true(result.requiredTotal > 0, `no acknowledged record was required to survive in ${COUNT} iterations`);
+    t.true(result.acks > 0, `no append was acknowledged in ${COUNT} iterations: the test exercised nothing`);
+    t.true(result.required > 0, `no acknowledged record was required to survive in ${COUNT} iterations`);
     t.true(result.lastSeq > 0, 'the recovered log is empty after all iterations');
-    t.log(`${COUNT} kills, ${result.ackTotal} acks (${result.requiredTotal} required), final lastSeq ${result.lastSeq}, backend ${[...result.backends].join('/')}`);
+    t.log(`${COUNT} kills, ${result.acks} acks (${result.required} required), final lastSeq ${result.lastSeq}, backend ${[...result.backends].join('/')}`);
   });
 }

@@ -7,44 +7,17 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { openTestLog, backend } from '../helpers/uringdb.mjs';
 import { tmpDir, readAll, withTimeout } from '../helpers/util.mjs';
-import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { spawnChild, faultResult } from '../helpers/child.mjs';
+import { noMount, mountTmpfs as mountTmpfsAt, freeBytes, fillTo } from '../helpers/tmpfs.mjs';
 import { indexedRecord as recordFor } from '../helpers/records.mjs';
 
 const MiB = 1 << 20;
 const RECORD_BYTES = 32 * 1024;
 const MAX_APPENDS = 2000; // 62 MiB of records: far more than the 8 MiB file system holds
-const noMount = process.env.URINGDB_TEST_NO_MOUNT === '1';
 
-/** Mounts a tmpfs of `size` on a fresh directory; unmounts and removes it at teardown. */
-function mountTmpfs(t, size) {
-  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'uringdb-enospc-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (err) {
-    fs.rmdirSync(dir);
-    throw new Error(
-      `cannot mount a tmpfs on ${dir} (${String(err.stderr ?? err.message).trim()}); run as root, ` +
-        'or set URINGDB_TEST_NO_MOUNT=1 to inject ENOSPC through the fault VFS instead',
-    );
-  }
-  t.teardown(() => {
-    try {
-      execFileSync('umount', [dir], { stdio: 'pipe' });
-    } catch {
-      execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-    }
-    fs.rmdirSync(dir);
-  });
-  return dir;
-}
-
-const freeBytes = (dir) => {
-  const s = fs.statfsSync(dir);
-  return s.bavail * s.bsize;
-};
+const mountTmpfs = (t, size) => mountTmpfsAt(t, size, { prefix: 'uringdb-enospc-', instead: 'inject ENOSPC through the fault VFS instead' });
 
 /** Checks that every acknowledged [seq, index] is in `records` with its bytes, seqs contiguous from 1. */
 function checkAcked(t, records, acks, what) {
@@ -73,9 +46,8 @@ if (!noMount) {
     const filler = path.join(mnt, 'filler');
     const log = await openTestLog(dir, { segmentBytes: MiB });
     // Leave about 3 MiB free after the log's first segment: room for a couple more segments.
-    const fillerBytes = freeBytes(mnt) - 3 * MiB;
-    t.true(fillerBytes > 0, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
-    fs.writeFileSync(filler, Buffer.alloc(fillerBytes, 0xee));
+    t.true(freeBytes(mnt) > 3 * MiB, `the tmpfs has room for a filler (free ${freeBytes(mnt)})`);
+    fillTo(mnt, 3 * MiB);
 
     const acks = [];
     const errors = [];
@@ -130,7 +102,7 @@ if (!noMount) {
     await withTimeout(log.close(), 20_000, 'close() of a log that hit ENOSPC');
 
     // Fill the disk again (all but 64 KiB) and reopen on it.
-    fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(mnt) - 64 * 1024), 0xee));
+    fillTo(mnt, 64 * 1024);
 
     // Reopen while the disk is still full.
     const reopened = await withTimeout(openTestLog(dir, { segmentBytes: MiB }), 20_000, 'reopen on a full disk');
@@ -158,16 +130,8 @@ if (!noMount) {
     const child = spawnChild(t, 'enospc-child.mjs', [dir, backend(), RECORD_BYTES, MAX_APPENDS], {
       env: { URINGDB_FAULT_VFS: `drop-unsynced,fail_write_after_bytes=${3 * MiB},errno=ENOSPC` },
     });
-    const line = await child.waitFor((l) => /^(RESULT|HANG|E) /.test(l), 60_000, 'RESULT');
-    if (line.startsWith('HANG ')) {
-      t.fail(`with the injected ENOSPC, ${parseTagged(line, 'HANG').what} never settled`);
-      return;
-    }
-    if (line.startsWith('E ')) {
-      t.fail(`the child failed: ${line}\n${child.stderr()}`);
-      return;
-    }
-    const result = parseTagged(line, 'RESULT');
+    const result = await faultResult(t, child, 60_000, 'with the injected ENOSPC');
+    if (result === null) return;
     t.truthy(result.firstError, `no ENOSPC within ${MAX_APPENDS} appends with fail_write_after_bytes=3 MiB`);
     t.is(result.firstError?.code, 'ENOSPC', `first failure has code ENOSPC (${JSON.stringify(result.firstError)})`);
     t.is(result.laterError?.code, 'ERR_URINGDB_FAILED', `later append on the failed log: ${JSON.stringify(result.laterError)}`);

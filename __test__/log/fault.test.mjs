@@ -7,7 +7,7 @@
 import test from 'ava';
 import { openTestLog, backend } from '../helpers/uringdb.mjs';
 import { tmpDir, readAll } from '../helpers/util.mjs';
-import { spawnChild, parseTagged } from '../helpers/child.mjs';
+import { spawnChild, faultResult } from '../helpers/child.mjs';
 import { indexedRecord } from '../helpers/records.mjs';
 
 const RECORD_BYTES = 32 * 1024;
@@ -28,17 +28,8 @@ for (const { title, fault, errno } of cases) {
     t.timeout(60_000);
     const dir = tmpDir(t);
     const child = spawnChild(t, 'fault-child.mjs', [dir, backend(), MAX_APPENDS], { env: { URINGDB_FAULT_VFS: fault } });
-    const line = await child.waitFor((l) => /^(RESULT|HANG|E) /.test(l), 50_000, 'RESULT');
-    if (line.startsWith('HANG ')) {
-      const hang = parseTagged(line, 'HANG');
-      t.fail(`with URINGDB_FAULT_VFS=${fault}: ${hang.what} never settled (after ${hang.acks} acknowledged appends)`);
-      return;
-    }
-    if (line.startsWith('E ')) {
-      t.fail(`open failed with URINGDB_FAULT_VFS=${fault}: ${line}`);
-      return;
-    }
-    const result = parseTagged(line, 'RESULT');
+    const result = await faultResult(t, child, 50_000, `with URINGDB_FAULT_VFS=${fault}`);
+    if (result === null) return;
     t.truthy(result.firstError, `no append failed within ${MAX_APPENDS} appends: the fault was never injected`);
     t.is(result.firstError?.code, errno, `the failing append rejects with ${errno} (${JSON.stringify(result.firstError)})`);
     t.is(result.laterError?.code, 'ERR_URINGDB_FAILED', `the next append rejects with ERR_URINGDB_FAILED (${JSON.stringify(result.laterError)})`);

@@ -39,6 +39,26 @@ function checkRecords(t, records, from, to) {
   t.true(ok);
 }
 
+/**
+ * Reads `it` from seq `next` while `next <= last`, counting records that are not the expected
+ * one in order; a read error ends it. Returns { next, wrong, err }.
+ */
+async function drainChecked(it, next, last) {
+  let wrong = 0;
+  let err = null;
+  try {
+    while (next <= last) {
+      const r = await it.next();
+      if (r.done) break;
+      if (r.value.seq !== next || !r.value.data.equals(record(next))) wrong++;
+      next = r.value.seq + 1;
+    }
+  } catch (e) {
+    err = e;
+  }
+  return { next, wrong, err };
+}
+
 test('truncateBefore removes whole segments below seq only; the rest stays readable across reopen', async (t) => {
   const dir = tmpDir(t);
   const options = { segmentBytes: MiB };
@@ -165,19 +185,7 @@ test('a read in progress when truncateBefore removes its segments continues corr
 
   // The reader may go on (deleted files stay readable while open) or stop with TRUNCATED; it
   // must not yield wrong bytes, skip records, or call the healthy log corrupt.
-  let next = 6;
-  let wrong = 0;
-  let err = null;
-  try {
-    for (;;) {
-      const r = await it.next();
-      if (r.done) break;
-      if (r.value.seq !== next || !r.value.data.equals(record(next))) wrong++;
-      next = r.value.seq + 1;
-    }
-  } catch (e) {
-    err = e;
-  }
+  const { next, wrong, err } = await drainChecked(it, 6, Infinity);
   t.is(wrong, 0, 'every record the reader yielded is the right one, in order');
   if (err) {
     t.is(err.code, 'ERR_URINGDB_TRUNCATED', `the interrupted read ends with ERR_URINGDB_TRUNCATED (got ${err.code}: ${err.message})`);
@@ -202,19 +210,7 @@ test('a tail that falls behind a truncateBefore continues correctly or ends with
   const it = log.tail({ from: 1, signal: ac.signal, batchSize: 2 })[Symbol.asyncIterator]();
   t.is((await it.next()).value?.seq, 1);
   await log.truncateBefore(60);
-  let next = 2;
-  let wrong = 0;
-  let err = null;
-  try {
-    while (next <= 64) {
-      const r = await it.next();
-      if (r.done) break;
-      if (r.value.seq !== next || !r.value.data.equals(record(next))) wrong++;
-      next = r.value.seq + 1;
-    }
-  } catch (e) {
-    err = e;
-  }
+  const { next, wrong, err } = await drainChecked(it, 2, 64);
   ac.abort();
   t.is(wrong, 0, 'every record the tail yielded is the right one, in order');
   if (err) t.is(err.code, 'ERR_URINGDB_TRUNCATED', `the tail ends with ERR_URINGDB_TRUNCATED (got ${err.code}: ${err.message})`);

@@ -9,7 +9,7 @@
 // before writeback (a file truncated or deleted while still dirty); we report it beside.
 //
 // Compaction threads of RocksDB and LevelDB run inside the engine's process, so they are
-// covered; that is why every engine runs in a child process of its own (see kv-child.mjs).
+// covered; that is why every engine runs in a child process of its own (see kv/child.mjs, txn/child.mjs).
 
 import fs from 'node:fs'
 import path from 'node:path'

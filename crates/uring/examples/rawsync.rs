@@ -1,6 +1,6 @@
 //! `rawsync`: what the device gives a plain loop of `write` + `fdatasync`.
 //!
-//! The yardstick for the workload benchmark (`benchmark/workload.mjs`): one thread, no engine,
+//! The yardstick for the workload benchmark (`benchmark/log/workload.mjs`): one thread, no engine,
 //! no io_uring, no batching other than the size of each write. For every (mode, size) pair it
 //! runs a warm-up, then a timed loop of "write `bytes_per_write` bytes, then `fdatasync`", and
 //! prints one JSON line:

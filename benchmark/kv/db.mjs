@@ -3,11 +3,11 @@
 // classic-level (LevelDB), rocksdb (npm binding) and better-sqlite3, every engine in its
 // durable mode, all in one run on one machine so that every ratio compares numbers measured
 // minutes apart. Each (engine, case group) runs in a child process of its own
-// (lib/kv-child.mjs) so that its /proc/self/io counters, memory and background threads are
+// (kv/child.mjs) so that its /proc/self/io counters, memory and background threads are
 // its own. See benchmark/README.md ("Key-value peers") for what each number means.
 //
-//   node benchmark/db.mjs                 full run (both value sizes, ~15-20 minutes)
-//   node benchmark/db.mjs --tiny          CI: every engine, case and code path, < 90 s
+//   node benchmark/kv/db.mjs              full run (both value sizes, ~15-20 minutes)
+//   node benchmark/kv/db.mjs --tiny       CI: every engine, case and code path, < 90 s
 //   flags: --only=uringdb,lmdb,... (engines or families) --cases=put,load,get,scan,amp
 //          --value=100,4096 --n=KEYS --duration=SECONDS (per measured case) --batch=1000
 //          --passes=3 (overwrite passes) --dir=DIR (parent of the temp dirs)
@@ -21,17 +21,17 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { parseArgs } from './lib/args.mjs'
-import { benchDir, ensureDeps } from './lib/ensure-deps.mjs'
-import { bytes, fixed, int, markdownTable, ratio, us } from './lib/format.mjs'
-import { KV_ENGINE_NAMES, kvEngine } from './lib/kv-engines.mjs'
-import { machineFacts } from './lib/machine.mjs'
-import { runChild } from './lib/child.mjs'
-import { buildFingerprint } from './lib/build-fingerprint.mjs'
-import { buildProfile, distEntry, uringdbVersion } from './lib/uringdb.mjs'
+import { parseArgs } from '../lib/args.mjs'
+import { benchDir, ensureDeps } from '../lib/ensure-deps.mjs'
+import { bytes, fixed, int, markdownTable, ratio, us } from '../lib/format.mjs'
+import { KV_ENGINE_NAMES, kvEngine } from './engines/index.mjs'
+import { machineFacts } from '../lib/machine.mjs'
+import { runChild } from '../lib/child.mjs'
+import { buildFingerprint } from '../lib/build-fingerprint.mjs'
+import { buildProfile, distEntry, uringdbVersion } from '../lib/uringdb.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const CHILD = path.join(here, 'lib', 'kv-child.mjs')
+const CHILD = path.join(here, 'child.mjs')
 const DEFAULT_ENGINES = ['uringdb/io_uring', 'uringdb/portable', 'lmdb', 'lmdb-flushed', 'classic-level', 'rocksdb', 'better-sqlite3']
 const ALL_CASES = ['put', 'load', 'get', 'scan', 'amp']
 const FAMILY_OF = { 'uringdb/io_uring': 'uringdb', 'uringdb/portable': 'uringdb', 'lmdb-flushed': 'lmdb' }

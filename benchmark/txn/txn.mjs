@@ -4,12 +4,12 @@
 //
 // 256 concurrent transactions for 10 s per engine. Each one: a durable batch preparing 3
 // branches (tx/<id>/branch/<n> = JSON "prepared"), a read of each branch, a durable batch
-// marking them "committed" and writing tx/<id>/state (lib/txn-child.mjs). Each engine runs
+// marking them "committed" and writing tx/<id>/state (txn/child.mjs). Each engine runs
 // in a child process of its own, so the bytes it wrote to disk (/proc/self/io) are its own.
 //
-//   node benchmark/txn.mjs [--duration=SECONDS] [--concurrency=N] [--branches=N] [--tiny]
-//                          [--only=uringdb,lmdb,classic-level,better-sqlite3,rocksdb]
-//                          [--dir=DATA_ROOT] [--backend=auto|io_uring|portable] [--no-install]
+//   node benchmark/txn/txn.mjs [--duration=SECONDS] [--concurrency=N] [--branches=N] [--tiny]
+//                              [--only=uringdb,lmdb,classic-level,better-sqlite3,rocksdb]
+//                              [--dir=DATA_ROOT] [--backend=auto|io_uring|portable] [--no-install]
 //
 // uringdb's database lives in <DATA_ROOT>/txn (default: uringdb-data/ at the repository
 // root) and stays there after the run; the next run reopens and checks it, then starts
@@ -20,18 +20,16 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { parseArgs } from './lib/args.mjs'
-import { runChild } from './lib/child.mjs'
-import { benchDir, ensureDeps } from './lib/ensure-deps.mjs'
-import { fixed, int, markdownTable, ratio, us } from './lib/format.mjs'
-import { kvEngine } from './lib/kv-engines.mjs'
-import { buildFingerprint } from './lib/build-fingerprint.mjs'
-import { buildProfile, distEntry, repoRoot, uringdbVersion } from './lib/uringdb.mjs'
+import { parseArgs } from '../lib/args.mjs'
+import { runChild } from '../lib/child.mjs'
+import { benchDir, ensureDeps } from '../lib/ensure-deps.mjs'
+import { fixed, int, markdownTable, ratio, us } from '../lib/format.mjs'
+import { buildFingerprint } from '../lib/build-fingerprint.mjs'
+import { buildProfile, distEntry, repoRoot, uringdbVersion } from '../lib/uringdb.mjs'
+import { DEFAULT_TXN_ENGINES as DEFAULT_ENGINES, TXN_ENGINES as ENGINES, txnEngine } from './engines.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const CHILD = path.join(here, 'lib', 'txn-child.mjs')
-const ENGINES = ['uringdb', 'lmdb', 'classic-level', 'better-sqlite3', 'rocksdb']
-const DEFAULT_ENGINES = ['uringdb', 'lmdb', 'classic-level', 'better-sqlite3']
+const CHILD = path.join(here, 'child.mjs')
 
 const args = parseArgs(process.argv.slice(2), {
   tiny: { type: 'boolean', default: false },
@@ -123,7 +121,7 @@ const skipped = []
 const names = only.map(registryName)
 for (let i = 0; i < names.length; i++) {
   const name = names[i]
-  const engine = kvEngine(name)
+  const engine = txnEngine(name)
   try {
     await engine.available()
   } catch (err) {
@@ -182,7 +180,7 @@ if (buildFingerprint() !== fingerprint) {
 
 // ---- report ---------------------------------------------------------------------------------
 
-const peers = rows.filter((r) => kvEngine(r.engine).family !== 'uringdb')
+const peers = rows.filter((r) => txnEngine(r.engine).family !== 'uringdb')
 const best = [...peers].sort((a, b) => b.txPerSec - a.txPerSec)[0]
 say()
 say('## Results')
@@ -218,7 +216,7 @@ if (failures.length > 0) {
   for (const f of failures) say(`- ${f.engine}: ${f.error.split('\n').slice(0, 6).join(' | ')}`)
   say()
 }
-const u = rows.find((r) => kvEngine(r.engine).family === 'uringdb')
+const u = rows.find((r) => txnEngine(r.engine).family === 'uringdb')
 if (u) say(`uringdb's database stays in ${u.dir} (the next run reopens and checks it, then starts afresh).`)
 
 const jsonFile = args.json

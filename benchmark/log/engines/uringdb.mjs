@@ -1,7 +1,7 @@
 // uringdb's durable log: `append(record)` with sync: true (the default), which resolves only
 // after the group holding the record was written and fdatasynced.
 
-import { loadUringdb } from '../lib/uringdb.mjs'
+import { loadUringdb } from '../../lib/uringdb.mjs'
 
 /** @param {'io_uring' | 'portable'} backend */
 export function uringdbEngine(backend) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// One case group of one engine for db.mjs, in a process of its own (see child.mjs):
+// One case group of one engine for db.mjs, in a process of its own (see lib/child.mjs):
 //
 //   group 'put'   durable puts of fresh random keys at each in-flight level, a fresh
 //                 directory per level: warm-up, then a closed loop (lib/closed-loop.mjs).
@@ -18,12 +18,12 @@
 import fs from 'node:fs'
 import path from 'node:path'
 
-import { childMain } from './child.mjs'
-import { closedLoop } from './closed-loop.mjs'
-import { fixed, int, us } from './format.mjs'
-import { KEY_BYTES, keyAt, keyBounds, makeKeys, permutation, prng, randomKeySource, valueSource } from './kv-data.mjs'
-import { kvEngine } from './kv-engines.mjs'
-import { diskUsage, ioDelta, procIo, settleWrites } from './proc-io.mjs'
+import { childMain } from '../lib/child.mjs'
+import { closedLoop } from '../lib/closed-loop.mjs'
+import { fixed, int, us } from '../lib/format.mjs'
+import { KEY_BYTES, keyAt, keyBounds, makeKeys, permutation, prng, randomKeySource, valueSource } from './data.mjs'
+import { kvEngine } from './engines/index.mjs'
+import { diskUsage, ioDelta, procIo, settleWrites } from '../lib/proc-io.mjs'
 
 const log = (msg) => process.stderr.write(msg + '\n')
 const nowS = () => Number(process.hrtime.bigint()) / 1e9

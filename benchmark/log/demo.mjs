@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // The log demo: a durable-append workload on a data directory this script creates. (`npm start`
-// at the root runs txn.mjs, the key-value store's demo; this one is the append-only log's.)
+// at the root runs txn/txn.mjs, the key-value store's demo; this one is the append-only log's.)
 //
 // 256 concurrent writers append JSON "outbox events" (100 B – 4 KiB) with sync: true for 10 s;
 // every append counts only when its promise resolved, i.e. when the record is on disk. Then the
 // log is read back and every acknowledged record is checked byte for byte.
 //
-//   node benchmark/demo.mjs [--duration=SECONDS] [--writers=N] [--dir=PATH] [--backend=auto|io_uring|portable] [--tiny]
+//   node benchmark/log/demo.mjs [--duration=SECONDS] [--writers=N] [--dir=PATH] [--backend=auto|io_uring|portable] [--tiny]
 //
 // --tiny (the benchmark's bench:tiny): 32 writers for 0.5 s in a temporary directory that is
 // removed afterwards; numbers meaningless.
@@ -19,10 +19,10 @@ import os from 'node:os'
 import path from 'node:path'
 import zlib from 'node:zlib'
 
-import { parseArgs } from './lib/args.mjs'
-import { closedLoop } from './lib/closed-loop.mjs'
-import { fixed, int, markdownTable, us } from './lib/format.mjs'
-import { loadUringdb } from './lib/uringdb.mjs'
+import { parseArgs } from '../lib/args.mjs'
+import { closedLoop } from '../lib/closed-loop.mjs'
+import { fixed, int, markdownTable, us } from '../lib/format.mjs'
+import { loadUringdb } from '../lib/uringdb.mjs'
 
 const args = parseArgs(process.argv.slice(2), {
   tiny: { type: 'boolean', default: false },

@@ -8,6 +8,7 @@
 // (Snappy compression on, 2 MiB tables, 10-bit bloom filters as classic-level sets them).
 
 import { createRequire } from 'node:module'
+import { NEXTV_SCAN_LABEL, nextvScan } from './nextv-scan.mjs'
 
 const require = createRequire(import.meta.url)
 const MiB = 1 << 20
@@ -46,22 +47,8 @@ export function kvClassicLevelEngine() {
         read: (key) => db.get(key),
         getSync: (key) => db.getSync(key),
         getSyncLabel: 'getSync(key)',
-        async scan(onEntry) {
-          const it = db.iterator()
-          let count = 0
-          try {
-            for (;;) {
-              const chunk = await it.nextv(1000)
-              if (chunk.length === 0) break
-              for (let i = 0; i < chunk.length; i++) onEntry(chunk[i][0], chunk[i][1])
-              count += chunk.length
-            }
-          } finally {
-            await it.close()
-          }
-          return count
-        },
-        scanLabel: 'iterator().nextv(1000)',
+        scan: (onEntry) => nextvScan(db, onEntry),
+        scanLabel: NEXTV_SCAN_LABEL,
         compact: () => db.compactRange(LOW, HIGH),
         close: () => db.close(),
       }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// One engine of txn.mjs, in a process of its own (see child.mjs) so that /proc/self/io
+// One engine of txn.mjs, in a process of its own (see lib/child.mjs) so that /proc/self/io
 // counts that engine's writes only.
 //
 // A transaction (two-phase-commit coordinator bookkeeping, as a saga or XA coordinator
@@ -19,10 +19,10 @@
 
 import fs from 'node:fs'
 
-import { childMain } from './child.mjs'
-import { closedLoop } from './closed-loop.mjs'
-import { kvEngine } from './kv-engines.mjs'
-import { ioDelta, procIo } from './proc-io.mjs'
+import { childMain } from '../lib/child.mjs'
+import { closedLoop } from '../lib/closed-loop.mjs'
+import { txnEngine } from './engines.mjs'
+import { ioDelta, procIo } from '../lib/proc-io.mjs'
 
 const PARTICIPANTS = ['payments', 'inventory', 'shipping', 'ledger', 'notifications', 'fraud', 'loyalty', 'tax']
 const PAD = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'.repeat(8)
@@ -48,7 +48,7 @@ function branchValue(id, n, status) {
 }
 
 childMain(async (spec, send) => {
-  const engine = kvEngine(spec.engine)
+  const engine = txnEngine(spec.engine)
   await engine.available()
   const out = { engine: engine.name, label: engine.label, durability: engine.durability, dir: spec.dir }
 

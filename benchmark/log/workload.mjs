@@ -3,8 +3,8 @@
 // one process and one run, so that every ratio compares numbers measured minutes apart on the
 // same machine. See benchmark/README.md for what each number means and the fairness notes.
 //
-//   node benchmark/workload.mjs                 full run (3 s per case in 3 rounds, ~5 minutes)
-//   node benchmark/workload.mjs --tiny          CI: every engine and code path, well under a minute
+//   node benchmark/log/workload.mjs             full run (3 s per case in 3 rounds, ~5 minutes)
+//   node benchmark/log/workload.mjs --tiny      CI: every engine and code path, well under a minute
 //   flags: --duration=SECONDS (per case) --rounds=N --only=uringdb,lmdb,... --backend=io_uring|portable|both
 //          --dir=DIR (parent of the temp dirs) --no-install --json=FILE
 //
@@ -15,13 +15,13 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-import { parseArgs } from './lib/args.mjs'
-import { closedLoop } from './lib/closed-loop.mjs'
-import { benchDir, ensureDeps } from './lib/ensure-deps.mjs'
-import { bytes, fixed, int, markdownTable, pct, ratio, us } from './lib/format.mjs'
-import { machineFacts } from './lib/machine.mjs'
-import { buildRawsync, runRawsync } from './lib/rawsync.mjs'
-import { buildProfile, distEntry, loadUringdb, uringdbVersion } from './lib/uringdb.mjs'
+import { parseArgs } from '../lib/args.mjs'
+import { closedLoop } from '../lib/closed-loop.mjs'
+import { benchDir, ensureDeps } from '../lib/ensure-deps.mjs'
+import { bytes, fixed, int, markdownTable, pct, ratio, us } from '../lib/format.mjs'
+import { machineFacts } from '../lib/machine.mjs'
+import { buildRawsync, runRawsync } from './rawsync.mjs'
+import { buildProfile, distEntry, loadUringdb, uringdbVersion } from '../lib/uringdb.mjs'
 import { betterSqlite3Engine } from './engines/better-sqlite3.mjs'
 import { classicLevelEngine } from './engines/classic-level.mjs'
 import { lmdbEngine } from './engines/lmdb.mjs'

@@ -3,7 +3,7 @@
 // measures per-call cost and a single durable round trip, not throughput under load — that is
 // workload.mjs).
 //
-//   node benchmark/micro.mjs [--tiny] [--backend=io_uring|portable|both] [--dir=DIR]
+//   node benchmark/log/micro.mjs [--tiny] [--backend=io_uring|portable|both] [--dir=DIR]
 //
 // Cases, per backend:
 //   append 100 B, sync: true     one awaited durable append (write + fdatasync round trip)
@@ -18,9 +18,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 
-import { parseArgs } from './lib/args.mjs'
-import { benchDir, ensureDeps } from './lib/ensure-deps.mjs'
-import { loadUringdb } from './lib/uringdb.mjs'
+import { parseArgs } from '../lib/args.mjs'
+import { benchDir, ensureDeps } from '../lib/ensure-deps.mjs'
+import { loadUringdb } from '../lib/uringdb.mjs'
 
 const args = parseArgs(process.argv.slice(2), {
   tiny: { type: 'boolean', default: false },

@@ -15,11 +15,11 @@
 //     close()
 // Keys and values handed in are Buffers that the engine must copy at the call.
 
-import { kvBetterSqlite3Engine } from '../engines/kv-better-sqlite3.mjs'
-import { kvClassicLevelEngine } from '../engines/kv-classic-level.mjs'
-import { kvLmdbEngine } from '../engines/kv-lmdb.mjs'
-import { kvRocksdbEngine } from '../engines/kv-rocksdb.mjs'
-import { kvUringdbEngine } from '../engines/kv-uringdb.mjs'
+import { kvBetterSqlite3Engine } from './better-sqlite3.mjs'
+import { kvClassicLevelEngine } from './classic-level.mjs'
+import { kvLmdbEngine } from './lmdb.mjs'
+import { kvRocksdbEngine } from './rocksdb.mjs'
+import { kvUringdbEngine } from './uringdb.mjs'
 
 const FACTORIES = {
   uringdb: () => kvUringdbEngine('auto'),

@@ -3,9 +3,10 @@
 // Durability: opened with `sync: true` (the default, said explicitly), so put() and
 // batch().write() resolve only after the write's commit group was written and fdatasynced.
 // Memory: the defaults (64 MiB memtable, 64 MiB block cache); the peers are given the same
-// budget (see kv-classic-level.mjs, kv-rocksdb.mjs, kv-better-sqlite3.mjs).
+// budget (see classic-level.mjs, rocksdb.mjs, better-sqlite3.mjs).
 
-import { loadUringdb } from '../lib/uringdb.mjs'
+import { loadUringdb } from '../../lib/uringdb.mjs'
+import { NEXTV_SCAN_LABEL, nextvScan } from './nextv-scan.mjs'
 
 async function loadDb() {
   const api = await loadUringdb()
@@ -45,22 +46,8 @@ export function kvUringdbEngine(backend) {
         // The zero-allocation sync path: the value is copied into a caller's buffer.
         getSyncInto: (key) => db.getSync(key, { target }),
         getSyncIntoLabel: 'getSync(key, { target })',
-        async scan(onEntry) {
-          const it = db.iterator()
-          let count = 0
-          try {
-            for (;;) {
-              const chunk = await it.nextv(1000)
-              if (chunk.length === 0) break
-              for (let i = 0; i < chunk.length; i++) onEntry(chunk[i][0], chunk[i][1])
-              count += chunk.length
-            }
-          } finally {
-            await it.close()
-          }
-          return count
-        },
-        scanLabel: 'iterator().nextv(1000)',
+        scan: (onEntry) => nextvScan(db, onEntry),
+        scanLabel: NEXTV_SCAN_LABEL,
         flush: () => db.flush(),
         compact: () => db.compactRange(),
         info() {

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { repoRoot } from './uringdb.mjs'
+import { repoRoot } from '../lib/uringdb.mjs'
 
 const source = path.join(repoRoot, 'crates', 'uring', 'examples', 'rawsync.rs')
 const BUILD_TIMEOUT_MS = 10 * 60 * 1000

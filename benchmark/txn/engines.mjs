@@ -1,0 +1,17 @@
+// The engines of the transactions workload (txn.mjs): the key-value adapters of kv/engines/
+// (same durable modes and settings as kv/db.mjs), named as --only takes them. A transaction
+// needs an atomic durable batch and a read, which every key-value adapter has.
+
+import { kvEngine } from '../kv/engines/index.mjs'
+
+/** Every engine --only may name. */
+export const TXN_ENGINES = ['uringdb', 'lmdb', 'classic-level', 'better-sqlite3', 'rocksdb']
+
+/** The engines of a run without --only (rocksdb only on request). */
+export const DEFAULT_TXN_ENGINES = ['uringdb', 'lmdb', 'classic-level', 'better-sqlite3']
+
+/**
+ * The adapter for an engine's registry name: a name of TXN_ENGINES, or uringdb with its
+ * backend (`uringdb/io_uring`, `uringdb/portable`).
+ */
+export const txnEngine = (registryName) => kvEngine(registryName)
