@@ -1,9 +1,9 @@
-//! The end of a group: failing its appends (one call per producer), and releasing its ring
-//! space to the producers waiting for it.
+//! The end of a group: delivering its completions or failing its appends (one call per
+//! producer either way), and releasing its ring space to the producers waiting for it.
 
 use crate::error::WalError;
 use crate::format::Kind;
-use crate::shared::Shared;
+use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
 
 use super::state::CommitterState;
@@ -24,6 +24,25 @@ pub(super) fn fail_group(s: &Shared, st: &mut CommitterState, e: &WalError) {
     for (pid, n) in counts {
         if let Some(Some(sink)) = producers.get(pid as usize) {
             sink.failed(n, e);
+        }
+    }
+}
+
+/// Delivers the group's completions: one call per producer per group, its outcomes in ring
+/// order, with the durable `watermark` as the outcome of each sync marker.
+pub(super) fn deliver(s: &Shared, st: &mut CommitterState, watermark: u64, info: &GroupInfo) {
+    let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
+    for (pid, v) in st.outcomes.iter_mut() {
+        if v.is_empty() {
+            continue;
+        }
+        for o in v.iter_mut() {
+            if *o == u64::MAX {
+                *o = watermark;
+            }
+        }
+        if let Some(Some(sink)) = producers.get(*pid as usize) {
+            sink.completed(v, info);
         }
     }
 }

@@ -40,11 +40,12 @@
 //! # Files
 //!
 //! This file is the thread: its loop and its panic path. The stages it runs: `group.rs`
-//! forms a group from the ring (step 1); `write.rs` numbers, writes and syncs it and hands
-//! it to the apply hook (steps 3, 4 and 6); `roll.rs` moves to the next segment (step 2);
-//! `complete.rs` fails a group and releases its ring space (steps 5 and 6); `idle.rs` parks,
-//! syncs between groups and leaves the close MARK. `state.rs` is what the thread carries
-//! from one group to the next.
+//! forms a group from the ring (step 1); `roll.rs` moves to the next segment (step 2);
+//! `write.rs` numbers, writes and syncs the group, hands it to the apply hook and publishes
+//! the durable watermark (steps 3, 4 and 6); `complete.rs` delivers its completions or fails
+//! it, and releases its ring space (steps 5 and 6); `idle.rs` parks, syncs between groups
+//! and leaves the close MARK. `state.rs` is what the thread carries from one group to the
+//! next.
 
 mod complete;
 mod group;

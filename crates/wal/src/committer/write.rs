@@ -1,6 +1,7 @@
 //! Committing a group: sequence numbers and checksums, the one gathered write (with its
 //! MARK, and a segment header after a roll), the sync decision, the hand-off to the apply
-//! hook, the counters, and the completions (steps 3, 4 and 6).
+//! hook, the durable watermark and the counters (steps 3, 4 and 6); then the completions
+//! (`complete.rs`).
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use crate::segment::Segment;
 use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
 
-use super::complete::{fail_group, finish};
+use super::complete::{deliver, fail_group, finish};
 use super::group::group_disk_bytes;
 use super::roll::{finish_roll, prepare_roll};
 use super::state::CommitterState;
@@ -206,23 +207,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
         }
         lat.total.record(done_ns.saturating_sub(arrival));
     }
-    // Deliver completions: one call per producer per group.
-    {
-        let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
-        for (pid, v) in st.outcomes.iter_mut() {
-            if v.is_empty() {
-                continue;
-            }
-            for o in v.iter_mut() {
-                if *o == u64::MAX {
-                    *o = watermark;
-                }
-            }
-            if let Some(Some(sink)) = producers.get(*pid as usize) {
-                sink.completed(v, &info);
-            }
-        }
-    }
+    deliver(s, st, watermark, &info);
     finish(s, st, end);
 }
 
