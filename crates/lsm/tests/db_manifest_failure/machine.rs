@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::common::{small_db, EIO, ENOSPC};
-use uringdb_lsm::db::{Db, DbOptions};
+use super::common::{small_db, TempDir, EIO, ENOSPC};
+use uringdb_lsm::db::{BlockingWriter, Db, DbOptions};
 use uringdb_uring::{
     open_vfs, BackendChoice, BackendKind, FaultConfig, FaultVfs, File, LockGuard, OpenMode, Vfs,
     WriteTiming,
@@ -207,6 +207,22 @@ pub(crate) fn machine_with(config: FaultConfig) -> Machine {
     Machine { fault, traps, vfs }
 }
 
+/// The start of a targeted case: a fresh directory (`tag` in its name), a healthy machine,
+/// the database open on it, and a blocking writer.
+pub(crate) fn start(tag: &str) -> (TempDir, Machine, Db, BlockingWriter) {
+    let d = TempDir::new(tag);
+    let m = machine();
+    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
+    let w = db.blocking_writer();
+    (d, m, db, w)
+}
+
+/// Writes `key(i)` = `value(i)` through `w` (it must succeed) and records it as acknowledged.
+pub(crate) fn put_acked(w: &BlockingWriter, acked: &mut BTreeMap<Vec<u8>, Vec<u8>>, i: u32) {
+    w.put(&key(i), &value(i)).unwrap();
+    acked.insert(key(i), value(i));
+}
+
 /// Tiny manifest rewrite threshold (every install rewrites), no automatic compaction.
 pub(crate) fn options() -> DbOptions {
     DbOptions {
@@ -246,7 +262,7 @@ pub(crate) fn reopen_and_check(dir: &Path, acked: &BTreeMap<Vec<u8>, Vec<u8>>, w
 
 /// Power cut now: unsynced bytes are lost, then the dead process's database is closed
 /// (its handles fail; close only releases the directory lock and threads).
-pub(crate) fn crash(m: &Machine, db: Db, w: uringdb_lsm::db::BlockingWriter) {
+pub(crate) fn crash(m: &Machine, db: Db, w: BlockingWriter) {
     m.fault.crash();
     drop(w);
     let _ = db.close();

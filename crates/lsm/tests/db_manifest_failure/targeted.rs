@@ -12,14 +12,10 @@ use uringdb_lsm::db::{Db, DbError};
 /// manifest rewrite ran out of space. The compaction succeeded; its outputs must stay.
 #[test]
 fn a_failed_manifest_rewrite_after_a_durable_compaction_edit_keeps_the_outputs() {
-    let d = TempDir::new("rewrite-compaction");
-    let m = machine();
-    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
-    let w = db.blocking_writer();
+    let (d, m, db, w) = start("rewrite-compaction");
     let mut acked = BTreeMap::new();
     for i in 0..2 {
-        w.put(&key(i), &value(i)).unwrap();
-        acked.insert(key(i), value(i));
+        put_acked(&w, &mut acked, i);
         db.flush().unwrap();
     }
     m.traps.create_enospc.store(true, Ordering::SeqCst);
@@ -32,8 +28,7 @@ fn a_failed_manifest_rewrite_after_a_durable_compaction_edit_keeps_the_outputs()
     // The disk is still full: the next install must start a fresh manifest (appending to
     // the old one is unsafe: CURRENT may name either), fails, and loses nothing.
     m.traps.create_enospc.store(true, Ordering::SeqCst);
-    w.put(&key(2), &value(2)).unwrap();
-    acked.insert(key(2), value(2));
+    put_acked(&w, &mut acked, 2);
     let e = db
         .flush()
         .expect_err("no fresh manifest fits on the full disk");
@@ -51,13 +46,9 @@ fn a_failed_manifest_rewrite_after_a_durable_compaction_edit_keeps_the_outputs()
 /// writes resume and the database reopens with everything.
 #[test]
 fn a_failed_manifest_rewrite_after_a_durable_flush_edit_lets_writes_resume() {
-    let d = TempDir::new("rewrite-flush");
-    let m = machine();
-    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
-    let w = db.blocking_writer();
+    let (d, m, db, w) = start("rewrite-flush");
     let mut acked = BTreeMap::new();
-    w.put(&key(0), &value(0)).unwrap();
-    acked.insert(key(0), value(0));
+    put_acked(&w, &mut acked, 0);
     m.traps.create_enospc.store(true, Ordering::SeqCst);
     db.flush().expect("the flush edit is durable");
     assert!(m.traps.fired.load(Ordering::SeqCst) >= 1, "the rewrite ran");
@@ -106,13 +97,9 @@ fn a_failed_manifest_rewrite_after_a_durable_flush_edit_lets_writes_resume() {
 /// disk. The table it names must not be deleted.
 #[test]
 fn an_ambiguous_manifest_append_failure_keeps_the_flushed_table() {
-    let d = TempDir::new("ambiguous-flush");
-    let m = machine();
-    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
-    let w = db.blocking_writer();
+    let (d, m, db, w) = start("ambiguous-flush");
     let mut acked = BTreeMap::new();
-    w.put(&key(0), &value(0)).unwrap();
-    acked.insert(key(0), value(0));
+    put_acked(&w, &mut acked, 0);
     m.traps.append_ambiguous.store(true, Ordering::SeqCst);
     let e = db.flush().expect_err("the append reported EIO");
     assert_eq!(e.raw_os_error(), Some(EIO), "{e}");
@@ -130,14 +117,10 @@ fn an_ambiguous_manifest_append_failure_keeps_the_flushed_table() {
 /// the outputs must stay (it may be).
 #[test]
 fn an_ambiguous_manifest_append_failure_keeps_compaction_inputs_and_outputs() {
-    let d = TempDir::new("ambiguous-compaction");
-    let m = machine();
-    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
-    let w = db.blocking_writer();
+    let (d, m, db, w) = start("ambiguous-compaction");
     let mut acked = BTreeMap::new();
     for i in 0..3 {
-        w.put(&key(i), &value(i)).unwrap();
-        acked.insert(key(i), value(i));
+        put_acked(&w, &mut acked, i);
         db.flush().unwrap();
     }
     m.traps.append_ambiguous.store(true, Ordering::SeqCst);
@@ -158,14 +141,10 @@ fn an_ambiguous_manifest_append_failure_keeps_compaction_inputs_and_outputs() {
 /// for the next open), and a clean reopen has everything.
 #[test]
 fn after_an_ambiguous_append_a_fresh_manifest_takes_over_and_removes_the_limbo_files() {
-    let d = TempDir::new("ambiguous-limbo");
-    let m = machine();
-    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
-    let w = db.blocking_writer();
+    let (d, m, db, w) = start("ambiguous-limbo");
     let mut acked = BTreeMap::new();
     for i in 0..2 {
-        w.put(&key(i), &value(i)).unwrap();
-        acked.insert(key(i), value(i));
+        put_acked(&w, &mut acked, i);
         db.flush().unwrap();
     }
     m.traps.append_ambiguous.store(true, Ordering::SeqCst);
@@ -174,8 +153,7 @@ fn after_an_ambiguous_append_a_fresh_manifest_takes_over_and_removes_the_limbo_f
     m.traps.append_ambiguous.store(false, Ordering::SeqCst);
     // The flush thread may retry in the background; a manual compaction and a flush
     // install through a fresh manifest.
-    w.put(&key(2), &value(2)).unwrap();
-    acked.insert(key(2), value(2));
+    put_acked(&w, &mut acked, 2);
     let mut ok = false;
     for _ in 0..600 {
         if db.flush().is_ok() && db.compact_range(None, None).is_ok() {
@@ -204,14 +182,10 @@ fn after_an_ambiguous_append_a_fresh_manifest_takes_over_and_removes_the_limbo_f
 /// power cut the database would not open.
 #[test]
 fn a_flush_of_unsynced_writes_never_puts_the_manifest_ahead_of_the_log() {
-    let d = TempDir::new("unsynced-flush");
-    let m = machine();
-    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
-    let w = db.blocking_writer();
+    let (d, m, db, w) = start("unsynced-flush");
     let mut acked = BTreeMap::new();
-    w.put(&key(0), &value(0)).unwrap(); // sync: true
-    acked.insert(key(0), value(0));
-    // The log's next fdatasync fails: the unsynced write below never becomes durable.
+    put_acked(&w, &mut acked, 0); // sync: true
+                                  // The log's next fdatasync fails: the unsynced write below never becomes durable.
     m.traps.log_sync_eio.store(true, Ordering::SeqCst);
     let mut b = WriteBatch::new();
     b.put(&key(1), &value(1));
@@ -227,10 +201,7 @@ fn a_flush_of_unsynced_writes_never_puts_the_manifest_ahead_of_the_log() {
 /// cut: what the flush installed is there.
 #[test]
 fn a_flush_of_unsynced_writes_survives_a_crash_right_after_it() {
-    let d = TempDir::new("unsynced-flush-ok");
-    let m = machine();
-    let db = Db::open_on(d.path(), options(), m.vfs.clone()).unwrap();
-    let w = db.blocking_writer();
+    let (d, m, db, w) = start("unsynced-flush-ok");
     let mut flushed = BTreeMap::new();
     for i in 0..50 {
         let mut b = WriteBatch::new();
