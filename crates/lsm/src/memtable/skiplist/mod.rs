@@ -79,7 +79,7 @@ use crate::internal_key::{compare_parts, TRAILER_BYTES};
 use height::{Writer, MAX_HEIGHT};
 #[cfg(loom)]
 use node::witness_of;
-use node::{writer_load, Head, Node, LINK_BYTES, NODE_ALIGN, TOWER_OFFSET};
+use node::{node_bytes, write_node, writer_load, Head, Node, NODE_ALIGN};
 
 /// The skiplist (see the module documentation for the protocol).
 pub(crate) struct SkipList {
@@ -234,10 +234,7 @@ impl SkipList {
         let key_bytes = user_key.len().checked_add(TRAILER_BYTES).ok_or(too_large)?;
         let key_len = u32::try_from(key_bytes).map_err(|_| too_large)?;
         let value_len = u32::try_from(value.len()).map_err(|_| too_large)?;
-        let node_bytes = (TOWER_OFFSET + height * LINK_BYTES)
-            .checked_add(key_bytes)
-            .and_then(|n| n.checked_add(value.len()))
-            .ok_or(too_large)?;
+        let node_bytes = node_bytes(height, key_bytes, value.len()).ok_or(too_large)?;
 
         // Predecessors at every level (the head above the current height).
         let head = self.head();
@@ -264,35 +261,24 @@ impl SkipList {
             .alloc(node_bytes, NODE_ALIGN)
             .map_err(WriteError::Full)?
             .cast::<Node>();
+        // The successors at each level, as the writer sees them (only it stores links).
+        let mut successors = [ptr::null_mut(); MAX_HEIGHT];
+        for (level, p) in prev.iter().enumerate().take(height) {
+            successors[level] = writer_load(p.link(level));
+        }
         // SAFETY: `node` is a fresh, exclusively owned arena allocation of `node_bytes` bytes
-        // aligned to `NODE_ALIGN`: room for the header, `height` links at `TOWER_OFFSET`, the
-        // key and the value (computed above). Nothing else can see it until it is linked
-        // below. The successors written into its tower are published nodes (or null).
+        // (computed above by `node_bytes` for this height, key and value) aligned to
+        // `NODE_ALIGN`. Nothing else can see it until it is linked below. The successors are
+        // published nodes (or null), and the lengths were checked to fit `u32`.
         unsafe {
-            node.as_ptr().write(Node {
-                key_bytes: key_len,
-                value_bytes: value_len,
-                height: height as u32,
-                #[cfg(loom)]
-                witness: loom::cell::UnsafeCell::new(witness_of(
-                    &[user_key, &trailer.to_be_bytes()].concat(),
-                    value,
-                )),
-            });
-            let base = node.as_ptr().cast::<u8>();
-            let tower = base.add(TOWER_OFFSET).cast::<AtomicPtr<Node>>();
-            for (level, p) in prev.iter().enumerate().take(height) {
-                let next = writer_load(p.link(level));
-                tower.add(level).write(AtomicPtr::new(next));
-            }
-            let key = base.add(TOWER_OFFSET + height * LINK_BYTES);
-            ptr::copy_nonoverlapping(user_key.as_ptr(), key, user_key.len());
-            ptr::copy_nonoverlapping(
-                trailer.to_be_bytes().as_ptr(),
-                key.add(user_key.len()),
-                TRAILER_BYTES,
+            write_node(
+                node,
+                &successors[..height],
+                user_key,
+                trailer,
+                value,
+                (key_len, value_len),
             );
-            ptr::copy_nonoverlapping(value.as_ptr(), key.add(key_bytes), value.len());
         }
 
         if height > self.max_height.load(Ordering::Relaxed) {

@@ -4,12 +4,12 @@
 
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use super::super::arena::ARENA_ALIGN_BYTES_MAX;
 use super::super::sync::{AtomicPtr, Ordering};
 use super::height::{Writer, MAX_HEIGHT};
-use crate::internal_key::InternalKey;
+use crate::internal_key::{InternalKey, TRAILER_BYTES};
 
 /// The fixed part of a node; its tower, key and value follow it in the same allocation.
 #[repr(C, align(8))]
@@ -25,10 +25,9 @@ pub(crate) struct Node {
 }
 
 /// Offset of the tower from the start of a node.
-pub(super) const TOWER_OFFSET: usize =
-    size_of::<Node>().next_multiple_of(align_of::<AtomicPtr<Node>>());
+const TOWER_OFFSET: usize = size_of::<Node>().next_multiple_of(align_of::<AtomicPtr<Node>>());
 /// Bytes per tower level.
-pub(super) const LINK_BYTES: usize = size_of::<AtomicPtr<Node>>();
+const LINK_BYTES: usize = size_of::<AtomicPtr<Node>>();
 /// Alignment of a node allocation.
 pub(super) const NODE_ALIGN: usize = if align_of::<Node>() > align_of::<AtomicPtr<Node>>() {
     align_of::<Node>()
@@ -44,6 +43,70 @@ pub(super) struct Head {
     pub(super) tower: [AtomicPtr<Node>; MAX_HEIGHT],
 }
 const _: () = assert!(std::mem::offset_of!(Head, tower) == TOWER_OFFSET);
+
+/// Bytes of a node with a tower of `height` levels, an internal key of `key_bytes` and a
+/// value of `value_bytes`; `None` if that overflows.
+pub(super) fn node_bytes(height: usize, key_bytes: usize, value_bytes: usize) -> Option<usize> {
+    (TOWER_OFFSET + height * LINK_BYTES)
+        .checked_add(key_bytes)
+        .and_then(|n| n.checked_add(value_bytes))
+}
+
+/// Writes a whole node into `node` with plain stores, before it is linked (see the
+/// protocol): the header, a tower of `successors.len()` levels (level `i` pointing at
+/// `successors[i]`), the internal key (`user_key`, then `trailer` big-endian) and the value.
+/// The last argument is the key's and the value's lengths, checked by the caller to fit the
+/// header's `u32`s.
+///
+/// # Safety
+/// `node` must be a fresh, exclusively owned allocation of at least
+/// `node_bytes(successors.len(), user_key.len() + TRAILER_BYTES, value.len())` bytes,
+/// aligned to `NODE_ALIGN`, that no other thread can reach until it is linked;
+/// `successors.len()` must be in `1..=MAX_HEIGHT`, and every successor a published node or
+/// null.
+pub(super) unsafe fn write_node(
+    node: NonNull<Node>,
+    successors: &[*mut Node],
+    user_key: &[u8],
+    trailer: u64,
+    value: &[u8],
+    (key_len, value_len): (u32, u32),
+) {
+    let height = successors.len();
+    debug_assert!((1..=MAX_HEIGHT).contains(&height));
+    let key_bytes = user_key.len() + TRAILER_BYTES;
+    debug_assert_eq!(key_bytes, key_len as usize);
+    debug_assert_eq!(value.len(), value_len as usize);
+    // SAFETY: `node` is a fresh, exclusively owned allocation of `node_bytes` bytes aligned
+    // to `NODE_ALIGN` (the caller's contract): room for the header, `height` links at
+    // `TOWER_OFFSET`, the key and the value. Nothing else can see it until it is linked.
+    // The successors written into its tower are published nodes (or null).
+    unsafe {
+        node.as_ptr().write(Node {
+            key_bytes: key_len,
+            value_bytes: value_len,
+            height: height as u32,
+            #[cfg(loom)]
+            witness: loom::cell::UnsafeCell::new(witness_of(
+                &[user_key, &trailer.to_be_bytes()].concat(),
+                value,
+            )),
+        });
+        let base = node.as_ptr().cast::<u8>();
+        let tower = base.add(TOWER_OFFSET).cast::<AtomicPtr<Node>>();
+        for (level, &next) in successors.iter().enumerate() {
+            tower.add(level).write(AtomicPtr::new(next));
+        }
+        let key = base.add(TOWER_OFFSET + height * LINK_BYTES);
+        ptr::copy_nonoverlapping(user_key.as_ptr(), key, user_key.len());
+        ptr::copy_nonoverlapping(
+            trailer.to_be_bytes().as_ptr(),
+            key.add(user_key.len()),
+            TRAILER_BYTES,
+        );
+        ptr::copy_nonoverlapping(value.as_ptr(), key.add(key_bytes), value.len());
+    }
+}
 
 /// A stand-in for a node's bytes in the loom model: any function of key and value will do.
 #[cfg(loom)]
