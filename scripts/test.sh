@@ -6,7 +6,7 @@
 #   cargo-test       cargo nextest run --workspace (+ doctests), or cargo test --workspace
 #   loom             the commit ring's ownership protocol and the memtable skiplist's
 #                    publication protocol, model-checked with loom (crates/wal/src/ring.rs,
-#                    crates/lsm/src/memtable/skiplist.rs; own target dir, --cfg loom, release)
+#                    crates/lsm/src/memtable/skiplist/mod.rs; own target dir, --cfg loom, release)
 #   fuzz             scripts/fuzz.sh all: every fuzz target (crates/fuzz) for a few seconds
 #                    with a fixed seed, after its seeds and kept regressions; one test each
 #   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
@@ -85,7 +85,7 @@ stage_loom() {
   RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
     timeout "$cargo_timeout_s" cargo test -p uringdb-wal --release --lib ring::loom 2>&1 |
     tee "$log" || rc=1
-  # The memtable skiplist's publication protocol (crates/lsm/src/memtable/skiplist.rs).
+  # The memtable skiplist's publication protocol (crates/lsm/src/memtable/skiplist/mod.rs).
   RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
     timeout "$cargo_timeout_s" cargo test -p uringdb-lsm --release --lib memtable 2>&1 |
     tee -a "$log" || rc=1

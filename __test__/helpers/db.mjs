@@ -7,6 +7,9 @@ import { openTestDb } from './uringdb.mjs';
 
 export const MiB = 1 << 20;
 
+/** Read and iterator options for utf8 strings. */
+export const utf8 = { encoding: 'utf8' };
+
 /**
  * Options that keep a test database small: 1 MiB log segments (instead of 64 MiB preallocated
  * twice) and a 1 MiB commit ring (writes up to 256 KiB).

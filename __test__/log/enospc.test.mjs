@@ -72,7 +72,7 @@ if (!noMount) {
     // While the disk is still full, further appends fail too. Either the log latched (a failed
     // write: every later write rejects with ERR_URINGDB_FAILED until reopened, README), or the
     // ENOSPC came from preparing the next segment, which fails that group only and leaves the
-    // log usable (crates/wal committer.rs) — then the later append fails with ENOSPC again.
+    // log usable (crates/wal/src/committer/) — then the later append fails with ENOSPC again.
     // (An unlatched log may still fit a single record in its active segment: keep appending
     // one at a time until one fails; a 1 MiB segment holds fewer than 32 such records.)
     let later = null;

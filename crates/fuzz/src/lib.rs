@@ -70,7 +70,7 @@
 //!   - `expansion` is 1 for decoders that produce bytes. Decoders that produce structs
 //!     (manifest edits and state, and so `db`) turn a 10-byte encoded file entry into a
 //!     96-byte `FileMeta`, and a growing `Vec` may hold twice that: the factor is 32 there
-//!     (see `STRUCT_EXPANSION` in `targets.rs`).
+//!     (see `STRUCT_EXPANSION` in `targets/limits.rs`).
 //!   - `fixed` is what the code allocates whatever the input: 64 KiB by default (messages,
 //!     small vectors); 1 MiB + 64 KiB for `wal_recovery`, `wal_scan` and `db` (the commit
 //!     ring that `Wal::open` allocates, 1 MiB at the smallest size, and recovery's 1 MiB

@@ -1,4 +1,4 @@
-//! Failure latching (STYLE habit 6; `committer.rs` steps 2 and 5), driven by
+//! Failure latching (STYLE habit 6; `committer/mod.rs` steps 2 and 5), driven by
 //! [`FaultConfig`] on a [`FaultVfs`] over the portable backend:
 //!
 //! * a failed fdatasync or write fails the group that hit it with the OS error, and latches
@@ -397,7 +397,7 @@ fn failed_fsync_of_unsynced_appends_is_never_reported_durable() {
     }
 }
 
-/// ENOSPC preparing segment 2 (`committer.rs` step 2, `segment.rs` `PrepState::error`):
+/// ENOSPC preparing segment 2 (`committer/roll.rs`, step 2, `segment.rs` `PrepState::error`):
 /// the group that needs the new segment fails with ENOSPC and nothing else happens — the
 /// log is not latched, appends that fit in segment 1 succeed, each later append needing
 /// the roll retries the preparation and fails with ENOSPC again while the disk is full,

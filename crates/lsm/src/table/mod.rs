@@ -11,7 +11,8 @@
 //! - `footer.rs`: the fixed-size footer;
 //! - [`Comparator`]: the key orders a table may hold, bytewise or by internal key
 //!   ([`crate::internal_key`], the encoding shared with the memtable);
-//! - [`TableBuilder`] (`builder.rs`) writes a table, [`Table`] (`reader.rs`) reads it.
+//! - [`TableBuilder`] (`builder.rs`) writes a table, [`Table`] (`reader.rs`) reads it,
+//!   [`TableIter`] (`iter.rs`) walks it, from a [`ReadAt`] source (`read_at.rs`).
 //!
 //! Fixed-width integers are little-endian everywhere in the file (internal key trailers,
 //! which are big-endian so that they compare bytewise, are part of the keys, not of the
@@ -49,8 +50,10 @@ mod footer;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+mod iter;
 pub mod limits;
 mod properties;
+mod read_at;
 mod reader;
 mod trailer;
 
@@ -58,6 +61,8 @@ pub use builder::{TableBuilder, TableOptions};
 pub use comparator::Comparator;
 pub use error::TableError;
 pub use footer::{FOOTER_BYTES, FORMAT_VERSION, TABLE_MAGIC};
+pub use iter::TableIter;
 pub use properties::TableProperties;
-pub use reader::{OwnedEntry, ReadAt, Region, RegionKind, Table, TableIter};
+pub use read_at::ReadAt;
+pub use reader::{OwnedEntry, Region, RegionKind, Table};
 pub use trailer::Compression;

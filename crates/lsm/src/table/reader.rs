@@ -14,66 +14,18 @@
 //! threads may call `get` and iterate at once.
 
 use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::block::{Block, BlockError, BlockIter};
+use super::block::{Block, BlockError};
 use super::comparator::Comparator;
 use super::error::TableError;
 use super::filter::Filter;
 use super::footer::{Footer, FooterError, FOOTER_BYTES};
 use super::index::BlockHandle;
 use super::properties::{decode_metaindex, MetaError, TableProperties};
-use super::trailer;
+use super::read_at::{read_block, read_exact_at, ReadAt};
 use crate::cache::BlockCache;
-
-/// Positional reads: the only thing a table needs from its storage. The real I/O layer
-/// (io_uring or the portable backend) implements it later; files and byte slices do now.
-pub trait ReadAt {
-    /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at end of file).
-    /// Short reads are allowed; the table retries until the buffer is full.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
-}
-
-impl ReadAt for File {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        FileExt::read_at(self, buf, offset)
-    }
-}
-
-impl ReadAt for [u8] {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let Ok(start) = usize::try_from(offset) else {
-            return Ok(0);
-        };
-        let Some(src) = self.get(start..) else {
-            return Ok(0);
-        };
-        let n = src.len().min(buf.len());
-        buf[..n].copy_from_slice(&src[..n]);
-        Ok(n)
-    }
-}
-
-impl ReadAt for Vec<u8> {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.as_slice().read_at(offset, buf)
-    }
-}
-
-impl<T: ReadAt + ?Sized> ReadAt for &T {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        (**self).read_at(offset, buf)
-    }
-}
-
-impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        (**self).read_at(offset, buf)
-    }
-}
 
 /// A key and its value, copied out of a block.
 pub type OwnedEntry = (Vec<u8>, Vec<u8>);
@@ -109,11 +61,11 @@ pub struct Region {
 pub struct Table<R: ReadAt> {
     src: R,
     file: PathBuf,
-    cmp: Comparator,
+    pub(super) cmp: Comparator,
     footer: Footer,
     /// Data blocks lie in `[0, data_end)`.
     data_end: u64,
-    index: Block,
+    pub(super) index: Block,
     filter: Option<Filter>,
     props: TableProperties,
     /// The shared cache of data blocks and this table's id in it.
@@ -308,17 +260,6 @@ impl<R: ReadAt> Table<R> {
         }
         Ok(None)
     }
-
-    /// A cursor over all entries, not positioned until a seek.
-    pub fn iter(&self) -> TableIter<'_, R> {
-        TableIter {
-            table: self,
-            index: self.index.iter(self.cmp),
-            data: None,
-            data_handle: BlockHandle::default(),
-        }
-    }
-
     /// Every region of the file in offset order: data blocks (from the index), filter,
     /// index, metaindex, footer. For tools and tests (e.g. to damage one block on purpose).
     pub fn layout(&self) -> Result<Vec<Region>, TableError> {
@@ -360,7 +301,7 @@ impl<R: ReadAt> Table<R> {
 
     /// The data block at `h`: from the cache if it holds it, else read, verified, decoded
     /// and then cached.
-    fn data_block(&self, h: BlockHandle) -> Result<Block, TableError> {
+    pub(super) fn data_block(&self, h: BlockHandle) -> Result<Block, TableError> {
         if let Some((cache, id)) = &self.cache {
             if let Some(block) = cache.get(*id, h.offset) {
                 return Ok(block);
@@ -383,7 +324,7 @@ impl<R: ReadAt> Table<R> {
         }
     }
 
-    fn index_error(&self, e: BlockError) -> TableError {
+    pub(super) fn index_error(&self, e: BlockError) -> TableError {
         self.corrupt(
             self.footer.index.offset,
             format!(
@@ -393,7 +334,7 @@ impl<R: ReadAt> Table<R> {
         )
     }
 
-    fn decode_index_value(&self, v: &[u8]) -> Result<BlockHandle, TableError> {
+    pub(super) fn decode_index_value(&self, v: &[u8]) -> Result<BlockHandle, TableError> {
         match BlockHandle::decode_exact(v) {
             Some(h) if h.fits_before(self.data_end) => Ok(h),
             _ => Err(self.corrupt(
@@ -404,225 +345,7 @@ impl<R: ReadAt> Table<R> {
     }
 }
 
-/// Reads, verifies and decodes the block at `h` (whose size the caller has bounded with
-/// `BlockHandle::fits_before`, so the allocation is bounded by BLOCK_BYTES_MAX).
-fn read_block<R: ReadAt + ?Sized>(
-    src: &R,
-    file: &Path,
-    h: BlockHandle,
-    what: &str,
-) -> Result<Vec<u8>, TableError> {
-    let mut stored = vec![0u8; h.stored_bytes() as usize];
-    read_exact_at(src, h.offset, &mut stored, file)?;
-    trailer::decode(&stored).map_err(|reason| TableError::Corruption {
-        file: file.to_path_buf(),
-        offset: h.offset,
-        reason: format!("{what} block: {reason}"),
-    })
-}
-
-/// Fills `buf` from `offset`; the file ending early is corruption at `offset` (the start
-/// of the structure being read), and so is an `InvalidData` error from the source; any
-/// other OS error is an I/O error.
-fn read_exact_at<R: ReadAt + ?Sized>(
-    src: &R,
-    offset: u64,
-    buf: &mut [u8],
-    file: &Path,
-) -> Result<(), TableError> {
-    let mut done = 0;
-    while done < buf.len() {
-        match src.read_at(offset + done as u64, &mut buf[done..]) {
-            Ok(0) => {
-                return Err(TableError::Corruption {
-                    file: file.to_path_buf(),
-                    offset,
-                    reason: format!(
-                        "file ends at byte {} inside a {}-byte read",
-                        offset + done as u64,
-                        buf.len()
-                    ),
-                })
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // The source says the file is not the table it was (the database's table-file
-            // cache found it replaced or resized when reopening it): corruption of this file.
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(TableError::Corruption {
-                    file: file.to_path_buf(),
-                    offset,
-                    reason: e.to_string(),
-                })
-            }
-            Err(e) => {
-                return Err(TableError::io(
-                    format!(
-                        "{}: reading {} bytes at {offset}",
-                        file.display(),
-                        buf.len()
-                    ),
-                    e,
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A cursor over a table's entries in key order: seek, next, prev. Each move reads at most
-/// one data block (plus, for `next`/`prev` across an empty block, more — the builder never
-/// writes empty blocks). After an error the cursor is not valid; a new seek may be tried.
-pub struct TableIter<'a, R: ReadAt> {
-    table: &'a Table<R>,
-    index: BlockIter,
-    data: Option<BlockIter>,
-    data_handle: BlockHandle,
-}
-
-impl<R: ReadAt> TableIter<'_, R> {
-    /// Whether the cursor is on an entry.
-    pub fn valid(&self) -> bool {
-        self.data.as_ref().is_some_and(BlockIter::valid)
-    }
-
-    /// The current key.
-    ///
-    /// # Panics
-    /// If the cursor is not valid (a programmer error).
-    pub fn key(&self) -> &[u8] {
-        match &self.data {
-            Some(d) => d.key(),
-            None => panic!("key() on an invalid table cursor"),
-        }
-    }
-
-    /// The current value.
-    ///
-    /// # Panics
-    /// If the cursor is not valid.
-    pub fn value(&self) -> &[u8] {
-        match &self.data {
-            Some(d) => d.value(),
-            None => panic!("value() on an invalid table cursor"),
-        }
-    }
-
-    /// Moves to the first entry (not valid if the table is empty).
-    pub fn seek_to_first(&mut self) -> Result<(), TableError> {
-        let r = self.index.seek_to_first();
-        self.index_moved(r)?;
-        if let Some(d) = &mut self.data {
-            let r = d.seek_to_first();
-            self.data_moved(r)?;
-        }
-        self.skip_forward()
-    }
-
-    /// Moves to the last entry (not valid if the table is empty).
-    pub fn seek_to_last(&mut self) -> Result<(), TableError> {
-        let r = self.index.seek_to_last();
-        self.index_moved(r)?;
-        if let Some(d) = &mut self.data {
-            let r = d.seek_to_last();
-            self.data_moved(r)?;
-        }
-        self.skip_backward()
-    }
-
-    /// Moves to the first entry whose key is `>= target`; not valid if there is none.
-    pub fn seek(&mut self, target: &[u8]) -> Result<(), TableError> {
-        let r = self.index.seek(target);
-        self.index_moved(r)?;
-        if let Some(d) = &mut self.data {
-            let r = d.seek(target);
-            self.data_moved(r)?;
-        }
-        self.skip_forward()
-    }
-
-    /// Moves to the next entry; not valid after the last one.
-    ///
-    /// # Panics
-    /// If the cursor is not valid.
-    #[allow(
-        clippy::should_implement_trait,
-        reason = "a cursor that can fail and move both ways, not an Iterator"
-    )]
-    pub fn next(&mut self) -> Result<(), TableError> {
-        assert!(self.valid(), "next() on an invalid table cursor");
-        if let Some(d) = &mut self.data {
-            let r = d.next();
-            self.data_moved(r)?;
-        }
-        self.skip_forward()
-    }
-
-    /// Moves to the previous entry; not valid before the first one.
-    ///
-    /// # Panics
-    /// If the cursor is not valid.
-    pub fn prev(&mut self) -> Result<(), TableError> {
-        assert!(self.valid(), "prev() on an invalid table cursor");
-        if let Some(d) = &mut self.data {
-            let r = d.prev();
-            self.data_moved(r)?;
-        }
-        self.skip_backward()
-    }
-
-    /// After the index cursor moved: load the data block it points at (or none).
-    fn index_moved(&mut self, r: Result<(), BlockError>) -> Result<(), TableError> {
-        self.data = None;
-        if let Err(e) = r {
-            return Err(self.table.index_error(e));
-        }
-        if !self.index.valid() {
-            return Ok(());
-        }
-        let t = self.table;
-        let h = t.decode_index_value(self.index.value())?;
-        let block = t.data_block(h)?;
-        self.data_handle = h;
-        self.data = Some(block.iter(t.cmp));
-        Ok(())
-    }
-
-    fn data_moved(&mut self, r: Result<(), BlockError>) -> Result<(), TableError> {
-        r.map_err(|e| {
-            self.data = None;
-            data_error(self.table, self.data_handle, e)
-        })
-    }
-
-    /// While the data cursor is exhausted, move to the next block's first entry.
-    fn skip_forward(&mut self) -> Result<(), TableError> {
-        while self.data.as_ref().is_some_and(|d| !d.valid()) {
-            let r = self.index.next();
-            self.index_moved(r)?;
-            if let Some(d) = &mut self.data {
-                let r = d.seek_to_first();
-                self.data_moved(r)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// While the data cursor is exhausted, move to the previous block's last entry.
-    fn skip_backward(&mut self) -> Result<(), TableError> {
-        while self.data.as_ref().is_some_and(|d| !d.valid()) {
-            let r = self.index.prev();
-            self.index_moved(r)?;
-            if let Some(d) = &mut self.data {
-                let r = d.seek_to_last();
-                self.data_moved(r)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn data_error<R: ReadAt>(t: &Table<R>, h: BlockHandle, e: BlockError) -> TableError {
+pub(super) fn data_error<R: ReadAt>(t: &Table<R>, h: BlockHandle, e: BlockError) -> TableError {
     t.corrupt(
         h.offset,
         format!(

@@ -1,0 +1,136 @@
+//! The committer thread: forms commit groups from the ring and makes them durable.
+//!
+//! # Group formation
+//! Adaptive, no timer: the committer takes every frame published since the previous
+//! group (up to `group_bytes_max`) — i.e. whatever arrived while the previous write and
+//! fdatasync were in flight — and writes it with one submission: WRITEV linked to
+//! FDATASYNC on io_uring (see `uringdb_uring`). Only when the committer was idle (the
+//! group's first frame woke it) does it wait the optional `commit_delay` to let more
+//! arrive.
+//!
+//! # Per group
+//! 1. Walk published frames from `consumed` (see the ownership protocol in
+//!    [`crate::ring`]); a batch's frames are always taken together.
+//! 2. If the group does not fit in the active segment: sync the active segment if it has
+//!    unsynced bytes, then roll to the prepared next segment, whose header is written
+//!    with the group. ENOSPC while preparing fails this group only (nothing was written,
+//!    so nothing is ambiguous); the log stays usable.
+//! 3. Assign sequence numbers in ring order, patch them into the frames, seal checksums.
+//! 4. One gathered write of the group, led by its MARK frame (the durable watermark as of
+//!    now: see `format`; it lets recovery tell a torn group from damaged durable data),
+//!    then the ring's runs (two iovecs if it wraps around the ring; sync markers and pads
+//!    are skipped), with fdatasync if any record asked for it, a sync marker is present,
+//!    or too many unsynced bytes accumulated. After a roll, the previous segment gets its
+//!    SEAL (durably) once the new segment is in place, so that a missing last segment is
+//!    an error at recovery rather than silently lost records.
+//! 5. On a write or fsync error: latch the failure — every later append fails until the
+//!    log is reopened; there is no retry (after a failed fsync the page cache may have
+//!    dropped the dirty pages, so a retry could report success for lost data).
+//! 6. Publish the durable watermark (readers and tails see records only from here on),
+//!    deliver completions (one call per producer per group), zero and release the ring
+//!    space, wake producers waiting for space (blocked ones through a condvar; parked ones,
+//!    which returned to their caller, with one `space_available` call each).
+//!
+//! # Idle
+//! With nothing to do and unsynced bytes (from `sync: false` appends) outstanding, the
+//! committer issues an fdatasync, so that such records become durable and visible soon.
+//! Then it parks; producers unpark it after publishing (a Dekker-style handshake on
+//! `committer_sleeping` with SeqCst fences, plus a timeout as a safety net).
+//!
+//! # Files
+//!
+//! This file is the thread: its loop and its panic path. The stages it runs: `group.rs`
+//! forms a group from the ring (step 1); `roll.rs` moves to the next segment (step 2);
+//! `write.rs` numbers, writes and syncs the group, hands it to the apply hook and publishes
+//! the durable watermark (steps 3, 4 and 6); `complete.rs` delivers its completions or fails
+//! it, and releases its ring space (steps 5 and 6); `idle.rs` parks, syncs between groups
+//! and leaves the close MARK. `state.rs` is what the thread carries from one group to the
+//! next.
+
+mod complete;
+mod group;
+mod idle;
+mod roll;
+mod state;
+mod write;
+
+pub(crate) use state::CommitterState;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::WalError;
+use crate::shared::Shared;
+use crate::sync::Ordering;
+use complete::{fail_group, finish};
+use group::{collect, collect_more};
+use idle::{park, sync_active, write_close_mark};
+use write::commit_group;
+
+/// The committer thread's body.
+pub(crate) fn run(shared: Arc<Shared>, mut st: CommitterState) {
+    let s = &*shared;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main_loop(s, &mut st)));
+    if result.is_err() {
+        // A bug, not an operating error: fail everything so no caller waits forever.
+        let e = s.latch_failure(&WalError::io(
+            "committer",
+            std::io::Error::other("internal error: the committer thread panicked"),
+        ));
+        drain_failing(s, &mut st, &WalError::Failed(e));
+    }
+    *s.committer_thread.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+fn main_loop(s: &Shared, st: &mut CommitterState) {
+    loop {
+        collect(s, st);
+        let woke_idle = std::mem::replace(&mut st.idle, false);
+        if st.frames.is_empty() {
+            if st.unsynced_bytes > 0 {
+                sync_active(s, st);
+                continue;
+            }
+            if s.closing.load(Ordering::SeqCst)
+                && s.in_flight.load(Ordering::SeqCst) == 0
+                && !s.ring.has_reserved_beyond(st.consumed)
+            {
+                write_close_mark(s, st);
+                return;
+            }
+            park(s, st);
+            st.idle = true;
+            continue;
+        }
+        if woke_idle && !s.limits.commit_delay.is_zero() {
+            std::thread::sleep(s.limits.commit_delay);
+            collect_more(s, st);
+        }
+        commit_group(s, st);
+    }
+}
+
+/// After a panic: fail everything that is or becomes published until close, starting
+/// with the group that was in progress (its frames are collected but not released).
+fn drain_failing(s: &Shared, st: &mut CommitterState, e: &WalError) {
+    if let Some(last) = st.frames.last().copied() {
+        fail_group(s, st, e);
+        finish(s, st, last.pos + last.total as u64);
+    }
+    loop {
+        st.frames.clear();
+        collect_more(s, st);
+        if let Some(last) = st.frames.last().copied() {
+            fail_group(s, st, e);
+            finish(s, st, last.pos + last.total as u64);
+            continue;
+        }
+        if s.closing.load(Ordering::SeqCst)
+            && s.in_flight.load(Ordering::SeqCst) == 0
+            && !s.ring.has_reserved_beyond(st.consumed)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,57 @@
+//! What the committer carries from one group to the next, and the frames of the group in
+//! hand.
+
+use std::sync::Arc;
+
+use crate::format::Kind;
+use crate::segment::Segment;
+
+pub(crate) struct CommitterState {
+    pub(super) consumed: u64,
+    pub(super) segment: Arc<Segment>,
+    /// Next write offset in the active segment.
+    pub(super) offset: u64,
+    /// Last sequence number assigned (and written).
+    pub(super) written_seq: u64,
+    /// Bytes written but not yet covered by fdatasync.
+    pub(super) unsynced_bytes: u64,
+    pub(super) frames: Vec<GroupFrame>,
+    /// The committer parked since the last group (so the next group may wait
+    /// `commit_delay` for company).
+    pub(super) idle: bool,
+    /// Per producer: (pid, outcomes in order).
+    pub(super) outcomes: Vec<(u64, Vec<u64>)>,
+    /// Groups written since open (a clean close then leaves a MARK behind them).
+    pub(super) groups_written: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct GroupFrame {
+    pub(super) pos: u64,
+    pub(super) kind: Kind,
+    pub(super) len: usize,
+    pub(super) total: usize,
+    pub(super) sync: bool,
+    /// The producer's partial checksum (word0 and payload).
+    pub(super) crc: u32,
+    /// The producer that appended it, read from the sequence slot when collected (the
+    /// slot is overwritten with the sequence number before the write, so failures must not
+    /// read it back).
+    pub(super) pid: u64,
+}
+
+impl CommitterState {
+    pub fn new(segment: Arc<Segment>, offset: u64, last_seq: u64) -> CommitterState {
+        CommitterState {
+            consumed: 0,
+            segment,
+            offset,
+            written_seq: last_seq,
+            unsynced_bytes: 0,
+            frames: Vec::new(),
+            idle: true,
+            outcomes: Vec::new(),
+            groups_written: 0,
+        }
+    }
+}
