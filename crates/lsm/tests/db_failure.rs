@@ -120,18 +120,8 @@ fn enospc_anywhere() {
     // point sure to refuse the open (at 1.5 MB the fault lands in the second segment,
     // prepared in the background, which open may or may not have waited for).
     for (i, bytes) in [
-        500_000u64,
-        1_500_000,
-        2_150_000,
-        2_200_000,
-        2_260_000,
-        2_330_000,
-        2_400_000,
-        2_500_000,
-        2_650_000,
-        2_800_000,
-        3_000_000,
-        3_300_000,
+        500_000u64, 1_500_000, 2_150_000, 2_200_000, 2_260_000, 2_330_000, 2_400_000, 2_500_000,
+        2_650_000, 2_800_000, 3_000_000, 3_300_000,
     ]
     .into_iter()
     .enumerate()
