@@ -23,8 +23,23 @@
 # (@uringdb/uringdb-<platform>). Copying binding.js into dist/ instead would break that
 # first lookup, and rewriting import paths would make src/ differ from what runs.
 #
+# --release on a Linux glibc host (x86_64 or aarch64) cross-links with zig against glibc
+# 2.17's symbol versions: napi build -x --target <host triple>.2.17 runs `cargo zigbuild`,
+# which compiles Rust for the host triple and hands `-target <arch>-linux-gnu.2.17` to
+# `zig cc` for the link and for the C code (zstd-sys). A native build on Debian 12 needs
+# GLIBC_2.34 (dlopen, pthread_*) and does not load on Debian 11, Ubuntu 20.04, RHEL 8 or
+# Amazon Linux 2. This is the build that ships (scripts/pack.sh) and the one `npm test`
+# runs the JavaScript tests against. zig and cargo-zigbuild come from PyPI through
+# scripts/ensure-zig.sh (installed once per machine into ~/.cache/uringdb/); when they
+# cannot be installed the build fails. URINGDB_NATIVE_RELEASE=1 builds a release addon
+# natively instead, for local use only: it is announced loudly, recorded as
+# "release-native" in the stamp, and scripts/pack.sh refuses to pack it
+# (scripts/check-glibc.mjs). Cargo puts the zig build under target/<host triple>/release/,
+# apart from the native target/release/. --debug builds stay native.
+#
 # --if-stale skips the build when every output exists, the last build was a release build
-# (a release build also satisfies --debug), and no input is newer than the build stamp.
+# of the same kind (a release build also satisfies --debug), and no input is newer than the
+# build stamp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,10 +60,22 @@ fi
 
 stamp=target/uringdb-build.stamp
 
+# What this build is: debug, release (zig, glibc 2.17) or release-native (see the top).
+host=$(rustc -vV | sed -n 's/^host: //p')
+kind=$profile
+zig_target=""
+if [[ $profile == release ]]; then
+  if [[ ${URINGDB_NATIVE_RELEASE:-} == 1 ]]; then
+    kind=release-native
+  elif [[ $host == x86_64-unknown-linux-gnu || $host == aarch64-unknown-linux-gnu ]]; then
+    zig_target=$host.2.17
+  fi
+fi
+
 # Inputs whose change requires a rebuild. target/ and node_modules/ are never inputs.
 newer_inputs() {
   find Cargo.toml Cargo.lock crates index.ts level.ts src package.json tsconfig.json tsconfig.build.json \
-    scripts/build.sh \( -path '*/target' -prune \) -o \( -type f -newer "$stamp" -print \) 2>/dev/null |
+    scripts/build.sh scripts/ensure-zig.sh \( -path '*/target' -prune \) -o \( -type f -newer "$stamp" -print \) 2>/dev/null |
     head -n 1
 }
 
@@ -57,7 +84,7 @@ is_fresh() {
   compgen -G 'uringdb.*.node' >/dev/null || return 1
   local built
   built=$(cat "$stamp")
-  [[ "$built" == release || "$built" == "$profile" ]] || return 1
+  [[ "$built" == "$kind" || ( $profile == debug && "$built" == release* ) ]] || return 1
   [[ -z "$(newer_inputs)" ]]
 }
 
@@ -69,6 +96,25 @@ fi
 napi_flags=(--platform --no-const-enum --manifest-path crates/node/Cargo.toml --output-dir . --js binding.js --dts binding.d.ts)
 if [[ $profile == release ]]; then
   napi_flags+=(--release)
+fi
+if [[ -n $zig_target ]]; then
+  if ! zig_path=$(bash scripts/ensure-zig.sh); then
+    echo "build.sh: zig and cargo-zigbuild are needed for the release addon (glibc 2.17) and could" >&2
+    echo "build.sh: not be installed (see above). For a local build that only has to load on this" >&2
+    echo "build.sh: machine: URINGDB_NATIVE_RELEASE=1 npm run build (it cannot be packed)." >&2
+    exit 1
+  fi
+  export PATH=$zig_path:$PATH
+  napi_flags+=(--cross-compile --target "$zig_target")
+fi
+if [[ $kind == release-native ]]; then
+  cat >&2 <<'WARN'
+build.sh: ################################################################################
+build.sh: URINGDB_NATIVE_RELEASE=1: a NATIVE release build. It needs this machine's glibc
+build.sh: (2.34 on Debian 12) and will not load on older systems; scripts/pack.sh refuses
+build.sh: to pack it. Unset URINGDB_NATIVE_RELEASE for the zig (glibc 2.17) build that ships.
+build.sh: ################################################################################
+WARN
 fi
 
 echo "build.sh: napi build ${napi_flags[*]}"
@@ -82,6 +128,10 @@ for f in binding.js binding.d.ts; do
     exit 1
   fi
 done
+if [[ -n $zig_target ]]; then
+  # The point of the zig build; cheap (it reads the ELF headers), so check it every time.
+  node scripts/check-glibc.mjs
+fi
 
 echo "build.sh: tsc -p tsconfig.build.json"
 rm -rf dist
@@ -99,5 +149,8 @@ export * from '../binding.js'
 DTS
 
 mkdir -p target
-echo "$profile" > "$stamp"
-echo "build.sh: $profile build done"
+echo "$kind" > "$stamp"
+echo "build.sh: $kind build done${zig_target:+ (zig, $zig_target)}"
+if [[ $kind == release-native ]]; then
+  echo "build.sh: WARNING: NATIVE release build (URINGDB_NATIVE_RELEASE=1): not for packing" >&2
+fi

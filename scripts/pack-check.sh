@@ -8,7 +8,9 @@
 #      (b) runs the same through require() from CommonJS (check.cjs);
 #      (c) compiles a file that passes wrong option types and requires tsc to reject every
 #          marked line (the types are real, not `any`);
-#      (d) compiles the ```ts examples of the packed README.md against the installed types.
+#      (d) compiles the ```ts examples of the packed README.md against the installed types,
+#      (e) on glibc platforms: the installed .node needs no glibc newer than 2.17, and the
+#          check that says so (scripts/check-glibc.mjs) rejects a natively linked library.
 # Prints PASS/FAIL per check; exits non-zero when any check fails.
 #
 #   scripts/pack-check.sh [--keep]     (--keep leaves the temporary project for inspection)
@@ -197,6 +199,51 @@ if node "$root/scripts/readme-examples.mjs" node_modules/uringdb/README.md readm
 else
   cat "$work/readme.log" 2>/dev/null || true
   fail "the README's TypeScript examples compile (tsc --strict); see readme.mts"
+fi
+
+# The installed addon loads on glibc 2.17 and later: no imported symbol asks for a newer
+# GLIBC_ version (the release build links with zig against 2.17; see scripts/build.sh).
+platform=$(node "$root/scripts/pack-manifest.mjs" platform)
+if [[ $platform == *-gnu ]]; then
+  installed_node=$(find node_modules/@uringdb -name "uringdb.$platform.node" | head -n 1)
+  if [[ -z $installed_node ]]; then
+    fail "found no uringdb.$platform.node under node_modules/@uringdb"
+  elif node "$root/scripts/check-glibc.mjs" "$installed_node"; then
+    pass "the installed uringdb.$platform.node needs no glibc newer than 2.17"
+  else
+    fail "the installed uringdb.$platform.node needs a glibc newer than 2.17"
+  fi
+
+  # The check must fail on what a native build on this machine links: a tiny library that
+  # calls dlopen and pthread_create, which glibc 2.34 moved into libc.so.6 under GLIBC_2.34.
+  host_glibc=$(node -p 'process.report.getReport().header.glibcVersionRuntime')
+  if ! command -v cc >/dev/null 2>&1; then
+    echo "SKIP: no cc to link a native library for the negative check-glibc test"
+  elif [[ $(printf '%s\n' 2.34 "$host_glibc" | sort -V | head -n 1) != 2.34 ]]; then
+    echo "SKIP: this machine's glibc $host_glibc is older than 2.34; the negative check-glibc test needs 2.34"
+  else
+    cat >native.c <<'C'
+#include <dlfcn.h>
+#include <pthread.h>
+static void *run(void *arg) { return arg; }
+int probe(void) {
+  pthread_t thread;
+  if (pthread_create(&thread, 0, run, 0) != 0) return -1;
+  pthread_join(thread, 0);
+  return dlopen("libc.so.6", RTLD_NOW) != 0;
+}
+C
+    cc -shared -fPIC -O1 -o native.so native.c -pthread -ldl
+    if node "$root/scripts/check-glibc.mjs" native.so >"$work/native-check.log" 2>&1; then
+      cat "$work/native-check.log"
+      fail "check-glibc.mjs accepted a library linked natively against glibc $host_glibc"
+    elif grep -q 'dlopen@GLIBC_2.34' "$work/native-check.log" && grep -q 'pthread_create@GLIBC_2.34' "$work/native-check.log"; then
+      pass "check-glibc.mjs rejects a natively linked library and names dlopen@GLIBC_2.34, pthread_create@GLIBC_2.34"
+    else
+      cat "$work/native-check.log"
+      fail "check-glibc.mjs rejected the native library without naming dlopen@GLIBC_2.34 and pthread_create@GLIBC_2.34"
+    fi
+  fi
 fi
 
 if ((failures > 0)); then

@@ -9,7 +9,9 @@
 # Each package is staged in a temporary directory and packed from there, so nothing is
 # written into the work tree: the platform package gets the built .node file and the
 # LICENSE, the main package gets the optionalDependencies on every platform package
-# (scripts/pack-manifest.mjs). Prints the two tarball paths last, one per line.
+# (scripts/pack-manifest.mjs). A glibc platform's .node must need no glibc newer than 2.17
+# (scripts/check-glibc.mjs): a native build (URINGDB_NATIVE_RELEASE=1) is refused.
+# Prints the two tarball paths last, one per line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -36,6 +38,11 @@ platform_dir=npm/$platform
 for f in "$node_file" binding.js binding.d.ts dist/index.js dist/index.d.ts dist/binding.js "$platform_dir/package.json"; do
   [[ -f $f ]] || { echo "pack.sh: missing $f (run npm run build; is $platform a supported platform?)" >&2; exit 1; }
 done
+
+if [[ $platform == *-gnu ]] && ! node scripts/check-glibc.mjs "$node_file" >&2; then
+  echo "pack.sh: $node_file needs a glibc newer than 2.17: not packing it (build it with npm run build)" >&2
+  exit 1
+fi
 
 version=$(node -p "require('./package.json').version")
 platform_version=$(node -p "require('./$platform_dir/package.json').version")

@@ -9,13 +9,16 @@
 #                    crates/lsm/src/memtable/skiplist/mod.rs; own target dir, --cfg loom, release)
 #   fuzz             scripts/fuzz.sh all: every fuzz target (crates/fuzz) for a few seconds
 #                    with a fixed seed, after its seeds and kept regressions; one test each
-#   build            scripts/build.sh --release (the addon the JS tests and the pack check use)
-#                    and cargo build -p uringdb-uring --examples (deny_io_uring, for the JS tests)
+#   build            scripts/build.sh --release: the addon that ships, linked with zig against
+#                    glibc 2.17 (it installs zig from PyPI on first use), which the JS tests
+#                    and the pack check use; and cargo build -p uringdb-uring --examples
+#                    (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
 #   ava-portable     ava with URINGDB_TEST_BACKEND=portable
 #   lint             scripts/lint.sh (rustfmt, clippy -D warnings, tsc --strict)
 #   typedoc          API docs, warnings are errors
-#   pack-check       scripts/pack-check.sh (installs the packed tarballs without Rust)
+#   pack-check       scripts/pack-check.sh (installs the packed tarballs without Rust; checks
+#                    that the addon needs no glibc newer than 2.17)
 #   bench-tiny       npm run bench:tiny: every benchmark code path in tiny mode, so that the
 #                    benchmarks cannot rot (STYLE.md habit 12); installs benchmark/'s own deps
 #
