@@ -5,7 +5,7 @@
  */
 import './polyfill.js'
 import * as native from '../binding.js'
-import { UringdbError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
+import { UringdbError, AbortError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
 import { CompletionQueue, TickStager, ParkedQueue, ReadGate, GetStager, WriteGate, bytesIn, closeHandle, without, type Tokens } from './pending.js'
 import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync, checkSignal } from './args.js'
 import {
@@ -256,6 +256,12 @@ export class Db implements AsyncDisposable {
     return this.#gate.enter(len, signal, (token) => this.#enterPayload(payload, sync, token))
   }
 
+  // Apart from #single so that it captures nothing in a closure (V8 would then allocate a
+  // context for its variables on every call, also on the fast path).
+  #singleLater(kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined, len: number, sync: boolean, signal: AbortSignal | undefined): Promise<number> {
+    return this.#gate.enter(len, signal, (token) => this.#enterSingle(kind, k, v, len, sync, token))
+  }
+
   /** Stages, hands over or parks one encoded write (it passed the gate). */
   #enterPayload(payload: Buffer, sync: boolean, token: object | undefined): Promise<number> {
     const len = payload.length
@@ -317,16 +323,21 @@ export class Db implements AsyncDisposable {
         throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
       }
       if (signal === undefined && this.#gate.open(len)) return this.#enterSingle(kind, k, v, len, sync, undefined)
-      return this.#gate.enter(len, signal, (token) => this.#enterSingle(kind, k, v, len, sync, token))
+      return this.#singleLater(kind, k, v, len, sync, signal)
     } catch (err) {
       return Promise.reject(toUringdbError(err))
     }
   }
 
+  // Apart from #enterSingle, which then captures nothing in a closure (see #singleLater).
+  #parkSingle(kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined, len: number, sync: boolean, token: object | undefined): Promise<number> {
+    return this.#park(len, sync, (b, to) => encodeSingle(b, to, kind, k, v), token)
+  }
+
   /** Stages, hands over or parks one put or delete (it passed the gate). */
   #enterSingle(kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined, len: number, sync: boolean, token: object | undefined): Promise<number> {
     const at = this.#parked.any ? PARK : this.#reserve(len)
-    if (at === PARK) return this.#park(len, sync, (b, to) => encodeSingle(b, to, kind, k, v), token)
+    if (at === PARK) return this.#parkSingle(kind, k, v, len, sync, token)
     if (at < 0) {
       const payload = Buffer.allocUnsafe(len)
       encodeSingle(payload, 0, kind, k, v)
@@ -362,7 +373,9 @@ export class Db implements AsyncDisposable {
       if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
       if (operations.length === 0) {
         checkSync(options, this.#sync)
+        const signal = checkSignal(options)
         if (this.#closing) throw closedError('database')
+        if (signal?.aborted === true) throw new AbortError(signal.reason)
         return Promise.resolve()
       }
       const e = new BatchEncoder(1024)

@@ -682,7 +682,7 @@ export class WriteGate {
 
   /** Admits waiting writes, in order, while they fit. */
   #admit(): void {
-    if (this.#admitting) return
+    if (this.#admitting || this.#head === this.#waiters.length) return
     this.#admitting = true
     try {
       const w = this.#waiters
