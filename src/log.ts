@@ -292,27 +292,32 @@ export class Log implements AsyncDisposable {
 
   /** Stages, hands over or parks one record (it passed the gate). */
   #enterRecord(record: RecordInput, len: number, sync: boolean, token: object | undefined): Promise<number> {
-    if (len > STAGE_RECORD_MAX || this.#parked.any) {
-      // Large records cross on their own, after whatever is staged (order is kept); while
-      // operations are parked, every record parks behind them (not copied).
-      this.#flushStaged()
+    if (len <= STAGE_RECORD_MAX && !this.#parked.any) {
+      // A full run is flushed first. If the engine refused part of it, that tail is parked,
+      // its bytes still in the staging buffer: this record must park behind it (below), not
+      // be staged over it.
+      if (this.#stage.full(len)) this.#flushStaged()
       if (!this.#parked.any) {
-        try {
-          const taken = typeof record === 'string' ? this.#native.appendString(record, sync) : this.#native.append(record, sync)
-          if (taken) return this.#queue.enqueue<number>(0, len)
-        } catch (e) {
-          return Promise.reject(toUringdbError(e))
-        }
+        const at = this.#stage.reserve(len)
+        const stage = this.#stage.buffer()
+        if (typeof record === 'string') stage.write(record, at, 'utf8')
+        else stage.set(record, at)
+        this.#stage.commit(len, sync ? 3 : 2, token) // one record << 1 | sync
+        return this.#queue.enqueue<number>(0, len)
       }
-      this.#parked.push({ kind: 'rec', record, len, sync, token })
-      return this.#queue.enqueue<number>(0, len)
     }
-    if (this.#stage.full(len)) this.#flushStaged()
-    const at = this.#stage.reserve(len)
-    const stage = this.#stage.buffer()
-    if (typeof record === 'string') stage.write(record, at, 'utf8')
-    else stage.set(record, at)
-    this.#stage.commit(len, sync ? 3 : 2, token) // one record << 1 | sync
+    // Large records cross on their own, after whatever is staged (order is kept); while
+    // operations are parked, every record parks behind them (not copied).
+    this.#flushStaged()
+    if (!this.#parked.any) {
+      try {
+        const taken = typeof record === 'string' ? this.#native.appendString(record, sync) : this.#native.append(record, sync)
+        if (taken) return this.#queue.enqueue<number>(0, len)
+      } catch (e) {
+        return Promise.reject(toUringdbError(e))
+      }
+    }
+    this.#parked.push({ kind: 'rec', record, len, sync, token })
     return this.#queue.enqueue<number>(0, len)
   }
 

@@ -187,3 +187,26 @@ test('close waits for appends still waiting for room; they are written', async (
   t.is((await Promise.all(ps)).length, 300);
   t.is((await records(dir)).length, 300);
 });
+
+test('a burst parked behind a full ring reads back in call order, byte for byte', async (t) => {
+  // The committer waits 100 ms before its first group, so the 1 MiB ring fills in this one
+  // tick; a first record of 257000 bytes leaves room for exactly three staging runs of 64
+  // records of 4 KiB, so the fourth run's flush — made inside the append of record 256 —
+  // is refused whole and parked (its bytes stay in the staging buffer). That append used
+  // to be staged all the same, at offset 0, over the parked run's first record: record 192
+  // read back as record 256.
+  const dir = tmpDir(t);
+  const log = await openTestLog(dir, { ...SMALL, commitDelayUs: 100_000 });
+  const N = 400;
+  const data = [
+    crypto.randomBytes(257_000),
+    ...[...Array(N).keys()].map((i) => Buffer.concat([Buffer.from(`${String(i).padStart(4, '0')}:`), crypto.randomBytes(4 * 1024 - 5)])),
+  ];
+  const seqs = await Promise.all(data.map((d) => log.append(d)));
+  t.deepEqual(seqs, [...Array(N + 1).keys()].map((i) => i + 1));
+  await log.close();
+  const recs = await records(dir);
+  t.is(recs.length, N + 1);
+  const wrong = recs.flatMap((r, i) => (r.data.equals(data[i]) ? [] : [`${i}: ${r.data.subarray(0, 4)}`]));
+  t.deepEqual(wrong, [], 'every record where it was appended');
+});
