@@ -280,7 +280,18 @@ export class Log implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `record of ${len} bytes exceeds the limit of ${this.#maxRecordBytes} bytes`),
       )
     }
-    if (signal === undefined && this.#gate.open(len)) return this.#enterRecord(record, len, sync as boolean, undefined)
+    if (signal === undefined && this.#gate.open(len)) {
+      if (len <= STAGE_RECORD_MAX && !this.#parked.any && !this.#stage.full(len)) {
+        // The common case, inline: staged into this tick's run.
+        const at = this.#stage.reserve(len)
+        const stage = this.#stage.buffer()
+        if (typeof record === 'string') stage.write(record, at, 'utf8')
+        else stage.set(record, at)
+        this.#stage.commit(len, sync === true ? 3 : 2) // one record << 1 | sync
+        return this.#queue.enqueue<number>(0, len)
+      }
+      return this.#enterRecord(record, len, sync as boolean, undefined)
+    }
     return this.#enterLater(record, len, sync as boolean, signal)
   }
 
