@@ -137,7 +137,9 @@ test('abort while waiting for maxPendingBytes room removes exactly that write', 
 
 test('abort while parked behind a full ring: the aborted writes are gone, the others durable and in order', async (t) => {
   const dir = tmpDir(t);
-  let db = await openSmallDb(dir); // 1 MiB ring
+  // 1 MiB ring; the committer holds its first group 100 ms, so the ring stays full for
+  // the whole synchronous burst however fast the disk is.
+  let db = await openSmallDb(dir, { commitDelayUs: 100_000 });
   const value = crypto.randomBytes(60 * 1024);
   const N = 100;
   const ac = new AbortController();

@@ -120,11 +120,15 @@ test('abort while waiting for maxPendingBytes room removes exactly that append (
 
 test('abort while parked behind a full ring: the aborted appends are gone, the rest durable and in order', async (t) => {
   const dir = tmpDir(t);
-  const log = await openTestLog(dir, SMALL); // 1 MiB ring
-  // 4 KiB records: staged 64 to a run, so that a refused run's parked tail holds many.
+  // 1 MiB ring; the committer holds its first group 100 ms, so the ring stays full for
+  // the whole synchronous burst however fast the disk is.
+  const log = await openTestLog(dir, { ...SMALL, commitDelayUs: 100_000 });
+  // 4 KiB records, staged 64 to a run; a first record of 257000 bytes leaves room in the
+  // ring for exactly three runs, so the fourth is refused whole and parked as a run of 64
+  // (cancelled from inside the run), and every later append parks on its own.
   const N = 1000;
   const rec = (i) => Buffer.concat([Buffer.from(`${String(i).padStart(4, '0')}:`), crypto.randomBytes(4 * 1024 - 5)]);
-  const data = [...Array(N).keys()].map(rec);
+  const data = [crypto.randomBytes(257_000), ...[...Array(N - 1).keys()].map(rec)];
   const ac = new AbortController();
   const ps = data.map((d, i) => log.append(d, i >= 20 && i % 7 === 0 ? { signal: ac.signal } : undefined));
   // Parked too (behind the parked appends).
