@@ -11,7 +11,7 @@
  *
  * @packageDocumentation
  */
-export { UringdbError, type UringdbErrorCode } from './src/errors.js'
+export { UringdbError, AbortError, type UringdbErrorCode } from './src/errors.js'
 export {
   LogOptionsSchema,
   DbOptionsSchema,

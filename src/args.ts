@@ -92,3 +92,10 @@ export function checkSync(options: WriteOptions | undefined, dflt: boolean): boo
   if (typeof s !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(s)}`)
   return s
 }
+
+/** `options.signal`: undefined or an AbortSignal. */
+export function checkSignal(options: { signal?: unknown } | undefined): AbortSignal | undefined {
+  const s = options?.signal
+  if (s === undefined || s instanceof AbortSignal) return s
+  throw invalidArgument(`options.signal must be an AbortSignal, got ${describe(s)}`)
+}

@@ -5,9 +5,9 @@
  */
 import './polyfill.js'
 import * as native from '../binding.js'
-import { UringdbError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
-import { CompletionQueue, TickStager, ParkedQueue, ReadGate, GetStager, bytesIn, closeHandle } from './pending.js'
-import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync } from './args.js'
+import { UringdbError, AbortError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
+import { CompletionQueue, TickStager, ParkedQueue, ReadGate, GetStager, WriteGate, bytesIn, closeHandle, without, type Tokens } from './pending.js'
+import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync, checkSignal } from './args.js'
 import {
   MiB,
   DbOptionsSchema,
@@ -38,10 +38,10 @@ const DB_READS_IN_FLIGHT_MAX = 16
 
 // A Db write parked while the engine is full (see ParkedQueue): a refused staging run's
 // tail (bytes), or one write not yet encoded (`encode` writes its payload; keys and values
-// are read then, not copied now).
+// are read then, not copied now). Tokens identify writes an AbortSignal may cancel (WriteGate).
 type ParkedDbWrite =
-  | { kind: 'run'; data: Buffer; lens: Uint32Array; syncs: Uint8Array }
-  | { kind: 'one'; len: number; sync: boolean; encode: (b: Buffer, at: number) => void }
+  | { kind: 'run'; data: Buffer; lens: Uint32Array; syncs: Uint8Array; tokens: Tokens }
+  | { kind: 'one'; len: number; sync: boolean; encode: (b: Buffer, at: number) => void; token: object | undefined }
 type ParkedOne = Extract<ParkedDbWrite, { kind: 'one' }>
 type ParkedRun = Extract<ParkedDbWrite, { kind: 'run' }>
 
@@ -71,6 +71,8 @@ export class Db implements AsyncDisposable {
   // Writes waiting for room in the engine, in call order; the newest writes of the queue
   // above. Nothing is staged while any is parked.
   readonly #parked = new ParkedQueue<ParkedDbWrite>(this.#queue)
+  // The bound on pending bytes (maxPendingBytes), and cancellation before the ring.
+  readonly #gate: WriteGate
   #scratch: Buffer | undefined
   // Multi-gets in the reader queue, and those waiting for a place (see DB_READS_IN_FLIGHT_MAX).
   readonly #reads = new ReadGate(DB_READS_IN_FLIGHT_MAX)
@@ -78,7 +80,8 @@ export class Db implements AsyncDisposable {
   readonly #gets: GetStager
 
   /** @internal */
-  constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery) {
+  constructor(handle: native.NativeDb, dir: string, sync: boolean, recovery: DbRecovery, maxPendingBytes: number) {
+    this.#gate = new WriteGate(this.#queue, maxPendingBytes, (token) => this.#cancel(token))
     this.#native = handle
     this.#dir = dir
     this.#sync = sync
@@ -102,6 +105,16 @@ export class Db implements AsyncDisposable {
     return this.#closing ? closedError('database') : invalidArgument(message)
   }
 
+  /** @internal Bytes of the writes this handle holds that have not completed (tests). */
+  get _pendingBytes(): number {
+    return this.#queue.pendingBytes
+  }
+
+  /** @internal Writes waiting for room under maxPendingBytes (tests). */
+  get _waitingWrites(): number {
+    return this.#gate.waiting
+  }
+
   /** @internal */
   _forget(it: DbIterator<unknown, unknown>): void {
     this.#iterators.delete(it)
@@ -110,7 +123,7 @@ export class Db implements AsyncDisposable {
   #flushStaged(): void {
     const run = this.#stage.take()
     if (run === undefined) return
-    const { data, lens, words: syncs } = run
+    const { data, lens, words: syncs, tokens } = run
     const n = lens.length
     try {
       const taken = this.#native.writePacked(data, lens, syncs)
@@ -119,16 +132,41 @@ export class Db implements AsyncDisposable {
         // while anything is parked (#packParked reuses it once this run is taken); its
         // lengths are copied (their arrays are reused).
         const at = bytesIn(lens, taken)
-        this.#parked.push({ kind: 'run', data: data.subarray(at), lens: lens.slice(taken), syncs: syncs.slice(taken) }, n - taken)
+        this.#parked.push(
+          { kind: 'run', data: data.subarray(at), lens: lens.slice(taken), syncs: syncs.slice(taken), tokens: tokens?.slice(taken) },
+          n - taken,
+        )
       }
     } catch (e) {
       this.#queue.rejectNewest(n - acceptedBefore(e), toUringdbError(e))
     }
   }
 
-  #park(len: number, sync: boolean, encode: (b: Buffer, at: number) => void): Promise<number> {
-    this.#parked.push({ kind: 'one', len, sync, encode })
-    return this.#queue.enqueue()
+  #park(len: number, sync: boolean, encode: (b: Buffer, at: number) => void, token: object | undefined): Promise<number> {
+    this.#parked.push({ kind: 'one', len, sync, encode, token })
+    return this.#queue.enqueue(0, len)
+  }
+
+  /**
+   * Removes the staged or parked write of `token` (an abort): returns how many pending
+   * writes come after it, -1 if it is not staged or parked (in the ring, or settled).
+   */
+  #cancel(token: object): number {
+    const staged = this.#stage.cancel(token)
+    if (staged >= 0) return staged
+    return this.#parked.cancel(
+      token,
+      (op) => (op.kind === 'run' ? op.lens.length : 1),
+      (op, t) => (op.kind === 'run' ? (op.tokens?.indexOf(t) ?? -1) : op.token === t ? 0 : -1),
+      (op, j) => {
+        const run = op as ParkedRun
+        const off = bytesIn(run.lens, j)
+        run.data = Buffer.concat([run.data.subarray(0, off), run.data.subarray(off + run.lens[j])])
+        run.lens = without(run.lens, j)
+        run.syncs = without(run.syncs, j)
+        ;(run.tokens as object[]).splice(j, 1)
+      },
+    )
   }
 
   /**
@@ -150,6 +188,7 @@ export class Db implements AsyncDisposable {
       op.data = op.data.subarray(bytesIn(op.lens, taken))
       op.lens = op.lens.subarray(taken)
       op.syncs = op.syncs.subarray(taken)
+      op.tokens = op.tokens?.slice(taken)
       return false
     })
   }
@@ -167,6 +206,7 @@ export class Db implements AsyncDisposable {
         const data = bytes <= DB_STAGE_BYTES ? this.#stage.buffer().subarray(0, bytes) : Buffer.allocUnsafe(bytes)
         const lens = new Uint32Array(k)
         const syncs = new Uint8Array(k)
+        let tokens: Tokens
         let at = 0
         for (let i = 0; i < k; i++) {
           const op = ops[i]
@@ -174,8 +214,9 @@ export class Db implements AsyncDisposable {
           at += op.len
           lens[i] = op.len
           syncs[i] = op.sync ? 1 : 0
+          if (op.token !== undefined) (tokens ??= new Array<object | undefined>(k))[i] = op.token
         }
-        const run: ParkedRun = { kind: 'run', data, lens, syncs }
+        const run: ParkedRun = { kind: 'run', data, lens, syncs, tokens }
         return run
       },
     )
@@ -198,8 +239,10 @@ export class Db implements AsyncDisposable {
   _write(payload: Buffer, options: WriteOptions | undefined): Promise<number> {
     if (this.#closing) return Promise.reject(closedError('database'))
     let sync: boolean
+    let signal: AbortSignal | undefined
     try {
       sync = checkSync(options, this.#sync)
+      signal = checkSignal(options)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -209,22 +252,37 @@ export class Db implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`),
       )
     }
+    if (signal === undefined && this.#gate.open(len)) return this.#enterPayload(payload, sync, undefined)
+    return this.#gate.enter(len, signal, (token) => this.#enterPayload(payload, sync, token))
+  }
+
+  // Apart from #single so that it captures nothing in a closure (V8 would then allocate a
+  // context for its variables on every call, also on the fast path).
+  #singleLater(kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined, len: number, sync: boolean, signal: AbortSignal | undefined): Promise<number> {
+    return this.#gate.enter(len, signal, (token) => this.#enterSingle(kind, k, v, len, sync, token))
+  }
+
+  /** Stages, hands over or parks one encoded write (it passed the gate). */
+  #enterPayload(payload: Buffer, sync: boolean, token: object | undefined): Promise<number> {
+    const len = payload.length
     const at = this.#parked.any ? PARK : this.#reserve(len)
-    if (at === PARK) return this.#park(len, sync, (b, to) => payload.copy(b, to))
+    if (at === PARK) return this.#park(len, sync, (b, to) => payload.copy(b, to), token)
     if (at < 0) {
       // Crosses alone (copied once, by the engine).
-      const p = this.#queue.enqueue<number>()
+      const p = this.#queue.enqueue<number>(0, len)
       try {
         const lens = Uint32Array.of(len)
         const syncs = Uint8Array.of(sync ? 1 : 0)
-        if (this.#native.writePacked(payload, lens, syncs) === 0) this.#parked.push({ kind: 'run', data: payload, lens, syncs })
+        if (this.#native.writePacked(payload, lens, syncs) === 0) {
+          this.#parked.push({ kind: 'run', data: payload, lens, syncs, tokens: token === undefined ? undefined : [token] })
+        }
       } catch (e) {
         this.#queue.rejectNewest(1, toUringdbError(e))
       }
       return p
     }
     payload.copy(this.#stage.buffer(), at)
-    return this.#commitStaged(len, sync)
+    return this.#commitStaged(len, sync, token)
   }
 
   /**
@@ -241,16 +299,21 @@ export class Db implements AsyncDisposable {
     return this.#stage.reserve(len)
   }
 
-  #commitStaged(len: number, sync: boolean): Promise<number> {
-    this.#stage.commit(len, sync ? 1 : 0)
-    return this.#queue.enqueue()
+  #commitStaged(len: number, sync: boolean, token: object | undefined): Promise<number> {
+    this.#stage.commit(len, sync ? 1 : 0, token)
+    return this.#queue.enqueue(0, len)
   }
 
   /** Stages one put or delete, encoded straight into the staging buffer. */
   #single(kind: 0 | 1, key: unknown, value: unknown, options: WriteOptions | undefined): Promise<number> {
     if (this.#closing) return Promise.reject(closedError('database'))
     try {
-      const sync = options === undefined ? this.#sync : checkSync(options, this.#sync)
+      let sync = this.#sync
+      let signal: AbortSignal | undefined
+      if (options !== undefined) {
+        sync = checkSync(options, this.#sync)
+        signal = checkSignal(options)
+      }
       const k = typeof key === 'string' || !(key instanceof Uint8Array) ? keyBytes('key', key) : key
       if (k.byteLength > KEY_BYTES_MAX) keyBytes('key', k)
       let v: Uint8Array | undefined
@@ -259,28 +322,37 @@ export class Db implements AsyncDisposable {
       if (len > this.#maxBatchBytes) {
         throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
       }
-      const at = this.#parked.any ? PARK : this.#reserve(len)
-      if (at === PARK) {
-        const kk = k
-        return this.#park(len, sync, (b, to) => encodeSingle(b, to, kind, kk, v))
-      }
-      if (at < 0) {
-        const payload = Buffer.allocUnsafe(len)
-        encodeSingle(payload, 0, kind, k, v)
-        return this._write(payload, { sync })
-      }
-      encodeSingle(this.#stage.buffer(), at, kind, k, v)
-      return this.#commitStaged(len, sync)
+      if (signal === undefined && this.#gate.open(len)) return this.#enterSingle(kind, k, v, len, sync, undefined)
+      return this.#singleLater(kind, k, v, len, sync, signal)
     } catch (err) {
       return Promise.reject(toUringdbError(err))
     }
   }
 
+  // Apart from #enterSingle, which then captures nothing in a closure (see #singleLater).
+  #parkSingle(kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined, len: number, sync: boolean, token: object | undefined): Promise<number> {
+    return this.#park(len, sync, (b, to) => encodeSingle(b, to, kind, k, v), token)
+  }
+
+  /** Stages, hands over or parks one put or delete (it passed the gate). */
+  #enterSingle(kind: 0 | 1, k: Uint8Array, v: Uint8Array | undefined, len: number, sync: boolean, token: object | undefined): Promise<number> {
+    const at = this.#parked.any ? PARK : this.#reserve(len)
+    if (at === PARK) return this.#parkSingle(kind, k, v, len, sync, token)
+    if (at < 0) {
+      const payload = Buffer.allocUnsafe(len)
+      encodeSingle(payload, 0, kind, k, v)
+      return this.#enterPayload(payload, sync, token)
+    }
+    encodeSingle(this.#stage.buffer(), at, kind, k, v)
+    return this.#commitStaged(len, sync, token)
+  }
+
   /**
    * Sets `key` to `value`. Resolves (with the write's sequence number) once it is durable.
-   * Never blocks: when the commit queue or a write stall's bounded queue is full, the write
-   * waits, in order, as a pending promise — so do not modify a Buffer key or value until the
-   * promise settles (a waiting write reads it when it is handed over).
+   * Never blocks: when `maxPendingBytes`, the commit queue or a write stall's bounded queue
+   * is full, the write waits, in order, as a pending promise — so do not modify a Buffer key
+   * or value until the promise settles (a waiting write reads it when it is handed over).
+   * `options.signal` cancels the write while it waits or is staged (see {@link WriteOptions}).
    */
   put(key: Bytes, value: Bytes, options?: WriteOptions): Promise<void> {
     return this.#single(1, key, value, options) as Promise<unknown> as Promise<void>
@@ -301,7 +373,9 @@ export class Db implements AsyncDisposable {
       if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
       if (operations.length === 0) {
         checkSync(options, this.#sync)
+        const signal = checkSignal(options)
         if (this.#closing) throw closedError('database')
+        if (signal?.aborted === true) throw new AbortError(signal.reason)
         return Promise.resolve()
       }
       const e = new BatchEncoder(1024)
@@ -575,7 +649,7 @@ export async function open(dir: string, options: DbOptions = {}): Promise<Db> {
     throw toUringdbError(e)
   }
   const recovery: DbRecovery = { dir, ...handle.recovery }
-  db = new Db(handle, dir, o.sync, recovery)
+  db = new Db(handle, dir, o.sync, recovery, o.maxPendingBytes)
   if (dbChannels.recovery.hasSubscribers) dbChannels.recovery.publish(recovery)
   return db
 }

@@ -27,6 +27,8 @@ export type UringdbErrorCode =
    * many handles or concurrent readers at once; retry once earlier reads have completed.
    */
   | 'ERR_URINGDB_BUSY'
+  /** A write cancelled by its `AbortSignal` (an {@link AbortError}). */
+  | 'ABORT_ERR'
 
 /**
  * Every error uringdb throws or rejects with. `code` is stable; the other properties are
@@ -57,6 +59,19 @@ export class UringdbError extends Error {
     if (details.file !== undefined) this.file = details.file
     if (details.offset !== undefined) this.offset = details.offset
     if (details.errno !== undefined) this.errno = details.errno
+  }
+}
+
+/**
+ * A write cancelled by its `signal` before it entered the commit ring, as Node's APIs
+ * reject: `name` is `'AbortError'`, `code` is `'ABORT_ERR'`, and `cause` is the signal's
+ * reason. Nothing of the write was logged. Also a {@link UringdbError}.
+ */
+export class AbortError extends UringdbError {
+  /** @internal */
+  constructor(reason: unknown) {
+    super('ABORT_ERR', 'The operation was aborted', { cause: reason })
+    this.name = 'AbortError'
   }
 }
 

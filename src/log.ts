@@ -6,8 +6,8 @@
 import './polyfill.js'
 import * as native from '../binding.js'
 import { UringdbError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
-import { CompletionQueue, TickStager, ParkedQueue, bytesIn, closeHandle } from './pending.js'
-import { checkDir, describe, isWellFormed, checkWellFormed, checkSeq, checkOptions, checkBatchSize } from './args.js'
+import { CompletionQueue, TickStager, ParkedQueue, WriteGate, bytesIn, closeHandle, without, type Tokens } from './pending.js'
+import { checkDir, describe, isWellFormed, checkWellFormed, checkSeq, checkOptions, checkBatchSize, checkSignal } from './args.js'
 import { MiB, LogOptionsSchema, parseOptions, nativeLogOptions, type LogOptions, type AppendOptions, type ReadOptions, type TailOptions } from './options.js'
 import { commitChannel, recoveryChannel, type CommitEvent, type LogStats, type RecoveryEvent } from './diagnostics.js'
 
@@ -38,10 +38,11 @@ const STAGE_RECORD_MAX = 16 * 1024
 // An operation parked while the engine is full (see ParkedQueue): the refused tail of a
 // staging run (bytes), one record not yet copied, one appendMany, or one sync. Each word of
 // a run's `entries` is one append call, `count << 1 | sync`.
+// Tokens identify appends an AbortSignal may cancel (see WriteGate).
 type ParkedLogOp =
-  | { kind: 'run'; data: Buffer; lens: Uint32Array; entries: Uint32Array }
-  | { kind: 'rec'; record: Uint8Array | string; len: number; sync: boolean }
-  | { kind: 'many'; bufs: Uint8Array[]; sync: boolean }
+  | { kind: 'run'; data: Buffer; lens: Uint32Array; entries: Uint32Array; tokens: Tokens }
+  | { kind: 'rec'; record: Uint8Array | string; len: number; sync: boolean; token: object | undefined }
+  | { kind: 'many'; bufs: Uint8Array[]; sync: boolean; token: object | undefined }
   | { kind: 'sync' }
 type ParkedRecord = Extract<ParkedLogOp, { kind: 'rec' }>
 type ParkedRun = Extract<ParkedLogOp, { kind: 'run' }>
@@ -75,16 +76,18 @@ export class Log implements AsyncDisposable {
   // Operations waiting for room in the engine, in call order; they are the newest
   // operations of the queue above.
   readonly #parked = new ParkedQueue<ParkedLogOp>(this.#queue)
+  // The bound on pending bytes (maxPendingBytes), and cancellation before the ring.
+  readonly #gate: WriteGate
 
   #flushStaged(): void {
     const run = this.#stage.take()
     if (run === undefined) return
-    const { data, lens, words: entries } = run
+    const { data, lens, words: entries, tokens } = run
     const n = entries.length
     try {
       const taken = this.#native.appendPacked(data, lens, entries)
       // Nothing is staged while anything is parked, so the refused tail goes last.
-      if (taken < n) this.#parkRun(data, lens, entries, taken)
+      if (taken < n) this.#parkRun(data, lens, entries, tokens, taken)
     } catch (e) {
       // The staged calls are the newest n operations in the queue; those the engine did
       // not accept are rejected (they were not written).
@@ -97,7 +100,7 @@ export class Log implements AsyncDisposable {
    * buffer, which nothing else writes while anything is parked (only #packParked reuses it,
    * once this run is taken); the lengths are copied (their arrays are reused).
    */
-  #parkRun(data: Buffer, lens: Uint32Array, entries: Uint32Array, taken: number): void {
+  #parkRun(data: Buffer, lens: Uint32Array, entries: Uint32Array, tokens: Tokens, taken: number): void {
     const r = recordsIn(entries, taken)
     this.#parked.push(
       {
@@ -105,6 +108,7 @@ export class Log implements AsyncDisposable {
         data: data.subarray(bytesIn(lens, r)),
         lens: lens.slice(r),
         entries: entries.slice(taken),
+        tokens: tokens?.slice(taken),
       },
       entries.length - taken,
     )
@@ -131,6 +135,7 @@ export class Log implements AsyncDisposable {
         op.data = op.data.subarray(bytesIn(op.lens, r))
         op.lens = op.lens.subarray(r)
         op.entries = op.entries.subarray(taken)
+        op.tokens = op.tokens?.slice(taken)
         return false
       }
       const done = op.kind === 'sync' ? this.#native.sync() : this.#native.appendMany(op.bufs, op.sync)
@@ -153,6 +158,7 @@ export class Log implements AsyncDisposable {
         const data = bytes <= STAGE_BYTES ? this.#stage.buffer().subarray(0, bytes) : Buffer.allocUnsafe(bytes)
         const lens = new Uint32Array(k)
         const entries = new Uint32Array(k)
+        let tokens: Tokens
         let at = 0
         for (let i = 0; i < k; i++) {
           const op = ops[i]
@@ -161,15 +167,50 @@ export class Log implements AsyncDisposable {
           at += op.len
           lens[i] = op.len
           entries[i] = op.sync ? 3 : 2
+          if (op.token !== undefined) (tokens ??= new Array<object | undefined>(k))[i] = op.token
         }
-        const run: ParkedRun = { kind: 'run', data, lens, entries }
+        const run: ParkedRun = { kind: 'run', data, lens, entries, tokens }
         return run
       },
     )
   }
 
+  /**
+   * Removes the staged or parked append of `token` (an abort): returns how many pending
+   * operations come after it, -1 if it is not staged or parked (in the ring, or settled).
+   * A staged or parked run holds one record per entry.
+   */
+  #cancel(token: object): number {
+    const staged = this.#stage.cancel(token)
+    if (staged >= 0) return staged
+    return this.#parked.cancel(
+      token,
+      (op) => (op.kind === 'run' ? op.entries.length : 1),
+      (op, t) => (op.kind === 'run' ? (op.tokens?.indexOf(t) ?? -1) : op.kind !== 'sync' && op.token === t ? 0 : -1),
+      (op, j) => {
+        const run = op as ParkedRun
+        const off = bytesIn(run.lens, j)
+        run.data = Buffer.concat([run.data.subarray(0, off), run.data.subarray(off + run.lens[j])])
+        run.lens = without(run.lens, j)
+        run.entries = without(run.entries, j)
+        ;(run.tokens as object[]).splice(j, 1)
+      },
+    )
+  }
+
+  /** @internal Bytes of the appends this handle holds that have not completed (tests). */
+  get _pendingBytes(): number {
+    return this.#queue.pendingBytes
+  }
+
+  /** @internal Operations waiting for room under maxPendingBytes (tests). */
+  get _waitingWrites(): number {
+    return this.#gate.waiting
+  }
+
   /** @internal */
-  constructor(handle: native.NativeLog, dir: string, sync: boolean) {
+  constructor(handle: native.NativeLog, dir: string, sync: boolean, maxPendingBytes: number) {
+    this.#gate = new WriteGate(this.#queue, maxPendingBytes, (token) => this.#cancel(token))
     this.#native = handle
     this.#dir = dir
     this.#sync = sync
@@ -211,6 +252,7 @@ export class Log implements AsyncDisposable {
   append(record: RecordInput, options?: AppendOptions): Promise<number> {
     if (this.#closing) return Promise.reject(closedError('log'))
     let sync: unknown = this.#sync
+    let signal: AbortSignal | undefined
     if (options !== undefined) {
       if (typeof options !== 'object' || options === null) {
         return Promise.reject(invalidArgument(`options must be an object, got ${describe(options)}`))
@@ -218,6 +260,11 @@ export class Log implements AsyncDisposable {
       sync = options.sync ?? this.#sync
       if (typeof sync !== 'boolean') {
         return Promise.reject(invalidArgument(`options.sync must be a boolean, got ${describe(sync)}`))
+      }
+      try {
+        signal = checkSignal(options)
+      } catch (e) {
+        return Promise.reject(e)
       }
     }
     let len: number
@@ -233,29 +280,56 @@ export class Log implements AsyncDisposable {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `record of ${len} bytes exceeds the limit of ${this.#maxRecordBytes} bytes`),
       )
     }
-    if (len > STAGE_RECORD_MAX || this.#parked.any) {
-      // Large records cross on their own, after whatever is staged (order is kept); while
-      // operations are parked, every record parks behind them (not copied).
-      this.#flushStaged()
-      if (!this.#parked.any) {
-        try {
-          const taken =
-            typeof record === 'string' ? this.#native.appendString(record, sync as boolean) : this.#native.append(record, sync as boolean)
-          if (taken) return this.#queue.enqueue<number>(0)
-        } catch (e) {
-          return Promise.reject(toUringdbError(e))
-        }
+    if (signal === undefined && this.#gate.open(len)) {
+      if (len <= STAGE_RECORD_MAX && !this.#parked.any && !this.#stage.full(len)) {
+        // The common case, inline: staged into this tick's run.
+        const at = this.#stage.reserve(len)
+        const stage = this.#stage.buffer()
+        if (typeof record === 'string') stage.write(record, at, 'utf8')
+        else stage.set(record, at)
+        this.#stage.commit(len, sync === true ? 3 : 2) // one record << 1 | sync
+        return this.#queue.enqueue<number>(0, len)
       }
-      this.#parked.push({ kind: 'rec', record, len, sync: sync as boolean })
-      return this.#queue.enqueue<number>(0)
+      return this.#enterRecord(record, len, sync as boolean, undefined)
     }
-    if (this.#stage.full(len)) this.#flushStaged()
-    const at = this.#stage.reserve(len)
-    const stage = this.#stage.buffer()
-    if (typeof record === 'string') stage.write(record, at, 'utf8')
-    else stage.set(record, at)
-    this.#stage.commit(len, sync === true ? 3 : 2) // one record << 1 | sync
-    return this.#queue.enqueue<number>(0)
+    return this.#enterLater(record, len, sync as boolean, signal)
+  }
+
+  // Apart from append so that append captures nothing in a closure (V8 would then allocate
+  // a context for its variables on every call, also on the fast path).
+  #enterLater(record: RecordInput, len: number, sync: boolean, signal: AbortSignal | undefined): Promise<number> {
+    return this.#gate.enter(len, signal, (token) => this.#enterRecord(record, len, sync, token))
+  }
+
+  /** Stages, hands over or parks one record (it passed the gate). */
+  #enterRecord(record: RecordInput, len: number, sync: boolean, token: object | undefined): Promise<number> {
+    if (len <= STAGE_RECORD_MAX && !this.#parked.any) {
+      // A full run is flushed first. If the engine refused part of it, that tail is parked,
+      // its bytes still in the staging buffer: this record must park behind it (below), not
+      // be staged over it.
+      if (this.#stage.full(len)) this.#flushStaged()
+      if (!this.#parked.any) {
+        const at = this.#stage.reserve(len)
+        const stage = this.#stage.buffer()
+        if (typeof record === 'string') stage.write(record, at, 'utf8')
+        else stage.set(record, at)
+        this.#stage.commit(len, sync ? 3 : 2, token) // one record << 1 | sync
+        return this.#queue.enqueue<number>(0, len)
+      }
+    }
+    // Large records cross on their own, after whatever is staged (order is kept); while
+    // operations are parked, every record parks behind them (not copied).
+    this.#flushStaged()
+    if (!this.#parked.any) {
+      try {
+        const taken = typeof record === 'string' ? this.#native.appendString(record, sync) : this.#native.append(record, sync)
+        if (taken) return this.#queue.enqueue<number>(0, len)
+      } catch (e) {
+        return Promise.reject(toUringdbError(e))
+      }
+    }
+    this.#parked.push({ kind: 'rec', record, len, sync, token })
+    return this.#queue.enqueue<number>(0, len)
   }
 
   /**
@@ -265,14 +339,19 @@ export class Log implements AsyncDisposable {
    */
   appendMany(records: readonly RecordInput[], options?: AppendOptions): Promise<number[]> {
     if (this.#closing) return Promise.reject(closedError('log'))
+    let bufs: Uint8Array[]
+    let sync: boolean
+    let signal: AbortSignal | undefined
+    let bytes = 0
     try {
       checkOptions('options', options)
-      const sync = options?.sync ?? this.#sync
-      if (typeof sync !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(sync)}`)
+      const s = options?.sync ?? this.#sync
+      if (typeof s !== 'boolean') throw invalidArgument(`options.sync must be a boolean, got ${describe(s)}`)
+      sync = s
+      signal = checkSignal(options)
       if (!Array.isArray(records)) throw invalidArgument(`records must be an array, got ${describe(records)}`)
       if (records.length === 0) return Promise.resolve([])
-      this.#flushStaged()
-      const bufs: Uint8Array[] = new Array(records.length)
+      bufs = new Array(records.length)
       for (let i = 0; i < records.length; i++) {
         const r: unknown = records[i]
         if (typeof r === 'string') {
@@ -281,12 +360,23 @@ export class Log implements AsyncDisposable {
         }
         else if (r instanceof Uint8Array) bufs[i] = r
         else throw invalidArgument(`records[${i}] must be a Buffer, Uint8Array or string, got ${describe(r)}`)
+        bytes += bufs[i].byteLength
       }
-      if (this.#parked.any || !this.#native.appendMany(bufs, sync)) this.#parked.push({ kind: 'many', bufs, sync })
     } catch (e) {
       return Promise.reject(toUringdbError(e))
     }
-    return this.#queue.enqueue<number[]>(records.length)
+    return this.#gate.enter(bytes, signal, (token) => this.#enterMany(bufs, bytes, sync, token))
+  }
+
+  /** Hands over or parks one appendMany (it passed the gate). */
+  #enterMany(bufs: Uint8Array[], bytes: number, sync: boolean, token: object | undefined): Promise<number[]> {
+    try {
+      this.#flushStaged()
+      if (this.#parked.any || !this.#native.appendMany(bufs, sync)) this.#parked.push({ kind: 'many', bufs, sync, token })
+    } catch (e) {
+      return Promise.reject(toUringdbError(e))
+    }
+    return this.#queue.enqueue<number[]>(bufs.length, bytes)
   }
 
   /**
@@ -295,13 +385,16 @@ export class Log implements AsyncDisposable {
    */
   async sync(): Promise<void> {
     if (this.#closing) throw closedError('log')
-    this.#flushStaged()
-    try {
-      if (this.#parked.any || !this.#native.sync()) this.#parked.push({ kind: 'sync' })
-    } catch (e) {
-      throw toUringdbError(e)
-    }
-    await this.#queue.enqueue<number>(0)
+    // After the appends waiting for room, if any (they were made before it).
+    await this.#gate.enter(0, undefined, () => {
+      this.#flushStaged()
+      try {
+        if (this.#parked.any || !this.#native.sync()) this.#parked.push({ kind: 'sync' })
+      } catch (e) {
+        return Promise.reject(toUringdbError(e))
+      }
+      return this.#queue.enqueue<number>(0)
+    })
   }
 
   /**
@@ -500,7 +593,7 @@ export async function openLog(dir: string, options: LogOptions = {}): Promise<Lo
   } catch (e) {
     throw toUringdbError(e)
   }
-  log = new Log(handle, dir, o.sync)
+  log = new Log(handle, dir, o.sync, o.maxPendingBytes)
   if (recoveryChannel.hasSubscribers) {
     const r = handle.recovery
     const event: RecoveryEvent = {

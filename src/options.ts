@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from 'zod'
-import { UringdbError } from './errors.js'
+import { UringdbError, type AbortError } from './errors.js'
 import type * as native from '../binding.js'
 import type { Snapshot } from './snapshot.js'
 
@@ -31,6 +31,16 @@ const ringBytesOption = z
   .default(32 * MiB)
 const commitDelayUsOption = z.number().int().min(0).max(100_000).default(0)
 const recoveryOption = z.enum(['strict', 'tolerant']).default('strict')
+// A bound of the façade alone (it is not an engine option: the engine bounds its own queues
+// by ringBytes; this bounds what a handle holds besides, staged and parked in JavaScript).
+// The default is twice the default ring: a handle may fill the ring and hold as much again,
+// so it never waits on this bound where it would not wait on the ring anyway.
+const maxPendingBytesOption = z
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 40)
+  .default(64 * MiB)
 
 /**
  * Options of {@link openLog}, as a zod schema: validated at open; unknown keys are
@@ -52,6 +62,12 @@ export const LogOptionsSchema = z
     commitDelayUs: commitDelayUsOption,
     /** `strict`: damage followed by valid records is an error; `tolerant`: cut the log at the damage. */
     recovery: recoveryOption,
+    /**
+     * Bytes of appends this handle holds that have not completed (staged, waiting for the
+     * commit queue, or being written) at most; more appends wait as pending promises, in
+     * order. A record larger than this is taken when nothing else is pending.
+     */
+    maxPendingBytes: maxPendingBytesOption,
   })
   .strict()
 
@@ -130,6 +146,12 @@ export const DbOptionsSchema = z
      * reopened when read); also at most half the process's open-file limit (`ulimit -n`).
      */
     maxOpenFiles: z.number().int().min(16).max(2 ** 20).default(1000),
+    /**
+     * Bytes of writes this handle holds that have not completed (staged, waiting for the
+     * commit queue, or being written) at most; more writes wait as pending promises, in
+     * order. A write larger than this is taken when nothing else is pending.
+     */
+    maxPendingBytes: maxPendingBytesOption,
   })
   .strict()
 
@@ -148,9 +170,12 @@ export function nativeLogOptions(o: z.output<typeof LogOptionsSchema>): native.N
   }
 }
 
-/** Parsed database options as the engine takes them: the same names, less `sync`. */
+/**
+ * Parsed database options as the engine takes them: the same names, less `sync` and
+ * `maxPendingBytes` (the façade's own).
+ */
 export function nativeDbOptions(o: z.output<typeof DbOptionsSchema>): native.NativeDbOptions {
-  const { sync: _sync, compression, ...rest } = o
+  const { sync: _sync, maxPendingBytes: _maxPendingBytes, compression, ...rest } = o
   return { ...rest, compression: typeof compression === 'string' ? [compression] : compression }
 }
 
@@ -170,6 +195,14 @@ void [_ioBackend, _recovery, _compression]
 export interface AppendOptions {
   /** Override the log's `sync` default for this call. */
   sync?: boolean
+  /**
+   * Cancels the append while it has not entered the commit queue (staged in this tick,
+   * parked behind a full queue, or waiting for `maxPendingBytes` room): it then rejects
+   * with an {@link AbortError} and nothing of it is logged. Once in the commit queue it is
+   * written whole (or fails whole) and the signal is ignored. An already aborted signal
+   * rejects at once.
+   */
+  signal?: AbortSignal
 }
 
 /** Options of {@link Log.read}. */
@@ -203,6 +236,13 @@ export type Encoding = 'buffer' | 'utf8'
 export interface WriteOptions {
   /** Override the database's `sync` default for this write. */
   sync?: boolean
+  /**
+   * Cancels the write while it has not entered the commit queue (staged in this tick,
+   * parked behind a full queue, or waiting for `maxPendingBytes` room): it then rejects
+   * with an {@link AbortError} and leaves no trace. Once in the commit queue it commits or
+   * fails whole and the signal is ignored. An already aborted signal rejects at once.
+   */
+  signal?: AbortSignal
 }
 
 /** Options of a point read. */
@@ -245,7 +285,9 @@ export interface IteratorOptions extends Range {
 }
 
 /** Options of {@link Db.clear}. */
-export interface ClearOptions extends Range, WriteOptions {
+export interface ClearOptions extends Range {
+  /** Override the database's `sync` default for the deletions. */
+  sync?: boolean
   /** Delete keys from the high end (only matters with `limit`). */
   reverse?: boolean
   /** Delete at most this many keys. */

@@ -8,19 +8,25 @@
  * @module
  */
 import type * as native from '../binding.js'
-import { UringdbError, toUringdbError, fromNative } from './errors.js'
+import { UringdbError, AbortError, toUringdbError, fromNative } from './errors.js'
 
 /**
  * Pending operations in completion order: the engine completes a handle's writes in the
  * order they were handed over, so the i-th outcome settles the i-th promise. An entry's
  * count is 0 for an operation that resolves with one number (append, sync, put, ...) and
- * n >= 1 for one that resolves with an array of n numbers (appendMany).
+ * n >= 1 for one that resolves with an array of n numbers (appendMany). Each entry also
+ * holds its bytes (of records or write payloads): {@link CompletionQueue.pendingBytes} is
+ * what the handle holds and the engine has not completed (see {@link WriteGate}).
  */
 export class CompletionQueue {
   #resolves: Array<(v: never) => void> = []
   #rejects: Array<(e: UringdbError) => void> = []
   #counts: number[] = []
+  #bytes: number[] = []
+  #pendingBytes = 0
   #head = 0
+  // Called once pending operations settled (bytes were freed): see WriteGate.
+  onFreed: (() => void) | undefined
   // The numbers of a multi-record operation received so far.
   #partial: number[] = []
   #idle: (() => void) | undefined
@@ -32,8 +38,15 @@ export class CompletionQueue {
     return this.#counts.length - this.#head
   }
 
-  /** A new pending operation, the newest. */
-  enqueue<T>(count = 0): Promise<T> {
+  /** Bytes of the pending operations. */
+  get pendingBytes(): number {
+    return this.#pendingBytes
+  }
+
+  /** A new pending operation of `bytes` bytes, the newest. */
+  enqueue<T>(count = 0, bytes = 0): Promise<T> {
+    this.#pendingBytes += bytes
+    this.#bytes.push(bytes)
     return new Promise<T>((resolve, reject) => {
       this.#resolves.push(resolve as (v: never) => void)
       this.#rejects.push(reject)
@@ -52,12 +65,14 @@ export class CompletionQueue {
   settle(ok: boolean, value: unknown): void {
     const h = this.#head
     const fn = ok ? this.#resolves[h] : this.#rejects[h]
+    this.#pendingBytes -= this.#bytes[h]
     this.#head = h + 1
     if (this.#head === this.#counts.length) {
       this.#head = 0
       this.#resolves.length = 0
       this.#rejects.length = 0
       this.#counts.length = 0
+      this.#bytes.length = 0
       if (this.#idle !== undefined) {
         const idle = this.#idle
         this.#idle = undefined
@@ -67,6 +82,7 @@ export class CompletionQueue {
       this.#resolves.splice(0, this.#head)
       this.#rejects.splice(0, this.#head)
       this.#counts.splice(0, this.#head)
+      this.#bytes.splice(0, this.#head)
       this.#head = 0
     }
     ;(fn as (v: unknown) => void)(value)
@@ -79,12 +95,36 @@ export class CompletionQueue {
     const rejects = this.#rejects.splice(start, k)
     this.#resolves.splice(start, k)
     this.#counts.splice(start, k)
+    for (const b of this.#bytes.splice(start, k)) this.#pendingBytes -= b
+    this.#idleIfEmpty()
+    for (const r of rejects) r(err)
+    this.onFreed?.()
+  }
+
+  /**
+   * Rejects the pending operation that has `after` operations after it (one never handed
+   * to the engine: staged or parked, see WriteGate) and forgets it.
+   */
+  cancel(after: number, err: UringdbError): void {
+    const at = this.#counts.length - 1 - after
+    const reject = this.#rejects[at]
+    this.#rejects.splice(at, 1)
+    this.#resolves.splice(at, 1)
+    this.#counts.splice(at, 1)
+    this.#pendingBytes -= this.#bytes[at]
+    this.#bytes.splice(at, 1)
+    // (Never one ahead of doomed operations: staged and parked ones are the newest.)
+    this.#idleIfEmpty()
+    reject(err)
+    this.onFreed?.()
+  }
+
+  #idleIfEmpty(): void {
     if (this.#head >= this.#counts.length && this.#idle !== undefined) {
       const idle = this.#idle
       this.#idle = undefined
       idle()
     }
-    for (const r of rejects) r(err)
   }
 
   /**
@@ -121,6 +161,7 @@ export class CompletionQueue {
         }
       }
     }
+    this.onFreed?.()
   }
 
   /** Rejects the oldest operations covering `failed` records with the engine's error. */
@@ -132,6 +173,7 @@ export class CompletionQueue {
       failed -= count
       this.settle(false, err)
     }
+    this.onFreed?.()
   }
 }
 
@@ -150,6 +192,8 @@ export class TickStager<W extends Uint32Array | Uint8Array> {
   #staged = 0
   #flushQueued = false
   readonly #flush: () => void
+  // The cancellation token of each staged call that has one (see WriteGate); empty when none has.
+  #tokens: Array<object | undefined> = []
 
   /**
    * `capacity` bytes and `words.length` calls at most per run; `flush` hands the run to
@@ -184,8 +228,12 @@ export class TickStager<W extends Uint32Array | Uint8Array> {
     return at
   }
 
-  /** Records the call whose `len` bytes were just reserved, and queues the flush. */
-  commit(len: number, word: number): void {
+  /**
+   * Records the call whose `len` bytes were just reserved (cancellable by `token` until
+   * the run is taken), and queues the flush.
+   */
+  commit(len: number, word: number, token?: object): void {
+    if (token !== undefined) this.#tokens[this.#staged] = token
     this.#lens[this.#staged] = len
     this.#words[this.#staged] = word
     this.#staged++
@@ -199,15 +247,54 @@ export class TickStager<W extends Uint32Array | Uint8Array> {
    * Takes the run (views of the staging arrays, valid until the next call stages), leaving
    * an empty one; undefined when nothing is staged.
    */
-  take(): { data: Buffer; lens: Uint32Array; words: W } | undefined {
+  take(): { data: Buffer; lens: Uint32Array; words: W; tokens: Tokens } | undefined {
     this.#flushQueued = false
     const n = this.#staged
     if (n === 0) return undefined
     const data = (this.#stage as Buffer).subarray(0, this.#stageBytes)
     this.#staged = 0
     this.#stageBytes = 0
-    return { data, lens: this.#lens.subarray(0, n), words: this.#words.subarray(0, n) as W }
+    let tokens: Tokens
+    if (this.#tokens.length > 0) {
+      tokens = this.#tokens
+      tokens.length = n
+      this.#tokens = []
+    }
+    return { data, lens: this.#lens.subarray(0, n), words: this.#words.subarray(0, n) as W, tokens }
   }
+
+  /**
+   * Removes the staged call of `token` (its bytes, length and word): returns how many
+   * staged calls come after it, or -1 if none is staged with that token.
+   */
+  cancel(token: object): number {
+    const i = this.#tokens.indexOf(token)
+    if (i < 0 || i >= this.#staged) return -1
+    const off = bytesIn(this.#lens, i)
+    const len = this.#lens[i]
+    const stage = this.#stage as Buffer
+    stage.copyWithin(off, off + len, this.#stageBytes)
+    this.#lens.copyWithin(i, i + 1, this.#staged)
+    this.#words.copyWithin(i, i + 1, this.#staged)
+    this.#tokens.splice(i, 1)
+    this.#staged--
+    this.#stageBytes -= len
+    return this.#staged - i
+  }
+}
+
+/**
+ * The cancellation tokens of the calls of a run, one per call (undefined for a call without
+ * one), or undefined when no call of the run has one.
+ */
+export type Tokens = Array<object | undefined> | undefined
+
+/** `a` without its element `j` (a new array). */
+export function without<A extends Uint32Array | Uint8Array>(a: A, j: number): A {
+  const out = new (a.constructor as new (n: number) => A)(a.length - 1)
+  out.set(a.subarray(0, j))
+  out.set(a.subarray(j + 1), j)
+  return out
 }
 
 /**
@@ -221,7 +308,8 @@ export async function closeHandle(
   iterators?: Iterable<{ _abort(): Promise<void> }>,
 ): Promise<void> {
   if (iterators !== undefined) for (const it of [...iterators]) await it._abort()
-  if (queue.pending > 0) await queue.idle()
+  // Writes waiting for room (WriteGate) enter as others complete: wait for them too.
+  while (queue.pending > 0) await queue.idle()
   try {
     await handle.close()
   } catch (e) {
@@ -309,6 +397,32 @@ export class ParkedQueue<Op> {
     this.#head = 0
     this.#count = 0
     this.#queue.failNewest(n, err)
+  }
+
+  /**
+   * Removes the parked operation of `token` (see WriteGate): `find` says where it is in
+   * one parked op (-1: not there; a run holds `size(op)` operations), `remove` takes
+   * element `j` out of a run. Returns how many parked operations come after it, or -1 if
+   * none is parked with that token.
+   */
+  cancel(token: object, size: (op: Op) => number, find: (op: Op, token: object) => number, remove: (op: Op, j: number) => void): number {
+    const q = this.#ops
+    for (let i = this.#head; i < q.length; i++) {
+      const j = find(q[i], token)
+      if (j < 0) continue
+      const n = size(q[i])
+      let after = n - 1 - j
+      for (let k = i + 1; k < q.length; k++) after += size(q[k])
+      if (n === 1) q.splice(i, 1)
+      else remove(q[i], j)
+      this.#count--
+      if (this.#head >= q.length) {
+        this.#ops = []
+        this.#head = 0
+      }
+      return after
+    }
+    return -1
   }
 
   /**
@@ -464,5 +578,144 @@ export class GetStager {
         for (const [, rej] of waiters) rej(err)
       },
     )
+  }
+}
+
+type Waiter = {
+  len: number
+  token: object | undefined
+  enter: () => void
+  reject: (e: UringdbError) => void
+}
+
+/**
+ * The entry of a handle's writes: bounds the bytes the handle holds and the engine has not
+ * completed (staged, parked, or in the commit ring: {@link CompletionQueue.pendingBytes})
+ * to `max`, and cancels writes by `AbortSignal` before they enter the commit ring.
+ *
+ * A write enters (is staged or handed over) when nothing waits before it and its bytes fit
+ * the bound, or nothing is pending at all (so that no write is refused for its size: the
+ * bound is exceeded by one write at most). Otherwise it waits here, in call order, as a
+ * pending promise, and enters once completions have freed room; a waiting write is not
+ * copied.
+ *
+ * A write with a signal is cancelled by its abort while it waits here, is staged (see
+ * {@link TickStager.cancel}) or is parked behind a full ring (see {@link ParkedQueue.cancel}),
+ * with an {@link AbortError}; once in the ring the abort is ignored. A handle adds one
+ * abort listener per signal, however many of its writes carry it, and removes it once the
+ * last of them has settled.
+ */
+export class WriteGate {
+  readonly #queue: CompletionQueue
+  readonly #max: number
+  readonly #cancel: (token: object) => number
+  #waiters: Waiter[] = []
+  #head = 0
+  #admitting = false
+  // The signals of pending writes: the tokens of the writes carrying each, in call order.
+  readonly #signals = new Map<AbortSignal, { tokens: Set<object>; onAbort: () => void }>()
+
+  /**
+   * `cancel` removes the staged or parked write of a token and says how many pending
+   * operations come after it (-1: it is in the ring already, or settled).
+   */
+  constructor(queue: CompletionQueue, max: number, cancel: (token: object) => number) {
+    this.#queue = queue
+    this.#max = max
+    this.#cancel = cancel
+    queue.onFreed = () => this.#admit()
+  }
+
+  /** Whether a write of `len` bytes may enter now. */
+  open(len: number): boolean {
+    if (this.#head < this.#waiters.length) return false
+    const b = this.#queue.pendingBytes
+    return b === 0 || b + len <= this.#max
+  }
+
+  /** Writes waiting for room. */
+  get waiting(): number {
+    return this.#waiters.length - this.#head
+  }
+
+  /**
+   * Enters a write of `len` bytes — `enter` stages or hands it over, enqueues it, and
+   * returns its promise; its token (present with a signal) is what {@link TickStager} and
+   * {@link ParkedQueue} know it by — now or, when the bound is reached, once there is room.
+   */
+  enter<T>(len: number, signal: AbortSignal | undefined, enter: (token: object | undefined) => Promise<T>): Promise<T> {
+    if (signal === undefined) {
+      if (this.open(len)) return enter(undefined)
+      return new Promise<T>((resolve, reject) => {
+        this.#waiters.push({ len, token: undefined, enter: () => resolve(enter(undefined)), reject })
+      })
+    }
+    if (signal.aborted) return Promise.reject(new AbortError(signal.reason))
+    const token = {}
+    const p = this.open(len)
+      ? enter(token)
+      : new Promise<T>((resolve, reject) => {
+          this.#waiters.push({ len, token, enter: () => resolve(enter(token)), reject })
+        })
+    let watch = this.#signals.get(signal)
+    if (watch === undefined) {
+      const tokens = new Set<object>()
+      const onAbort = (): void => {
+        this.#signals.delete(signal)
+        // Newest first, so that no waiting write is admitted only to be cancelled.
+        for (const t of [...tokens].reverse()) this.#abort(t, signal.reason)
+      }
+      watch = { tokens, onAbort }
+      this.#signals.set(signal, watch)
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    watch.tokens.add(token)
+    const off = (): void => {
+      const w = this.#signals.get(signal)
+      if (w === undefined || !w.tokens.delete(token) || w.tokens.size > 0) return
+      this.#signals.delete(signal)
+      signal.removeEventListener('abort', w.onAbort)
+    }
+    p.then(off, off)
+    return p
+  }
+
+  /** Admits waiting writes, in order, while they fit. */
+  #admit(): void {
+    if (this.#admitting || this.#head === this.#waiters.length) return
+    this.#admitting = true
+    try {
+      const w = this.#waiters
+      while (this.#head < w.length) {
+        const b = this.#queue.pendingBytes
+        const next = w[this.#head]
+        if (b !== 0 && b + next.len > this.#max) break
+        this.#head++
+        next.enter()
+      }
+      if (this.#head === w.length) {
+        this.#waiters = []
+        this.#head = 0
+      } else if (this.#head > 1024 && this.#head * 2 > w.length) {
+        this.#waiters = w.slice(this.#head)
+        this.#head = 0
+      }
+    } finally {
+      this.#admitting = false
+    }
+  }
+
+  #abort(token: object, reason: unknown): void {
+    const w = this.#waiters
+    for (let i = this.#head; i < w.length; i++) {
+      if (w[i].token !== token) continue
+      const [waiter] = w.splice(i, 1)
+      waiter.reject(new AbortError(reason))
+      // The next one may fit now.
+      if (i === this.#head) this.#admit()
+      return
+    }
+    const after = this.#cancel(token)
+    if (after >= 0) this.#queue.cancel(after, new AbortError(reason))
   }
 }
