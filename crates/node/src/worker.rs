@@ -224,7 +224,11 @@ impl ReadSlot {
     pub(crate) fn submit_in(mut self, strand: &Strand, job: impl FnOnce() + Send + 'static) {
         self.used = true;
         let schedule = {
-            let mut st = strand.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut st = strand
+                .0
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             st.0.push_back(Box::new(job));
             !std::mem::replace(&mut st.1, true)
         };
@@ -265,9 +269,7 @@ pub(crate) fn spawn_named(name: &str, job: impl FnOnce() + Send + 'static) {
             }
         });
     if let Err(e) = spawned {
-        eprintln!(
-            "uringdb: could not spawn a {name} thread ({e}); running it on a reader thread"
-        );
+        eprintln!("uringdb: could not spawn a {name} thread ({e}); running it on a reader thread");
         let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(job) = job {
             send(false, job);
@@ -353,7 +355,11 @@ mod tests {
             assert!(!overlapped, "two jobs of one strand ran at once");
         }
         let order = order.lock().expect("not poisoned").clone();
-        assert_eq!(order, (0..JOBS).collect::<Vec<_>>(), "strand jobs reordered");
+        assert_eq!(
+            order,
+            (0..JOBS).collect::<Vec<_>>(),
+            "strand jobs reordered"
+        );
         // Every slot comes back once the unrelated jobs have run too.
         for _ in 0..200 {
             if reader_queue_jobs().0 == 0 {

@@ -253,10 +253,20 @@ impl<R: ReadAt> Table<R> {
         if !self.may_contain(key) {
             return Ok(None);
         }
+        self.find_with(key, |k, v| (k.to_vec(), v.to_vec()))
+    }
+
+    /// As [`Table::get_entry`] without consulting the filter (the caller did) and without
+    /// copying: the entry's key and value, borrowed from the cached block, go to `f`.
+    pub fn find_with<T>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8], &[u8]) -> T,
+    ) -> Result<Option<T>, TableError> {
         let mut it = self.iter();
         it.seek(key)?;
         if it.valid() && self.cmp.filter_key(it.key()) == self.cmp.filter_key(key) {
-            return Ok(Some((it.key().to_vec(), it.value().to_vec())));
+            return Ok(Some(f(it.key(), it.value())));
         }
         Ok(None)
     }
