@@ -199,7 +199,7 @@ impl Block {
     /// The key of the first entry of restart run `i`, borrowed from the block (a restart
     /// entry shares no prefix, so its key is contiguous). `None` if the entry is malformed:
     /// the caller decodes it the slow way to report where.
-    fn restart_key(&self, i: usize) -> Option<&[u8]> {
+    pub(crate) fn restart_key(&self, i: usize) -> Option<&[u8]> {
         let d = &self.data[..self.entries_end];
         let mut p = self.restart_offset(i);
         let (shared, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
@@ -212,6 +212,11 @@ impl Block {
             return None;
         }
         d.get(p..p.checked_add(unshared)?)
+    }
+
+    /// Restart points of the block (every entry, for an index block).
+    pub(crate) fn restart_count(&self) -> usize {
+        self.restarts
     }
 
     fn restart_offset(&self, i: usize) -> usize {
@@ -305,6 +310,16 @@ impl BlockIter {
         self.pos = at;
         self.next_pos = value_end;
         Ok(())
+    }
+
+    /// Positions on the first entry of restart run `i` (the entry an index lookup picked);
+    /// not valid if `i` is past the last run.
+    pub(crate) fn seek_to_restart_run(&mut self, i: usize) -> Result<(), BlockError> {
+        if i >= self.block.restarts {
+            self.invalidate();
+            return Ok(());
+        }
+        self.seek_to_restart(i)
     }
 
     /// Positions on the first entry of restart run `i`.
