@@ -132,7 +132,8 @@ export const DbOptionsSchema = z
     maxOpenFiles: z.number().int().min(16).max(2 ** 20).default(1000),
     /**
      * Threads serving async reads (`get`, `getMany`, iterator batches) off the JavaScript
-     * thread; 0: one per core, at most 4. The pool is shared by every database and log of
+     * thread; 0: one per core but one (the JavaScript thread keeps a core), at least 1 and
+     * at most 4. The pool is shared by every database and log of
      * the process and grows to the largest count any open asked for.
      */
     readerThreads: z.number().int().min(0).max(64).default(0),

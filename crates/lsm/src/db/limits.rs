@@ -20,8 +20,8 @@ const _: () = assert!(MAX_OPEN_FILES_DEFAULT <= MAX_OPEN_FILES_MAX);
 
 /// Most threads of the binding's reader pool (`readerThreads`).
 pub const READER_THREADS_MAX: usize = 64;
-/// The reader pool's size when `readerThreads` is 0 (automatic): one thread per core, at
-/// most this many (beyond four, async reads on a shared machine gain little and each
+/// The reader pool's size when `readerThreads` is 0 (automatic): one thread per core but
+/// one, at most this many (beyond four, async reads on a shared machine gain little and each
 /// thread holds a stack).
 pub const READER_THREADS_AUTO_MAX: usize = 4;
 

@@ -238,12 +238,16 @@ impl DbOptions {
     }
 
     /// The reader pool's size this database asks for: `reader_threads`, or when 0 one per
-    /// available core up to [`READER_THREADS_AUTO_MAX`].
+    /// available core but one (the JavaScript thread, which creates and settles every
+    /// read's promise, keeps a core: on 2 cores a second reader thread measured slower, as
+    /// it took turns with the JavaScript thread), at least 1, at most
+    /// [`READER_THREADS_AUTO_MAX`].
     pub fn effective_reader_threads(&self) -> usize {
         match self.reader_threads {
             0 => std::thread::available_parallelism()
                 .map_or(1, std::num::NonZeroUsize::get)
-                .min(READER_THREADS_AUTO_MAX),
+                .saturating_sub(1)
+                .clamp(1, READER_THREADS_AUTO_MAX),
             n => n,
         }
     }
