@@ -438,11 +438,12 @@ impl<R: ReadAt> Table<R> {
 impl BlockCache {
     /// The data block cached under `(table_id, offset)`, counting a hit or a miss.
     pub(crate) fn get(&self, table_id: u64, offset: u64) -> Option<Block> {
-        let value = self.get_value(table_id, offset)?;
         // Only `insert` below stores values, and only blocks.
-        let block = value.downcast_ref::<Block>();
-        debug_assert!(block.is_some(), "a block cache holds only blocks");
-        block.cloned()
+        self.get_value_with(table_id, offset, |value| {
+            let block = value.downcast_ref::<Block>();
+            debug_assert!(block.is_some(), "a block cache holds only blocks");
+            block.cloned()
+        })?
     }
 
     /// Caches the data block at `offset` of table `table_id`, verified and decoded into
