@@ -152,6 +152,13 @@ export const DbOptionsSchema = z
      * order. A write larger than this is taken when nothing else is pending.
      */
     maxPendingBytes: maxPendingBytesOption,
+    /**
+     * Threads serving async reads (`get`, `getMany`, iterator batches) off the JavaScript
+     * thread; 0: one per core but one (the JavaScript thread keeps a core), at least 1 and
+     * at most 4. The pool is shared by every database and log of
+     * the process and grows to the largest count any open asked for.
+     */
+    readerThreads: z.number().int().min(0).max(64).default(0),
   })
   .strict()
 

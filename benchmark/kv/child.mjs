@@ -205,9 +205,11 @@ async function dataGroup(engine, spec, tag) {
           if (v === undefined || v === null) misses++
         }
         await closedLoop({ clients: GET_INFLIGHT, durationMs: spec.warmupMs, op, samplesMax: 1 << 16, stallMs: STALL_MS })
+        const cpu0 = process.cpuUsage()
         const r = await closedLoop({ clients: GET_INFLIGHT, durationMs: spec.durationMs, op, samplesMax: 1 << 20, stallMs: STALL_MS })
+        const cpuUsPerOp = cpuUs(process.cpuUsage(cpu0)) / r.ops
         if (misses > 0) throw new Error(`${engine.name}: ${misses} async gets of loaded keys found nothing`)
-        out.getAsync = { inflight: GET_INFLIGHT, label: h.getLabel ?? 'get(key)', ops: r.ops, seconds: r.seconds, opsPerSec: r.opsPerSec, ...r.latency }
+        out.getAsync = { inflight: GET_INFLIGHT, label: h.getLabel ?? 'get(key)', ops: r.ops, seconds: r.seconds, opsPerSec: r.opsPerSec, cpuUsPerOp, ...r.latency }
         log(`${tag} get × ${GET_INFLIGHT}: ${int(r.opsPerSec)} ops/s, p50 ${us(r.latency.p50Us)}, p99 ${us(r.latency.p99Us)}`)
       }
       if (cases.has('get') && h.getSync) {
@@ -291,12 +293,16 @@ async function dataGroup(engine, spec, tag) {
   }
 }
 
+/** Process CPU time (user + system, every thread) of a `process.cpuUsage` delta, in µs. */
+const cpuUs = (c) => c.user + c.system
+
 /** Sync gets of random loaded keys in a tight loop for the case's duration. */
 function syncGets(fn, label, keys, n, spec) {
   const next = prng(spec.seed + 11)
   const run = (ms) => {
     let ops = 0
     let misses = 0
+    const cpu0 = process.cpuUsage()
     const start = process.hrtime.bigint()
     const deadline = start + BigInt(Math.round(ms * 1e6))
     for (;;) {
@@ -308,8 +314,9 @@ function syncGets(fn, label, keys, n, spec) {
       if (process.hrtime.bigint() >= deadline) break
     }
     const seconds = Number(process.hrtime.bigint() - start) / 1e9
+    const cpuUsPerOp = cpuUs(process.cpuUsage(cpu0)) / ops
     if (misses > 0) throw new Error(`${label}: ${misses} sync gets of loaded keys found nothing`)
-    return { ops, seconds, opsPerSec: ops / seconds }
+    return { ops, seconds, opsPerSec: ops / seconds, cpuUsPerOp }
   }
   run(spec.warmupMs)
   return { label, ...run(spec.durationMs) }

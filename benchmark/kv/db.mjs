@@ -270,15 +270,17 @@ for (const valueBytes of valueSizes) {
   }
 
   if (cases.has('get')) {
+    // Process CPU (user + system, every thread: reader threads included) per get.
+    const cpuCell = (g) => (g.cpuUsPerOp === undefined ? 'n/a' : fixed(g.cpuUsPerOp, 2))
     const asyncRows = data.filter(([, d]) => d.getAsync).map(([engine, d]) => ({ engine, value: d.getAsync.opsPerSec, g: d.getAsync }))
     const classic = asyncRows.find((x) => x.engine === 'classic-level')
     say(`## Random gets of loaded keys, ${vb} values, async path (${asyncRows[0]?.g.inflight ?? 64} in flight)`)
     say()
     say(
       markdownTable(
-        ['engine', 'call', 'gets/s', 'p50', 'p99', 'vs classic-level'],
-        asyncRows.map(({ engine, g }) => [engine, g.label, int(g.opsPerSec), us(g.p50Us), us(g.p99Us), vsLabel(g.opsPerSec, classic)]),
-        ['l', 'l', 'r', 'r', 'r', 'r'],
+        ['engine', 'call', 'gets/s', 'CPU µs/get', 'p50', 'p99', 'vs classic-level'],
+        asyncRows.map(({ engine, g }) => [engine, g.label, int(g.opsPerSec), cpuCell(g), us(g.p50Us), us(g.p99Us), vsLabel(g.opsPerSec, classic)]),
+        ['l', 'l', 'r', 'r', 'r', 'r', 'r'],
       ),
     )
     say()
@@ -292,9 +294,9 @@ for (const valueBytes of valueSizes) {
     say()
     say(
       markdownTable(
-        ['engine', 'call', 'gets/s', 'vs lmdb getBinaryFast'],
-        syncRows.map(({ engine, g }) => [engine, g.label, int(g.opsPerSec), lmdbFast ? ratio(g.opsPerSec / lmdbFast.g.opsPerSec) : 'n/a']),
-        ['l', 'l', 'r', 'r'],
+        ['engine', 'call', 'gets/s', 'CPU µs/get', 'vs lmdb getBinaryFast'],
+        syncRows.map(({ engine, g }) => [engine, g.label, int(g.opsPerSec), cpuCell(g), lmdbFast ? ratio(g.opsPerSec / lmdbFast.g.opsPerSec) : 'n/a']),
+        ['l', 'l', 'r', 'r', 'r'],
       ),
     )
     say()

@@ -164,6 +164,16 @@ pub fn encode_lookup(out: &mut Vec<u8>, user_key: &[u8], seq: u64) {
     append(out, user_key, pack(seq, KIND_SEEK));
 }
 
+/// The lookup key for `user_key` at `seq` written into `buf` when it fits (no allocation:
+/// point reads use a buffer on the stack), else `None`.
+pub fn encode_lookup_into<'b>(buf: &'b mut [u8], user_key: &[u8], seq: u64) -> Option<&'b [u8]> {
+    let n = user_key.len().checked_add(TRAILER_BYTES)?;
+    let out = buf.get_mut(..n)?;
+    out[..user_key.len()].copy_from_slice(user_key);
+    out[user_key.len()..].copy_from_slice(&pack(seq, KIND_SEEK).to_be_bytes());
+    Some(out)
+}
+
 /// Splits a stored internal key; `None` if it is shorter than a trailer or its kind is
 /// unknown.
 pub fn decode(key: &[u8]) -> Option<ParsedInternalKey<'_>> {

@@ -2,7 +2,7 @@
 //! holds no engine logic: writes are batch payloads (the format lives in
 //! `uringdb_lsm::db::batch`) handed to the engine in one crossing per tick, completions
 //! come back per commit group ([`crate::completion`]), reads run on the binding's reader
-//! thread (or synchronously for `getSync`), range reads come back in batches
+//! pool (or synchronously for `getSync`), range reads come back in batches
 //! ([`crate::read`]), and the engine's events come back as typed objects.
 
 use std::path::Path;
@@ -119,6 +119,7 @@ pub fn open_db<'env>(
 ) -> napi::Result<Object<'env>> {
     guard(env, || {
         let opts = options.to_db()?;
+        worker::ensure_reader_threads(opts.effective_reader_threads());
         let (sink, pending) = completion_sink(on_complete)?;
         let events: EventFn = on_event
             .build_threadsafe_function::<NativeDbEvent>()
@@ -372,6 +373,7 @@ impl NativeDb {
             Ok(NativeIterator {
                 engine: Mutex::new(Some(engine as KeepAlive)),
                 it: Arc::new(Mutex::new(Some(it))),
+                strand: worker::Strand::default(),
             })
         })
     }

@@ -9,3 +9,6 @@
 pub const READER_QUEUE_JOBS_MAX: usize = 1024;
 
 const _: () = assert!(READER_QUEUE_JOBS_MAX >= 64);
+
+/// Most threads of the reader pool (the engine's bound on `readerThreads`).
+pub const READER_THREADS_MAX: usize = uringdb_lsm::db::limits::READER_THREADS_MAX;

@@ -332,6 +332,7 @@ impl NativeLog {
             Ok(NativeCursor {
                 engine,
                 cursor: Arc::new(Mutex::new(cursor)),
+                strand: worker::Strand::default(),
             })
         })
     }
@@ -460,6 +461,8 @@ impl Drop for NativeLog {
 pub struct NativeCursor {
     engine: Engine,
     cursor: Arc<Mutex<ReadCursor>>,
+    /// The cursor's reads run one at a time, in call order, on the reader pool.
+    strand: worker::Strand,
 }
 
 #[napi]
@@ -483,7 +486,7 @@ impl NativeCursor {
             let (deferred, promise) = env.create_deferred::<ReadResult, Settle<ReadResult>>()?;
             let engine = self.engine.clone();
             let cursor = self.cursor.clone();
-            slot.submit(move || {
+            slot.submit_in(&self.strand, move || {
                 let r = {
                     let mut c = cursor.lock().unwrap_or_else(|e| e.into_inner());
                     engine.wal.read(

@@ -114,6 +114,8 @@ pub struct NativeDbOptions {
     pub compaction_rate_bytes_per_sec: f64,
     /// Table files kept open at most.
     pub max_open_files: f64,
+    /// Reader pool threads (0 = automatic).
+    pub reader_threads: f64,
 }
 
 /// A non-negative safe integer, or the option's error.
@@ -225,6 +227,7 @@ impl NativeDbOptions {
                 o.compaction_rate_bytes_per_sec,
             )?,
             max_open_files: int("maxOpenFiles", o.max_open_files)? as usize,
+            reader_threads: int("readerThreads", o.reader_threads)? as usize,
             // Engine-internal knobs (the manifest rewrite threshold) keep their defaults.
             ..DbOptions::default()
         };
@@ -273,6 +276,7 @@ impl NativeDbOptions {
             compaction_threads: d.compaction_threads as f64,
             compaction_rate_bytes_per_sec: d.rate_limit_bytes_per_sec as f64,
             max_open_files: d.max_open_files as f64,
+            reader_threads: d.reader_threads as f64,
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct NativeIterator {
     /// closed iterator object does not hold the database's files until it is collected.
     pub(crate) engine: Mutex<Option<KeepAlive>>,
     pub(crate) it: Arc<Mutex<Option<DbIter>>>,
+    /// The iterator's batches run one at a time, in call order, on the reader pool.
+    pub(crate) strand: crate::worker::Strand,
 }
 
 fn next_batch(it: &Mutex<Option<DbIter>>, max_entries: u32, max_bytes: u32) -> Res<IterBatch> {
@@ -98,7 +100,8 @@ fn next_batch(it: &Mutex<Option<DbIter>>, max_entries: u32, max_bytes: u32) -> R
 
 #[napi]
 impl NativeIterator {
-    /// Fetches up to `maxEntries` entries (about `maxBytes`), off the JS thread.
+    /// Fetches up to `maxEntries` entries (about `maxBytes`), off the JS thread; the
+    /// batches of one iterator are fetched in call order, never two at once.
     #[napi(ts_return_type = "Promise<NativeBatch>")]
     pub fn next_batch<'env>(
         &self,
@@ -115,7 +118,7 @@ impl NativeIterator {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            slot.submit(move || {
+            slot.submit_in(&self.strand, move || {
                 let r = next_batch(&it, max_entries, max_bytes);
                 drop(engine);
                 settle(

@@ -183,13 +183,26 @@ impl BlockCache {
 
     /// The value cached under `(table_id, offset)`, now the most recently used of its
     /// shard. Counts a hit or a miss.
+    #[cfg(test)]
     pub(crate) fn get_value(&self, table_id: u64, offset: u64) -> Option<CacheValue> {
+        self.get_value_with(table_id, offset, CacheValue::clone)
+    }
+
+    /// `f` of the value cached under `(table_id, offset)` (now the most recently used of its
+    /// shard), called under the shard's lock: a reader that wants the typed block inside
+    /// clones only that, not the shared handle around it too. Counts a hit or a miss.
+    pub(crate) fn get_value_with<T>(
+        &self,
+        table_id: u64,
+        offset: u64,
+        f: impl FnOnce(&CacheValue) -> T,
+    ) -> Option<T> {
         let key = (table_id, offset);
         let shard = self.shard(key);
         let found = if self.capacity_bytes == 0 {
             None
         } else {
-            shard.lock().get(key)
+            shard.lock().get(key).map(f)
         };
         let counter = if found.is_some() {
             &shard.hits

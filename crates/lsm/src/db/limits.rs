@@ -17,3 +17,12 @@ pub const MAX_OPEN_FILES_SHARE_OF_RLIMIT: usize = 2;
 
 const _: () = assert!(MAX_OPEN_FILES_MIN <= MAX_OPEN_FILES_DEFAULT);
 const _: () = assert!(MAX_OPEN_FILES_DEFAULT <= MAX_OPEN_FILES_MAX);
+
+/// Most threads of the binding's reader pool (`readerThreads`).
+pub const READER_THREADS_MAX: usize = 64;
+/// The reader pool's size when `readerThreads` is 0 (automatic): one thread per core but
+/// one, at most this many (beyond four, async reads on a shared machine gain little and each
+/// thread holds a stack).
+pub const READER_THREADS_AUTO_MAX: usize = 4;
+
+const _: () = assert!(READER_THREADS_AUTO_MAX <= READER_THREADS_MAX);

@@ -12,6 +12,9 @@ use crate::internal_key::{self, ValueKind};
 use crate::manifest::NUM_LEVELS;
 use crate::memtable::Lookup;
 
+/// Lookup keys (user key + 8-byte trailer) up to this many bytes are built on the stack.
+const LOOKUP_INLINE_BYTES: usize = 264;
+
 /// A registered snapshot: while it lives, compaction keeps every version it can see.
 pub struct SnapshotPin {
     pub(super) seq: u64,
@@ -86,13 +89,26 @@ impl Db {
                 Lookup::NotFound => {}
             }
         }
-        let mut lookup = Vec::with_capacity(key.len() + 8);
-        internal_key::encode_lookup(&mut lookup, key, seq);
+        // The lookup key on the stack when it fits (keys up to LOOKUP_INLINE_BYTES - 8
+        // bytes: no allocation on the table path), else on the heap.
+        let mut inline = [0u8; LOOKUP_INLINE_BYTES];
+        let heap;
+        let lookup = match internal_key::encode_lookup_into(&mut inline, key, seq) {
+            Some(l) => l,
+            None => {
+                let mut v = Vec::with_capacity(key.len() + internal_key::TRAILER_BYTES);
+                internal_key::encode_lookup(&mut v, key, seq);
+                heap = v;
+                &heap[..]
+            }
+        };
+        // `f` goes to the table that holds the key (or to the end, if none does).
+        let mut f = Some(f);
         let v = &sv.version;
         for t in &v.levels[0] {
             if t.smallest_user_key() <= key && key <= t.largest_user_key() {
-                if let Some(r) = inner.table_get(t, key, &lookup)? {
-                    return Ok(f(r.as_deref()));
+                if let Some(r) = inner.table_get(t, key, lookup, &mut f)? {
+                    return Ok(r);
                 }
             }
         }
@@ -101,12 +117,13 @@ impl Db {
             let i = v.find_file(level, key);
             if let Some(t) = files.get(i) {
                 if t.smallest_user_key() <= key {
-                    if let Some(r) = inner.table_get(t, key, &lookup)? {
-                        return Ok(f(r.as_deref()));
+                    if let Some(r) = inner.table_get(t, key, lookup, &mut f)? {
+                        return Ok(r);
                     }
                 }
             }
         }
+        let f = f.take().expect("no table took the reader's callback");
         Ok(f(None))
     }
 
@@ -129,36 +146,38 @@ impl Db {
 }
 
 impl Inner {
-    /// Point lookup in one table: `Some(Some(v))` found, `Some(None)` deleted, `None`
-    /// absent.
-    pub(super) fn table_get(
+    /// Point lookup in one table: if the table holds `key` (a value or a tombstone), `f`
+    /// (taken from its option) is called with the value borrowed from the cached block, or
+    /// `None` for a tombstone, and its result returned; `None` if the table does not hold
+    /// the key (then `f` stays).
+    pub(super) fn table_get<R, F: FnOnce(Option<&[u8]>) -> R>(
         &self,
         t: &TableHandle,
         key: &[u8],
         lookup: &[u8],
-    ) -> Result<Option<Option<Vec<u8>>>, DbError> {
+        f: &mut Option<F>,
+    ) -> Result<Option<R>, DbError> {
         add(&self.counters.bloom_checked, 1);
         if !t.table.may_contain(lookup) {
             add(&self.counters.bloom_useful, 1);
             return Ok(None);
         }
-        match t.table.get_entry(lookup)? {
-            Some((k, v)) => {
-                let p = internal_key::decode(&k).ok_or_else(|| DbError::Corruption {
-                    file: t.path.clone(),
-                    offset: 0,
-                    reason: "malformed internal key".into(),
-                })?;
-                if p.user_key != key {
-                    return Ok(None);
-                }
-                Ok(Some(match p.kind {
-                    ValueKind::Put => Some(v),
-                    ValueKind::Delete => None,
-                }))
+        let found = t.table.find_with(lookup, |k, v| {
+            let p = internal_key::decode(k).ok_or_else(|| DbError::Corruption {
+                file: t.path.clone(),
+                offset: 0,
+                reason: "malformed internal key".into(),
+            })?;
+            if p.user_key != key {
+                return Ok(None);
             }
-            None => Ok(None),
-        }
+            let f = f.take().expect("a read's callback is called once");
+            Ok(Some(f(match p.kind {
+                ValueKind::Put => Some(v),
+                ValueKind::Delete => None,
+            })))
+        })?;
+        found.unwrap_or(Ok(None))
     }
 
     pub(super) fn smallest_snapshot(&self) -> u64 {

@@ -34,6 +34,9 @@ use super::limits::BLOCK_BYTES_MAX;
 
 /// Bytes of the restart count at the end of a block.
 const COUNT_BYTES: usize = 4;
+/// Initial capacity of a cursor's key buffer: an internal key of a 16-byte user key is 24
+/// bytes; larger keys grow it once.
+const KEY_CAPACITY_BYTES: usize = 64;
 
 /// Why a decoded block is malformed: where (offset within the decoded block) and what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,9 +190,33 @@ impl Block {
             pos: self.entries_end,
             next_pos: self.entries_end,
             restart: 0,
-            key: Vec::new(),
+            // Room for a typical internal key, so that decoding does not grow it piecemeal.
+            key: Vec::with_capacity(KEY_CAPACITY_BYTES),
             value: (0, 0),
         }
+    }
+
+    /// The key of the first entry of restart run `i`, borrowed from the block (a restart
+    /// entry shares no prefix, so its key is contiguous). `None` if the entry is malformed:
+    /// the caller decodes it the slow way to report where.
+    pub(crate) fn restart_key(&self, i: usize) -> Option<&[u8]> {
+        let d = &self.data[..self.entries_end];
+        let mut p = self.restart_offset(i);
+        let (shared, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
+        p += n;
+        let (unshared, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
+        p += n;
+        let (_value_len, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
+        p += n;
+        if shared != 0 {
+            return None;
+        }
+        d.get(p..p.checked_add(unshared)?)
+    }
+
+    /// Restart points of the block (every entry, for an index block).
+    pub(crate) fn restart_count(&self) -> usize {
+        self.restarts
     }
 
     fn restart_offset(&self, i: usize) -> usize {
@@ -285,6 +312,16 @@ impl BlockIter {
         Ok(())
     }
 
+    /// Positions on the first entry of restart run `i` (the entry an index lookup picked);
+    /// not valid if `i` is past the last run.
+    pub(crate) fn seek_to_restart_run(&mut self, i: usize) -> Result<(), BlockError> {
+        if i >= self.block.restarts {
+            self.invalidate();
+            return Ok(());
+        }
+        self.seek_to_restart(i)
+    }
+
     /// Positions on the first entry of restart run `i`.
     fn seek_to_restart(&mut self, i: usize) -> Result<(), BlockError> {
         self.restart = i;
@@ -366,12 +403,20 @@ impl BlockIter {
             self.invalidate();
             return Ok(());
         }
-        // Binary search for the last restart point whose key is < target.
+        // Binary search for the last restart point whose key is < target, comparing restart
+        // keys where they lie in the block (no copy); a malformed one is decoded the slow
+        // way, which reports it.
         let (mut lo, mut hi) = (0usize, self.block.restarts - 1);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            self.seek_to_restart(mid)?;
-            if self.cmp.compare(&self.key, target) == Ordering::Less {
+            let less = match self.block.restart_key(mid) {
+                Some(k) => self.cmp.compare(k, target) == Ordering::Less,
+                None => {
+                    self.seek_to_restart(mid)?;
+                    self.cmp.compare(&self.key, target) == Ordering::Less
+                }
+            };
+            if less {
                 lo = mid;
             } else {
                 hi = mid - 1;

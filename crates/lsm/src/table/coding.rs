@@ -19,7 +19,19 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Decodes a varint at the start of `buf`: the value and the bytes it took. `None` if
 /// `buf` ends inside it or it is longer than a `u64` allows.
+#[inline]
 pub(crate) fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {
+    // The common case in a block (lengths below 128): one byte, no loop.
+    if let Some(&b) = buf.first() {
+        if b < 0x80 {
+            return Some((u64::from(b), 1));
+        }
+    }
+    get_varint_long(buf)
+}
+
+#[cold]
+fn get_varint_long(buf: &[u8]) -> Option<(u64, usize)> {
     let mut v: u64 = 0;
     for (i, &b) in buf.iter().enumerate().take(VARINT64_BYTES_MAX) {
         let bits = u64::from(b & 0x7f);
@@ -36,6 +48,7 @@ pub(crate) fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// Decodes a varint that must fit in a `usize` no larger than `max`.
+#[inline]
 pub(crate) fn get_varint_bounded(buf: &[u8], max: usize) -> Option<(usize, usize)> {
     let (v, n) = get_varint(buf)?;
     let v = usize::try_from(v).ok()?;

@@ -81,7 +81,15 @@ impl<R: ReadAt> TableIter<'_, R> {
 
     /// Moves to the first entry whose key is `>= target`; not valid if there is none.
     pub fn seek(&mut self, target: &[u8]) -> Result<(), TableError> {
-        let r = self.index.seek(target);
+        let t = self.table;
+        let r = match t
+            .index_prefixes
+            .as_ref()
+            .and_then(|p| p.seek(&t.index, t.cmp, target))
+        {
+            Some(i) => self.index.seek_to_restart_run(i),
+            None => self.index.seek(target),
+        };
         self.index_moved(r)?;
         if let Some(d) = &mut self.data {
             let r = d.seek(target);

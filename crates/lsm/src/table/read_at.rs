@@ -67,7 +67,7 @@ pub(super) fn read_block<R: ReadAt + ?Sized>(
 ) -> Result<Vec<u8>, TableError> {
     let mut stored = vec![0u8; h.stored_bytes() as usize];
     read_exact_at(src, h.offset, &mut stored, file)?;
-    trailer::decode(&stored).map_err(|reason| TableError::Corruption {
+    trailer::decode_owned(stored).map_err(|reason| TableError::Corruption {
         file: file.to_path_buf(),
         offset: h.offset,
         reason: format!("{what} block: {reason}"),

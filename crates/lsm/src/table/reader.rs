@@ -66,6 +66,9 @@ pub struct Table<R: ReadAt> {
     /// Data blocks lie in `[0, data_end)`.
     data_end: u64,
     pub(super) index: Block,
+    /// Per index entry, the first 8 bytes of its user key (zero-padded, big-endian): a
+    /// dense array searched before the index block itself (see [`IndexPrefixes`]).
+    pub(super) index_prefixes: Option<IndexPrefixes>,
     filter: Option<Filter>,
     props: TableProperties,
     /// The shared cache of data blocks and this table's id in it.
@@ -199,6 +202,7 @@ impl<R: ReadAt> Table<R> {
             let id = c.new_table_id();
             (c, id)
         });
+        let index_prefixes = IndexPrefixes::build(&index, cmp);
         Ok(Table {
             src,
             file,
@@ -206,6 +210,7 @@ impl<R: ReadAt> Table<R> {
             footer,
             data_end,
             index,
+            index_prefixes,
             filter,
             props,
             cache,
@@ -253,10 +258,20 @@ impl<R: ReadAt> Table<R> {
         if !self.may_contain(key) {
             return Ok(None);
         }
+        self.find_with(key, |k, v| (k.to_vec(), v.to_vec()))
+    }
+
+    /// As [`Table::get_entry`] without consulting the filter (the caller did) and without
+    /// copying: the entry's key and value, borrowed from the cached block, go to `f`.
+    pub fn find_with<T>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8], &[u8]) -> T,
+    ) -> Result<Option<T>, TableError> {
         let mut it = self.iter();
         it.seek(key)?;
         if it.valid() && self.cmp.filter_key(it.key()) == self.cmp.filter_key(key) {
-            return Ok(Some((it.key().to_vec(), it.value().to_vec())));
+            return Ok(Some(f(it.key(), it.value())));
         }
         Ok(None)
     }
@@ -345,6 +360,62 @@ impl<R: ReadAt> Table<R> {
     }
 }
 
+/// An in-memory aid to the index block, built when a table is opened (8 bytes per data
+/// block): the first 8 bytes of each index entry's user key, zero-padded, as a big-endian
+/// number. Index entries are in key order and the user key comes first in that order, so
+/// these numbers never decrease; a seek narrows the index to the entries whose number
+/// equals its target's by binary search over this dense array (a few cache lines) and
+/// compares whole keys only there (usually none or one), instead of a binary search over
+/// the index block, which costs a cache miss or two per probe on a large table.
+pub(crate) struct IndexPrefixes(Box<[u64]>);
+
+impl IndexPrefixes {
+    /// `None` for an index that is not one entry per restart point or has a malformed
+    /// entry: the cursor then searches the block itself (which reports the damage).
+    fn build(index: &Block, cmp: Comparator) -> Option<IndexPrefixes> {
+        let n = index.restart_count();
+        let mut v = Vec::with_capacity(n);
+        for i in 0..n {
+            let k = index.restart_key(i)?;
+            let p = prefix(cmp.filter_key(k));
+            if v.last().is_some_and(|&last| last > p) {
+                return None;
+            }
+            v.push(p);
+        }
+        Some(IndexPrefixes(v.into()))
+    }
+
+    /// The index entry a seek for `target` lands on (the first whose key is `>= target`;
+    /// the entry count if none), or `None` if an entry it compares is malformed.
+    pub(crate) fn seek(&self, index: &Block, cmp: Comparator, target: &[u8]) -> Option<usize> {
+        let p = prefix(cmp.filter_key(target));
+        let lo = self.0.partition_point(|&x| x < p);
+        let hi = lo + self.0[lo..].partition_point(|&x| x == p);
+        // Entries below `lo` are smaller than the target, entries from `hi` on larger; in
+        // between the prefixes tie and whole keys decide.
+        let (mut a, mut b) = (lo, hi);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if cmp.compare(index.restart_key(mid)?, target) == std::cmp::Ordering::Less {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        Some(a)
+    }
+}
+
+/// The first 8 bytes of `key`, zero-padded, big-endian: `a <= b` bytewise implies
+/// `prefix(a) <= prefix(b)`.
+fn prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
+
 pub(super) fn data_error<R: ReadAt>(t: &Table<R>, h: BlockHandle, e: BlockError) -> TableError {
     t.corrupt(
         h.offset,
@@ -367,11 +438,12 @@ impl<R: ReadAt> Table<R> {
 impl BlockCache {
     /// The data block cached under `(table_id, offset)`, counting a hit or a miss.
     pub(crate) fn get(&self, table_id: u64, offset: u64) -> Option<Block> {
-        let value = self.get_value(table_id, offset)?;
         // Only `insert` below stores values, and only blocks.
-        let block = value.downcast_ref::<Block>();
-        debug_assert!(block.is_some(), "a block cache holds only blocks");
-        block.cloned()
+        self.get_value_with(table_id, offset, |value| {
+            let block = value.downcast_ref::<Block>();
+            debug_assert!(block.is_some(), "a block cache holds only blocks");
+            block.cloned()
+        })?
     }
 
     /// Caches the data block at `offset` of table `table_id`, verified and decoded into
@@ -432,6 +504,82 @@ mod tests {
         assert!(layout.iter().filter(|r| r.kind == RegionKind::Data).count() > 10);
         let total: u64 = layout.iter().map(|r| r.bytes).sum();
         assert_eq!(total, bytes.len() as u64, "regions tile the file");
+    }
+
+    /// The index prefix array only narrows a seek: with keys that tie on their first 8
+    /// bytes (long shared prefixes), keys shorter than 8 bytes, internal keys, and targets
+    /// between, before and after every key, a seek lands where a search of the index block
+    /// itself lands (checked against the sorted key list).
+    #[test]
+    fn seeks_through_the_index_prefixes_land_where_the_index_block_search_does() {
+        use crate::internal_key::{encode, encode_lookup, ValueKind};
+        let mut users: Vec<Vec<u8>> = Vec::new();
+        for i in 0..600u32 {
+            users.push(format!("user:000{i:05}").into_bytes()); // 8-byte prefix ties
+            users.push(i.to_be_bytes()[2..].to_vec()); // short keys
+            users.push(format!("{i:04}").into_bytes());
+        }
+        users.sort();
+        users.dedup();
+        for cmp in [Comparator::Bytewise, Comparator::InternalKey] {
+            let keys: Vec<Vec<u8>> = match cmp {
+                Comparator::Bytewise => users.clone(),
+                Comparator::InternalKey => users
+                    .iter()
+                    .map(|u| {
+                        let mut k = Vec::new();
+                        encode(&mut k, u, 7, ValueKind::Put);
+                        k
+                    })
+                    .collect(),
+            };
+            let mut out = Vec::new();
+            let mut b = TableBuilder::new(
+                &mut out,
+                TableOptions {
+                    block_bytes: 256,
+                    compression: Compression::None,
+                    comparator: cmp,
+                    ..Default::default()
+                },
+            )
+            .expect("builder");
+            for k in &keys {
+                b.add(k, b"v").expect("add");
+            }
+            b.finish().expect("finish");
+            let t = Table::open(out.as_slice(), out.len() as u64, "p.sst", cmp).expect("open");
+            assert!(t.index_prefixes.is_some(), "prefixes built");
+            let mut targets: Vec<Vec<u8>> = keys.clone();
+            for u in &users {
+                let mut longer = u.clone();
+                longer.push(0);
+                for x in [longer, u[..u.len() - 1].to_vec()] {
+                    targets.push(match cmp {
+                        Comparator::Bytewise => x,
+                        Comparator::InternalKey => {
+                            let mut k = Vec::new();
+                            encode_lookup(&mut k, &x, 3);
+                            k
+                        }
+                    });
+                }
+            }
+            targets.push(vec![0xff; 20]);
+            targets.push(Vec::new());
+            for target in &targets {
+                let want = keys
+                    .iter()
+                    .find(|k| cmp.compare(k, target) != Ordering::Less);
+                let mut it = t.iter();
+                it.seek(target).expect("seek");
+                assert_eq!(
+                    it.valid().then(|| it.key().to_vec()).as_ref(),
+                    want,
+                    "{cmp:?}: seek {target:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -145,13 +145,21 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
-/// Verifies and decodes a stored block (payload and trailer, exactly). The error is a
-/// reason; the caller names the file and the block's offset.
-pub(crate) fn decode(stored: &[u8]) -> Result<Vec<u8>, String> {
-    let Some(payload_len) = stored.len().checked_sub(TRAILER_BYTES) else {
-        return Err("block shorter than its trailer".into());
-    };
-    let ty = stored[payload_len];
+/// [`decode`] of a block the caller owns: an uncompressed one is its own payload (the
+/// trailer cut off in place), not a copy; a compressed one is decoded as by [`decode`].
+pub(crate) fn decode_owned(mut stored: Vec<u8>) -> Result<Vec<u8>, String> {
+    match stored.len().checked_sub(TRAILER_BYTES) {
+        Some(payload_len) if stored[payload_len] == TYPE_NONE => {
+            verify(&stored, payload_len)?;
+            stored.truncate(payload_len);
+            Ok(stored)
+        }
+        _ => decode(&stored),
+    }
+}
+
+/// Checks the checksum of the stored block whose trailer starts at `payload_len`.
+fn verify(stored: &[u8], payload_len: usize) -> Result<(), String> {
     let want = get_u32_le(stored, payload_len + 1).unwrap_or(0);
     let got = crc32c::crc32c(&stored[..=payload_len]);
     if want != got {
@@ -159,6 +167,17 @@ pub(crate) fn decode(stored: &[u8]) -> Result<Vec<u8>, String> {
             "block checksum mismatch (stored {want:#010x}, computed {got:#010x})"
         ));
     }
+    Ok(())
+}
+
+/// Verifies and decodes a stored block (payload and trailer, exactly). The error is a
+/// reason; the caller names the file and the block's offset.
+pub(crate) fn decode(stored: &[u8]) -> Result<Vec<u8>, String> {
+    let Some(payload_len) = stored.len().checked_sub(TRAILER_BYTES) else {
+        return Err("block shorter than its trailer".into());
+    };
+    let ty = stored[payload_len];
+    verify(stored, payload_len)?;
     let payload = &stored[..payload_len];
     if ty == TYPE_NONE {
         return Ok(payload.to_vec());
@@ -247,6 +266,12 @@ mod tests {
                     "{c:?} len {}",
                     raw.len()
                 );
+                assert_eq!(
+                    decode_owned(out).expect("decode_owned"),
+                    raw,
+                    "{c:?} len {} (owned)",
+                    raw.len()
+                );
             }
         }
     }
@@ -284,9 +309,14 @@ mod tests {
                 let mut b = good.clone();
                 b[bit / 8] ^= 1 << (bit % 8);
                 assert!(decode(&b).is_err(), "{c:?} bit {bit}");
+                assert!(decode_owned(b).is_err(), "{c:?} bit {bit} (owned)");
             }
             for cut in 0..good.len() {
                 assert!(decode(&good[..cut]).is_err(), "{c:?} cut {cut}");
+                assert!(
+                    decode_owned(good[..cut].to_vec()).is_err(),
+                    "{c:?} cut {cut} (owned)"
+                );
             }
         }
     }
