@@ -89,8 +89,17 @@ test('Db: 800 x 60 KiB puts under a write stop all settle, in order, with bounde
   }
 });
 
+// The two burst tests below count what was committed while their loop of calls ran. The
+// committer drains the ring on its own thread, so on a loaded machine a slow loop could see
+// more than a ring's worth committed without ever waiting; `commitDelayUs` holds the first
+// group (of an idle log) for 100 ms, far longer than the loop of HOLD_BURST calls, so the
+// ring cannot drain while it runs and the count is the ring's alone.
+const HOLD = { commitDelayUs: 100_000 };
+const HOLD_BURST = 200;
+
 test('Db: a burst larger than a full ring returns at once and settles in order (the JS thread never waits for ring space)', async (t) => {
-  const db = await openSmallDb(tmpDir(t), { memtableBytes: 256 * MiB });
+  const BURST = HOLD_BURST;
+  const db = await openSmallDb(tmpDir(t), { memtableBytes: 256 * MiB, ...HOLD });
   t.teardown(() => db.close());
   const value = crypto.randomBytes(VALUE_BYTES);
   const before = db.stats().log.appends;
@@ -117,7 +126,8 @@ test('Db: a burst larger than a full ring returns at once and settles in order (
 });
 
 test('Log: appends larger than a full ring return at once and settle in order', async (t) => {
-  const log = await openTestLog(tmpDir(t), { segmentBytes: 64 * MiB, ringBytes: MiB });
+  const BURST = HOLD_BURST;
+  const log = await openTestLog(tmpDir(t), { segmentBytes: 64 * MiB, ringBytes: MiB, ...HOLD });
   t.teardown(() => log.close());
   const value = crypto.randomBytes(VALUE_BYTES);
   const before = log.stats().appends;
