@@ -14,7 +14,7 @@ use crate::sync::Ordering;
 
 use super::complete::{deliver, fail_group, finish};
 use super::group::group_disk_bytes;
-use super::roll::{finish_roll, prepare_roll};
+use super::roll::{ask_next_if_half_full, finish_roll, prepare_roll};
 use super::state::CommitterState;
 
 pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
@@ -36,12 +36,14 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
     }
     let disk_bytes = group_disk_bytes(st);
     let mut header: Option<[u8; format::SEGMENT_HEADER_BYTES]> = None;
-    let mut roll_to: Option<Arc<Segment>> = None;
-    let room_end = s.limits.segment_bytes - format::SEGMENT_RESERVED_BYTES as u64;
+    let mut roll_to: Option<(Arc<Segment>, u64)> = None;
+    let room_end = st
+        .segment_bytes
+        .saturating_sub(format::SEGMENT_RESERVED_BYTES as u64);
     if disk_bytes > 0 && st.offset + disk_bytes > room_end {
-        match prepare_roll(s, st) {
-            Ok((seg, h)) => {
-                roll_to = Some(seg);
+        match prepare_roll(s, st, disk_bytes) {
+            Ok((seg, h, len)) => {
+                roll_to = Some((seg, len));
                 header = Some(h);
             }
             Err(e) => {
@@ -91,7 +93,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
     let mut sync_ns = 0;
     if disk_bytes > 0 {
         let (segment, offset) = match &roll_to {
-            Some(seg) => (seg.clone(), 0u64),
+            Some((seg, _)) => (seg.clone(), 0u64),
             None => (st.segment.clone(), st.offset),
         };
         // The durable watermark as of this submission: every record it names was covered
@@ -116,7 +118,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
                 })
         };
         let timing = match write_result.and_then(|t| match &roll_to {
-            Some(seg) => finish_roll(s, st, seg).map(|_| t),
+            Some((seg, len)) => finish_roll(s, st, seg, *len).map(|_| t),
             None => Ok(t),
         }) {
             Ok(t) => t,
@@ -144,6 +146,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
         }
         st.written_seq = seq;
         st.groups_written += 1;
+        ask_next_if_half_full(s, st);
         st.segment.note_index(first_seq, group_offset);
         if let Some(hook) = &s.apply {
             apply_group(s, st, &**hook, first_seq);
