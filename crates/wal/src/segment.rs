@@ -266,3 +266,110 @@ impl Preparer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 256 << 10;
+    const MAX: u64 = 64 << 20;
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn next_size_doubles_when_fast_halves_when_slow_within_bounds() {
+        // Half of a 1 MiB segment in 100 ms: projected 200 ms, fast.
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 100 * MS, MIN, MAX),
+            2 << 20
+        );
+        // Projected 2 s: between the bounds, same size.
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 1000 * MS, MIN, MAX),
+            1 << 20
+        );
+        // Projected 20 s: slow, half.
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 10_000 * MS, MIN, MAX),
+            512 << 10
+        );
+        // Nothing written (a roll forced by one big entry right away counts its bytes).
+        assert_eq!(next_segment_bytes(1 << 20, 0, 0, MIN, MAX), 512 << 10);
+        // Clamped: never above the largest, never below the first size.
+        assert_eq!(next_segment_bytes(MAX, MAX / 2, MS, MIN, MAX), MAX);
+        assert_eq!(next_segment_bytes(MIN, 1, 60_000 * MS, MIN, MAX), MIN);
+        // A largest size that is not a power of two (a multiple of 8) is reached exactly.
+        assert_eq!(
+            next_segment_bytes(2 << 20, 1 << 20, 0, MIN, 3 << 20),
+            3 << 20
+        );
+        // A segment larger than the largest (an old database's, or a smaller option now).
+        assert_eq!(
+            next_segment_bytes(64 << 20, 1, 60_000 * MS, MIN, 1 << 20),
+            1 << 20
+        );
+    }
+
+    #[test]
+    fn fills_fast_is_the_projection_against_the_fast_bound() {
+        assert!(fills_fast(1 << 20, 1 << 20, 999 * MS));
+        assert!(!fills_fast(1 << 20, 1 << 20, 1000 * MS));
+        // The old segment's rate projected onto a bigger new one.
+        assert!(!fills_fast(4 << 20, 1 << 20, 300 * MS));
+        assert!(!fills_fast(1 << 20, 0, 0));
+    }
+
+    /// Grows under a heavy stream and shrinks back when it eases, driven by bytes and a
+    /// clock that the test sets (the committer's sequence of decisions, without I/O).
+    #[test]
+    fn sizes_follow_the_rate_up_and_down() {
+        let mut size = MIN;
+        let mut sizes = vec![size];
+        // 100 MB/s: a byte every 10 ns.
+        for _ in 0..10 {
+            size = next_segment_bytes(size, size, size * 10, MIN, MAX);
+            sizes.push(size);
+        }
+        assert_eq!(
+            sizes,
+            [
+                256 << 10,
+                512 << 10,
+                1 << 20,
+                2 << 20,
+                4 << 20,
+                8 << 20,
+                16 << 20,
+                32 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20
+            ]
+        );
+        // 1 MB/s (measured at half full): 64 MiB take 67 s, so halve until a segment takes
+        // between 1 and 10 s (8 MiB: 8.4 s).
+        let mut down = Vec::new();
+        for _ in 0..5 {
+            size = next_segment_bytes(size, size / 2, size / 2 * 1000, MIN, MAX);
+            down.push(size);
+        }
+        assert_eq!(down, [32 << 20, 16 << 20, 8 << 20, 8 << 20, 8 << 20]);
+        // 1 kB/s: down to the first size, and no further.
+        let mut idle = Vec::new();
+        for _ in 0..7 {
+            size = next_segment_bytes(size, size / 2, size / 2 * 1_000_000, MIN, MAX);
+            idle.push(size);
+        }
+        assert_eq!(
+            idle,
+            [
+                4 << 20,
+                2 << 20,
+                1 << 20,
+                512 << 10,
+                256 << 10,
+                256 << 10,
+                256 << 10
+            ]
+        );
+    }
+}
