@@ -386,3 +386,42 @@ fn crash_during_the_switch_to_a_larger_segment() {
     }
     assert!(switches > 0, "no crash kept the new segment");
 }
+
+/// An entry larger than the segment the rate called for (here every segment is asked for
+/// at the first size) grows that segment before it is used: a largest-size record, and an
+/// atomic batch of two nearly as large, each land whole in a segment of their own.
+#[test]
+fn an_entry_larger_than_the_prepared_segment_grows_it() {
+    for b in backends() {
+        let dir = TempDir::new("big");
+        let clock = Clock::new(MINUTE_NS);
+        let o = opts(b);
+        let (wal, _) = Wal::open_with_clock(dir.path(), &o, vfs_for(b), clock.func()).unwrap();
+        let (p, sink) = producer(&wal);
+        let big = |n: usize, tag: u8| -> Vec<u8> { (0..n).map(|j| j as u8 ^ tag).collect() };
+        let max_record = 256 << 10; // a quarter of small_options' 1 MiB ring
+        let recs = [
+            big(200 << 10, 1),
+            big(max_record, 2),
+            big(250 << 10, 3),
+            big(250 << 10, 4),
+        ];
+        p.append(&recs[0], true).unwrap();
+        p.append(&recs[1], true).unwrap();
+        p.append_many(&[&recs[2][..], &recs[3][..]], true).unwrap();
+        let out = sink.wait(4);
+        assert_eq!(out, (1..=4).map(Outcome::Ok).collect::<Vec<_>>(), "{b:?}");
+        let all = read_all(&wal).unwrap();
+        assert_eq!(all.len(), 4);
+        for (seq, data) in &all {
+            assert_eq!(data, &recs[*seq as usize - 1], "{b:?} record {seq}");
+        }
+        wal.close().unwrap();
+        let sizes = segment_sizes(dir.path());
+        assert_eq!(sizes, [SEGMENT_BYTES_FIRST, 512 << 10, 512 << 10], "{b:?}");
+        let (wal, rep) = Wal::open(dir.path(), &o).unwrap();
+        assert_eq!(rep.last_seq, 4);
+        assert_eq!(read_all(&wal).unwrap().len(), 4);
+        wal.close().unwrap();
+    }
+}
