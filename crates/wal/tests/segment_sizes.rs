@@ -425,3 +425,36 @@ fn an_entry_larger_than_the_prepared_segment_grows_it() {
         wal.close().unwrap();
     }
 }
+
+/// Bug (found by the façade's tests): a new log whose first entry did not fit in its small
+/// first segment rolled at once, leaving segment 1 without a record, so segment 2 started
+/// at the same sequence number and the next open failed ("first sequence number 1 does not
+/// follow segment 1"). A segment holds a record before the next one starts: the empty
+/// first segment grows in place instead.
+#[test]
+fn regression_a_first_entry_larger_than_the_first_segment_grows_it_in_place() {
+    for b in backends() {
+        let dir = TempDir::new("first-big");
+        let o = opts(b);
+        let rec1: Vec<u8> = (0..256 << 10).map(|j: usize| (j % 251) as u8).collect();
+        {
+            let (wal, _) = Wal::open(dir.path(), &o).unwrap();
+            let (p, sink) = producer(&wal);
+            p.append(&rec1, true).unwrap();
+            p.append(b"second", true).unwrap();
+            assert_eq!(sink.wait(2), [Outcome::Ok(1), Outcome::Ok(2)], "{b:?}");
+            wal.close().unwrap();
+        }
+        assert_eq!(
+            segment_sizes(dir.path()),
+            [512 << 10],
+            "{b:?}: grown in place"
+        );
+        let (wal, rep) = Wal::open(dir.path(), &o).unwrap_or_else(|e| panic!("{b:?}: {e}"));
+        assert_eq!(rep.last_seq, 2);
+        let all = read_all(&wal).unwrap();
+        assert_eq!(all[0], (1, rec1.clone()));
+        assert_eq!(all[1], (2, b"second".to_vec()));
+        wal.close().unwrap();
+    }
+}

@@ -41,6 +41,34 @@ pub(super) fn ask_next_if_half_full(s: &Shared, st: &mut CommitterState) {
     }
 }
 
+/// The smallest size from `len` doubling (capped at the largest segment, but at least
+/// `need`, a multiple of 8) that holds `need` bytes.
+fn grown_size(s: &Shared, len: u64, need: u64) -> u64 {
+    let mut grown = len.max(8);
+    while grown < need {
+        grown = grown.saturating_mul(2);
+    }
+    grown
+        .min(s.limits.segment_bytes)
+        .max(need.next_multiple_of(8))
+}
+
+/// Grows the active segment, which holds no record yet, in place (zero-filled and synced
+/// like a prepared one) so that a group of `disk_bytes` fits after its header. Only its
+/// zeros change: a crash part-way leaves a longer run of zeros, which recovery reads as
+/// the end of the log.
+pub(super) fn grow_empty_active(
+    s: &Shared,
+    st: &mut CommitterState,
+    disk_bytes: u64,
+) -> Result<(), WalError> {
+    let need = st.offset + format::SEGMENT_RESERVED_BYTES as u64 + disk_bytes;
+    let grown = grown_size(s, st.segment_bytes, need);
+    extend(&*st.segment.file, &st.segment.path, st.segment_bytes, grown)?;
+    st.segment_bytes = grown;
+    Ok(())
+}
+
 /// Syncs the active segment if needed and takes the prepared next one, grown if the
 /// group's `disk_bytes` do not fit in it.
 pub(super) fn prepare_roll(
@@ -53,13 +81,7 @@ pub(super) fn prepare_roll(
     let (file, mut len) = s.preparer.take(number, wanted)?;
     let need = (format::SEGMENT_HEADER_BYTES + format::SEGMENT_RESERVED_BYTES) as u64 + disk_bytes;
     if need > len {
-        let mut grown = len.max(8);
-        while grown < need {
-            grown = grown.saturating_mul(2);
-        }
-        let grown = grown
-            .min(s.limits.segment_bytes)
-            .max(need.next_multiple_of(8));
+        let grown = grown_size(s, len, need);
         let prep = s.dir.join(format::prepared_file_name(number));
         extend(&*file, &prep, len, grown)?;
         len = grown;

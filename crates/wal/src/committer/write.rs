@@ -14,7 +14,7 @@ use crate::sync::Ordering;
 
 use super::complete::{deliver, fail_group, finish};
 use super::group::group_disk_bytes;
-use super::roll::{ask_next_if_half_full, finish_roll, prepare_roll};
+use super::roll::{ask_next_if_half_full, finish_roll, grow_empty_active, prepare_roll};
 use super::state::CommitterState;
 
 pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
@@ -40,7 +40,17 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
     let room_end = st
         .segment_bytes
         .saturating_sub(format::SEGMENT_RESERVED_BYTES as u64);
-    if disk_bytes > 0 && st.offset + disk_bytes > room_end {
+    let active_empty = st.written_seq + 1 == st.segment.first_seq;
+    if disk_bytes > 0 && st.offset + disk_bytes > room_end && active_empty {
+        // A segment must hold a record before the next one starts (recovery requires
+        // first sequence numbers to increase): a new log's small first segment grows in
+        // place for an entry larger than it.
+        if let Err(e) = grow_empty_active(s, st, disk_bytes) {
+            fail_group(s, st, &e);
+            finish(s, st, end);
+            return;
+        }
+    } else if disk_bytes > 0 && st.offset + disk_bytes > room_end {
         match prepare_roll(s, st, disk_bytes) {
             Ok((seg, h, len)) => {
                 roll_to = Some((seg, len));
