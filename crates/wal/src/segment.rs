@@ -17,8 +17,9 @@
 //! segment, so an idle or small log costs little disk and opens quickly. The committer
 //! sizes the next segment by the rate the active one is filling at, measured from its
 //! activation ([`next_segment_bytes`]): projected to fill in under
-//! [`SEGMENT_FILL_FAST_MS`], the next one is twice as large (up to `segmentBytes`, the
-//! largest) and is asked for as soon as the active one starts, so that the preparer keeps
+//! [`SEGMENT_FILL_FAST_MS`], the next one is twice as large (four times if even that would
+//! fill that fast; up to `segmentBytes`, the largest) and is asked for as soon as the
+//! active one starts, so that the preparer keeps
 //! ahead of a heavy stream; otherwise the next one is asked for when the active one is half
 //! full, at the same size, or at half the size (down to the first size) if the active one
 //! is projected to take longer than [`SEGMENT_FILL_SLOW_MS`]. A group (or one record) larger
@@ -119,8 +120,10 @@ fn fill_zeros(file: &dyn File, from: u64, len: u64) -> std::io::Result<()> {
 
 /// The size of the segment after the active one, from the rate the active one is filling
 /// at: `filled` bytes of its `active_bytes` were written in `elapsed_ns`. Projected to fill
-/// in under [`SEGMENT_FILL_FAST_MS`]: twice `active_bytes`; over [`SEGMENT_FILL_SLOW_MS`]
-/// (or nothing written yet): half; otherwise the same. Always within `[min, max]` and a
+/// in under [`SEGMENT_FILL_FAST_MS`]: twice `active_bytes` (four times if even that would
+/// fill that fast, so that a heavy stream on a new log reaches full-size segments in few
+/// rolls); over [`SEGMENT_FILL_SLOW_MS`] (or nothing written yet): half; otherwise the
+/// same. Always within `[min, max]` and a
 /// multiple of 8. Pure (the committer passes its clock's readings), so tests drive it with
 /// any clock.
 pub(crate) fn next_segment_bytes(
@@ -135,7 +138,10 @@ pub(crate) fn next_segment_bytes(
     } else {
         u128::from(elapsed_ns) * u128::from(active_bytes) / u128::from(filled)
     };
-    let next = if projected_ns < u128::from(SEGMENT_FILL_FAST_MS) * 1_000_000 {
+    let fast_ns = u128::from(SEGMENT_FILL_FAST_MS) * 1_000_000;
+    let next = if projected_ns.saturating_mul(4) < fast_ns {
+        active_bytes.saturating_mul(4)
+    } else if projected_ns < fast_ns {
         active_bytes.saturating_mul(2)
     } else if projected_ns > u128::from(SEGMENT_FILL_SLOW_MS) * 1_000_000 {
         active_bytes / 2
@@ -277,10 +283,16 @@ mod tests {
 
     #[test]
     fn next_size_doubles_when_fast_halves_when_slow_within_bounds() {
-        // Half of a 1 MiB segment in 100 ms: projected 200 ms, fast.
+        // Half of a 1 MiB segment in 150 ms: projected 300 ms, fast (a 4 MiB one would
+        // take 1.2 s: twice).
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 150 * MS, MIN, MAX),
+            2 << 20
+        );
+        // Projected 200 ms: even four times as large fills in under a second.
         assert_eq!(
             next_segment_bytes(1 << 20, 512 << 10, 100 * MS, MIN, MAX),
-            2 << 20
+            4 << 20
         );
         // Projected 2 s: between the bounds, same size.
         assert_eq!(
@@ -333,17 +345,29 @@ mod tests {
             sizes,
             [
                 256 << 10,
-                512 << 10,
                 1 << 20,
-                2 << 20,
                 4 << 20,
-                8 << 20,
                 16 << 20,
-                32 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20,
                 64 << 20,
                 64 << 20,
                 64 << 20
             ]
+        );
+        // 20 MB/s: four times while even that fills in under a second, then twice (16 MiB
+        // take 0.84 s), then steady (32 MiB take 1.7 s).
+        let mut moderate = vec![MIN];
+        let mut m = MIN;
+        for _ in 0..5 {
+            m = next_segment_bytes(m, m, m * 50, MIN, MAX);
+            moderate.push(m);
+        }
+        assert_eq!(
+            moderate,
+            [256 << 10, 1 << 20, 4 << 20, 16 << 20, 32 << 20, 32 << 20]
         );
         // 1 MB/s (measured at half full): 64 MiB take 67 s, so halve until a segment takes
         // between 1 and 10 s (8 MiB: 8.4 s).

@@ -2,8 +2,8 @@
 //! test sets (`Wal::open_with_clock`), so that nothing here depends on how fast the machine
 //! is:
 //!
-//! * a frozen clock makes every segment fill "instantly": sizes double from
-//!   `SEGMENT_BYTES_FIRST` up to `segmentBytes`, and recovery reads every size back;
+//! * a frozen clock makes every segment fill "instantly": sizes grow (four times a step)
+//!   from `SEGMENT_BYTES_FIRST` up to `segmentBytes`, and recovery reads every size back;
 //! * a clock that jumps a minute per reading makes every segment slow: they stay at the
 //!   first size, and a heavy phase followed by a slow one shrinks them back;
 //! * an idle log (open, one append, close) leaves one small segment and nothing else;
@@ -120,7 +120,7 @@ fn check_all(wal: &Wal, last: u64) {
 }
 
 #[test]
-fn segments_double_under_load_up_to_segment_bytes_and_reopen_reads_every_size() {
+fn segments_grow_under_load_up_to_segment_bytes_and_reopen_reads_every_size() {
     for b in backends() {
         let dir = TempDir::new("grow");
         let clock = Clock::new(0); // frozen: every segment fills at once
@@ -133,7 +133,7 @@ fn segments_double_under_load_up_to_segment_bytes_and_reopen_reads_every_size() 
         }
         let sizes = segment_sizes(dir.path());
         assert!(sizes.len() >= 5, "{b:?}: {sizes:?}");
-        let expect = |i: usize| (SEGMENT_BYTES_FIRST << i).min(MAX);
+        let expect = |i: usize| (SEGMENT_BYTES_FIRST << (2 * i).min(8)).min(MAX);
         for (i, &s) in sizes.iter().enumerate() {
             assert_eq!(s, expect(i), "{b:?}: segment {} of {sizes:?}", i + 1);
         }
@@ -348,7 +348,7 @@ fn crash_during_the_switch_to_a_larger_segment() {
                 p
             })
         };
-        // Crash at the (k % 3 + 1)-th roll: 256 KiB -> 512 KiB, -> 1 MiB, -> 2 MiB.
+        // Crash at the (k % 3 + 1)-th roll: 256 KiB -> 1 MiB, -> 2 MiB (the largest here), -> 2 MiB.
         let target = k % 3 + 2;
         let deadline = Instant::now() + Duration::from_secs(30);
         while segment_sizes(dir.path()).len() < target {

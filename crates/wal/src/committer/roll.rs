@@ -146,17 +146,24 @@ pub(super) fn finish_roll(
         .push(seg.clone());
     st.segment = seg.clone();
     // The new segment's fill rate is measured from here. If the old one's rate would fill
-    // the new one fast, writes are heavy: ask for the next one, twice as large, now.
+    // the new one fast, writes are heavy: ask for the next one now, twice as large (four
+    // times if the old rate would fill even that fast).
     let now = s.segment_now_ns();
     let filled = st.offset.saturating_sub(st.activated_offset);
-    let heavy = fills_fast(seg_bytes, filled, now.saturating_sub(st.activated_ns));
+    let elapsed = now.saturating_sub(st.activated_ns);
+    let heavy = fills_fast(seg_bytes, filled, elapsed);
+    let factor = if fills_fast(seg_bytes.saturating_mul(4), filled, elapsed) {
+        4
+    } else {
+        2
+    };
     st.segment_bytes = seg_bytes;
     st.activated_ns = now;
     st.activated_offset = format::SEGMENT_HEADER_BYTES as u64;
     st.next_bytes = None;
     if heavy {
         let bytes = seg_bytes
-            .saturating_mul(2)
+            .saturating_mul(factor)
             .clamp(s.limits.first_segment_bytes, s.limits.segment_bytes)
             & !7;
         st.next_bytes = Some(bytes);
