@@ -1,7 +1,7 @@
 // A/B of the durable write path between two builds of uringdb, in one run, so that a change
 // shows its table before and after measured side by side on the same (noisy) machine.
 //
-//   node benchmark/ab.mjs <root A> <root B> [--rounds N] [--tiny]
+//   node benchmark/ab.mjs <root A> <root B> [--rounds N] [--tiny] [--long]
 //
 // A root is a checkout whose package is built (`npm run build`: dist/index.js and the .node
 // binary), e.g. a `git worktree` of the base commit and this checkout. Each round runs A then
@@ -10,6 +10,9 @@
 //   put 1024        durable random puts (16-byte keys, 100-byte values), 1024 in flight
 //   put 64          the same, 64 in flight
 //   append 1024     durable log appends of 100 bytes, 1024 in flight
+//   append 1024 long  (with --long) the same, 2,000,000 appends (~260 MB of log): past the
+//                   growth of a new log's segments (256 KiB doubling up to 64 MiB), into
+//                   steady state on full-size preallocated segments
 //
 // It prints the median ops/s and CPU µs per operation (user + system of the child) of each
 // case and build, and B/A. Rounds alternate A and B so that drifting load hits both; the
@@ -29,6 +32,8 @@ const CASES = [
   { name: 'put 64', kind: 'put', inflight: 64, n: 50_000 },
   { name: 'append 1024', kind: 'append', inflight: 1024, n: 400_000 },
 ];
+const LONG = { name: 'append 1024 long', kind: 'append', inflight: 1024, n: 2_000_000 };
+if (process.argv.includes('--long')) CASES.push(LONG);
 
 async function child(root, tiny) {
   const require = createRequire(path.join(root, 'package.json'));
@@ -66,11 +71,12 @@ async function child(root, tiny) {
       await run(c, () => db.put(crypto.randomBytes(16), value));
     }
     await db.close();
-    const log = await openLog(path.join(dir, 'log'));
     for (const c of CASES.filter((c) => c.kind === 'append')) {
+      // A fresh log per case: each starts from an empty log, as a new user's would.
+      const log = await openLog(path.join(dir, c.name.replaceAll(' ', '-')));
       await run(c, () => log.append(value));
+      await log.close();
     }
-    await log.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -90,7 +96,7 @@ function main() {
   const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : tiny ? 1 : 3;
   const roots = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--rounds');
   if (roots.length !== 2 || !Number.isInteger(rounds) || rounds < 1) {
-    console.error('usage: node benchmark/ab.mjs <root A> <root B> [--rounds N] [--tiny]');
+    console.error('usage: node benchmark/ab.mjs <root A> <root B> [--rounds N] [--tiny] [--long]');
     process.exit(2);
   }
   for (const r of roots) {
@@ -103,7 +109,8 @@ function main() {
   const results = { A: [], B: [] };
   for (let round = 0; round < rounds; round++) {
     for (const [label, root] of [['A', roots[0]], ['B', roots[1]]]) {
-      const r = spawnSync(process.execPath, [self, '--child', path.resolve(root), ...(tiny ? ['--tiny'] : [])], {
+      const flags = [...(tiny ? ['--tiny'] : []), ...(args.includes('--long') ? ['--long'] : [])];
+      const r = spawnSync(process.execPath, [self, '--child', path.resolve(root), ...flags], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
       });

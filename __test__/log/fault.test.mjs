@@ -14,13 +14,16 @@ const RECORD_BYTES = 32 * 1024;
 const MAX_APPENDS = 200;
 
 const cases = [
-  // Opening syncs a few times (segment preparation, directory): the 8th and 12th syncs are
-  // commit fdatasyncs of the first appends.
-  { title: 'a failed fdatasync (8th sync, EIO)', fault: 'drop-unsynced,fail_sync_nth=8,errno=EIO', errno: 'EIO' },
-  { title: 'a failed fdatasync (12th sync, EIO)', fault: 'drop-unsynced,fail_sync_nth=12,errno=EIO', errno: 'EIO' },
-  // Preparing the first two 1 MiB segments writes 2 MiB; the failure hits commit writes after that.
-  { title: 'a failed write (EIO)', fault: 'drop-unsynced,fail_write_after_bytes=2621440,errno=EIO', errno: 'EIO' },
-  { title: 'a failed write (ENOSPC)', fault: 'drop-unsynced,fail_write_after_bytes=2621440,errno=ENOSPC', errno: 'ENOSPC' },
+  // Opening syncs twice (the 256 KiB first segment's zero fill, its header); the next
+  // segment is prepared (in the background, so at no fixed sync) only once the first is half
+  // full, after the 4th 32 KiB append. So syncs 3 to 6 are the commit fdatasyncs of appends 1
+  // to 4.
+  { title: 'a failed fdatasync (4th sync, EIO)', fault: 'drop-unsynced,fail_sync_nth=4,errno=EIO', errno: 'EIO' },
+  { title: 'a failed fdatasync (6th sync, EIO)', fault: 'drop-unsynced,fail_sync_nth=6,errno=EIO', errno: 'EIO' },
+  // Opening writes 256 KiB + 40 bytes; each append 32,800 bytes (its MARK and frame): the
+  // failure hits the 2nd append's write, before any other segment is prepared.
+  { title: 'a failed write (EIO)', fault: 'drop-unsynced,fail_write_after_bytes=300000,errno=EIO', errno: 'EIO' },
+  { title: 'a failed write (ENOSPC)', fault: 'drop-unsynced,fail_write_after_bytes=300000,errno=ENOSPC', errno: 'ENOSPC' },
 ];
 
 for (const { title, fault, errno } of cases) {

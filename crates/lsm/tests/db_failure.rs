@@ -114,13 +114,13 @@ fn run(config: FaultConfig, errno: i32, label: &str, seen: &mut Seen) {
 #[test]
 fn enospc_anywhere() {
     let mut seen = Seen::default();
-    // The first ~2.1 MB go to preparing the first two log segments; past that the fault
-    // lands in log writes, table writes of flushes and compactions, and manifest updates.
-    // 500 kB fails inside the first segment's preparation, which open waits for: the one
-    // point sure to refuse the open (at 1.5 MB the fault lands in the second segment,
-    // prepared in the background, which open may or may not have waited for).
+    // The first 256 KiB go to preparing the first log segment (segments then grow with the
+    // write rate); past that the fault lands in log writes, the preparation of later
+    // segments, table writes of flushes and compactions, and manifest updates. 100 kB fails
+    // inside the first segment's preparation, which open waits for: the one point sure to
+    // refuse the open.
     for (i, bytes) in [
-        500_000u64, 1_500_000, 2_150_000, 2_200_000, 2_260_000, 2_330_000, 2_400_000, 2_500_000,
+        100_000u64, 1_500_000, 2_150_000, 2_200_000, 2_260_000, 2_330_000, 2_400_000, 2_500_000,
         2_650_000, 2_800_000, 3_000_000, 3_300_000,
     ]
     .into_iter()

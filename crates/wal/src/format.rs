@@ -6,8 +6,11 @@
 //!
 //! ## Segment file `NNNNNNNNNNNN.wal`
 //!
-//! A segment is preallocated to `segment_bytes` and zero-filled before first use, so that
-//! appending to it changes no file-size metadata and fdatasync flushes data only.
+//! A segment is preallocated and zero-filled before first use, so that appending to it
+//! changes no file-size metadata and fdatasync flushes data only. Segments differ in size
+//! (they follow the write rate, up to `segment_bytes`: see `crate::segment`); a segment's
+//! size is its file's length, never taken from the options, so this layout needs no size
+//! field and files written with fixed-size segments read the same.
 //!
 //! ```text
 //! offset  size  field

@@ -1,9 +1,19 @@
 //! Every bound of the WAL in one place, with units in the names (STYLE habit 5).
 
-/// Default preallocated size of one segment file.
+/// Default largest size of one segment file (`segmentBytes`): segments grow up to it while
+/// writes are heavy (see [`crate::segment`]).
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
-/// Smallest segment size accepted.
+/// Smallest `segmentBytes` accepted.
 pub const SEGMENT_BYTES_MIN: u64 = 1 << 20;
+/// Size of a new log's first segment, and the smallest a segment shrinks back to while
+/// writes are light (never more than `segmentBytes`). Small so that an empty log costs
+/// little disk and a quick open; the sizes double from here under load.
+pub const SEGMENT_BYTES_FIRST: u64 = 256 << 10;
+/// A segment projected (from the rate it is being filled at) to fill faster than this is
+/// followed by one twice its size, prepared as soon as it becomes active.
+pub const SEGMENT_FILL_FAST_MS: u64 = 1_000;
+/// A segment projected to take longer than this to fill is followed by one half its size.
+pub const SEGMENT_FILL_SLOW_MS: u64 = 10_000;
 /// Largest segment size accepted.
 pub const SEGMENT_BYTES_MAX: u64 = 4 << 30;
 /// Default capacity of the commit queue (ring buffer).

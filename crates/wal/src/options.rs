@@ -11,7 +11,8 @@ use uringdb_uring::{BackendChoice, FaultConfig};
 /// Options of [`Wal::open`](crate::Wal::open). Field names in errors use the JavaScript spelling.
 #[derive(Clone, Debug)]
 pub struct WalOptions {
-    /// Preallocated size of a segment file (`segmentBytes`).
+    /// Largest size of a segment file (`segmentBytes`). Segments start small and grow up to
+    /// it, doubling, while writes are heavy; each is preallocated (zero-filled) at its size.
     pub segment_bytes: u64,
     /// Commit-queue capacity, a power of two (`ringBytes`).
     pub ring_bytes: usize,
@@ -45,7 +46,10 @@ impl Default for WalOptions {
 /// Limits derived from the options at open.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
+    /// The largest segment (`segmentBytes`).
     pub segment_bytes: u64,
+    /// A new log's first segment, and the smallest a segment shrinks to.
+    pub first_segment_bytes: u64,
     pub max_record_bytes: usize,
     /// Largest framed reservation (a record or a whole batch).
     pub max_entry_bytes: usize,
@@ -109,6 +113,7 @@ impl WalOptions {
         };
         Ok(Limits {
             segment_bytes: self.segment_bytes,
+            first_segment_bytes: SEGMENT_BYTES_FIRST.min(self.segment_bytes),
             max_record_bytes,
             max_entry_bytes,
             group_bytes_max: GROUP_BYTES_MAX.max(max_entry_bytes),

@@ -61,6 +61,8 @@ pub struct RecoveryReport {
 
 pub(crate) struct Recovered {
     pub segments: Vec<Arc<Segment>>,
+    /// Size of the last (active) segment: its file's length.
+    pub active_bytes: u64,
     pub write_offset: u64,
     pub last_seq: u64,
     pub report: RecoveryReport,
@@ -74,11 +76,13 @@ fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> WalError {
     }
 }
 
+/// Recovers the log in `dir`; a new log gets a first segment of `first_segment_bytes`.
+/// Existing segments keep the sizes their files have.
 pub(crate) fn recover(
     vfs: &dyn Vfs,
     dir: &Path,
     mode: RecoveryMode,
-    segment_bytes: u64,
+    first_segment_bytes: u64,
 ) -> Result<Recovered, WalError> {
     let io = |what: String| move |e| WalError::io(what, e);
     let mut report = RecoveryReport::default();
@@ -101,7 +105,7 @@ pub(crate) fn recover(
         // A new log: segment 1, header written and synced before it is renamed into place.
         let prep = dir.join(format::prepared_file_name(1));
         let path = dir.join(format::segment_file_name(1));
-        let file = zero_fill(vfs, &prep, segment_bytes)?;
+        let file = zero_fill(vfs, &prep, first_segment_bytes)?;
         let header = SegmentHeader {
             number: 1,
             first_seq: 1,
@@ -116,6 +120,7 @@ pub(crate) fn recover(
         report.segments = 1;
         return Ok(Recovered {
             segments: vec![Arc::new(Segment::new(1, 1, path, file))],
+            active_bytes: first_segment_bytes,
             write_offset: SEGMENT_HEADER_BYTES as u64,
             last_seq: 0,
             report,
@@ -211,8 +216,13 @@ pub(crate) fn recover(
     let (write_offset, last_seq, truncated) = scan_last(&last, last_version, mode)?;
     report.truncated_bytes = truncated;
     report.last_seq = last_seq;
+    let active_bytes = last
+        .file
+        .len()
+        .map_err(io(format!("reading {}", last.path.display())))?;
     Ok(Recovered {
         segments,
+        active_bytes,
         write_offset,
         last_seq,
         report,

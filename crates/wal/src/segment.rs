@@ -1,5 +1,6 @@
-//! Segment files: the list of live segments, their sparse seq→offset indexes, and the
-//! preparer thread that zero-fills the next segment ahead of use.
+//! Segment files: the list of live segments, their sparse seq→offset indexes, the
+//! preparer thread that zero-fills the next segment ahead of use, and the policy that sizes
+//! each segment by the write rate ([`next_segment_bytes`]).
 //!
 //! Why zero-fill instead of only fallocate: on ext4 (and most filesystems) fallocate
 //! creates *unwritten* extents; the first write to one converts it, which is a metadata
@@ -8,10 +9,28 @@
 //! named `N.wal.prep` until the committer writes its header and first group durably and
 //! renames it to `N.wal` (then syncs the directory); recovery deletes `.prep` files, whose
 //! records were never acknowledged.
+//!
+//! # Sizes
+//!
+//! Segments differ in size; each one's size is its file's length (recovery reads it from
+//! the file, never from the options). A new log starts with a [`SEGMENT_BYTES_FIRST`]
+//! segment, so an idle or small log costs little disk and opens quickly. The committer
+//! sizes the next segment by the rate the active one is filling at, measured from its
+//! activation ([`next_segment_bytes`]): projected to fill in under
+//! [`SEGMENT_FILL_FAST_MS`], the next one is twice as large (four times if even that would
+//! fill that fast; up to `segmentBytes`, the largest) and is asked for as soon as the
+//! active one starts, so that the preparer keeps
+//! ahead of a heavy stream; otherwise the next one is asked for when the active one is half
+//! full, at the same size, or at half the size (down to the first size) if the active one
+//! is projected to take longer than [`SEGMENT_FILL_SLOW_MS`]. A group (or one record) larger
+//! than the prepared segment grows it before use ([`extend`]), also zero-filled and synced.
+//! A clean close removes a prepared segment that was never used.
 
 use crate::error::WalError;
 use crate::format::prepared_file_name;
-use crate::limits::IO_CHUNK_BYTES;
+#[cfg(doc)]
+use crate::limits::SEGMENT_BYTES_FIRST;
+use crate::limits::{IO_CHUNK_BYTES, SEGMENT_FILL_FAST_MS, SEGMENT_FILL_SLOW_MS};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use uringdb_uring::{File, OpenMode, Vfs};
@@ -65,30 +84,89 @@ pub(crate) fn zero_fill(vfs: &dyn Vfs, path: &Path, len: u64) -> Result<Arc<dyn 
     let file = vfs
         .open(path, OpenMode::CreateReadWrite)
         .map_err(|e| WalError::io(ctx(), e))?;
-    file.allocate(len).map_err(|e| WalError::io(ctx(), e))?;
-    let zeros = vec![0u8; IO_CHUNK_BYTES];
-    let mut off = 0u64;
+    fill_zeros(&*file, 0, len).map_err(|e| WalError::io(ctx(), e))?;
+    Ok(file)
+}
+
+/// Grows the prepared (not yet renamed) segment `file` at `path` from `from` to `to` bytes,
+/// zero-filled and synced like [`zero_fill`]: for a group larger than the segment the
+/// rate called for.
+pub(crate) fn extend(file: &dyn File, path: &Path, from: u64, to: u64) -> Result<(), WalError> {
+    fill_zeros(file, from, to).map_err(|e| {
+        WalError::io(
+            format!("growing segment {} to {to} bytes", path.display()),
+            e,
+        )
+    })
+}
+
+/// Allocates `len` bytes for `file` and writes zeros over `[from, len)`, durably.
+fn fill_zeros(file: &dyn File, from: u64, len: u64) -> std::io::Result<()> {
+    file.allocate(len)?;
+    let zeros = vec![0u8; IO_CHUNK_BYTES.min(len.saturating_sub(from) as usize)];
+    let mut off = from;
     while off < len {
         let n = (len - off).min(IO_CHUNK_BYTES as u64) as usize;
-        file.write_at(off, &[&zeros[..n]], false)
-            .map_err(|e| WalError::io(ctx(), e))?;
+        file.write_at(off, &[&zeros[..n]], false)?;
         off += n as u64;
     }
-    file.sync_data().map_err(|e| WalError::io(ctx(), e))?;
+    file.sync_data()?;
     // Measured on this project's CI kernel (ext4): without this, the fill stays cached as
     // 1 MiB folios and every later small durable write to the segment wrote back a whole
     // MiB (write_bytes per 136-byte put: 1,048,576 before, ~4 KiB after). Only a hint.
     let _ = file.drop_cache();
-    Ok(file)
+    Ok(())
+}
+
+/// The size of the segment after the active one, from the rate the active one is filling
+/// at: `filled` bytes of its `active_bytes` were written in `elapsed_ns`. Projected to fill
+/// in under [`SEGMENT_FILL_FAST_MS`]: twice `active_bytes` (four times if even that would
+/// fill that fast, so that a heavy stream on a new log reaches full-size segments in few
+/// rolls); over [`SEGMENT_FILL_SLOW_MS`] (or nothing written yet): half; otherwise the
+/// same. Always within `[min, max]` and a
+/// multiple of 8. Pure (the committer passes its clock's readings), so tests drive it with
+/// any clock.
+pub(crate) fn next_segment_bytes(
+    active_bytes: u64,
+    filled: u64,
+    elapsed_ns: u64,
+    min: u64,
+    max: u64,
+) -> u64 {
+    let projected_ns = if filled == 0 {
+        u128::MAX
+    } else {
+        u128::from(elapsed_ns) * u128::from(active_bytes) / u128::from(filled)
+    };
+    let fast_ns = u128::from(SEGMENT_FILL_FAST_MS) * 1_000_000;
+    let next = if projected_ns.saturating_mul(4) < fast_ns {
+        active_bytes.saturating_mul(4)
+    } else if projected_ns < fast_ns {
+        active_bytes.saturating_mul(2)
+    } else if projected_ns > u128::from(SEGMENT_FILL_SLOW_MS) * 1_000_000 {
+        active_bytes / 2
+    } else {
+        active_bytes
+    };
+    (next & !7).clamp(min, max)
+}
+
+/// Whether a segment projected from `filled` bytes in `elapsed_ns` to fill its
+/// `active_bytes` in under [`SEGMENT_FILL_FAST_MS`] (writes are heavy: the next segment is
+/// prepared as soon as this one is active).
+pub(crate) fn fills_fast(active_bytes: u64, filled: u64, elapsed_ns: u64) -> bool {
+    filled > 0
+        && u128::from(elapsed_ns) * u128::from(active_bytes)
+            < u128::from(SEGMENT_FILL_FAST_MS) * 1_000_000 * u128::from(filled)
 }
 
 /// State shared between the committer and the preparer thread.
 #[derive(Default)]
 pub(crate) struct PrepState {
-    /// A zero-filled `N.wal.prep` ready for use.
-    pub ready: Option<(u64, Arc<dyn File>)>,
-    /// The segment number the preparer should prepare next, if asked.
-    pub wanted: Option<u64>,
+    /// A zero-filled `N.wal.prep` ready for use: its number, size and file.
+    pub ready: Option<(u64, u64, Arc<dyn File>)>,
+    /// The segment number the preparer should prepare next, and its size, if asked.
+    pub wanted: Option<(u64, u64)>,
     /// The segment number being zero-filled right now. Never asked for again while in
     /// progress: a second preparation would reopen the same `.prep` path and could zero
     /// a file the committer has already taken and written to.
@@ -116,30 +194,31 @@ impl Preparer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks for segment `number` to be prepared in the background.
-    pub fn request(&self, number: u64) {
+    /// Asks for segment `number` to be prepared in the background, `bytes` long.
+    pub fn request(&self, number: u64, bytes: u64) {
         let mut st = self.lock();
         if st.ready.as_ref().map(|r| r.0) != Some(number) && st.preparing != Some(number) {
-            st.wanted = Some(number);
+            st.wanted = Some((number, bytes));
             self.cv.notify_all();
         }
     }
 
-    /// Committer: takes prepared segment `number`, waiting for the preparer if it is
-    /// still zero-filling; an error if preparation failed.
-    pub fn take(&self, number: u64) -> Result<Arc<dyn File>, WalError> {
+    /// Committer: takes prepared segment `number` (asking for it, `bytes` long, if it was
+    /// not asked for), waiting for the preparer if it is still zero-filling; an error if
+    /// preparation failed. Returns the file and its size.
+    pub fn take(&self, number: u64, bytes: u64) -> Result<(Arc<dyn File>, u64), WalError> {
         let mut st = self.lock();
         loop {
-            if let Some((n, f)) = st.ready.take() {
+            if let Some((n, len, f)) = st.ready.take() {
                 if n == number {
-                    return Ok(f);
+                    return Ok((f, len));
                 }
             }
             if let Some(e) = st.error.take() {
                 return Err(e);
             }
-            if st.wanted != Some(number) && st.preparing != Some(number) {
-                st.wanted = Some(number);
+            if st.wanted.map(|w| w.0) != Some(number) && st.preparing != Some(number) {
+                st.wanted = Some((number, bytes));
                 self.cv.notify_all();
             }
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -151,28 +230,38 @@ impl Preparer {
         self.cv.notify_all();
     }
 
+    /// After the preparer thread stopped (a clean close): removes a prepared segment that
+    /// was never used (the next open would only delete it), so that a closed log keeps no
+    /// more than its segments on disk.
+    pub fn discard_ready(&self, vfs: &dyn Vfs, dir: &Path) {
+        if let Some((number, _, file)) = self.lock().ready.take() {
+            drop(file);
+            let _ = vfs.remove_file(&dir.join(prepared_file_name(number)));
+        }
+    }
+
     /// The preparer thread's loop.
-    pub fn run(&self, vfs: Arc<dyn Vfs>, dir: PathBuf, segment_bytes: u64) {
+    pub fn run(&self, vfs: Arc<dyn Vfs>, dir: PathBuf) {
         loop {
-            let number = {
+            let (number, bytes) = {
                 let mut st = self.lock();
                 loop {
                     if st.stop {
                         return;
                     }
-                    if let Some(n) = st.wanted.take() {
+                    if let Some((n, bytes)) = st.wanted.take() {
                         st.preparing = Some(n);
-                        break n;
+                        break (n, bytes);
                     }
                     st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
             };
             let path = dir.join(prepared_file_name(number));
-            let result = zero_fill(&*vfs, &path, segment_bytes);
+            let result = zero_fill(&*vfs, &path, bytes);
             let mut st = self.lock();
             st.preparing = None;
             match result {
-                Ok(f) => st.ready = Some((number, f)),
+                Ok(f) => st.ready = Some((number, bytes, f)),
                 Err(e) => {
                     // Leave no half-prepared file behind (it would only waste space).
                     let _ = vfs.remove_file(&path);
@@ -181,5 +270,130 @@ impl Preparer {
             }
             self.cv.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 256 << 10;
+    const MAX: u64 = 64 << 20;
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn next_size_doubles_when_fast_halves_when_slow_within_bounds() {
+        // Half of a 1 MiB segment in 150 ms: projected 300 ms, fast (a 4 MiB one would
+        // take 1.2 s: twice).
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 150 * MS, MIN, MAX),
+            2 << 20
+        );
+        // Projected 200 ms: even four times as large fills in under a second.
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 100 * MS, MIN, MAX),
+            4 << 20
+        );
+        // Projected 2 s: between the bounds, same size.
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 1000 * MS, MIN, MAX),
+            1 << 20
+        );
+        // Projected 20 s: slow, half.
+        assert_eq!(
+            next_segment_bytes(1 << 20, 512 << 10, 10_000 * MS, MIN, MAX),
+            512 << 10
+        );
+        // Nothing written (a roll forced by one big entry right away counts its bytes).
+        assert_eq!(next_segment_bytes(1 << 20, 0, 0, MIN, MAX), 512 << 10);
+        // Clamped: never above the largest, never below the first size.
+        assert_eq!(next_segment_bytes(MAX, MAX / 2, MS, MIN, MAX), MAX);
+        assert_eq!(next_segment_bytes(MIN, 1, 60_000 * MS, MIN, MAX), MIN);
+        // A largest size that is not a power of two (a multiple of 8) is reached exactly.
+        assert_eq!(
+            next_segment_bytes(2 << 20, 1 << 20, 0, MIN, 3 << 20),
+            3 << 20
+        );
+        // A segment larger than the largest (an old database's, or a smaller option now).
+        assert_eq!(
+            next_segment_bytes(64 << 20, 1, 60_000 * MS, MIN, 1 << 20),
+            1 << 20
+        );
+    }
+
+    #[test]
+    fn fills_fast_is_the_projection_against_the_fast_bound() {
+        assert!(fills_fast(1 << 20, 1 << 20, 999 * MS));
+        assert!(!fills_fast(1 << 20, 1 << 20, 1000 * MS));
+        // The old segment's rate projected onto a bigger new one.
+        assert!(!fills_fast(4 << 20, 1 << 20, 300 * MS));
+        assert!(!fills_fast(1 << 20, 0, 0));
+    }
+
+    /// Grows under a heavy stream and shrinks back when it eases, driven by bytes and a
+    /// clock that the test sets (the committer's sequence of decisions, without I/O).
+    #[test]
+    fn sizes_follow_the_rate_up_and_down() {
+        let mut size = MIN;
+        let mut sizes = vec![size];
+        // 100 MB/s: a byte every 10 ns.
+        for _ in 0..10 {
+            size = next_segment_bytes(size, size, size * 10, MIN, MAX);
+            sizes.push(size);
+        }
+        assert_eq!(
+            sizes,
+            [
+                256 << 10,
+                1 << 20,
+                4 << 20,
+                16 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20,
+                64 << 20
+            ]
+        );
+        // 20 MB/s: four times while even that fills in under a second, then twice (16 MiB
+        // take 0.84 s), then steady (32 MiB take 1.7 s).
+        let mut moderate = vec![MIN];
+        let mut m = MIN;
+        for _ in 0..5 {
+            m = next_segment_bytes(m, m, m * 50, MIN, MAX);
+            moderate.push(m);
+        }
+        assert_eq!(
+            moderate,
+            [256 << 10, 1 << 20, 4 << 20, 16 << 20, 32 << 20, 32 << 20]
+        );
+        // 1 MB/s (measured at half full): 64 MiB take 67 s, so halve until a segment takes
+        // between 1 and 10 s (8 MiB: 8.4 s).
+        let mut down = Vec::new();
+        for _ in 0..5 {
+            size = next_segment_bytes(size, size / 2, size / 2 * 1000, MIN, MAX);
+            down.push(size);
+        }
+        assert_eq!(down, [32 << 20, 16 << 20, 8 << 20, 8 << 20, 8 << 20]);
+        // 1 kB/s: down to the first size, and no further.
+        let mut idle = Vec::new();
+        for _ in 0..7 {
+            size = next_segment_bytes(size, size / 2, size / 2 * 1_000_000, MIN, MAX);
+            idle.push(size);
+        }
+        assert_eq!(
+            idle,
+            [
+                4 << 20,
+                2 << 20,
+                1 << 20,
+                512 << 10,
+                256 << 10,
+                256 << 10,
+                256 << 10
+            ]
+        );
     }
 }

@@ -114,13 +114,26 @@ pub(crate) struct Shared {
     pub has_waiters: AtomicBool,
     pub counters: Counters,
     pub preparer: Preparer,
+    /// Test-only: the clock that segment sizing reads (ns), in place of `now_ns`.
+    pub segment_clock: Option<SegmentClock>,
     /// The directory lock; released by `close` (producers may outlive the log).
     pub lock: Mutex<Option<Box<dyn LockGuard>>>,
 }
 
+/// A clock in nanoseconds (see [`crate::Wal::open_with_clock`]).
+pub type SegmentClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 impl Shared {
     pub fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64 + 1
+    }
+
+    /// The time segment sizing measures fill rates with.
+    pub fn segment_now_ns(&self) -> u64 {
+        match &self.segment_clock {
+            Some(c) => c(),
+            None => self.now_ns(),
+        }
     }
 
     pub fn failure(&self) -> Option<Arc<WalError>> {

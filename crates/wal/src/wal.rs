@@ -11,7 +11,9 @@ use crate::producer::Producer;
 use crate::recovery::RecoveryReport;
 use crate::ring::Ring;
 use crate::segment::{Preparer, Segment};
-use crate::shared::{ApplyHook, CompletionSink, Shared, WaitCallback, WaitOutcome, Waiters};
+use crate::shared::{
+    ApplyHook, CompletionSink, SegmentClock, Shared, WaitCallback, WaitOutcome, Waiters,
+};
 use crate::stats::{Counters, WalStats};
 use crate::sync::Ordering;
 use std::path::Path;
@@ -71,7 +73,7 @@ impl Wal {
                 (vfs, probe)
             }
         };
-        Self::open_with_vfs(dir, options, limits, vfs, probe, apply)
+        Self::open_with_vfs(dir, options, limits, vfs, probe, apply, None)
     }
 
     /// Opens the log on a caller-provided I/O layer (tests: a shared [`FaultVfs`] whose
@@ -84,6 +86,24 @@ impl Wal {
         Self::open_with(dir, options, Some(vfs), None)
     }
 
+    /// Test-only: [`Wal::open_on`] with the clock (nanoseconds) that sizes segments by the
+    /// write rate, so that tests drive segment growth deterministically.
+    #[doc(hidden)]
+    pub fn open_with_clock(
+        dir: &Path,
+        options: &WalOptions,
+        vfs: Arc<dyn Vfs>,
+        clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Result<(Wal, RecoveryReport), WalError> {
+        let limits = options.limits()?;
+        let probe = ProbeReport {
+            backend: vfs.kind(),
+            fallback_reason: None,
+            features: Vec::new(),
+        };
+        Self::open_with_vfs(dir, options, limits, vfs, probe, None, Some(clock))
+    }
+
     fn open_with_vfs(
         dir: &Path,
         options: &WalOptions,
@@ -91,6 +111,7 @@ impl Wal {
         vfs: Arc<dyn Vfs>,
         probe: ProbeReport,
         apply: Option<Arc<dyn ApplyHook>>,
+        segment_clock: Option<SegmentClock>,
     ) -> Result<(Wal, RecoveryReport), WalError> {
         let started = Instant::now();
         vfs.create_dir_all(dir)
@@ -104,7 +125,7 @@ impl Wal {
             }
         })?;
         let recovered =
-            crate::recovery::recover(&*vfs, dir, options.recovery, limits.segment_bytes)?;
+            crate::recovery::recover(&*vfs, dir, options.recovery, limits.first_segment_bytes)?;
         let mut report = recovered.report.clone();
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -136,6 +157,7 @@ impl Wal {
             has_waiters: AtomicBool::new(false),
             counters: Counters::new(),
             preparer: Preparer::new(),
+            segment_clock,
             lock: Mutex::new(Some(lock)),
         });
         let active = recovered
@@ -143,16 +165,21 @@ impl Wal {
             .last()
             .cloned()
             .expect("recovery always leaves an active segment");
-        let state = CommitterState::new(active.clone(), recovered.write_offset, recovered.last_seq);
+        let state = CommitterState::new(
+            active,
+            recovered.active_bytes,
+            recovered.write_offset,
+            recovered.last_seq,
+            shared.segment_now_ns(),
+        );
         let preparer = {
             let s = shared.clone();
             let (vfs, dir) = (vfs.clone(), dir.to_path_buf());
             std::thread::Builder::new()
                 .name("uringdb-wal-prep".into())
-                .spawn(move || s.preparer.run(vfs, dir, limits.segment_bytes))
+                .spawn(move || s.preparer.run(vfs, dir))
                 .map_err(|e| WalError::io("spawning the segment preparer", e))?
         };
-        shared.preparer.request(active.number + 1);
         let committer = {
             let s = shared.clone();
             std::thread::Builder::new()
@@ -359,6 +386,7 @@ impl Wal {
         if let Some(h) = p {
             let _ = h.join();
         }
+        s.preparer.discard_ready(&*s.vfs, &s.dir);
         // Producers parked on a full ring retry now (and learn that the log is closed).
         s.notify_space_wanted();
         // Wake everything still waiting for new records.

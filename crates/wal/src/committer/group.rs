@@ -4,6 +4,7 @@
 use crate::format::{self, Kind};
 use crate::shared::Shared;
 
+use super::roll::ask_next;
 use super::state::{CommitterState, GroupFrame};
 
 /// Collects published frames into `st.frames`.
@@ -25,10 +26,11 @@ pub(super) fn collect_more(s: &Shared, st: &mut CommitterState) {
         .sum();
     // A group ends at the active segment's end, so segments fill up whatever the grouping:
     // what does not fit goes into the next group, which rolls. Only a group whose first
-    // entry does not fit rolls, and may then fill the whole new segment.
-    let seg_room = (s.limits.segment_bytes.saturating_sub(st.offset) as usize)
+    // entry does not fit rolls, and may then fill the whole new segment (as sized for the
+    // rate; a first entry larger than that grows it, and then goes alone).
+    let seg_room = (st.segment_bytes.saturating_sub(st.offset) as usize)
         .saturating_sub(format::SEGMENT_RESERVED_BYTES);
-    let seg_payload = format::segment_record_room(s.limits.segment_bytes as usize);
+    let mut next_payload: Option<usize> = None;
     let mut rolling = bytes > seg_room;
     let mut in_batch = false;
     while let Some(p) = s.ring.peek(pos) {
@@ -44,7 +46,18 @@ pub(super) fn collect_more(s: &Shared, st: &mut CommitterState) {
             if bytes == 0 {
                 rolling = entry > seg_room;
             } else {
-                let room = if rolling { seg_payload } else { seg_room };
+                let room = if rolling {
+                    match next_payload {
+                        Some(p) => p,
+                        None => {
+                            let p = format::segment_record_room(ask_next(s, st) as usize);
+                            next_payload = Some(p);
+                            p
+                        }
+                    }
+                } else {
+                    seg_room
+                };
                 if bytes + entry > s.limits.group_bytes_max.min(room) {
                     break;
                 }

@@ -36,7 +36,7 @@ pub(super) fn write_close_mark(s: &Shared, st: &mut CommitterState) {
     if st.groups_written == 0
         || s.failure().is_some()
         || st.unsynced_bytes > 0
-        || st.offset + format::META_FRAME_BYTES as u64 + seal_reserve > s.limits.segment_bytes
+        || st.offset + format::META_FRAME_BYTES as u64 + seal_reserve > st.segment_bytes
     {
         return;
     }

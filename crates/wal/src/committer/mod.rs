@@ -12,8 +12,11 @@
 //! 1. Walk published frames from `consumed` (see the ownership protocol in
 //!    [`crate::ring`]); a batch's frames are always taken together.
 //! 2. If the group does not fit in the active segment: sync the active segment if it has
-//!    unsynced bytes, then roll to the prepared next segment, whose header is written
-//!    with the group. ENOSPC while preparing fails this group only (nothing was written,
+//!    unsynced bytes, then roll to the prepared next segment (grown first if the group is
+//!    larger than it), whose header is written with the group. A new log's first segment,
+//!    while it holds no record, grows in place instead. The next segment's size follows
+//!    the write rate and is asked for at the roll (heavy writes) or at half full (see
+//!    `crate::segment`). ENOSPC while preparing fails this group only (nothing was written,
 //!    so nothing is ambiguous); the log stays usable.
 //! 3. Assign sequence numbers in ring order, patch them into the frames, seal checksums.
 //! 4. One gathered write of the group, led by its MARK frame (the durable watermark as of

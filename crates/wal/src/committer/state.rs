@@ -9,6 +9,14 @@ use crate::segment::Segment;
 pub(crate) struct CommitterState {
     pub(super) consumed: u64,
     pub(super) segment: Arc<Segment>,
+    /// Size of the active segment (its file's length).
+    pub(super) segment_bytes: u64,
+    /// When the active segment became active (the segment clock), and its write offset
+    /// then: its fill rate is measured from there (see `crate::segment`).
+    pub(super) activated_ns: u64,
+    pub(super) activated_offset: u64,
+    /// The size the next segment was asked for at, once asked for.
+    pub(super) next_bytes: Option<u64>,
     /// Next write offset in the active segment.
     pub(super) offset: u64,
     /// Last sequence number assigned (and written).
@@ -41,10 +49,20 @@ pub(super) struct GroupFrame {
 }
 
 impl CommitterState {
-    pub fn new(segment: Arc<Segment>, offset: u64, last_seq: u64) -> CommitterState {
+    pub fn new(
+        segment: Arc<Segment>,
+        segment_bytes: u64,
+        offset: u64,
+        last_seq: u64,
+        now_ns: u64,
+    ) -> CommitterState {
         CommitterState {
             consumed: 0,
             segment,
+            segment_bytes,
+            activated_ns: now_ns,
+            activated_offset: offset,
+            next_bytes: None,
             offset,
             written_seq: last_seq,
             unsynced_bytes: 0,

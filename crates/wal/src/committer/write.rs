@@ -14,7 +14,7 @@ use crate::sync::Ordering;
 
 use super::complete::{deliver, fail_group, finish};
 use super::group::group_disk_bytes;
-use super::roll::{finish_roll, prepare_roll};
+use super::roll::{ask_next_if_half_full, finish_roll, grow_empty_active, prepare_roll};
 use super::state::CommitterState;
 
 pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
@@ -36,12 +36,24 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
     }
     let disk_bytes = group_disk_bytes(st);
     let mut header: Option<[u8; format::SEGMENT_HEADER_BYTES]> = None;
-    let mut roll_to: Option<Arc<Segment>> = None;
-    let room_end = s.limits.segment_bytes - format::SEGMENT_RESERVED_BYTES as u64;
-    if disk_bytes > 0 && st.offset + disk_bytes > room_end {
-        match prepare_roll(s, st) {
-            Ok((seg, h)) => {
-                roll_to = Some(seg);
+    let mut roll_to: Option<(Arc<Segment>, u64)> = None;
+    let room_end = st
+        .segment_bytes
+        .saturating_sub(format::SEGMENT_RESERVED_BYTES as u64);
+    let active_empty = st.written_seq + 1 == st.segment.first_seq;
+    if disk_bytes > 0 && st.offset + disk_bytes > room_end && active_empty {
+        // A segment must hold a record before the next one starts (recovery requires
+        // first sequence numbers to increase): a new log's small first segment grows in
+        // place for an entry larger than it.
+        if let Err(e) = grow_empty_active(s, st, disk_bytes) {
+            fail_group(s, st, &e);
+            finish(s, st, end);
+            return;
+        }
+    } else if disk_bytes > 0 && st.offset + disk_bytes > room_end {
+        match prepare_roll(s, st, disk_bytes) {
+            Ok((seg, h, len)) => {
+                roll_to = Some((seg, len));
                 header = Some(h);
             }
             Err(e) => {
@@ -91,7 +103,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
     let mut sync_ns = 0;
     if disk_bytes > 0 {
         let (segment, offset) = match &roll_to {
-            Some(seg) => (seg.clone(), 0u64),
+            Some((seg, _)) => (seg.clone(), 0u64),
             None => (st.segment.clone(), st.offset),
         };
         // The durable watermark as of this submission: every record it names was covered
@@ -116,7 +128,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
                 })
         };
         let timing = match write_result.and_then(|t| match &roll_to {
-            Some(seg) => finish_roll(s, st, seg).map(|_| t),
+            Some((seg, len)) => finish_roll(s, st, seg, *len).map(|_| t),
             None => Ok(t),
         }) {
             Ok(t) => t,
@@ -144,6 +156,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
         }
         st.written_seq = seq;
         st.groups_written += 1;
+        ask_next_if_half_full(s, st);
         st.segment.note_index(first_seq, group_offset);
         if let Some(hook) = &s.apply {
             apply_group(s, st, &**hook, first_seq);
