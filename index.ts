@@ -30,7 +30,8 @@ export {
   type ClearOptions,
 } from './src/options.js'
 export type { Percentiles, WalStats, LogStats, CommitEvent, RecoveryEvent, LevelStats, DbStats, DbRecovery } from './src/diagnostics.js'
-export { Log, openLog, type LogRecord, type RecordInput } from './src/log.js'
+export { Log, openLog, type RecordInput } from './src/log.js'
+export type { LogRecord } from './src/log-read.js'
 export { Db, open } from './src/db.js'
 export { Snapshot } from './src/snapshot.js'
 export { DbIterator, type Entry } from './src/iterator.js'

@@ -6,24 +6,17 @@
 import './polyfill.js'
 import * as native from '../binding.js'
 import { UringdbError, toUringdbError, invalidArgument, closedError, acceptedBefore } from './errors.js'
-import { CompletionQueue, TickStager, ParkedQueue, WriteGate, bytesIn, closeHandle, without, type Tokens } from './pending.js'
+import { TickStager } from './stager.js'
+import { ParkedQueue, WriteGate } from './parked.js'
+import { CompletionQueue, bytesIn, closeHandle, without, type Tokens } from './pending.js'
 import { checkDir, describe, isWellFormed, checkWellFormed, checkSeq, checkOptions, checkBatchSize, checkSignal } from './args.js'
-import { MiB, LogOptionsSchema, parseOptions, nativeLogOptions, type LogOptions, type AppendOptions, type ReadOptions, type TailOptions } from './options.js'
+import { LogOptionsSchema, parseOptions, nativeLogOptions, type LogOptions, type AppendOptions, type ReadOptions, type TailOptions } from './options.js'
+import { readRange, tailFrom, type LogRecord } from './log-read.js'
 import { commitChannel, recoveryChannel, type CommitEvent, type LogStats, type RecoveryEvent } from './diagnostics.js'
-
-/** A record read from the log. */
-export interface LogRecord {
-  /** Its sequence number. */
-  seq: number
-  /** Its bytes (a view into a buffer shared by the records of one read batch). */
-  data: Buffer
-}
 
 /** What can be appended: bytes (copied as they are) or a string (encoded as UTF-8). */
 export type RecordInput = Buffer | Uint8Array | string
 
-
-const READ_BATCH_BYTES = 4 * MiB
 
 // Appends made in one tick are staged here and handed to the engine in one crossing at the
 // end of the tick (see Log.append). Bounds on one staging run:
@@ -409,25 +402,7 @@ export class Log implements AsyncDisposable {
     const to = options.to === undefined ? this.lastSeq + 1 : checkSeq('to', options.to)
     if (to !== 0 && from !== 0 && to <= from) return
     if (to === 0) return
-    let cursor: native.NativeCursor
-    try {
-      cursor = this.#native.cursor(from)
-    } catch (e) {
-      throw toUringdbError(e)
-    }
-    for (;;) {
-      let r: native.ReadResult
-      try {
-        r = await cursor.read(to, batch, READ_BATCH_BYTES)
-      } catch (e) {
-        throw toUringdbError(e)
-      }
-      const meta = r.meta
-      if (meta.length === 0) return
-      for (let i = 0; i < meta.length; i += 3) {
-        yield { seq: meta[i], data: r.data.subarray(meta[i + 1], meta[i + 1] + meta[i + 2]) }
-      }
-    }
+    yield* readRange(this.#native, from, to, batch)
   }
 
   /**
@@ -445,56 +420,7 @@ export class Log implements AsyncDisposable {
     let next = options.from === undefined ? this.lastSeq + 1 : checkSeq('from', options.from)
     if (next === 0) next = 1
     if (signal?.aborted) return
-    let cursor: native.NativeCursor
-    try {
-      cursor = this.#native.cursor(next)
-    } catch (e) {
-      throw toUringdbError(e)
-    }
-    const token = this.#nextToken++
-    const onAbort = (): void => {
-      try {
-        this.#native.cancelWait(token)
-      } catch {
-        // closed: the wait has ended already
-      }
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      while (!signal?.aborted && !this.#closing) {
-        let r: native.ReadResult
-        try {
-          r = await cursor.read(0, batch, READ_BATCH_BYTES)
-        } catch (e) {
-          const err = toUringdbError(e)
-          if (err.code === 'ERR_URINGDB_CLOSED') return
-          throw err
-        }
-        const meta = r.meta
-        if (meta.length === 0) {
-          // Checked synchronously right before the wait is registered: an abort that
-          // happened while we were reading must not leave a wait nobody cancels.
-          if (signal?.aborted || this.#closing) return
-          let durable: number
-          try {
-            durable = await this.#native.waitFor(next, token)
-          } catch (e) {
-            const err = toUringdbError(e)
-            if (err.code === 'ERR_URINGDB_CLOSED') return
-            throw err
-          }
-          if (durable < 0) return
-          continue
-        }
-        for (let i = 0; i < meta.length; i += 3) {
-          next = meta[i] + 1
-          yield { seq: meta[i], data: r.data.subarray(meta[i + 1], meta[i + 1] + meta[i + 2]) }
-          if (signal?.aborted) return
-        }
-      }
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-    }
+    yield* tailFrom(this.#native, next, batch, signal, this.#nextToken++, () => this.#closing)
   }
 
   /**

@@ -8,7 +8,9 @@ import { createRequire } from 'node:module';
 import { repoRoot } from '../helpers/uringdb.mjs';
 
 const require = createRequire(import.meta.url);
-const { CompletionQueue, TickStager, ParkedQueue, WriteGate, without } = require(path.join(repoRoot, 'dist', 'src', 'pending.js'));
+const { CompletionQueue, without } = require(path.join(repoRoot, 'dist', 'src', 'pending.js'));
+const { TickStager } = require(path.join(repoRoot, 'dist', 'src', 'stager.js'));
+const { ParkedQueue, WriteGate } = require(path.join(repoRoot, 'dist', 'src', 'parked.js'));
 const { AbortError } = require(path.join(repoRoot, 'dist', 'src', 'errors.js'));
 
 test('TickStager.cancel removes one staged call: its bytes, length, word and token', (t) => {
