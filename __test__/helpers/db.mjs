@@ -11,8 +11,8 @@ export const MiB = 1 << 20;
 export const utf8 = { encoding: 'utf8' };
 
 /**
- * Options that keep a test database small: 1 MiB log segments (instead of 64 MiB preallocated
- * twice) and a 1 MiB commit ring (writes up to 256 KiB).
+ * Options that keep a test database small: log segments of at most 1 MiB (instead of growing
+ * to 64 MiB under load) and a 1 MiB commit ring (writes up to 256 KiB).
  */
 export const SMALL = Object.freeze({ segmentBytes: MiB, ringBytes: MiB });
 

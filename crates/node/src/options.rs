@@ -58,7 +58,7 @@ pub enum Compression {
 pub struct NativeLogOptions {
     /// I/O backend.
     pub io_backend: IoBackend,
-    /// Segment size in bytes.
+    /// Largest segment size in bytes (segments grow to it with the write rate).
     pub segment_bytes: f64,
     /// Commit queue size in bytes.
     pub ring_bytes: f64,
@@ -78,7 +78,7 @@ pub struct NativeDbOptions {
     pub io_backend: IoBackend,
     /// Recovery mode of the log.
     pub recovery: Recovery,
-    /// Log segment size in bytes.
+    /// Largest log segment size in bytes (segments grow to it with the write rate).
     pub segment_bytes: f64,
     /// Commit queue size in bytes.
     pub ring_bytes: f64,
