@@ -15,6 +15,8 @@
 #                    (deny_io_uring, for the JS tests)
 #   ava-io_uring     ava with URINGDB_TEST_BACKEND=io_uring
 #   ava-portable     ava with URINGDB_TEST_BACKEND=portable
+#   ava-node24       ava again under Node 24 (and ava-node22 under Node 22): official builds
+#                    from the npm registry's node-linux-<arch> packages, cached in target/node/
 #   lint             scripts/lint.sh (rustfmt, clippy -D warnings, tsc --strict)
 #   typedoc          API docs, warnings are errors
 #   pack-check       scripts/pack-check.sh (installs the packed tarballs without Rust; checks
@@ -125,6 +127,50 @@ stage_ava() {
   return $rc
 }
 
+# The Node versions users run (Node 20, this machine's, is past end of life): the official
+# builds published on the npm registry as node-linux-<arch>, installed once into
+# target/node/<major> (about 7 s and 30 MiB each; nothing is downloaded from anywhere else).
+# Prints the node binary's path.
+node_for() {
+  local major=$1 arch
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;;
+    aarch64) arch=arm64 ;;
+    *) echo "no node-linux package for $(uname -m)" >&2; return 1 ;;
+  esac
+  local dir=target/node/$major
+  local bin=$dir/node_modules/node-linux-$arch/bin/node
+  if [[ ! -x $bin ]]; then
+    npm install --no-save --no-audit --no-fund --prefix "$dir" "node-linux-$arch@$major" >&2 || return 1
+  fi
+  echo "$PWD/$bin"
+}
+
+# The whole ava suite again under another Node major (ioBackend auto: io_uring here, the
+# fallback where it is refused); the addon is N-API, so the same build serves every version.
+# Its node goes first on PATH, so that the child processes the tests spawn run on it too.
+stage_ava_node() {
+  local major=$1 log=$log_dir/ava-node$1.log rc=0 node
+  if [[ $built != 1 ]]; then
+    echo "skipped: the build failed" | tee "$log"
+    return 1
+  fi
+  if ! node=$(node_for "$major"); then
+    echo "could not install Node $major from the npm registry" | tee "$log"
+    return 1
+  fi
+  echo "Node $("$node" --version) at $node, ioBackend auto" | tee "$log"
+  PATH="$(dirname "$node"):$PATH" URINGDB_TEST_BACKEND=auto timeout "$ava_timeout_s" \
+    "$node" node_modules/ava/entrypoints/cli.mjs --tap 2>&1 | tee -a "$log" || rc=1
+  stage_passed=$(sum_matches "$log" '^# pass ([0-9]+).*')
+  stage_failed=$(sum_matches "$log" '^# fail ([0-9]+).*')
+  if [[ $rc == 0 && $stage_passed == 0 ]]; then
+    echo "ava under Node $major ran no test" | tee -a "$log"
+    return 1
+  fi
+  return $rc
+}
+
 # Every fuzz target for fuzz_seconds after its seeds, with a fixed seed, so that CI runs
 # the same inputs every time (a longer, fresh-seed run: npm run fuzz -- <target> [seconds]).
 # 16 targets x 6 s: about 100 s here. Each target counts as one test: "fuzz result: N passed;
@@ -196,6 +242,8 @@ run_stage fuzz stage_fuzz
 run_stage build stage_build
 run_stage ava-io_uring stage_ava io_uring
 run_stage ava-portable stage_ava portable
+run_stage ava-node24 stage_ava_node 24
+run_stage ava-node22 stage_ava_node 22
 run_stage lint stage_lint
 run_stage typedoc stage_typedoc
 run_stage pack-check stage_pack_check
