@@ -18,7 +18,7 @@ use uringdb_lsm::table::Compression;
 use uringdb_wal::{BackendChoice, RecoveryMode};
 
 use crate::completion::{completion_sink, CompletionArgs, Pending};
-use crate::errors::{guard, panic_failure, settle, Failure, Res, Settle};
+use crate::errors::{guard, outcome, panic_failure, settle, Failure, Res, Settle};
 use crate::options::NativeDbOptions;
 use crate::read::{bound, snapshot_of, KeepAlive, NativeBatch, NativeIterator, NativeSnapshot};
 use crate::registry::{identity, Product, Registry, Shared};
@@ -287,7 +287,7 @@ impl NativeDb {
             let slot = worker::read_slot()?;
             let keys = keys.to_vec();
             let lens = lens.to_vec();
-            let (deferred, promise) = env.create_deferred::<NativeBatch, Settle<NativeBatch>>()?;
+            let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
             slot.submit(move || {
                 let mut data = Vec::new();
                 let mut out = Vec::with_capacity(lens.len() * 2);
@@ -317,16 +317,16 @@ impl NativeDb {
                     }
                 }
                 let r = match err {
-                    None => Ok(Box::new(move |_| {
-                        Ok(NativeBatch {
-                            data: data.into(),
-                            lens: Int32Array::new(out),
-                            done: true,
-                        })
-                    }) as Settle<NativeBatch>),
+                    None => Ok((data, out)),
                     Some(e) => Err(Failure::from(&e)),
                 };
-                settle(deferred, r);
+                deferred.resolve(move |env| {
+                    outcome(&env, r).map(|(data, out)| NativeBatch {
+                        data: data.into(),
+                        lens: Int32Array::new(out),
+                        done: true,
+                    })
+                });
             });
             Ok(promise)
         })

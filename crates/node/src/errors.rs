@@ -323,6 +323,13 @@ pub(crate) fn guard<T>(env: &Env, f: impl FnOnce() -> Res<T>) -> napi::Result<T>
     }
 }
 
+/// `r` as a deferred's resolver returns it, on the JS thread: its value, or its error built
+/// as a typed JS `Error`. For the hot read paths, whose resolver is then one unboxed closure
+/// (see [`settle`] for the rarer ones).
+pub(crate) fn outcome<V>(env: &Env, r: Res<V>) -> napi::Result<V> {
+    r.map_err(|e| e.into_js(env))
+}
+
 /// Settles a promise from another thread: resolves with what `make` builds on the JS
 /// thread, or rejects with the typed error.
 pub(crate) type Settle<T> = Box<dyn FnOnce(Env) -> napi::Result<T> + Send>;

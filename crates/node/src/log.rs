@@ -13,7 +13,7 @@ use uringdb_wal::{
 };
 
 use crate::completion::{completion_sink, CompletionArgs, Pending};
-use crate::errors::{guard, panic_failure, settle, Failure, Res, Settle};
+use crate::errors::{guard, outcome, panic_failure, settle, Failure, Res, Settle};
 use crate::options::NativeLogOptions;
 use crate::registry::{identity, Product, Registry, Shared};
 use crate::stats::{NativeLogRecovery, NativeLogStats};
@@ -483,7 +483,7 @@ impl NativeCursor {
                 n => n,
             };
             let slot = worker::read_slot()?;
-            let (deferred, promise) = env.create_deferred::<ReadResult, Settle<ReadResult>>()?;
+            let (deferred, promise) = env.create_deferred::<ReadResult, _>()?;
             let engine = self.engine.clone();
             let cursor = self.cursor.clone();
             slot.submit_in(&self.strand, move || {
@@ -496,19 +496,19 @@ impl NativeCursor {
                         max_bytes.max(1) as usize,
                     )
                 };
-                let r = r.map_err(|e| Failure::from(&e)).map(|batch| {
-                    Box::new(move |_| {
+                let r = r.map_err(|e| Failure::from(&e));
+                deferred.resolve(move |env| {
+                    outcome(&env, r).map(|batch| {
                         let mut meta = Vec::with_capacity(batch.records.len() * 3);
                         for (seq, start, len) in &batch.records {
                             meta.extend_from_slice(&[*seq as f64, *start as f64, *len as f64]);
                         }
-                        Ok(ReadResult {
+                        ReadResult {
                             data: batch.data.into(),
                             meta: Float64Array::new(meta),
-                        })
-                    }) as Settle<ReadResult>
+                        }
+                    })
                 });
-                settle(deferred, r);
             });
             Ok(promise)
         })

@@ -186,7 +186,9 @@ impl NativeLogOptions {
 }
 
 impl NativeDbOptions {
-    /// The engine's options, validated (the error names the field).
+    /// The engine's options, validated (the error names the field). Checked here, before
+    /// the registry, so that a handle joining an open engine is refused invalid options too
+    /// (the registry compares only the options handles must share).
     pub(crate) fn to_db(&self) -> Res<DbOptions> {
         let o = self;
         let wal = wal_options(
@@ -303,13 +305,13 @@ pub fn check_db_options(options: NativeDbOptions) -> Option<NativeError> {
 /// Test-only (the drift test): the engine's default log options.
 #[napi(js_name = "__defaultLogOptions")]
 pub fn default_log_options() -> NativeLogOptions {
-    let d = DbOptions::default();
+    // The log's defaults are the database's log defaults (both are WalOptions::default()).
     let n = NativeDbOptions::defaults();
     NativeLogOptions {
         io_backend: n.io_backend,
         segment_bytes: n.segment_bytes,
         ring_bytes: n.ring_bytes,
-        max_record_bytes: d.wal.max_record_bytes.map(|m| m as f64),
+        max_record_bytes: WalOptions::default().max_record_bytes.map(|m| m as f64),
         commit_delay_us: n.commit_delay_us,
         recovery: n.recovery,
     }

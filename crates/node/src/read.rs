@@ -8,7 +8,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use uringdb_lsm::db::{Db, DbError, DbIter, IterBatch, SnapshotPin};
 
-use crate::errors::{guard, settle, Failure, Res, Settle};
+use crate::errors::{guard, outcome, Failure, Res};
 
 /// A snapshot handle.
 #[napi]
@@ -111,7 +111,7 @@ impl NativeIterator {
     ) -> napi::Result<Object<'env>> {
         guard(env, || {
             let slot = crate::worker::read_slot()?;
-            let (deferred, promise) = env.create_deferred::<NativeBatch, Settle<NativeBatch>>()?;
+            let (deferred, promise) = env.create_deferred::<NativeBatch, _>()?;
             let it = self.it.clone();
             let engine = self
                 .engine
@@ -121,10 +121,7 @@ impl NativeIterator {
             slot.submit_in(&self.strand, move || {
                 let r = next_batch(&it, max_entries, max_bytes);
                 drop(engine);
-                settle(
-                    deferred,
-                    r.map(|b| Box::new(move |_| Ok(b.into())) as Settle<NativeBatch>),
-                );
+                deferred.resolve(move |env| outcome(&env, r).map(NativeBatch::from));
             });
             Ok(promise)
         })
