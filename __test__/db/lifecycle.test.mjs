@@ -171,6 +171,48 @@ test('diagnostics_channel: uringdb:db:recovery, :flush and :compaction fire for 
   t.is(typeof events.flush[0], 'object');
   t.true(Object.keys(events.flush[0]).length > 1, `flush event carries detail: ${JSON.stringify(events.flush[0])}`);
   t.true(Object.keys(events.compaction[0]).length > 1, `compaction event carries detail: ${JSON.stringify(events.compaction[0])}`);
+  // The typed events' facts (NativeDbEvent in binding.d.ts), published without their kind.
+  for (const e of events.flush) {
+    for (const k of ['tables', 'bytes', 'entries', 'flushedSeq', 'logSegmentsRemoved', 'durationMs']) t.is(typeof e[k], 'number', `flush.${k}`);
+    t.false('kind' in e, 'the channel names the kind');
+  }
+  t.true(events.flush[1].flushedSeq > events.flush[0].flushedSeq, 'flushedSeq grows');
+  const manual = events.compaction.find((e) => e.manual);
+  t.truthy(manual, `a manual compaction event: ${JSON.stringify(events.compaction)}`);
+  t.is(manual.reason, 'manual');
+  for (const k of ['level', 'outputLevel', 'inputs', 'outputs', 'bytesRead', 'bytesWritten', 'entriesDropped', 'durationMs']) {
+    t.is(typeof manual[k], 'number', `compaction.${k}`);
+  }
+  t.true(manual.outputLevel > manual.level && manual.inputs >= 2, `compactRange merged level-0 tables down: ${JSON.stringify(manual)}`);
+});
+
+test('diagnostics_channel: uringdb:db:stall reports slowdowns and their end with typed facts', async (t) => {
+  const dir = tmpDir(t);
+  const stalls = [];
+  const fn = (msg) => {
+    if (msg?.dir === dir) stalls.push(msg);
+  };
+  diagnostics_channel.subscribe('uringdb:db:stall', fn);
+  t.teardown(() => diagnostics_channel.unsubscribe('uringdb:db:stall', fn));
+  // One level-0 table is already a slowdown; compaction (triggered by two) ends it.
+  const db = await openSmallDb(dir, { l0CompactionTrigger: 1, l0SlowdownTrigger: 1, l0StopTrigger: 1000 });
+  t.teardown(() => db.close());
+  for (let f = 0; f < 3; f++) {
+    await db.batch(Array.from({ length: 50 }, (_, i) => ({ type: 'put', key: `s${f}-${i}`, value: 'v' })));
+    await db.flush();
+  }
+  const deadline = Date.now() + 10_000;
+  while (!stalls.some((e) => e.level === 'none') && Date.now() < deadline) {
+    await db.put('tick', String(Date.now()));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.true(stalls.some((e) => e.level === 'slowdown'), `a slowdown was published: ${JSON.stringify(stalls)}`);
+  t.true(stalls.some((e) => e.level === 'none'), `its end was published: ${JSON.stringify(stalls)}`);
+  for (const e of stalls) {
+    t.true(['none', 'slowdown', 'stop'].includes(e.level), `level ${e.level}`);
+    t.is(typeof e.l0Files, 'number');
+    t.is(typeof e.immutableMemtables, 'number');
+  }
 });
 
 test('Symbol.asyncDispose closes iterators and the db; later calls reject with ERR_URINGDB_CLOSED', async (t) => {
