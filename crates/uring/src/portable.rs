@@ -67,7 +67,17 @@ impl std::fmt::Debug for PortableFile {
     }
 }
 
+impl PortableFile {
+    pub(crate) fn from_std(file: std::fs::File, path: PathBuf) -> PortableFile {
+        PortableFile { file, path }
+    }
+}
+
 impl File for PortableFile {
+    fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
+        crate::vfs::reopen_std(&self.file, &self.path)
+    }
+
     fn write_at(&self, offset: u64, bufs: &[&[u8]], durable: bool) -> io::Result<WriteTiming> {
         let start = Instant::now();
         pwritev_all(&self.file, offset, bufs)?;

@@ -441,6 +441,11 @@ impl File for UringFile {
         Ok(timing)
     }
 
+    fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
+        // A standalone fdatasync is a plain syscall here too (see `sync_data`).
+        crate::vfs::reopen_std(&self.file, &self.path)
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         // A standalone fdatasync has no write to link to: a plain syscall, which also keeps
         // a long flush (a freshly zero-filled segment) off the ring commit groups share.

@@ -170,12 +170,45 @@ pub trait File: Send + Sync + Debug {
     /// The file's current length in bytes.
     fn len(&self) -> io::Result<u64>;
 
+    /// Another handle on this file with its own open file description, for fdatasyncs
+    /// issued concurrently with other fdatasyncs of the file (the WAL's sync threads). Each
+    /// description learns of a writeback error on its own (Linux reports such an error once
+    /// per open file description), so an error is never consumed by one fdatasync while
+    /// another, covering the lost pages, reports success. The default is `Unsupported`;
+    /// callers then sync through this handle.
+    fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
     /// Drops the file's clean pages from the page cache (`posix_fadvise(DONTNEED)`). A
     /// hint, for a file just filled and synced: some kernels keep such a fill as large
     /// (1 MiB) page-cache folios, and a later small write followed by fdatasync then writes
     /// back the whole folio. The default does nothing.
     fn drop_cache(&self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A new open file description of `file` (through `/proc/self/fd`, so it follows the file
+/// across renames), as a portable handle (see [`File::sync_handle`]). Linux only.
+pub(crate) fn reopen_std(file: &std::fs::File, path: &Path) -> io::Result<Arc<dyn File>> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let reopened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(proc)?;
+        Ok(Arc::new(crate::portable::PortableFile::from_std(
+            reopened,
+            path.to_path_buf(),
+        )))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, path);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 }
 

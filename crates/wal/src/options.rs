@@ -55,6 +55,8 @@ pub(crate) struct Limits {
     pub max_entry_bytes: usize,
     pub group_bytes_max: usize,
     pub commit_delay: Duration,
+    /// Most fdatasyncs in flight at once (the commit pipeline's depth).
+    pub sync_depth: usize,
 }
 
 impl WalOptions {
@@ -118,6 +120,10 @@ impl WalOptions {
             max_entry_bytes,
             group_bytes_max: GROUP_BYTES_MAX.max(max_entry_bytes),
             commit_delay: Duration::from_micros(self.commit_delay_us),
+            sync_depth: std::env::var("URINGDB_SYNC_DEPTH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
         })
     }
 }

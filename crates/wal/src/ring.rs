@@ -11,9 +11,13 @@
 //!   range the producer's, exclusively, until it publishes it. Frames never straddle the
 //!   end of the buffer: a producer whose frame would straddle claims the tail of the buffer
 //!   as well and fills it with a `Pad` frame.
-//! * `released`: everything below it is free. Only the consumer (the committer thread)
-//!   advances it, with `Release`, after it has written the frames to disk, delivered their
-//!   completions and zeroed their bytes. A producer may claim `[p, p + n)` only if
+//! * `released`: everything below it is free. Only the consumer advances it, with
+//!   `Release`, after it has written the frames to disk, delivered their completions and
+//!   zeroed their bytes. The consumer is two threads in turn: the committer walks, patches
+//!   and writes frames; the thread completing a group (in group order, under the commit
+//!   pipeline's drain lock, after the committer handed the group over through a mutex)
+//!   zeroes and releases them. The committer never touches a frame again once handed over,
+//!   and the completing thread never touches frames beyond the group it releases. A producer may claim `[p, p + n)` only if
 //!   `p + n - released <= capacity` (read with `Acquire`), so it never touches bytes the
 //!   consumer still owns, and it sees them zeroed.
 //! * Publication: the first 8-byte word of every frame (word0 + crc) is its *publish word*.
@@ -259,6 +263,11 @@ impl Ring {
         (offset..offset + len)
             .map(|o| (self.words[o / 8].load(Ordering::Relaxed) >> ((o % 8) * 8)) as u8)
             .collect()
+    }
+
+    /// Consumer: the current `released` position.
+    pub fn released(&self) -> u64 {
+        self.released.load(Ordering::Relaxed)
     }
 
     /// Consumer: zeroes `[from, to)` (positions, may wrap) and makes it free for producers.

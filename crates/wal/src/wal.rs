@@ -127,6 +127,7 @@ impl Wal {
         let recovered =
             crate::recovery::recover(&*vfs, dir, options.recovery, limits.first_segment_bytes)?;
         let mut report = recovered.report.clone();
+        let sync_depth = limits.sync_depth;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             vfs: vfs.clone(),
@@ -157,6 +158,7 @@ impl Wal {
             has_waiters: AtomicBool::new(false),
             counters: Counters::new(),
             preparer: Preparer::new(),
+            pipeline: crate::committer::Pipeline::new(sync_depth),
             segment_clock,
             lock: Mutex::new(Some(lock)),
         });

@@ -132,6 +132,20 @@ impl File for FaultFile {
         })
     }
 
+    /// Shares this file's pending writes (a sync through it flushes them, as on a real
+    /// file); its inner handle has its own open file description where the backend has one.
+    fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
+        drop(self.pending()?);
+        Ok(Arc::new(FaultFile {
+            inner: self.inner.sync_handle().unwrap_or_else(|_| self.inner.clone()),
+            state: Arc::clone(&self.state),
+            shared: Arc::clone(&self.shared),
+            epoch: self.epoch,
+            writable: self.writable,
+            path: self.path.clone(),
+        }))
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         let mut pending = self.pending()?;
         self.sync_locked(&mut pending)

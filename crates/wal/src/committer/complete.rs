@@ -1,16 +1,17 @@
 //! The end of a group: delivering its completions or failing its appends (one call per
 //! producer either way), and releasing its ring space to the producers waiting for it.
+//! Called in group order by the pipeline's drain (see `pipeline.rs`).
 
 use crate::error::WalError;
 use crate::format::Kind;
 use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
 
-use super::state::CommitterState;
+use super::state::GroupFrame;
 
-pub(super) fn fail_group(s: &Shared, st: &mut CommitterState, e: &WalError) {
+pub(super) fn fail_group(s: &Shared, frames: &[GroupFrame], e: &WalError) {
     let mut counts: Vec<(u64, usize)> = Vec::new();
-    for f in &st.frames {
+    for f in frames {
         if f.kind == Kind::Pad {
             continue;
         }
@@ -30,9 +31,14 @@ pub(super) fn fail_group(s: &Shared, st: &mut CommitterState, e: &WalError) {
 
 /// Delivers the group's completions: one call per producer per group, its outcomes in ring
 /// order, with the durable `watermark` as the outcome of each sync marker.
-pub(super) fn deliver(s: &Shared, st: &mut CommitterState, watermark: u64, info: &GroupInfo) {
+pub(super) fn deliver(
+    s: &Shared,
+    outcomes: &mut [(u64, Vec<u64>)],
+    watermark: u64,
+    info: &GroupInfo,
+) {
     let producers = s.producers.lock().unwrap_or_else(|e| e.into_inner());
-    for (pid, v) in st.outcomes.iter_mut() {
+    for (pid, v) in outcomes.iter_mut() {
         if v.is_empty() {
             continue;
         }
@@ -47,11 +53,9 @@ pub(super) fn deliver(s: &Shared, st: &mut CommitterState, watermark: u64, info:
     }
 }
 
-/// Releases the group's ring space and wakes producers waiting for it.
-pub(super) fn finish(s: &Shared, st: &mut CommitterState, end: u64) {
-    s.ring.release(st.consumed, end);
-    st.consumed = end;
-    st.frames.clear();
+/// Releases the ring space up to `end` (a group's end) and wakes producers waiting for it.
+pub(super) fn finish(s: &Shared, end: u64) {
+    s.ring.release(s.ring.released(), end);
     if s.space_waiters.load(Ordering::SeqCst) > 0 {
         let _g = s.space_lock.lock().unwrap_or_else(|e| e.into_inner());
         s.space_cv.notify_all();

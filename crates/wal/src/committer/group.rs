@@ -17,7 +17,7 @@ pub(super) fn collect_more(s: &Shared, st: &mut CommitterState) {
     let mut pos = st
         .frames
         .last()
-        .map_or(st.consumed, |f| f.pos + f.total as u64);
+        .map_or(st.next_pos, |f| f.pos + f.total as u64);
     let mut bytes: usize = st
         .frames
         .iter()

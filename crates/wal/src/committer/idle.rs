@@ -3,18 +3,20 @@
 
 use std::time::Duration;
 
-use crate::error::WalError;
+use std::sync::Arc;
+
 use crate::format::{self, Kind};
 use crate::limits::COMMITTER_PARK_MS;
 use crate::shared::Shared;
 use crate::sync::Ordering;
 
+use super::pipeline::Pipeline;
 use super::state::CommitterState;
 
 pub(super) fn park(s: &Shared, st: &CommitterState) {
     s.committer_sleeping.store(true, Ordering::SeqCst);
     crate::sync::fence(Ordering::SeqCst);
-    if s.ring.peek(st.consumed).is_some() || s.closing.load(Ordering::SeqCst) {
+    if s.ring.peek(st.next_pos).is_some() || s.closing.load(Ordering::SeqCst) {
         s.committer_sleeping.store(false, Ordering::SeqCst);
         if s.closing.load(Ordering::SeqCst) {
             // Closing with reservations outstanding: poll until they are published.
@@ -47,31 +49,12 @@ pub(super) fn write_close_mark(s: &Shared, st: &mut CommitterState) {
     }
 }
 
-pub(super) fn sync_active(s: &Shared, st: &mut CommitterState) {
+/// Asks the pipeline for an fdatasync of the unsynced bytes (from `sync: false` appends)
+/// written so far, so that such records become durable and visible soon.
+pub(super) fn sync_active(s: &Arc<Shared>, st: &mut CommitterState) {
+    st.unsynced_bytes = 0;
     if s.failure().is_some() {
-        st.unsynced_bytes = 0;
         return;
     }
-    let t0 = s.now_ns();
-    match st.segment.file.sync_data() {
-        Ok(()) => {
-            s.counters.add(&s.counters.fsyncs, 1);
-            let mut lat = s
-                .counters
-                .latencies
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            lat.fsync.record(s.now_ns() - t0);
-            drop(lat);
-            st.unsynced_bytes = 0;
-            s.publish_durable(st.written_seq);
-        }
-        Err(e) => {
-            s.latch_failure(&WalError::io(
-                format!("fdatasync of {}", st.segment.path.display()),
-                e,
-            ));
-            st.unsynced_bytes = 0;
-        }
-    }
+    Pipeline::request_sync(s, &st.segment, st.written_seq);
 }

@@ -53,10 +53,12 @@
 mod complete;
 mod group;
 mod idle;
+mod pipeline;
 mod roll;
 mod state;
 mod write;
 
+pub(crate) use pipeline::Pipeline;
 pub(crate) use state::CommitterState;
 
 use std::sync::Arc;
@@ -65,14 +67,14 @@ use std::time::Duration;
 use crate::error::WalError;
 use crate::shared::Shared;
 use crate::sync::Ordering;
-use complete::{fail_group, finish};
 use group::{collect, collect_more};
+use pipeline::InFlight;
 use idle::{park, sync_active, write_close_mark};
 use write::commit_group;
 
 /// The committer thread's body.
 pub(crate) fn run(shared: Arc<Shared>, mut st: CommitterState) {
-    let s = &*shared;
+    let s = &shared;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main_loop(s, &mut st)));
     if result.is_err() {
         // A bug, not an operating error: fail everything so no caller waits forever.
@@ -82,11 +84,14 @@ pub(crate) fn run(shared: Arc<Shared>, mut st: CommitterState) {
         ));
         drain_failing(s, &mut st, &WalError::Failed(e));
     }
+    Pipeline::wait_idle(s);
+    s.pipeline.stop();
     *s.committer_thread.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
-fn main_loop(s: &Shared, st: &mut CommitterState) {
+fn main_loop(s: &Arc<Shared>, st: &mut CommitterState) {
     loop {
+        s.pipeline.wait_for_room();
         collect(s, st);
         let woke_idle = std::mem::replace(&mut st.idle, false);
         if st.frames.is_empty() {
@@ -96,8 +101,9 @@ fn main_loop(s: &Shared, st: &mut CommitterState) {
             }
             if s.closing.load(Ordering::SeqCst)
                 && s.in_flight.load(Ordering::SeqCst) == 0
-                && !s.ring.has_reserved_beyond(st.consumed)
+                && !s.ring.has_reserved_beyond(st.next_pos)
             {
+                Pipeline::wait_idle(s);
                 write_close_mark(s, st);
                 return;
             }
@@ -114,23 +120,22 @@ fn main_loop(s: &Shared, st: &mut CommitterState) {
 }
 
 /// After a panic: fail everything that is or becomes published until close, starting
-/// with the group that was in progress (its frames are collected but not released).
-fn drain_failing(s: &Shared, st: &mut CommitterState, e: &WalError) {
-    if let Some(last) = st.frames.last().copied() {
-        fail_group(s, st, e);
-        finish(s, st, last.pos + last.total as u64);
-    }
+/// with the group that was in progress (its frames are collected but not handed over).
+fn drain_failing(s: &Arc<Shared>, st: &mut CommitterState, e: &WalError) {
     loop {
-        st.frames.clear();
-        collect_more(s, st);
+        if st.frames.is_empty() {
+            collect_more(s, st);
+        }
         if let Some(last) = st.frames.last().copied() {
-            fail_group(s, st, e);
-            finish(s, st, last.pos + last.total as u64);
+            let end = last.pos + last.total as u64;
+            st.next_pos = end;
+            let frames = std::mem::take(&mut st.frames);
+            Pipeline::push(s, InFlight::failed(frames, end, e.clone()), None);
             continue;
         }
         if s.closing.load(Ordering::SeqCst)
             && s.in_flight.load(Ordering::SeqCst) == 0
-            && !s.ring.has_reserved_beyond(st.consumed)
+            && !s.ring.has_reserved_beyond(st.next_pos)
         {
             return;
         }

@@ -7,7 +7,9 @@ use crate::format::Kind;
 use crate::segment::Segment;
 
 pub(crate) struct CommitterState {
-    pub(super) consumed: u64,
+    /// Ring position of the next frame to collect (everything before it is written, or
+    /// handed to the pipeline).
+    pub(super) next_pos: u64,
     pub(super) segment: Arc<Segment>,
     /// Size of the active segment (its file's length).
     pub(super) segment_bytes: u64,
@@ -27,8 +29,6 @@ pub(crate) struct CommitterState {
     /// The committer parked since the last group (so the next group may wait
     /// `commit_delay` for company).
     pub(super) idle: bool,
-    /// Per producer: (pid, outcomes in order).
-    pub(super) outcomes: Vec<(u64, Vec<u64>)>,
     /// Groups written since open (a clean close then leaves a MARK behind them).
     pub(super) groups_written: u64,
 }
@@ -57,7 +57,7 @@ impl CommitterState {
         now_ns: u64,
     ) -> CommitterState {
         CommitterState {
-            consumed: 0,
+            next_pos: 0,
             segment,
             segment_bytes,
             activated_ns: now_ns,
@@ -68,7 +68,6 @@ impl CommitterState {
             unsynced_bytes: 0,
             frames: Vec::new(),
             idle: true,
-            outcomes: Vec::new(),
             groups_written: 0,
         }
     }

@@ -1,7 +1,7 @@
 //! Committing a group: sequence numbers and checksums, the one gathered write (with its
-//! MARK, and a segment header after a roll), the sync decision, the hand-off to the apply
-//! hook, the durable watermark and the counters (steps 3, 4 and 6); then the completions
-//! (`complete.rs`).
+//! MARK, and a segment header after a roll), the sync decision, and the hand-off to the
+//! pipeline (steps 3 and 4), which syncs it, applies it and completes it in order
+//! (`pipeline.rs`, `complete.rs`).
 
 use std::sync::Arc;
 
@@ -12,12 +12,12 @@ use crate::segment::Segment;
 use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
 
-use super::complete::{deliver, fail_group, finish};
 use super::group::group_disk_bytes;
+use super::pipeline::{InFlight, Pipeline};
 use super::roll::{ask_next_if_half_full, finish_roll, grow_empty_active, prepare_roll};
-use super::state::CommitterState;
+use super::state::{CommitterState, GroupFrame};
 
-pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
+pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
     let group_start_ns = s.now_ns();
     let arrival = s.arrival_ns.swap(0, std::sync::atomic::Ordering::Relaxed);
     let arrival = if arrival == 0 {
@@ -29,49 +29,54 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
         let last = st.frames.last().expect("non-empty group");
         last.pos + last.total as u64
     };
+    st.next_pos = end;
+    let disk_bytes = group_disk_bytes(st);
+    let frames = std::mem::take(&mut st.frames);
+    let fail = |frames, e| Pipeline::push(s, InFlight::failed(frames, end, e), None);
     if let Some(e) = s.failure() {
-        fail_group(s, st, &WalError::Failed(e));
-        finish(s, st, end);
+        fail(frames, WalError::Failed(e));
         return;
     }
-    let disk_bytes = group_disk_bytes(st);
     let mut header: Option<[u8; format::SEGMENT_HEADER_BYTES]> = None;
     let mut roll_to: Option<(Arc<Segment>, u64)> = None;
     let room_end = st
         .segment_bytes
         .saturating_sub(format::SEGMENT_RESERVED_BYTES as u64);
-    let active_empty = st.written_seq + 1 == st.segment.first_seq;
-    if disk_bytes > 0 && st.offset + disk_bytes > room_end && active_empty {
-        // A segment must hold a record before the next one starts (recovery requires
-        // first sequence numbers to increase): a new log's small first segment grows in
-        // place for an entry larger than it.
-        if let Err(e) = grow_empty_active(s, st, disk_bytes) {
-            fail_group(s, st, &e);
-            finish(s, st, end);
+    if disk_bytes > 0 && st.offset + disk_bytes > room_end {
+        // Every fdatasync in flight is on the active segment: let them finish first.
+        Pipeline::wait_idle(s);
+        if let Some(e) = s.failure() {
+            fail(frames, WalError::Failed(e));
             return;
         }
-    } else if disk_bytes > 0 && st.offset + disk_bytes > room_end {
-        match prepare_roll(s, st, disk_bytes) {
-            Ok((seg, h, len)) => {
-                roll_to = Some((seg, len));
-                header = Some(h);
-            }
-            Err(e) => {
-                fail_group(s, st, &e);
-                finish(s, st, end);
+        if st.written_seq + 1 == st.segment.first_seq {
+            // A segment must hold a record before the next one starts (recovery requires
+            // first sequence numbers to increase): a new log's small first segment grows
+            // in place for an entry larger than it.
+            if let Err(e) = grow_empty_active(s, st, disk_bytes) {
+                fail(frames, e);
                 return;
+            }
+        } else {
+            match prepare_roll(s, st, disk_bytes) {
+                Ok((seg, h, len)) => {
+                    roll_to = Some((seg, len));
+                    header = Some(h);
+                }
+                Err(e) => {
+                    fail(frames, e);
+                    return;
+                }
             }
         }
     }
     // Assign sequence numbers and seal checksums; gather outcomes per producer.
-    for (_, v) in st.outcomes.iter_mut() {
-        v.clear();
-    }
+    let mut outcomes: Vec<(u64, Vec<u64>)> = Vec::new();
     let mut seq = st.written_seq;
     let mut wants_sync = false;
     let mut marker = false;
     let first_seq = seq + 1;
-    for f in &st.frames {
+    for f in &frames {
         if f.kind == Kind::Pad {
             continue;
         }
@@ -88,11 +93,11 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
             seq
         } else {
             marker = true;
-            u64::MAX // filled with the durable watermark below
+            u64::MAX // the durable watermark, filled in at delivery
         };
-        match st.outcomes.iter_mut().find(|(p, _)| *p == pid) {
+        match outcomes.iter_mut().find(|(p, _)| *p == pid) {
             Some((_, v)) => v.push(outcome),
-            None => st.outcomes.push((pid, vec![outcome])),
+            None => outcomes.push((pid, vec![outcome])),
         }
     }
     let durable = wants_sync
@@ -100,7 +105,7 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
         || st.unsynced_bytes + disk_bytes > UNSYNCED_BYTES_MAX
         || roll_to.is_some() && st.unsynced_bytes > 0;
     let mut write_ns = 0;
-    let mut sync_ns = 0;
+    let mut lead = 0u64;
     if disk_bytes > 0 {
         let (segment, offset) = match &roll_to {
             Some((seg, _)) => (seg.clone(), 0u64),
@@ -115,11 +120,12 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
                 iov.push(&h[..]);
             }
             iov.push(&mark[..]);
-            gather(s, st, &mut iov);
-            // Rolled segments must be durable before they are renamed into place.
+            gather(s, &frames, &mut iov);
+            // A rolled segment's first write is durable before it is renamed into place;
+            // every other group's fdatasync runs in the pipeline.
             segment
                 .file
-                .write_at(offset, &iov, durable || roll_to.is_some())
+                .write_at(offset, &iov, roll_to.is_some())
                 .map_err(|e| {
                     WalError::io(
                         format!("writing {} at offset {offset}", segment.path.display()),
@@ -136,76 +142,41 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
                 // This group gets the original error (EIO, ENOSPC, ...); later appends
                 // get `Failed` wrapping it.
                 s.latch_failure(&e);
-                fail_group(s, st, &e);
-                finish(s, st, end);
+                fail(frames, e);
                 return;
             }
         };
         write_ns = timing.write_ns;
-        sync_ns = timing.sync_ns;
-        let lead = header.map_or(0, |h| h.len() as u64) + mark.len() as u64;
-        let written = lead + disk_bytes;
+        lead = header.map_or(0, |h| h.len() as u64) + mark.len() as u64;
         let group_offset = offset + lead;
-        st.offset = offset + written;
-        s.counters.add(&s.counters.bytes_written, written);
-        if durable || roll_to.is_some() {
+        st.offset = offset + lead + disk_bytes;
+        s.counters.add(&s.counters.bytes_written, lead + disk_bytes);
+        st.written_seq = seq;
+        st.groups_written += 1;
+        if roll_to.is_some() {
+            // Durable already (the roll's write was), and nothing was in flight.
             s.counters.add(&s.counters.fsyncs, 1);
+            if timing.sync_ns > 0 {
+                let mut lat = s
+                    .counters
+                    .latencies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                lat.fsync.record(timing.sync_ns);
+            }
+            st.unsynced_bytes = 0;
+            s.publish_durable(seq);
+        } else if durable {
             st.unsynced_bytes = 0;
         } else {
             st.unsynced_bytes += disk_bytes;
         }
-        st.written_seq = seq;
-        st.groups_written += 1;
         ask_next_if_half_full(s, st);
         st.segment.note_index(first_seq, group_offset);
-        if let Some(hook) = &s.apply {
-            apply_group(s, st, &**hook, first_seq);
-        }
-    } else if marker && st.unsynced_bytes > 0 {
-        let t0 = s.now_ns();
-        if let Err(e) = st.segment.file.sync_data() {
-            let e = WalError::io(format!("fdatasync of {}", st.segment.path.display()), e);
-            s.latch_failure(&e);
-            fail_group(s, st, &e);
-            finish(s, st, end);
-            return;
-        }
-        sync_ns = s.now_ns() - t0;
-        s.counters.add(&s.counters.fsyncs, 1);
+    } else if marker {
+        // A marker alone: the fdatasync asked for below covers everything written.
         st.unsynced_bytes = 0;
     }
-    if st.unsynced_bytes == 0 {
-        s.publish_durable(st.written_seq);
-    }
-    let watermark = s.durable_seq.load(Ordering::Acquire);
-    let done_ns = s.now_ns();
-    let records = seq - (first_seq - 1);
-    let info = GroupInfo {
-        records,
-        bytes: if disk_bytes > 0 {
-            disk_bytes + header.map_or(0, |h| h.len() as u64) + format::META_FRAME_BYTES as u64
-        } else {
-            0
-        },
-        first_seq: if records > 0 { first_seq } else { 0 },
-        last_seq: if records > 0 { seq } else { 0 },
-        queue_wait_us: group_start_ns.saturating_sub(arrival) as f64 / 1000.0,
-        write_us: write_ns as f64 / 1000.0,
-        fsync_us: sync_ns as f64 / 1000.0,
-        synced: st.unsynced_bytes == 0,
-    };
-    // Counted here, once per group, rather than by producers on a shared cache line, and
-    // before the completions go out: a caller whose append resolved sees it in stats().
-    s.counters.add(&s.counters.appends, records);
-    s.counters.add(
-        &s.counters.append_bytes,
-        st.frames
-            .iter()
-            .filter(|f| f.kind.is_on_disk())
-            .map(|f| f.len as u64)
-            .sum(),
-    );
-    s.counters.add(&s.counters.groups, 1);
     {
         let mut lat = s
             .counters
@@ -215,49 +186,46 @@ pub(super) fn commit_group(s: &Shared, st: &mut CommitterState) {
         lat.queue_wait
             .record(group_start_ns.saturating_sub(arrival));
         lat.write.record(write_ns);
-        if sync_ns > 0 {
-            lat.fsync.record(sync_ns);
-        }
-        lat.total.record(done_ns.saturating_sub(arrival));
     }
-    deliver(s, st, watermark, &info);
-    finish(s, st, end);
-}
-
-/// Hands the group's records (sequence numbers already assigned) to the apply hook.
-fn apply_group(
-    s: &Shared,
-    st: &CommitterState,
-    hook: &dyn crate::shared::ApplyHook,
-    first_seq: u64,
-) {
-    let mut seq = first_seq;
-    let mut it = st.frames.iter().filter(|f| f.kind.is_on_disk()).map(|f| {
-        // SAFETY: as in `gather`: the committer owns these published frames until
-        // `finish` releases them (after this call); a frame never wraps the ring.
-        let payload = unsafe {
-            s.ring
-                .slice(f.pos + format::FRAME_HEADER_BYTES as u64, f.len)
-        };
-        let r = (seq, payload);
-        seq += 1;
-        r
-    });
-    hook.apply(&mut it);
+    let records = seq - (first_seq - 1);
+    let info = GroupInfo {
+        records,
+        bytes: if disk_bytes > 0 { disk_bytes + lead } else { 0 },
+        first_seq: if records > 0 { first_seq } else { 0 },
+        last_seq: if records > 0 { seq } else { 0 },
+        queue_wait_us: group_start_ns.saturating_sub(arrival) as f64 / 1000.0,
+        write_us: write_ns as f64 / 1000.0,
+        fsync_us: 0.0,
+        synced: false,
+    };
+    // A durable group waits for an fdatasync covering it; a sync marker for one covering
+    // everything written before it. Both are `written_seq` now.
+    let group = InFlight {
+        frames,
+        outcomes,
+        end,
+        last_seq: st.written_seq,
+        needs_sync: durable,
+        error: None,
+        info,
+        arrival_ns: arrival,
+    };
+    let sync = (durable && roll_to.is_none()).then_some((&st.segment, st.written_seq));
+    Pipeline::push(s, group, sync);
 }
 
 /// Gathers the group's on-disk frames into iovecs (contiguous runs of the ring).
-fn gather<'a>(s: &'a Shared, st: &CommitterState, iov: &mut Vec<&'a [u8]>) {
+fn gather<'a>(s: &'a Shared, frames: &[GroupFrame], iov: &mut Vec<&'a [u8]>) {
     let mut run: Option<(u64, usize)> = None;
     let flush = |run: &mut Option<(u64, usize)>, iov: &mut Vec<&'a [u8]>| {
         if let Some((p, n)) = run.take() {
-            // SAFETY: the committer is the ring's only consumer and owns these published
-            // frames until `finish` releases them, which happens after the write that
-            // uses these slices has completed; runs never wrap (pads split them).
+            // SAFETY: the committer owns these published frames until it hands the group
+            // to the pipeline, after the write that uses these slices has completed (only
+            // then can `finish` release them); runs never wrap (pads split them).
             iov.push(unsafe { s.ring.slice(p, n) });
         }
     };
-    for f in &st.frames {
+    for f in frames {
         if f.kind.is_on_disk() {
             // A frame that starts at the ring's first byte continues nothing: the previous
             // frame ended exactly at the end of the buffer (no pad was needed).
