@@ -73,8 +73,12 @@ struct LevelCursor<'a> {
     lower: Bound<&'a [u8]>,
     upper: Bound<&'a [u8]>,
     reverse: bool,
+    /// The current entry, copied out of the table cursor (which has moved past its
+    /// versions); both buffers are reused from entry to entry (no allocation per key).
     key: Vec<u8>,
-    value: Option<Vec<u8>>,
+    value: Vec<u8>,
+    /// Whether the current entry is a put (`value` holds its value) or a deletion.
+    is_put: bool,
     valid: bool,
 }
 
@@ -122,7 +126,8 @@ impl<'a> LevelCursor<'a> {
             upper,
             reverse,
             key: Vec::new(),
-            value: None,
+            value: Vec::new(),
+            is_put: false,
             valid: false,
         };
         c.open_table(true)?;
@@ -199,9 +204,21 @@ impl<'a> LevelCursor<'a> {
                 continue;
             }
             let found = if self.reverse {
-                reverse_visible(it, self.snapshot, &mut self.key, &mut self.value)?
+                reverse_visible(
+                    it,
+                    self.snapshot,
+                    &mut self.key,
+                    &mut self.value,
+                    &mut self.is_put,
+                )?
             } else {
-                forward_visible(it, self.snapshot, &mut self.key, &mut self.value)?
+                forward_visible(
+                    it,
+                    self.snapshot,
+                    &mut self.key,
+                    &mut self.value,
+                    &mut self.is_put,
+                )?
             };
             if !found {
                 continue;
@@ -229,12 +246,14 @@ impl<'a> LevelCursor<'a> {
 }
 
 /// At a user key's first (newest) version: finds its version visible at `snapshot` and
-/// moves past all its versions. Returns whether one was visible.
+/// moves past all its versions. Returns whether one was visible (its value in `value` and
+/// `is_put`; the buffers are reused).
 fn forward_visible(
     it: &mut TableIter<'_, VfsFile>,
     snapshot: u64,
     key: &mut Vec<u8>,
-    value: &mut Option<Vec<u8>>,
+    value: &mut Vec<u8>,
+    is_put: &mut bool,
 ) -> Result<bool, DbError> {
     let mut found = false;
     let Some(p) = internal_key::decode(it.key()) else {
@@ -249,7 +268,7 @@ fn forward_visible(
         }
         if !found && p.seq <= snapshot {
             found = true;
-            *value = (p.kind == ValueKind::Put).then(|| it.value().to_vec());
+            set_value(value, is_put, p.kind, it.value());
         }
         it.next()?;
         if !it.valid() {
@@ -265,7 +284,8 @@ fn reverse_visible(
     it: &mut TableIter<'_, VfsFile>,
     snapshot: u64,
     key: &mut Vec<u8>,
-    value: &mut Option<Vec<u8>>,
+    value: &mut Vec<u8>,
+    is_put: &mut bool,
 ) -> Result<bool, DbError> {
     let mut found = false;
     let p = internal_key::decode(it.key()).ok_or_else(|| corrupt_key(it))?;
@@ -278,7 +298,7 @@ fn reverse_visible(
         }
         if p.seq <= snapshot {
             found = true;
-            *value = (p.kind == ValueKind::Put).then(|| it.value().to_vec());
+            set_value(value, is_put, p.kind, it.value());
         }
         it.prev()?;
         if !it.valid() {
@@ -286,6 +306,15 @@ fn reverse_visible(
         }
     }
     Ok(found)
+}
+
+/// Keeps a visible version: its value copied into the reused buffer, or a deletion.
+fn set_value(value: &mut Vec<u8>, is_put: &mut bool, kind: ValueKind, v: &[u8]) {
+    *is_put = kind == ValueKind::Put;
+    value.clear();
+    if *is_put {
+        value.extend_from_slice(v);
+    }
 }
 
 fn corrupt_key(it: &TableIter<'_, VfsFile>) -> DbError {
@@ -297,7 +326,8 @@ fn corrupt_key(it: &TableIter<'_, VfsFile>) -> DbError {
 
 impl Cursor for LevelCursor<'_> {
     fn current(&self) -> Option<Entry<'_>> {
-        self.valid.then(|| (&self.key[..], self.value.as_deref()))
+        self.valid
+            .then(|| (&self.key[..], self.is_put.then_some(&self.value[..])))
     }
     fn advance(&mut self) -> Result<(), DbError> {
         self.find()
@@ -436,16 +466,32 @@ impl DbIter {
         max_bytes: usize,
     ) -> Result<IterBatch, DbError> {
         let mut out = IterBatch::default();
+        self.next_batch_into(max_entries, max_bytes, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`DbIter::next_batch`], into `out` (cleared first, its buffers reused: a scan
+    /// that reuses one batch allocates nothing per entry and nothing per batch once the
+    /// buffers have grown).
+    pub fn next_batch_into(
+        &mut self,
+        max_entries: usize,
+        max_bytes: usize,
+        out: &mut IterBatch,
+    ) -> Result<(), DbError> {
+        out.data.clear();
+        out.lens.clear();
+        out.done = false;
         if self.done {
             out.done = true;
-            return Ok(out);
+            return Ok(());
         }
         let sv = self.sv.clone();
         let reverse = self.opts.reverse;
         let mut lower = self.opts.lower.as_ref().map(|v| &v[..]);
         let mut upper = self.opts.upper.as_ref().map(|v| &v[..]);
         let seek = self.seek.clone();
-        let position = self.position.clone();
+        let position = self.position.take();
         if let Some(t) = seek.as_deref() {
             if reverse {
                 upper = tighter_upper(upper, Bound::Included(t));
@@ -463,62 +509,79 @@ impl DbIter {
         let mut cursors = make_cursors(&sv, self.snapshot, lower, upper, reverse)?;
         let mut count = 0usize;
         let limit_left = self.opts.limit.map(|l| l - self.returned);
-        loop {
+        // The last user key taken (a put or a deletion): the next batch starts after it.
+        // One buffer per batch, reused from key to key.
+        let mut last: Vec<u8> = Vec::new();
+        let mut moved = false;
+        let result = loop {
             if count >= max_entries
                 || out.data.len() >= max_bytes
                 || limit_left.is_some_and(|l| count as u64 >= l)
             {
-                break;
+                break Ok(());
             }
             // The winning key: smallest (largest in reverse); ties go to the newest source.
-            let mut best: Option<usize> = None;
+            let mut best: Option<(usize, &[u8])> = None;
             for (i, c) in cursors.iter().enumerate() {
                 let Some((k, _)) = c.current() else { continue };
-                best = match best {
-                    None => Some(i),
-                    Some(b) => {
-                        let bk = cursors[b].current().map(|e| e.0).unwrap_or_default();
-                        let better = if reverse { k > bk } else { k < bk };
-                        if better {
-                            Some(i)
-                        } else {
-                            Some(b)
-                        }
-                    }
+                let better = match best {
+                    None => true,
+                    Some((_, bk)) if reverse => k > bk,
+                    Some((_, bk)) => k < bk,
                 };
+                if better {
+                    best = Some((i, k));
+                }
             }
-            let Some(b) = best else {
+            let Some((b, _)) = best else {
                 self.done = true;
-                break;
+                break Ok(());
             };
-            let (key, value) = {
+            {
                 let (k, v) = cursors[b].current().expect("best is valid");
-                (k.to_vec(), v.map(<[u8]>::to_vec))
-            };
+                last.clear();
+                last.extend_from_slice(k);
+                if let Some(v) = v {
+                    out.data.extend_from_slice(k);
+                    out.lens.push(k.len() as u32);
+                    if self.opts.values {
+                        out.data.extend_from_slice(v);
+                        out.lens.push(v.len() as u32);
+                    } else {
+                        out.lens.push(0);
+                    }
+                    count += 1;
+                }
+            }
+            moved = true;
+            let mut failed = None;
             for c in cursors.iter_mut() {
-                if c.current().is_some_and(|(k, _)| k == &key[..]) {
-                    c.advance()?;
+                if c.current().is_some_and(|(k, _)| k == &last[..]) {
+                    if let Err(e) = c.advance() {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
-            if let Some(v) = value {
-                out.data.extend_from_slice(&key);
-                out.lens.push(key.len() as u32);
-                if self.opts.values {
-                    out.data.extend_from_slice(&v);
-                    out.lens.push(v.len() as u32);
-                } else {
-                    out.lens.push(0);
-                }
-                count += 1;
+            if let Some(e) = failed {
+                break Err(e);
             }
-            self.position = Some(key);
-        }
+        };
+        drop(cursors);
+        // Where the next batch starts: after the last key taken, else (nothing taken, or a
+        // failure: the batch is not delivered) where this one did.
+        self.position = if moved && result.is_ok() {
+            Some(last)
+        } else {
+            position
+        };
+        result?;
         self.returned += count as u64;
         if self.opts.limit.is_some_and(|l| self.returned >= l) {
             self.done = true;
         }
         out.done = self.done;
-        Ok(out)
+        Ok(())
     }
 }
 
