@@ -255,13 +255,19 @@ fn forward_visible(
     value: &mut Vec<u8>,
     is_put: &mut bool,
 ) -> Result<bool, DbError> {
-    let mut found = false;
-    let Some(p) = internal_key::decode(it.key()) else {
-        return Err(corrupt_key(it));
-    };
+    let p = internal_key::decode(it.key()).ok_or_else(|| corrupt_key(it))?;
     key.clear();
     key.extend_from_slice(p.user_key);
+    // The newest version comes first: it is the one if the snapshot sees it (the usual case).
+    let mut found = p.seq <= snapshot;
+    if found {
+        set_value(value, is_put, p.kind, it.value());
+    }
     loop {
+        it.next()?;
+        if !it.valid() {
+            break;
+        }
         let p = internal_key::decode(it.key()).ok_or_else(|| corrupt_key(it))?;
         if p.user_key != &key[..] {
             break;
@@ -269,10 +275,6 @@ fn forward_visible(
         if !found && p.seq <= snapshot {
             found = true;
             set_value(value, is_put, p.kind, it.value());
-        }
-        it.next()?;
-        if !it.valid() {
-            break;
         }
     }
     Ok(found)
@@ -509,10 +511,14 @@ impl DbIter {
         let mut cursors = make_cursors(&sv, self.snapshot, lower, upper, reverse)?;
         let mut count = 0usize;
         let limit_left = self.opts.limit.map(|l| l - self.returned);
-        // The last user key taken (a put or a deletion): the next batch starts after it.
-        // One buffer per batch, reused from key to key.
+        // The last user key taken: the next batch starts after it. A put's key is where it
+        // was copied into `out.data` (`last_put`: offset and length), so only a deletion's key
+        // is copied aside (into `last`); nothing is allocated per key.
         let mut last: Vec<u8> = Vec::new();
+        let mut last_put: Option<(usize, usize)> = None;
         let mut moved = false;
+        // One source (a compacted database, or a lone memtable) needs no merge.
+        let single = cursors.len() == 1;
         let result = loop {
             if count >= max_entries
                 || out.data.len() >= max_bytes
@@ -539,9 +545,8 @@ impl DbIter {
             };
             {
                 let (k, v) = cursors[b].current().expect("best is valid");
-                last.clear();
-                last.extend_from_slice(k);
                 if let Some(v) = v {
+                    last_put = Some((out.data.len(), k.len()));
                     out.data.extend_from_slice(k);
                     out.lens.push(k.len() as u32);
                     if self.opts.values {
@@ -551,22 +556,34 @@ impl DbIter {
                         out.lens.push(0);
                     }
                     count += 1;
+                } else {
+                    last_put = None;
+                    last.clear();
+                    last.extend_from_slice(k);
                 }
             }
             moved = true;
-            let mut failed = None;
-            for c in cursors.iter_mut() {
-                if c.current().is_some_and(|(k, _)| k == &last[..]) {
-                    if let Err(e) = c.advance() {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = failed {
+            let advanced = if single {
+                cursors[0].advance()
+            } else {
+                // Every source at the winning key moves past it (older versions lose).
+                let key = match last_put {
+                    Some((at, len)) => &out.data[at..at + len],
+                    None => &last[..],
+                };
+                cursors
+                    .iter_mut()
+                    .filter(|c| c.current().is_some_and(|(k, _)| k == key))
+                    .try_for_each(|c| c.advance())
+            };
+            if let Err(e) = advanced {
                 break Err(e);
             }
         };
+        if let Some((at, len)) = last_put {
+            last.clear();
+            last.extend_from_slice(&out.data[at..at + len]);
+        }
         drop(cursors);
         // Where the next batch starts: after the last key taken, else (nothing taken, or a
         // failure: the batch is not delivered) where this one did.
