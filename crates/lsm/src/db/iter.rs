@@ -79,6 +79,8 @@ struct LevelCursor<'a> {
     value: Vec<u8>,
     /// Whether the current entry is a put (`value` holds its value) or a deletion.
     is_put: bool,
+    /// Whether values are copied out at all (not for a keys-only range: `value` stays empty).
+    values: bool,
     valid: bool,
 }
 
@@ -105,6 +107,7 @@ impl<'a> LevelCursor<'a> {
         lower: Bound<&'a [u8]>,
         upper: Bound<&'a [u8]>,
         reverse: bool,
+        values: bool,
     ) -> Result<LevelCursor<'a>, DbError> {
         let idx = if reverse {
             // The last table whose smallest key is within the upper bound.
@@ -128,6 +131,7 @@ impl<'a> LevelCursor<'a> {
             key: Vec::new(),
             value: Vec::new(),
             is_put: false,
+            values,
             valid: false,
         };
         c.open_table(true)?;
@@ -208,7 +212,7 @@ impl<'a> LevelCursor<'a> {
                     it,
                     self.snapshot,
                     &mut self.key,
-                    &mut self.value,
+                    self.values.then_some(&mut self.value),
                     &mut self.is_put,
                 )?
             } else {
@@ -216,7 +220,7 @@ impl<'a> LevelCursor<'a> {
                     it,
                     self.snapshot,
                     &mut self.key,
-                    &mut self.value,
+                    self.values.then_some(&mut self.value),
                     &mut self.is_put,
                 )?
             };
@@ -252,7 +256,7 @@ fn forward_visible(
     it: &mut TableIter<'_, VfsFile>,
     snapshot: u64,
     key: &mut Vec<u8>,
-    value: &mut Vec<u8>,
+    mut value: Option<&mut Vec<u8>>,
     is_put: &mut bool,
 ) -> Result<bool, DbError> {
     let p = internal_key::decode(it.key()).ok_or_else(|| corrupt_key(it))?;
@@ -261,7 +265,7 @@ fn forward_visible(
     // The newest version comes first: it is the one if the snapshot sees it (the usual case).
     let mut found = p.seq <= snapshot;
     if found {
-        set_value(value, is_put, p.kind, it.value());
+        set_value(value.as_deref_mut(), is_put, p.kind, it.value());
     }
     loop {
         it.next()?;
@@ -274,7 +278,7 @@ fn forward_visible(
         }
         if !found && p.seq <= snapshot {
             found = true;
-            set_value(value, is_put, p.kind, it.value());
+            set_value(value.as_deref_mut(), is_put, p.kind, it.value());
         }
     }
     Ok(found)
@@ -286,7 +290,7 @@ fn reverse_visible(
     it: &mut TableIter<'_, VfsFile>,
     snapshot: u64,
     key: &mut Vec<u8>,
-    value: &mut Vec<u8>,
+    mut value: Option<&mut Vec<u8>>,
     is_put: &mut bool,
 ) -> Result<bool, DbError> {
     let mut found = false;
@@ -300,7 +304,7 @@ fn reverse_visible(
         }
         if p.seq <= snapshot {
             found = true;
-            set_value(value, is_put, p.kind, it.value());
+            set_value(value.as_deref_mut(), is_put, p.kind, it.value());
         }
         it.prev()?;
         if !it.valid() {
@@ -310,12 +314,15 @@ fn reverse_visible(
     Ok(found)
 }
 
-/// Keeps a visible version: its value copied into the reused buffer, or a deletion.
-fn set_value(value: &mut Vec<u8>, is_put: &mut bool, kind: ValueKind, v: &[u8]) {
+/// Keeps a visible version: its value copied into the reused buffer (unless values are not
+/// wanted: `None`), or a deletion.
+fn set_value(value: Option<&mut Vec<u8>>, is_put: &mut bool, kind: ValueKind, v: &[u8]) {
     *is_put = kind == ValueKind::Put;
-    value.clear();
-    if *is_put {
-        value.extend_from_slice(v);
+    if let Some(value) = value {
+        value.clear();
+        if *is_put {
+            value.extend_from_slice(v);
+        }
     }
 }
 
@@ -508,7 +515,8 @@ impl DbIter {
                 lower = tighter_lower(lower, Bound::Excluded(p));
             }
         }
-        let mut cursors = make_cursors(&sv, self.snapshot, lower, upper, reverse)?;
+        let mut cursors =
+            make_cursors(&sv, self.snapshot, lower, upper, reverse, self.opts.values)?;
         let mut count = 0usize;
         let limit_left = self.opts.limit.map(|l| l - self.returned);
         // The last user key taken: the next batch starts after it. A put's key is where it
@@ -608,6 +616,7 @@ fn make_cursors<'a>(
     lower: Bound<&'a [u8]>,
     upper: Bound<&'a [u8]>,
     reverse: bool,
+    values: bool,
 ) -> Result<Vec<Box<dyn Cursor + 'a>>, DbError> {
     let mut cursors: Vec<Box<dyn Cursor + 'a>> = Vec::new();
     for m in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
@@ -635,6 +644,7 @@ fn make_cursors<'a>(
                 lower,
                 upper,
                 reverse,
+                values,
             )?));
         }
     }
@@ -643,7 +653,7 @@ fn make_cursors<'a>(
             continue;
         }
         cursors.push(Box::new(LevelCursor::new(
-            level, snapshot, lower, upper, reverse,
+            level, snapshot, lower, upper, reverse, values,
         )?));
     }
     Ok(cursors)
