@@ -11,12 +11,31 @@ const EMPTY = Buffer.alloc(0)
 const NO_LENS = new Int32Array(0)
 
 /**
+ * The Buffers a batch hands out: a `Uint8Array` subclass whose prototype chain runs through
+ * `Buffer.prototype` (and whose `constructor` is `Buffer`), exactly how Node makes its own
+ * Buffers (an internal `FastBuffer` class with the same two links). So each is a Buffer by
+ * every test (`Buffer.isBuffer`, `instanceof Buffer`, every Buffer method), but making one
+ * is a plain typed-array construction over the batch's memory: about 25 ns against 65 ns
+ * for `buffer.subarray()`, which looks up `.buffer` and the species constructor per call.
+ * That is a third of a keys-only scan's cost per key in JavaScript.
+ */
+class BatchBuffer extends Uint8Array {}
+Object.setPrototypeOf(BatchBuffer.prototype, Buffer.prototype)
+Object.defineProperty(BatchBuffer.prototype, 'constructor', { value: Buffer, writable: true, configurable: true })
+
+// A view of `length` bytes of `ab` from `offset`, as a Buffer.
+const view = (ab: ArrayBuffer, offset: number, length: number): Buffer => new BatchBuffer(ab, offset, length) as unknown as Buffer
+
+/**
  * @internal A cursor over one batch: `step()` moves to the next entry, then `key()` and
  * `value()` return it (views of the batch's buffer, or strings decoded from it), so that a
  * caller pays only for the parts it hands out.
  */
 export class EntryBatch {
   #data: Buffer = EMPTY
+  // The batch's memory and where `#data` starts in it.
+  #ab: ArrayBuffer = EMPTY.buffer as ArrayBuffer
+  #base = 0
   #lens: Int32Array = NO_LENS
   #count = 0
   #pos = 0
@@ -29,6 +48,8 @@ export class EntryBatch {
   /** Starts reading `count` entries of `data` whose lengths are the first `2 * count` of `lens`. */
   load(data: Buffer, lens: Int32Array, count: number): void {
     this.#data = data
+    this.#ab = data.buffer as ArrayBuffer // the engine's and the façade's batches: never shared memory
+    this.#base = data.byteOffset
     this.#lens = lens
     this.#count = count
     this.#pos = 0
@@ -58,14 +79,12 @@ export class EntryBatch {
   /** The current entry's key: a view of the batch's buffer, or a string. */
   key(enc: Encoding): Buffer | string {
     const a = this.#ko
-    const b = a + this.#kl
-    return enc === 'utf8' ? this.#data.toString('utf8', a, b) : this.#data.subarray(a, b)
+    return enc === 'utf8' ? this.#data.toString('utf8', a, a + this.#kl) : view(this.#ab, this.#base + a, this.#kl)
   }
 
   /** The current entry's value: a view of the batch's buffer, or a string. */
   value(enc: Encoding): Buffer | string {
     const a = this.#ko + this.#kl
-    const b = a + this.#vl
-    return enc === 'utf8' ? this.#data.toString('utf8', a, b) : this.#data.subarray(a, b)
+    return enc === 'utf8' ? this.#data.toString('utf8', a, a + this.#vl) : view(this.#ab, this.#base + a, this.#vl)
   }
 }

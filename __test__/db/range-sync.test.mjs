@@ -169,6 +169,18 @@ test('views: true yields views of one reused buffer (valid until the next step);
   // Default: keep every key; all still hold their bytes after the scan.
   const kept = [...db.rangeSync({ values: false })];
   t.is(kept.length, n);
+  // Yielded Buffers are Buffers by every test (they are made the way Node makes its own).
+  const k0 = kept[0];
+  t.true(Buffer.isBuffer(k0));
+  t.true(k0 instanceof Buffer);
+  t.is(k0.constructor, Buffer);
+  t.is(k0.toString('hex'), Buffer.from('k000000').toString('hex'));
+  t.true(k0.equals(Buffer.from('k000000')));
+  t.true(k0.subarray(1, 3) instanceof Buffer);
+  t.is(k0.subarray(1, 3).toString(), '00');
+  t.is(k0.slice(0, 1).toString(), 'k');
+  t.is(Buffer.concat([k0, k0]).length, 14);
+  t.deepEqual(k0.toJSON(), Buffer.from('k000000').toJSON());
   t.true(kept.every((k, i) => k.toString() === `k${String(i).padStart(6, '0')}`), 'copies mode: every key kept intact');
 
   // Views: a view taken mid-scan (once the fills have grown to their full size) is
