@@ -20,22 +20,23 @@ const ENTRIES_MAX = 4096
 const BYTES_PER_ENTRY = 128
 const BYTES_MIN = 8 * 1024
 
-type Decoded<E> = E extends 'utf8' ? string : Buffer
-type Flag<O, F extends 'keys' | 'values'> = O extends { readonly [P in F]?: infer B } ? B : undefined
-type Enc<O, F extends 'keyEncoding' | 'valueEncoding'> = O extends { readonly [P in F]?: infer E } ? E : undefined
-// `false` picks A, anything else B; a `boolean` flag (not known statically) gives both.
-type IfFalse<B, A, C> = B extends false ? A : C
-
 /**
  * What each step of a {@link RangeSync} opened with options `O` yields: `[key, value]`;
  * the key alone with `values: false`; the value alone with `keys: false`. A Buffer, or a
- * string with the `utf8` encoding.
+ * string with the `utf8` encoding. (A flag that is a `boolean` not known to the compiler
+ * gives the union of both shapes.)
  */
-export type RangeItem<O extends RangeSyncOptions> = IfFalse<
-  Flag<O, 'values'>,
-  Decoded<Enc<O, 'keyEncoding'>>,
-  IfFalse<Flag<O, 'keys'>, Decoded<Enc<O, 'valueEncoding'>>, Entry<Decoded<Enc<O, 'keyEncoding'>>, Decoded<Enc<O, 'valueEncoding'>>>>
->
+export type RangeItem<O extends RangeSyncOptions> = O extends {
+  readonly values?: infer VF
+  readonly keys?: infer KF
+  readonly keyEncoding?: infer KE
+  readonly valueEncoding?: infer VE
+}
+  ?
+      | (VF extends false ? (KE extends 'utf8' ? string : Buffer) : never)
+      | (VF extends false ? never : KF extends false ? (VE extends 'utf8' ? string : Buffer) : never)
+      | (VF extends false ? never : KF extends false ? never : Entry<KE extends 'utf8' ? string : Buffer, VE extends 'utf8' ? string : Buffer>)
+  : never
 
 // What a step yields.
 const ENTRY = 0
