@@ -121,9 +121,17 @@ test('rangeSync reads its snapshot while writes, flushes and compactions continu
   await db.flush();
   const snap = db.snapshot();
   t.teardown(() => snap.release());
+  // Written after the snapshot, before the ranges are made: the implicit snapshot sees it,
+  // the explicit one does not.
+  await db.del('k00000');
+  await db.put('k00001', 'between');
+  before.del('k00000');
+  const atSnap = before.clone();
+  atSnap.put('k00000', value(0, 'old'));
+  before.put('k00001', 'between');
 
   const range = db.rangeSync({ keyEncoding: 'utf8', valueEncoding: 'utf8' });
-  const pinned = db.rangeSync({ snapshot: snap, reverse: true, values: false, keyEncoding: 'utf8' });
+  const pinned = db.rangeSync({ snapshot: snap, reverse: true, keyEncoding: 'utf8', valueEncoding: 'utf8' });
   const seen = [];
   const seenReverse = [];
   let step = 0;
@@ -150,10 +158,12 @@ test('rangeSync reads its snapshot while writes, flushes and compactions continu
   const expected = before.sorted().map(([k, v]) => [k.toString(), v.toString()]);
   t.deepEqual(seen.length, expected.length);
   t.deepEqual(seen, expected, 'the range saw the state as of its creation');
-  t.deepEqual(seenReverse, expected.map(([k]) => k).reverse(), 'the range at an explicit snapshot saw that state, in reverse');
+  const expectedAtSnap = atSnap.sorted().map(([k, v]) => [k.toString(), v.toString()]).reverse();
+  t.deepEqual(seenReverse, expectedAtSnap, 'the range at an explicit snapshot saw that state, in reverse');
   t.true(levelFiles(db.stats()) > 0);
   const now = [...db.rangeSync({ values: false, keyEncoding: 'utf8' })];
   t.notDeepEqual(now, expected.map(([k]) => k), 'a new range sees the later writes');
+  t.is(db.stats().snapshots, 1, 'the ranges released their snapshots; the explicit one remains');
 });
 
 test('views: true yields views of one reused buffer (valid until the next step); without it, every yielded Buffer stays valid; entries larger than a fill', async (t) => {
