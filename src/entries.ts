@@ -10,21 +10,10 @@ import type { Encoding } from './options.js'
 const EMPTY = Buffer.alloc(0)
 const NO_LENS = new Int32Array(0)
 
-/**
- * The Buffers a batch hands out: a `Uint8Array` subclass whose prototype chain runs through
- * `Buffer.prototype` (and whose `constructor` is `Buffer`), exactly how Node makes its own
- * Buffers (an internal `FastBuffer` class with the same two links). So each is a Buffer by
- * every test (`Buffer.isBuffer`, `instanceof Buffer`, every Buffer method), but making one
- * is a plain typed-array construction over the batch's memory: about 25 ns against 65 ns
- * for `buffer.subarray()`, which looks up `.buffer` and the species constructor per call.
- * That is a third of a keys-only scan's cost per key in JavaScript.
- */
-class BatchBuffer extends Uint8Array {}
-Object.setPrototypeOf(BatchBuffer.prototype, Buffer.prototype)
-Object.defineProperty(BatchBuffer.prototype, 'constructor', { value: Buffer, writable: true, configurable: true })
-
-// A view of `length` bytes of `ab` from `offset`, as a Buffer.
-const view = (ab: ArrayBuffer, offset: number, length: number): Buffer => new BatchBuffer(ab, offset, length) as unknown as Buffer
+// A view of `length` bytes of `ab` from `offset`: a plain Buffer (Buffer.prototype, equal
+// to any other Buffer under assert.deepStrictEqual), made without `subarray()`'s lookups of
+// `.buffer` and of the species constructor (about 52 ns against 65-80 ns per call here).
+const view = (ab: ArrayBuffer, offset: number, length: number): Buffer => Buffer.from(ab, offset, length)
 
 /**
  * @internal A cursor over one batch: `step()` moves to the next entry, then `key()` and

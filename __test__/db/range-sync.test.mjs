@@ -4,6 +4,7 @@
 // writes, flushes and compactions continue, views valid until the next step, entries larger
 // than a fill's buffer, closing (early exit, dispose, the database closing), bad options.
 
+import assert from 'node:assert';
 import test from 'ava';
 import { pkg } from '../helpers/uringdb.mjs';
 import { tmpDir } from '../helpers/util.mjs';
@@ -179,11 +180,15 @@ test('views: true yields views of one reused buffer (valid until the next step);
   // Default: keep every key; all still hold their bytes after the scan.
   const kept = [...db.rangeSync({ values: false })];
   t.is(kept.length, n);
-  // Yielded Buffers are Buffers by every test (they are made the way Node makes its own).
+  // Yielded Buffers are plain Buffers by every test, deep equality included (the abstract-level
+  // suite and assert.deepStrictEqual compare prototypes).
   const k0 = kept[0];
   t.true(Buffer.isBuffer(k0));
   t.true(k0 instanceof Buffer);
   t.is(k0.constructor, Buffer);
+  t.is(Object.getPrototypeOf(k0), Buffer.prototype);
+  t.notThrows(() => assert.deepStrictEqual(k0, Buffer.from('k000000')));
+  t.notThrows(() => assert.deepStrictEqual([...db.rangeSync({ limit: 1, views: true })], [[Buffer.from('k000000'), Buffer.from('v0')]]));
   t.is(k0.toString('hex'), Buffer.from('k000000').toString('hex'));
   t.true(k0.equals(Buffer.from('k000000')));
   t.true(k0.subarray(1, 3) instanceof Buffer);
