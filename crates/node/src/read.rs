@@ -178,10 +178,18 @@ impl NativeIterator {
         mut lens: Int32Array,
     ) -> napi::Result<NativeFill> {
         guard(&env, || {
+            // Two views of one memory would make the two mutable slices below alias.
+            let d = data.as_ptr_range();
+            let l = lens.as_ptr_range();
+            if (d.start as usize) < (l.end as usize) && (l.start as usize) < (d.end as usize) {
+                return Err(Failure::from(&DbError::InvalidArgument(
+                    "nextBatchInto: data and lens overlap".into(),
+                )));
+            }
             // SAFETY: a synchronous call on the JS thread: no JavaScript runs while these
             // slices live (both are dropped before returning), so neither typed array can be
-            // detached or written by JavaScript meanwhile; they are two distinct arrays
-            // (the façade allocates them separately), so the slices do not alias.
+            // detached or written by JavaScript meanwhile; the two do not overlap (checked
+            // above), so the slices do not alias.
             let (data, lens): (&mut [u8], &mut [i32]) = unsafe { (data.as_mut(), lens.as_mut()) };
             let max_entries = lens.len() / 2;
             if max_entries == 0 || data.is_empty() {
