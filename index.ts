@@ -7,7 +7,7 @@
  * logic: ordering, durability, recovery and group commit all live in the Rust core.
  *
  * The entry only re-exports the hand-written modules under `src/`: errors, options,
- * diagnostics, log, db, snapshot, iterator and batch.
+ * diagnostics, log, db, snapshot, iterator, range and batch.
  *
  * @packageDocumentation
  */
@@ -27,6 +27,7 @@ export {
   type BatchOperation,
   type Range,
   type IteratorOptions,
+  type RangeSyncOptions,
   type ClearOptions,
 } from './src/options.js'
 export type { Percentiles, WalStats, LogStats, CommitEvent, RecoveryEvent, LevelStats, DbStats, DbRecovery } from './src/diagnostics.js'
@@ -35,4 +36,5 @@ export type { LogRecord } from './src/log-read.js'
 export { Db, open } from './src/db.js'
 export { Snapshot } from './src/snapshot.js'
 export { DbIterator, type Entry } from './src/iterator.js'
+export { RangeSync, type RangeItem } from './src/range.js'
 export { ChainedBatch } from './src/batch.js'

@@ -21,12 +21,14 @@ import {
   type GetOptions,
   type BatchOperation,
   type IteratorOptions,
+  type RangeSyncOptions,
   type ClearOptions,
 } from './options.js'
 import { dbChannels, onDbEvent, type DbRecovery, type DbStats } from './diagnostics.js'
 import { BatchEncoder, ChainedBatch } from './batch.js'
 import { Snapshot, checkSnapshot } from './snapshot.js'
 import { DbIterator, openIterator, project } from './iterator.js'
+import { type RangeSync, type RangeItem, openRangeSync } from './range.js'
 
 // Multi-gets (a tick's gets, or one getMany call) of one handle in the engine's reader
 // queue at once; more wait in the handle, in call order, as pending promises (reading the
@@ -53,6 +55,7 @@ export class Db implements AsyncDisposable {
   #closing = false
   #closed: Promise<void> | undefined
   readonly #iterators = new Set<DbIterator<unknown, unknown>>()
+  readonly #ranges = new Set<RangeSync<unknown>>()
   readonly #recovery: DbRecovery
   // Staged, waiting and parked writes on their way to the engine.
   readonly #writes: DbWrites
@@ -99,8 +102,9 @@ export class Db implements AsyncDisposable {
   }
 
   /** @internal */
-  _forget(it: DbIterator<unknown, unknown>): void {
-    this.#iterators.delete(it)
+  _forget(it: object): void {
+    this.#iterators.delete(it as DbIterator<unknown, unknown>)
+    this.#ranges.delete(it as RangeSync<unknown>)
   }
 
   /**
@@ -290,6 +294,30 @@ export class Db implements AsyncDisposable {
     return project(this.#iterator(options, false, true), 1)
   }
 
+  /**
+   * A synchronous scan of a range at a consistent snapshot: iterate it with `for … of`
+   * (see {@link RangeSync}). Each step yields `[key, value]`, the key alone with
+   * `values: false`, or the value alone with `keys: false`. The range options are those of
+   * {@link Db.iterator}; `views: true` yields Buffers that are valid only until the next
+   * step (no buffer allocated per batch).
+   *
+   * For hot scans (the engine is read on the calling thread, a batch of up to 4096 entries
+   * per crossing, no promise); {@link Db.iterator} reads off the JS thread.
+   *
+   * @example
+   * ```ts
+   * for (const key of db.rangeSync({ gte: 'a', lt: 'b', values: false })) console.log(key)
+   * ```
+   * @throws {@link UringdbError} `ERR_URINGDB_INVALID_ARGUMENT` naming the bad option,
+   * `ERR_URINGDB_CLOSED`.
+   */
+  rangeSync<const O extends RangeSyncOptions = Record<never, never>>(options?: O): RangeSync<RangeItem<O>> {
+    if (this.#closing) throw closedError('database')
+    const r = openRangeSync(this.#native, this, options)
+    this.#ranges.add(r)
+    return r as RangeSync<RangeItem<O>>
+  }
+
   /** @internal The raw iterator with its key/value selection (for the level adapter). */
   _iterator(options: IteratorOptions, keys: boolean, values: boolean): DbIterator<unknown, unknown> {
     return this.#iterator(options, keys, values)
@@ -383,6 +411,8 @@ export class Db implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closed !== undefined) return this.#closed
     this.#closing = true
+    // Synchronous ranges end now: a step after this throws ERR_URINGDB_CLOSED.
+    for (const r of [...this.#ranges]) r._abort()
     this.#writes.flushStaged()
     this.#gets.flush()
     this.#closed = closeHandle(this.#queue, this.#native, this.#iterators)

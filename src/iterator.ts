@@ -9,6 +9,7 @@ import { type UringdbError, toUringdbError, invalidArgument, closedError } from 
 import { describe, checkOptions, keyBytes, checkEncoding } from './args.js'
 import { MiB, type Bytes, type Encoding, type IteratorOptions } from './options.js'
 import { Snapshot } from './snapshot.js'
+import { EntryBatch } from './entries.js'
 
 
 /**
@@ -17,7 +18,7 @@ import { Snapshot } from './snapshot.js'
  */
 export interface IteratorOwner {
   _closedOr(message: string): UringdbError
-  _forget(it: DbIterator<unknown, unknown>): void
+  _forget(it: object): void
 }
 
 /** One `[key, value]` pair of an iterator. */
@@ -31,12 +32,9 @@ export type Entry<K, V> = [K, V]
 export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator<Entry<K, V>>, AsyncDisposable {
   #native: native.NativeIterator | undefined
   #db: IteratorOwner
-  #data: Buffer = Buffer.alloc(0)
-  #lens: Int32Array = new Int32Array(0)
-  #pos = 0
-  #off = 0
+  readonly #batch = new EntryBatch()
   #done = false
-  #batch = 64
+  #size = 64
   readonly #keyEnc: Encoding
   readonly #valueEnc: Encoding
   readonly #keys: boolean
@@ -54,41 +52,30 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
     this.#values = values
   }
 
-  #decode(b: Buffer, enc: Encoding): Buffer | string {
-    return enc === 'utf8' ? b.toString('utf8') : b
-  }
-
   async #fill(): Promise<boolean> {
     if (this.#aborted) throw closedError('database', 'was closed while this iterator was open')
-    if (this.#pos * 2 < this.#lens.length) return true
+    if (this.#batch.more) return true
     if (this.#done) return false
     const n = this.#native
     if (n === undefined) throw this.#db._closedOr('the iterator is closed')
     let b: native.NativeBatch
     try {
-      b = await n.nextBatch(this.#batch, 1 * MiB)
+      b = await n.nextBatch(this.#size, 1 * MiB)
     } catch (e) {
       throw toUringdbError(e)
     }
-    this.#batch = Math.min(this.#batch * 2, 4096)
-    this.#data = b.data
-    this.#lens = b.lens
-    this.#pos = 0
-    this.#off = 0
+    this.#size = Math.min(this.#size * 2, 4096)
+    this.#batch.load(b.data, b.lens, b.lens.length / 2)
     this.#done = b.done
-    return this.#lens.length > 0
+    return this.#batch.more
   }
 
   #take(): Entry<K, V> {
-    const kl = this.#lens[this.#pos * 2]
-    const vl = this.#lens[this.#pos * 2 + 1]
-    const k = this.#data.subarray(this.#off, this.#off + kl)
-    const v = this.#data.subarray(this.#off + kl, this.#off + kl + vl)
-    this.#off += kl + vl
-    this.#pos++
+    const b = this.#batch
+    b.step()
     return [
-      (this.#keys ? this.#decode(k, this.#keyEnc) : undefined) as K,
-      (this.#values ? this.#decode(v, this.#valueEnc) : undefined) as V,
+      (this.#keys ? b.key(this.#keyEnc) : undefined) as K,
+      (this.#values ? b.value(this.#valueEnc) : undefined) as V,
     ]
   }
 
@@ -116,7 +103,7 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
       const out: Array<Entry<K, V>> = []
       while (out.length < size) {
         if (!(await this.#fill())) break
-        while (out.length < size && this.#pos * 2 < this.#lens.length) out.push(this.#take())
+        while (out.length < size && this.#batch.more) out.push(this.#take())
       }
       return out
     } finally {
@@ -146,11 +133,9 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
     const t = keyBytes('target', target)
     if (this.#native === undefined) throw this.#db._closedOr('the iterator is closed')
     this.#native.seek(t)
-    this.#lens = new Int32Array(0)
-    this.#pos = 0
-    this.#off = 0
+    this.#batch.clear()
     this.#done = false
-    this.#batch = 64
+    this.#size = 64
   }
 
   /** @internal Closed because its database closed: later reads reject, not end quietly. */
@@ -164,7 +149,7 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
     const n = this.#native
     this.#native = undefined
     this.#done = true
-    this.#lens = new Int32Array(0)
+    this.#batch.clear()
     if (n !== undefined) {
       n.close()
       this.#db._forget(this)
@@ -197,17 +182,23 @@ export class DbIterator<K = Buffer, V = Buffer> implements AsyncIterableIterator
   }
 }
 
+/** @internal A checked range: what the engine's iterator is opened with. */
+export interface CheckedRange {
+  readonly lower: readonly [Buffer, boolean] | undefined
+  readonly upper: readonly [Buffer, boolean] | undefined
+  readonly reverse: boolean
+  /** -1: no limit. */
+  readonly limit: number
+  readonly snapshot: native.NativeSnapshot | null
+  readonly keyEnc: Encoding
+  readonly valueEnc: Encoding
+}
+
 /**
- * @internal Opens the engine's iterator over the range of `options` (checked here) and wraps
- * it; `keys` and `values` select what its entries carry.
+ * @internal Checks the range options of an iterator (an error names the field), shared by
+ * {@link openIterator} and the synchronous range.
  */
-export function openIterator(
-  handle: native.NativeDb,
-  owner: IteratorOwner,
-  options: IteratorOptions,
-  keys: boolean,
-  values: boolean,
-): DbIterator<unknown, unknown> {
+export function checkRange(options: IteratorOptions | undefined): CheckedRange {
   checkOptions('options', options)
   const o = options ?? {}
   // As in abstract-level, `gte` wins over `gt` and `lte` over `lt` when both are given.
@@ -224,22 +215,41 @@ export function openIterator(
   if (o.snapshot !== undefined && !(o.snapshot instanceof Snapshot)) throw invalidArgument('snapshot must come from db.snapshot()')
   const keyEnc = checkEncoding('keyEncoding', o.keyEncoding)
   const valueEnc = checkEncoding('valueEncoding', o.valueEncoding)
-  let n: native.NativeIterator
+  return { lower, upper, reverse: o.reverse === true, limit, snapshot: o.snapshot?._native ?? null, keyEnc, valueEnc }
+}
+
+/** @internal Opens the engine's iterator over a checked range; `values`: copy values out. */
+export function openNative(handle: native.NativeDb, r: CheckedRange, values: boolean): native.NativeIterator {
   try {
-    n = handle.iterator(
-      lower?.[0] ?? null,
-      lower?.[1] ?? false,
-      upper?.[0] ?? null,
-      upper?.[1] ?? false,
-      o.reverse === true,
-      limit,
+    return handle.iterator(
+      r.lower?.[0] ?? null,
+      r.lower?.[1] ?? false,
+      r.upper?.[0] ?? null,
+      r.upper?.[1] ?? false,
+      r.reverse,
+      r.limit,
       values,
-      o.snapshot?._native ?? null,
+      r.snapshot,
     )
   } catch (e) {
     throw toUringdbError(e)
   }
-  return new DbIterator<unknown, unknown>(owner, n, keyEnc, valueEnc, keys, values)
+}
+
+/**
+ * @internal Opens the engine's iterator over the range of `options` (checked here) and wraps
+ * it; `keys` and `values` select what its entries carry.
+ */
+export function openIterator(
+  handle: native.NativeDb,
+  owner: IteratorOwner,
+  options: IteratorOptions,
+  keys: boolean,
+  values: boolean,
+): DbIterator<unknown, unknown> {
+  const r = checkRange(options)
+  const n = openNative(handle, r, values)
+  return new DbIterator<unknown, unknown>(owner, n, r.keyEnc, r.valueEnc, keys, values)
 }
 
 export function project(it: DbIterator<unknown, unknown>, i: 0 | 1): AsyncIterableIterator<Buffer | string> & { close(): Promise<void> } {

@@ -291,6 +291,31 @@ export interface IteratorOptions extends Range {
   valueEncoding?: Encoding
 }
 
+/**
+ * Options of {@link Db.rangeSync}: the range options of {@link Db.iterator}, and what each
+ * step yields.
+ */
+export interface RangeSyncOptions extends IteratorOptions {
+  /**
+   * Yield keys (default `true`). With `keys: false` each step yields the value alone
+   * (`keys` and `values` cannot both be `false`).
+   */
+  keys?: boolean
+  /**
+   * Yield values (default `true`). With `values: false` each step yields the key alone and
+   * the engine does not copy values out (the fastest key scan).
+   */
+  values?: boolean
+  /**
+   * Yield Buffers that are views of one batch buffer that the range reuses (default
+   * `false`): no buffer is allocated per batch, but a yielded Buffer is valid only until
+   * the next step of the range (copy it to keep it). Strings (`utf8`) are unaffected.
+   * Without `views`, each yielded Buffer stays valid (it is a view of a batch buffer that is
+   * never reused, which it keeps alive).
+   */
+  views?: boolean
+}
+
 /** Options of {@link Db.clear}. */
 export interface ClearOptions extends Range {
   /** Override the database's `sync` default for the deletions. */

@@ -8,7 +8,7 @@
 // (Snappy compression on, 2 MiB tables, 10-bit bloom filters as classic-level sets them).
 
 import { createRequire } from 'node:module'
-import { NEXTV_SCAN_LABEL, nextvScan } from './nextv-scan.mjs'
+import { NEXTV_KEY_SCAN_LABEL, NEXTV_SCAN_LABEL, nextvKeyScan, nextvScan } from './nextv-scan.mjs'
 
 const require = createRequire(import.meta.url)
 const MiB = 1 << 20
@@ -49,6 +49,8 @@ export function kvClassicLevelEngine() {
         getSyncLabel: 'getSync(key)',
         scan: (onEntry) => nextvScan(db, onEntry),
         scanLabel: NEXTV_SCAN_LABEL,
+        scanKeys: (onKey) => nextvKeyScan(db, onKey),
+        scanKeysLabel: NEXTV_KEY_SCAN_LABEL,
         compact: () => db.compactRange(LOW, HIGH),
         close: () => db.close(),
       }

@@ -61,6 +61,15 @@ export function kvLmdbEngine(variant = 'commit-sync') {
           return count
         },
         scanLabel: 'getRange() (synchronous iterable)',
+        async scanKeys(onKey) {
+          let count = 0
+          for (const key of db.getKeys({})) {
+            onKey(key)
+            count++
+          }
+          return count
+        },
+        scanKeysLabel: 'getKeys() (synchronous iterable)',
         close: async () => {
           await db.flushed
           await db.close()

@@ -46,8 +46,49 @@ export function kvUringdbEngine(backend) {
         // The zero-allocation sync path: the value is copied into a caller's buffer.
         getSyncInto: (key) => db.getSync(key, { target }),
         getSyncIntoLabel: 'getSync(key, { target })',
-        scan: (onEntry) => nextvScan(db, onEntry),
-        scanLabel: NEXTV_SCAN_LABEL,
+        // The synchronous range where the build has it (a build before it: the async
+        // iterator's batches, so that an A/B against an older build runs).
+        ...(typeof db.rangeSync === 'function'
+          ? {
+              async scan(onEntry) {
+                let count = 0
+                for (const [key, value] of db.rangeSync()) {
+                  onEntry(key, value)
+                  count++
+                }
+                return count
+              },
+              scanLabel: 'rangeSync() (synchronous iterable)',
+              async scanKeys(onKey) {
+                let count = 0
+                for (const key of db.rangeSync({ values: false })) {
+                  onKey(key)
+                  count++
+                }
+                return count
+              },
+              scanKeysLabel: 'rangeSync({ values: false })',
+            }
+          : {
+              scan: (onEntry) => nextvScan(db, onEntry),
+              scanLabel: NEXTV_SCAN_LABEL,
+              async scanKeys(onKey) {
+                const it = db.iterator()
+                let count = 0
+                try {
+                  for (;;) {
+                    const chunk = await it.nextv(1000)
+                    if (chunk.length === 0) break
+                    for (let i = 0; i < chunk.length; i++) onKey(chunk[i][0])
+                    count += chunk.length
+                  }
+                } finally {
+                  await it.close()
+                }
+                return count
+              },
+              scanKeysLabel: 'iterator().nextv(1000), keys taken',
+            }),
         flush: () => db.flush(),
         compact: () => db.compactRange(),
         info() {

@@ -374,6 +374,7 @@ impl NativeDb {
                 engine: Mutex::new(Some(engine as KeepAlive)),
                 it: Arc::new(Mutex::new(Some(it))),
                 strand: worker::Strand::default(),
+                fill: Mutex::default(),
             })
         })
     }

@@ -87,6 +87,32 @@ pub struct NativeIterator {
     pub(crate) it: Arc<Mutex<Option<DbIter>>>,
     /// The iterator's batches run one at a time, in call order, on the reader pool.
     pub(crate) strand: crate::worker::Strand,
+    /// The synchronous fill's batch (`nextBatchInto`): reused from call to call, and holding
+    /// what did not fit into the caller's buffers until the next call.
+    pub(crate) fill: Mutex<Fill>,
+}
+
+/// A batch fetched for `nextBatchInto` and how much of it was handed out.
+#[derive(Default)]
+pub(crate) struct Fill {
+    batch: IterBatch,
+    /// Entries and bytes of `batch` already copied out.
+    entries: usize,
+    bytes: usize,
+}
+
+/// What one `nextBatchInto` call copied.
+#[napi(object)]
+pub struct NativeFill {
+    /// Entries copied (their key and value lengths are the first `2 * entries` lengths).
+    pub entries: u32,
+    /// Bytes copied (keys and values back to back from offset 0).
+    pub bytes: u32,
+    /// Whether no entry follows.
+    pub done: bool,
+    /// When no entry was copied because the next one is larger than the data buffer: its
+    /// size in bytes (call again with a buffer at least this large); otherwise 0.
+    pub need_bytes: u32,
 }
 
 fn next_batch(it: &Mutex<Option<DbIter>>, max_entries: u32, max_bytes: u32) -> Res<IterBatch> {
@@ -140,6 +166,78 @@ impl NativeIterator {
         })
     }
 
+    /// Synchronously copies the next entries into the caller's buffers: keys and values back
+    /// to back into `data`, their lengths into `lens` (two per entry), at most
+    /// `lens.length / 2` entries and `data.length` bytes. Nothing is allocated per call once
+    /// the iterator's own batch has grown; entries that do not fit wait for the next call.
+    #[napi]
+    pub fn next_batch_into(
+        &self,
+        env: Env,
+        mut data: Uint8Array,
+        mut lens: Int32Array,
+    ) -> napi::Result<NativeFill> {
+        guard(&env, || {
+            // Two views of one memory would make the two mutable slices below alias.
+            let d = data.as_ptr_range();
+            let l = lens.as_ptr_range();
+            if (d.start as usize) < (l.end as usize) && (l.start as usize) < (d.end as usize) {
+                return Err(Failure::from(&DbError::InvalidArgument(
+                    "nextBatchInto: data and lens overlap".into(),
+                )));
+            }
+            // SAFETY: a synchronous call on the JS thread: no JavaScript runs while these
+            // slices live (both are dropped before returning), so neither typed array can be
+            // detached or written by JavaScript meanwhile; the two do not overlap (checked
+            // above), so the slices do not alias.
+            let (data, lens): (&mut [u8], &mut [i32]) = unsafe { (data.as_mut(), lens.as_mut()) };
+            let max_entries = lens.len() / 2;
+            if max_entries == 0 || data.is_empty() {
+                return Err(Failure::from(&DbError::InvalidArgument(
+                    "nextBatchInto: empty buffers".into(),
+                )));
+            }
+            let mut f = self.fill.lock().unwrap_or_else(|e| e.into_inner());
+            let f = &mut *f;
+            if f.entries * 2 >= f.batch.lens.len() && !f.batch.done {
+                let mut g = self.it.lock().unwrap_or_else(|e| e.into_inner());
+                let it = g.as_mut().ok_or_else(|| {
+                    Failure::from(&DbError::InvalidArgument("the iterator is closed".into()))
+                })?;
+                it.next_batch_into(max_entries, data.len(), &mut f.batch)
+                    .map_err(|e| Failure::from(&e))?;
+                f.entries = 0;
+                f.bytes = 0;
+            }
+            let (mut n, mut at) = (0usize, 0usize);
+            let mut need = 0usize;
+            let pairs = f.batch.lens[f.entries * 2..].chunks_exact(2);
+            for (i, kv) in pairs.enumerate() {
+                let size = (kv[0] + kv[1]) as usize;
+                if i >= max_entries || at + size > data.len() {
+                    if n == 0 {
+                        need = size;
+                    }
+                    break;
+                }
+                lens[2 * i] = kv[0] as i32;
+                lens[2 * i + 1] = kv[1] as i32;
+                at += size;
+                n += 1;
+            }
+            data[..at].copy_from_slice(&f.batch.data[f.bytes..f.bytes + at]);
+            f.entries += n;
+            f.bytes += at;
+            let drained = f.entries * 2 >= f.batch.lens.len();
+            Ok(NativeFill {
+                entries: n as u32,
+                bytes: at as u32,
+                done: drained && f.batch.done,
+                need_bytes: need as u32,
+            })
+        })
+    }
+
     /// Repositions at `target` (within the range).
     #[napi]
     pub fn seek(&self, env: Env, target: &[u8]) -> napi::Result<()> {
@@ -147,6 +245,8 @@ impl NativeIterator {
             if let Some(it) = self.it.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
                 it.seek(target);
             }
+            let mut f = self.fill.lock().unwrap_or_else(|e| e.into_inner());
+            *f = Fill::default();
             Ok(())
         })
     }
@@ -155,6 +255,7 @@ impl NativeIterator {
     #[napi]
     pub fn close(&self) {
         self.it.lock().unwrap_or_else(|e| e.into_inner()).take();
+        *self.fill.lock().unwrap_or_else(|e| e.into_inner()) = Fill::default();
         self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }

@@ -73,8 +73,14 @@ struct LevelCursor<'a> {
     lower: Bound<&'a [u8]>,
     upper: Bound<&'a [u8]>,
     reverse: bool,
+    /// The current entry, copied out of the table cursor (which has moved past its
+    /// versions); both buffers are reused from entry to entry (no allocation per key).
     key: Vec<u8>,
-    value: Option<Vec<u8>>,
+    value: Vec<u8>,
+    /// Whether the current entry is a put (`value` holds its value) or a deletion.
+    is_put: bool,
+    /// Whether values are copied out at all (not for a keys-only range: `value` stays empty).
+    values: bool,
     valid: bool,
 }
 
@@ -101,6 +107,7 @@ impl<'a> LevelCursor<'a> {
         lower: Bound<&'a [u8]>,
         upper: Bound<&'a [u8]>,
         reverse: bool,
+        values: bool,
     ) -> Result<LevelCursor<'a>, DbError> {
         let idx = if reverse {
             // The last table whose smallest key is within the upper bound.
@@ -122,7 +129,9 @@ impl<'a> LevelCursor<'a> {
             upper,
             reverse,
             key: Vec::new(),
-            value: None,
+            value: Vec::new(),
+            is_put: false,
+            values,
             valid: false,
         };
         c.open_table(true)?;
@@ -199,9 +208,21 @@ impl<'a> LevelCursor<'a> {
                 continue;
             }
             let found = if self.reverse {
-                reverse_visible(it, self.snapshot, &mut self.key, &mut self.value)?
+                reverse_visible(
+                    it,
+                    self.snapshot,
+                    &mut self.key,
+                    self.values.then_some(&mut self.value),
+                    &mut self.is_put,
+                )?
             } else {
-                forward_visible(it, self.snapshot, &mut self.key, &mut self.value)?
+                forward_visible(
+                    it,
+                    self.snapshot,
+                    &mut self.key,
+                    self.values.then_some(&mut self.value),
+                    &mut self.is_put,
+                )?
             };
             if !found {
                 continue;
@@ -229,31 +250,35 @@ impl<'a> LevelCursor<'a> {
 }
 
 /// At a user key's first (newest) version: finds its version visible at `snapshot` and
-/// moves past all its versions. Returns whether one was visible.
+/// moves past all its versions. Returns whether one was visible (its value in `value` and
+/// `is_put`; the buffers are reused).
 fn forward_visible(
     it: &mut TableIter<'_, VfsFile>,
     snapshot: u64,
     key: &mut Vec<u8>,
-    value: &mut Option<Vec<u8>>,
+    mut value: Option<&mut Vec<u8>>,
+    is_put: &mut bool,
 ) -> Result<bool, DbError> {
-    let mut found = false;
-    let Some(p) = internal_key::decode(it.key()) else {
-        return Err(corrupt_key(it));
-    };
+    let p = internal_key::decode(it.key()).ok_or_else(|| corrupt_key(it))?;
     key.clear();
     key.extend_from_slice(p.user_key);
+    // The newest version comes first: it is the one if the snapshot sees it (the usual case).
+    let mut found = p.seq <= snapshot;
+    if found {
+        set_value(value.as_deref_mut(), is_put, p.kind, it.value());
+    }
     loop {
+        it.next()?;
+        if !it.valid() {
+            break;
+        }
         let p = internal_key::decode(it.key()).ok_or_else(|| corrupt_key(it))?;
         if p.user_key != &key[..] {
             break;
         }
         if !found && p.seq <= snapshot {
             found = true;
-            *value = (p.kind == ValueKind::Put).then(|| it.value().to_vec());
-        }
-        it.next()?;
-        if !it.valid() {
-            break;
+            set_value(value.as_deref_mut(), is_put, p.kind, it.value());
         }
     }
     Ok(found)
@@ -265,7 +290,8 @@ fn reverse_visible(
     it: &mut TableIter<'_, VfsFile>,
     snapshot: u64,
     key: &mut Vec<u8>,
-    value: &mut Option<Vec<u8>>,
+    mut value: Option<&mut Vec<u8>>,
+    is_put: &mut bool,
 ) -> Result<bool, DbError> {
     let mut found = false;
     let p = internal_key::decode(it.key()).ok_or_else(|| corrupt_key(it))?;
@@ -278,7 +304,7 @@ fn reverse_visible(
         }
         if p.seq <= snapshot {
             found = true;
-            *value = (p.kind == ValueKind::Put).then(|| it.value().to_vec());
+            set_value(value.as_deref_mut(), is_put, p.kind, it.value());
         }
         it.prev()?;
         if !it.valid() {
@@ -286,6 +312,18 @@ fn reverse_visible(
         }
     }
     Ok(found)
+}
+
+/// Keeps a visible version: its value copied into the reused buffer (unless values are not
+/// wanted: `None`), or a deletion.
+fn set_value(value: Option<&mut Vec<u8>>, is_put: &mut bool, kind: ValueKind, v: &[u8]) {
+    *is_put = kind == ValueKind::Put;
+    if let Some(value) = value {
+        value.clear();
+        if *is_put {
+            value.extend_from_slice(v);
+        }
+    }
 }
 
 fn corrupt_key(it: &TableIter<'_, VfsFile>) -> DbError {
@@ -297,7 +335,8 @@ fn corrupt_key(it: &TableIter<'_, VfsFile>) -> DbError {
 
 impl Cursor for LevelCursor<'_> {
     fn current(&self) -> Option<Entry<'_>> {
-        self.valid.then(|| (&self.key[..], self.value.as_deref()))
+        self.valid
+            .then(|| (&self.key[..], self.is_put.then_some(&self.value[..])))
     }
     fn advance(&mut self) -> Result<(), DbError> {
         self.find()
@@ -436,16 +475,32 @@ impl DbIter {
         max_bytes: usize,
     ) -> Result<IterBatch, DbError> {
         let mut out = IterBatch::default();
+        self.next_batch_into(max_entries, max_bytes, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`DbIter::next_batch`], into `out` (cleared first, its buffers reused: a scan
+    /// that reuses one batch allocates nothing per entry and nothing per batch once the
+    /// buffers have grown).
+    pub fn next_batch_into(
+        &mut self,
+        max_entries: usize,
+        max_bytes: usize,
+        out: &mut IterBatch,
+    ) -> Result<(), DbError> {
+        out.data.clear();
+        out.lens.clear();
+        out.done = false;
         if self.done {
             out.done = true;
-            return Ok(out);
+            return Ok(());
         }
         let sv = self.sv.clone();
         let reverse = self.opts.reverse;
         let mut lower = self.opts.lower.as_ref().map(|v| &v[..]);
         let mut upper = self.opts.upper.as_ref().map(|v| &v[..]);
         let seek = self.seek.clone();
-        let position = self.position.clone();
+        let position = self.position.take();
         if let Some(t) = seek.as_deref() {
             if reverse {
                 upper = tighter_upper(upper, Bound::Included(t));
@@ -460,65 +515,98 @@ impl DbIter {
                 lower = tighter_lower(lower, Bound::Excluded(p));
             }
         }
-        let mut cursors = make_cursors(&sv, self.snapshot, lower, upper, reverse)?;
+        let mut cursors =
+            make_cursors(&sv, self.snapshot, lower, upper, reverse, self.opts.values)?;
         let mut count = 0usize;
         let limit_left = self.opts.limit.map(|l| l - self.returned);
-        loop {
+        // The last user key taken: the next batch starts after it. A put's key is where it
+        // was copied into `out.data` (`last_put`: offset and length), so only a deletion's key
+        // is copied aside (into `last`); nothing is allocated per key.
+        let mut last: Vec<u8> = Vec::new();
+        let mut last_put: Option<(usize, usize)> = None;
+        let mut moved = false;
+        // One source (a compacted database, or a lone memtable) needs no merge.
+        let single = cursors.len() == 1;
+        let result = loop {
             if count >= max_entries
                 || out.data.len() >= max_bytes
                 || limit_left.is_some_and(|l| count as u64 >= l)
             {
-                break;
+                break Ok(());
             }
             // The winning key: smallest (largest in reverse); ties go to the newest source.
-            let mut best: Option<usize> = None;
+            let mut best: Option<(usize, &[u8])> = None;
             for (i, c) in cursors.iter().enumerate() {
                 let Some((k, _)) = c.current() else { continue };
-                best = match best {
-                    None => Some(i),
-                    Some(b) => {
-                        let bk = cursors[b].current().map(|e| e.0).unwrap_or_default();
-                        let better = if reverse { k > bk } else { k < bk };
-                        if better {
-                            Some(i)
-                        } else {
-                            Some(b)
-                        }
-                    }
+                let better = match best {
+                    None => true,
+                    Some((_, bk)) if reverse => k > bk,
+                    Some((_, bk)) => k < bk,
                 };
+                if better {
+                    best = Some((i, k));
+                }
             }
-            let Some(b) = best else {
+            let Some((b, _)) = best else {
                 self.done = true;
-                break;
+                break Ok(());
             };
-            let (key, value) = {
+            {
                 let (k, v) = cursors[b].current().expect("best is valid");
-                (k.to_vec(), v.map(<[u8]>::to_vec))
-            };
-            for c in cursors.iter_mut() {
-                if c.current().is_some_and(|(k, _)| k == &key[..]) {
-                    c.advance()?;
-                }
-            }
-            if let Some(v) = value {
-                out.data.extend_from_slice(&key);
-                out.lens.push(key.len() as u32);
-                if self.opts.values {
-                    out.data.extend_from_slice(&v);
-                    out.lens.push(v.len() as u32);
+                if let Some(v) = v {
+                    last_put = Some((out.data.len(), k.len()));
+                    out.data.extend_from_slice(k);
+                    out.lens.push(k.len() as u32);
+                    if self.opts.values {
+                        out.data.extend_from_slice(v);
+                        out.lens.push(v.len() as u32);
+                    } else {
+                        out.lens.push(0);
+                    }
+                    count += 1;
                 } else {
-                    out.lens.push(0);
+                    last_put = None;
+                    last.clear();
+                    last.extend_from_slice(k);
                 }
-                count += 1;
             }
-            self.position = Some(key);
+            moved = true;
+            let advanced = if single {
+                cursors[0].advance()
+            } else {
+                // Every source at the winning key moves past it (older versions lose).
+                let key = match last_put {
+                    Some((at, len)) => &out.data[at..at + len],
+                    None => &last[..],
+                };
+                cursors
+                    .iter_mut()
+                    .filter(|c| c.current().is_some_and(|(k, _)| k == key))
+                    .try_for_each(|c| c.advance())
+            };
+            if let Err(e) = advanced {
+                break Err(e);
+            }
+        };
+        if let Some((at, len)) = last_put {
+            last.clear();
+            last.extend_from_slice(&out.data[at..at + len]);
         }
+        drop(cursors);
+        // Where the next batch starts: after the last key taken, else (nothing taken, or a
+        // failure: the batch is not delivered) where this one did.
+        self.position = if moved && result.is_ok() {
+            Some(last)
+        } else {
+            position
+        };
+        result?;
         self.returned += count as u64;
         if self.opts.limit.is_some_and(|l| self.returned >= l) {
             self.done = true;
         }
         out.done = self.done;
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -528,6 +616,7 @@ fn make_cursors<'a>(
     lower: Bound<&'a [u8]>,
     upper: Bound<&'a [u8]>,
     reverse: bool,
+    values: bool,
 ) -> Result<Vec<Box<dyn Cursor + 'a>>, DbError> {
     let mut cursors: Vec<Box<dyn Cursor + 'a>> = Vec::new();
     for m in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
@@ -555,6 +644,7 @@ fn make_cursors<'a>(
                 lower,
                 upper,
                 reverse,
+                values,
             )?));
         }
     }
@@ -563,7 +653,7 @@ fn make_cursors<'a>(
             continue;
         }
         cursors.push(Box::new(LevelCursor::new(
-            level, snapshot, lower, upper, reverse,
+            level, snapshot, lower, upper, reverse, values,
         )?));
     }
     Ok(cursors)
