@@ -1,6 +1,7 @@
 //! uringdb's write-ahead log: segmented files of checksummed frames, written by one
 //! committer thread in adaptive commit groups drained from a lock-free multi-producer
-//! ring buffer, each group one write linked to one fdatasync.
+//! ring buffer, each group one gathered write; the fdatasyncs that acknowledge them run on
+//! sync threads (up to two at once) while the committer writes the next groups.
 //!
 //! * [`format`] — the on-disk format (drawn there).
 //! * `wal` — the [`Wal`] type: open, producers, reads, waits, truncation, close.

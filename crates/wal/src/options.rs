@@ -120,10 +120,7 @@ impl WalOptions {
             max_entry_bytes,
             group_bytes_max: GROUP_BYTES_MAX.max(max_entry_bytes),
             commit_delay: Duration::from_micros(self.commit_delay_us),
-            sync_depth: std::env::var("URINGDB_SYNC_DEPTH")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
+            sync_depth: crate::limits::SYNCS_IN_FLIGHT_MAX,
         })
     }
 }

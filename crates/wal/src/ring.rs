@@ -59,6 +59,30 @@ pub(crate) struct Reservation {
     pub pad_at: Option<u64>,
 }
 
+/// `n` zeroed words, allocated zeroed (`calloc`: the kernel maps the pages lazily), so that
+/// a large ring costs no memory or time until it is used; building it word by word would
+/// touch every page at open (32 MiB by default).
+#[cfg(not(loom))]
+fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
+    const _: () = assert!(
+        std::mem::size_of::<AtomicU64>() == std::mem::size_of::<u64>()
+            && std::mem::align_of::<AtomicU64>() == std::mem::align_of::<u64>()
+    );
+    let words: Box<[u64]> = vec![0u64; n].into_boxed_slice();
+    let raw = Box::into_raw(words) as *mut [AtomicU64];
+    // SAFETY: `AtomicU64` has the same size, alignment and bit validity as `u64` (checked
+    // above at compile time; documented by std), so the boxed slice of `n` zeroed `u64`s is
+    // a valid boxed slice of `n` atomics holding 0, allocated with the same layout it will
+    // be freed with. The original box is consumed, so nothing else aliases it.
+    unsafe { Box::from_raw(raw) }
+}
+
+/// Under loom the words are loom atomics, built one by one.
+#[cfg(loom)]
+fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
 pub(crate) struct Ring {
     words: Box<[AtomicU64]>,
     mask: u64,
@@ -90,7 +114,7 @@ impl Ring {
     /// `capacity_bytes` must be a power of two and at least 64.
     pub fn new(capacity_bytes: usize) -> Ring {
         assert!(capacity_bytes.is_power_of_two() && capacity_bytes >= 64);
-        let words = (0..capacity_bytes / 8).map(|_| AtomicU64::new(0)).collect();
+        let words = zeroed_words(capacity_bytes / 8);
         Ring {
             words,
             mask: capacity_bytes as u64 - 1,

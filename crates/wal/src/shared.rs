@@ -35,26 +35,31 @@ pub struct GroupInfo {
     pub synced: bool,
 }
 
-/// Receives the outcome of a producer's appends, in the order it made them. Called on the
-/// committer thread once per commit group: implementations must not block.
+/// Receives the outcome of a producer's appends, in the order it made them. Called once per
+/// commit group, in group order, on the thread that completes the group (the committer, or
+/// a sync thread of the commit pipeline: see `crate::committer`): implementations must not
+/// block.
 pub trait CompletionSink: Send + Sync {
     /// These appends (and sync requests) completed; one sequence number each, in order.
-    /// For a sync request the number is the last durable sequence number.
+    /// For a sync request the number is the last sequence number written before it, which
+    /// is durable (and applied) by then.
     fn completed(&self, seqs: &[u64], group: &GroupInfo);
     /// The next `count` appends of this producer failed.
     fn failed(&self, count: usize, error: &WalError);
     /// The commit queue has room again after a `try_*` append of this producer found it
-    /// full (see [`Producer::try_append_packed`](crate::Producer::try_append_packed)). Called once per registration, on the
-    /// committer thread after it released a group's space (or on close); must not block.
+    /// full (see [`Producer::try_append_packed`](crate::Producer::try_append_packed)). Called
+    /// once per registration, by the thread that released a group's space (or on close);
+    /// must not block.
     fn space_available(&self) {}
 }
 
 /// Applies committed records to an in-memory structure (the key-value database's memtable)
-/// before anyone learns of them. Called on the committer thread, once per commit group
-/// that wrote records, after the group's write succeeded (and its fdatasync, if any record
-/// asked for one) and before the durable watermark is published and completions are
-/// delivered — so a resolved append is already applied, and records are applied in
-/// sequence order, one group at a time. Implementations must not block on appends.
+/// before anyone learns of them. Called once per commit group that wrote records, in group
+/// order, on the thread that completes the group, after the group's write succeeded (and
+/// an fdatasync covering it completed, if any record asked for one) and before its
+/// completions are delivered — so a resolved append is already applied, and records are
+/// applied in sequence order, one group at a time. (The durable watermark may run ahead of
+/// it: an fdatasync can cover later groups too.) Implementations must not block on appends.
 pub trait ApplyHook: Send + Sync {
     /// The group's records in log order: `(sequence number, payload)`.
     fn apply(&self, records: &mut dyn Iterator<Item = (u64, &[u8])>);

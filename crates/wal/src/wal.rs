@@ -1,7 +1,9 @@
 //! The public log type: opening, producers, reads, waits, truncation, close.
 //!
-//! Threads: a log owns two threads, the committer (see [`crate::committer`]) and the
-//! segment preparer (see [`crate::segment`]). Producers call in from any thread. Reads run
+//! Threads: a log owns the committer (see [`crate::committer`]), up to
+//! [`SYNCS_IN_FLIGHT_MAX`](crate::limits::SYNCS_IN_FLIGHT_MAX) sync threads started when
+//! first needed (the commit pipeline, `committer/pipeline.rs`), and the segment preparer
+//! (see [`crate::segment`]). Producers call in from any thread. Reads run
 //! on the caller's thread (the binding runs them off the JS thread).
 
 use crate::committer::{self, CommitterState};

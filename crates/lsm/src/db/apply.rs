@@ -2,13 +2,14 @@
 //! becomes visible.
 //!
 //! # Who may run ahead
-//! The log's committer thread writes a group (and fdatasyncs it, for `sync` writes), then
-//! calls the apply hook ([`Hook`]), which copies the group's payloads into one
-//! [`ApplyMsg::Records`] on a bounded channel and returns. The committer then writes the
-//! next group while the applier thread inserts this one into the memtable: the log may run
-//! ahead of the memtable by at most
+//! The log writes a group and, once an fdatasync covers it (for `sync` writes), calls the
+//! apply hook ([`Hook`]) on the thread that completes the group, in group order. The hook
+//! copies the group's payloads into one [`ApplyMsg::Records`] on a bounded channel and
+//! returns; the log goes on while the applier thread inserts this group into the
+//! memtable: the log may run ahead of the memtable by at most
 //! [`APPLY_QUEUE_GROUPS`](crate::limits::APPLY_QUEUE_GROUPS) groups, after which the send
-//! blocks the committer and the backlog backs up into the log's ring (and from there to the
+//! blocks the log's completing thread and the backlog backs up into the log's ring (and
+//! from there to the
 //! writers). Nothing runs ahead of the log: the applier only ever sees records the log has
 //! written. Readers never run ahead of the applier: they read at the visible sequence
 //! number, which only the applier (and replay at open, before any thread starts) advances.

@@ -16,6 +16,12 @@ pub struct FaultConfig {
     /// The sync failure injected by `fail_sync_nth` persists the file's pending bytes before
     /// it reports the error (the bytes reached the disk; the caller cannot know).
     pub sync_fail_persists: bool,
+    /// Every standalone sync ([`File::sync_data`](crate::File::sync_data)) completes this
+    /// many microseconds after it is issued, and covers only the writes made before it was
+    /// issued (writes made meanwhile stay unsynced): a slow device, so that a test can hold
+    /// one fdatasync in flight while later writes happen. 0 (the default): syncs are
+    /// immediate.
+    pub sync_delay_us: u64,
 }
 
 impl Default for FaultConfig {
@@ -26,6 +32,7 @@ impl Default for FaultConfig {
             errno: libc::EIO,
             enospc_allocate_after_bytes: None,
             sync_fail_persists: false,
+            sync_delay_us: 0,
         }
     }
 }
@@ -35,7 +42,8 @@ impl FaultConfig {
     /// `"drop-unsynced,fail_sync_nth=5,errno=EIO"`: comma-separated items, each either the
     /// flag `drop-unsynced` (buffering is always on; the flag documents it), the flag
     /// `sync_fail_persists` (see [`FaultConfig::sync_fail_persists`]), or `key=value` with
-    /// keys `fail_write_after_bytes`, `fail_sync_nth` (>= 1), `enospc_allocate_after_bytes`
+    /// keys `fail_write_after_bytes`, `fail_sync_nth` (>= 1), `enospc_allocate_after_bytes`,
+    /// `sync_delay_us`
     /// (unsigned integers) and `errno` (`EIO` or `ENOSPC`). Each key at most once.
     pub fn from_env_str(s: &str) -> Result<FaultConfig, String> {
         let mut config = FaultConfig::default();
@@ -84,6 +92,7 @@ impl FaultConfig {
                 "enospc_allocate_after_bytes" => {
                     config.enospc_allocate_after_bytes = Some(number()?)
                 }
+                "sync_delay_us" => config.sync_delay_us = number()?,
                 "errno" => {
                     config.errno = match value {
                         "EIO" => libc::EIO,
@@ -98,7 +107,7 @@ impl FaultConfig {
                 _ => {
                     return Err(format!(
                         "unknown fault spec key {key:?}; expected fail_write_after_bytes, \
-                         fail_sync_nth, errno or enospc_allocate_after_bytes"
+                         fail_sync_nth, errno, enospc_allocate_after_bytes or sync_delay_us"
                     ))
                 }
             }

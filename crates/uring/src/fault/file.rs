@@ -45,17 +45,20 @@ impl FaultFile {
         Ok(pending)
     }
 
-    /// Counts a sync, injects `fail_sync_nth`, and flushes the pending writes.
-    fn sync_locked(&self, pending: &mut Pending) -> io::Result<()> {
+    /// Counts a sync, injects `fail_sync_nth`, and flushes the pending writes (those with
+    /// an id below `before`, all of them for `u64::MAX`).
+    fn sync_locked(&self, pending: &mut Pending, before: u64) -> io::Result<()> {
         let nth = {
             let mut counters = lock(&self.shared.counters)?;
             counters.syncs += 1;
             counters.syncs
         };
-        let bytes = pending.bytes();
+        let n = pending.ids.iter().take_while(|&&id| id < before).count();
+        let writes: Vec<(u64, Vec<u8>)> = pending.writes.drain(..n).collect();
+        pending.ids.drain(..n);
+        let bytes: u64 = writes.iter().map(|(_, b)| b.len() as u64).sum();
+        self.shared.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
         if self.shared.config.fail_sync_nth == Some(nth) {
-            let writes = std::mem::take(&mut pending.writes);
-            self.shared.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
             if self.shared.config.sync_fail_persists {
                 if let Some(writer) = &pending.writer {
                     // The bytes reach the disk; only the report says otherwise.
@@ -66,10 +69,9 @@ impl FaultFile {
                     self.shared.synced_bytes.fetch_add(bytes, Ordering::SeqCst);
                 }
             }
+            // Dropped otherwise: the pages a failed writeback loses.
             return Err(io::Error::from_raw_os_error(self.shared.config.errno));
         }
-        let writes = std::mem::take(&mut pending.writes);
-        self.shared.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
         let writer = match (&pending.writer, writes.is_empty()) {
             (Some(writer), false) => Arc::clone(writer),
             _ => return self.inner.sync_data(),
@@ -114,6 +116,9 @@ impl File for FaultFile {
         }
         if total > 0 {
             pending.writes.push((offset, bufs.concat()));
+            let id = pending.next_id;
+            pending.next_id += 1;
+            pending.ids.push(id);
             pending.writer = Some(Arc::clone(&self.inner));
             self.shared.pending_bytes.fetch_add(total, Ordering::SeqCst);
         }
@@ -125,7 +130,7 @@ impl File for FaultFile {
                 sync_ns: 0,
             });
         }
-        self.sync_locked(&mut pending)?;
+        self.sync_locked(&mut pending, u64::MAX)?;
         Ok(WriteTiming {
             write_ns,
             sync_ns: nanos_between(written, Instant::now()),
@@ -137,7 +142,10 @@ impl File for FaultFile {
     fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
         drop(self.pending()?);
         Ok(Arc::new(FaultFile {
-            inner: self.inner.sync_handle().unwrap_or_else(|_| self.inner.clone()),
+            inner: self
+                .inner
+                .sync_handle()
+                .unwrap_or_else(|_| self.inner.clone()),
             state: Arc::clone(&self.state),
             shared: Arc::clone(&self.shared),
             epoch: self.epoch,
@@ -147,8 +155,17 @@ impl File for FaultFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let delay = self.shared.config.sync_delay_us;
+        if delay == 0 {
+            let mut pending = self.pending()?;
+            return self.sync_locked(&mut pending, u64::MAX);
+        }
+        // A slow device: the sync covers the writes made before it was issued, and
+        // completes `delay` later; writes made meanwhile stay pending (a crash drops them).
+        let issued = self.pending()?.next_id;
+        std::thread::sleep(std::time::Duration::from_micros(delay));
         let mut pending = self.pending()?;
-        self.sync_locked(&mut pending)
+        self.sync_locked(&mut pending, issued)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -197,14 +214,20 @@ impl File for FaultFile {
         self.inner.set_len(len)?;
         // Truncation drops cached bytes past the new end.
         let before = pending.bytes();
-        pending.writes.retain_mut(|(at, data)| {
+        let mut kept_ids = Vec::with_capacity(pending.ids.len());
+        let Pending { writes, ids, .. } = &mut *pending;
+        let mut id = ids.iter();
+        writes.retain_mut(|(at, data)| {
+            let this = *id.next().expect("one id per write");
             if *at >= len {
                 return false;
             }
             let keep = (len - *at).min(data.len() as u64) as usize;
             data.truncate(keep);
+            kept_ids.push(this);
             true
         });
+        pending.ids = kept_ids;
         let after = pending.bytes();
         self.shared
             .pending_bytes

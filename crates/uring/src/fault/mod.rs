@@ -185,6 +185,7 @@ impl FaultVfs {
                 }
             }
             pending.writes.clear();
+            pending.ids.clear();
             pending.writer = None;
             self.shared.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
         }

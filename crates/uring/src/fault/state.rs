@@ -42,6 +42,10 @@ pub(super) struct Pending {
     pub(super) writes: Vec<(u64, Vec<u8>)>,
     /// The inner handle of the last writer: used to flush (it is open for writing).
     pub(super) writer: Option<Arc<dyn File>>,
+    /// Ids of `writes`, one each, increasing (`sync_delay_us`: a sync flushes only the
+    /// writes made before it was issued).
+    pub(super) ids: Vec<u64>,
+    pub(super) next_id: u64,
 }
 
 impl Pending {

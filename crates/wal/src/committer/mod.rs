@@ -2,53 +2,57 @@
 //!
 //! # Group formation
 //! Adaptive, no timer: the committer takes every frame published since the previous
-//! group (up to `group_bytes_max`) — i.e. whatever arrived while the previous write and
-//! fdatasync were in flight — and writes it with one submission: WRITEV linked to
-//! FDATASYNC on io_uring (see `uringdb_uring`). Only when the committer was idle (the
-//! group's first frame woke it) does it wait the optional `commit_delay` to let more
-//! arrive.
+//! group (up to `group_bytes_max`) — whatever arrived while the previous group was written
+//! and while the pipeline had no room (see below) — and writes it with one gathered write.
+//! Only when the committer was idle (the group's first frame woke it) does it wait the
+//! optional `commit_delay` to let more arrive.
 //!
 //! # Per group
-//! 1. Walk published frames from `consumed` (see the ownership protocol in
+//! 1. Walk published frames from `next_pos` (see the ownership protocol in
 //!    [`crate::ring`]); a batch's frames are always taken together.
-//! 2. If the group does not fit in the active segment: sync the active segment if it has
-//!    unsynced bytes, then roll to the prepared next segment (grown first if the group is
-//!    larger than it), whose header is written with the group. A new log's first segment,
-//!    while it holds no record, grows in place instead. The next segment's size follows
-//!    the write rate and is asked for at the roll (heavy writes) or at half full (see
-//!    `crate::segment`). ENOSPC while preparing fails this group only (nothing was written,
-//!    so nothing is ambiguous); the log stays usable.
+//! 2. If the group does not fit in the active segment: wait for the pipeline to empty,
+//!    sync the active segment if it has unsynced bytes, then roll to the prepared next
+//!    segment (grown first if the group is larger than it), whose header is written with
+//!    the group, durably. A new log's first segment, while it holds no record, grows in
+//!    place instead. The next segment's size follows the write rate and is asked for at
+//!    the roll (heavy writes) or at half full (see `crate::segment`). ENOSPC while
+//!    preparing fails this group only (nothing was written, so nothing is ambiguous); the
+//!    log stays usable.
 //! 3. Assign sequence numbers in ring order, patch them into the frames, seal checksums.
 //! 4. One gathered write of the group, led by its MARK frame (the durable watermark as of
 //!    now: see `format`; it lets recovery tell a torn group from damaged durable data),
 //!    then the ring's runs (two iovecs if it wraps around the ring; sync markers and pads
-//!    are skipped), with fdatasync if any record asked for it, a sync marker is present,
-//!    or too many unsynced bytes accumulated. After a roll, the previous segment gets its
-//!    SEAL (durably) once the new segment is in place, so that a missing last segment is
-//!    an error at recovery rather than silently lost records.
-//! 5. On a write or fsync error: latch the failure — every later append fails until the
+//!    are skipped). After a roll, the previous segment gets its SEAL (durably) once the
+//!    new segment is in place, so that a missing last segment is an error at recovery
+//!    rather than silently lost records.
+//! 5. Hand the group to the commit pipeline (`pipeline.rs`), asking for an fdatasync if
+//!    any record asked for one, a sync marker is present, or too many unsynced bytes
+//!    accumulated. A sync thread runs it while the committer goes on with the next group;
+//!    the group completes, in order, once an fdatasync issued after its write completed:
+//!    the durable watermark is published (readers and tails see records only from there
+//!    on), the apply hook runs, completions are delivered (one call per producer per
+//!    group), and the ring space is zeroed and released, waking producers waiting for it
+//!    (blocked ones through a condvar; parked ones, which returned to their caller, with
+//!    one `space_available` call each).
+//! 6. On a write or fsync error: latch the failure — every later append fails until the
 //!    log is reopened; there is no retry (after a failed fsync the page cache may have
 //!    dropped the dirty pages, so a retry could report success for lost data).
-//! 6. Publish the durable watermark (readers and tails see records only from here on),
-//!    deliver completions (one call per producer per group), zero and release the ring
-//!    space, wake producers waiting for space (blocked ones through a condvar; parked ones,
-//!    which returned to their caller, with one `space_available` call each).
 //!
 //! # Idle
 //! With nothing to do and unsynced bytes (from `sync: false` appends) outstanding, the
-//! committer issues an fdatasync, so that such records become durable and visible soon.
-//! Then it parks; producers unpark it after publishing (a Dekker-style handshake on
-//! `committer_sleeping` with SeqCst fences, plus a timeout as a safety net).
+//! committer asks the pipeline for an fdatasync, so that such records become durable and
+//! visible soon. Then it parks; producers unpark it after publishing (a Dekker-style
+//! handshake on `committer_sleeping` with SeqCst fences, plus a timeout as a safety net).
 //!
 //! # Files
 //!
 //! This file is the thread: its loop and its panic path. The stages it runs: `group.rs`
 //! forms a group from the ring (step 1); `roll.rs` moves to the next segment (step 2);
-//! `write.rs` numbers, writes and syncs the group, hands it to the apply hook and publishes
-//! the durable watermark (steps 3, 4 and 6); `complete.rs` delivers its completions or fails
-//! it, and releases its ring space (steps 5 and 6); `idle.rs` parks, syncs between groups
-//! and leaves the close MARK. `state.rs` is what the thread carries from one group to the
-//! next.
+//! `write.rs` numbers and writes the group and hands it over (steps 3 to 5);
+//! `pipeline.rs` syncs and completes groups in order, and `complete.rs` delivers a group's
+//! completions or fails it and releases its ring space (steps 5 and 6); `idle.rs` parks,
+//! asks for syncs between groups and leaves the close MARK. `state.rs` is what the thread
+//! carries from one group to the next.
 
 mod complete;
 mod group;
@@ -68,8 +72,8 @@ use crate::error::WalError;
 use crate::shared::Shared;
 use crate::sync::Ordering;
 use group::{collect, collect_more};
-use pipeline::InFlight;
 use idle::{park, sync_active, write_close_mark};
+use pipeline::InFlight;
 use write::commit_group;
 
 /// The committer thread's body.

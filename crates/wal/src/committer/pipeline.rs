@@ -162,11 +162,7 @@ impl Pipeline {
     /// Queues a written (or failed) group; if `sync` is given, asks for an fdatasync of
     /// that segment covering sequence numbers up to `sync.1`. Then completes whatever is
     /// ready.
-    pub(super) fn push(
-        s: &Arc<Shared>,
-        group: InFlight,
-        sync: Option<(&Arc<Segment>, u64)>,
-    ) {
+    pub(super) fn push(s: &Arc<Shared>, group: InFlight, sync: Option<(&Arc<Segment>, u64)>) {
         let p = &s.pipeline;
         {
             let mut st = locked(&p.state);
