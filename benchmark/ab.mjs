@@ -41,7 +41,7 @@ async function child(root, tiny) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uringdb-ab-'));
   const value = crypto.randomBytes(100);
   const out = {};
-  const run = async (c, op) => {
+  const run = async (c, op, stats) => {
     const n = tiny ? 300 : c.n;
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
@@ -63,18 +63,33 @@ async function child(root, tiny) {
     });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
-    out[c.name] = { opsPerSec: n / seconds, cpuUsPerOp: (cpu.user + cpu.system) / n };
+    const s = stats();
+    out[c.name] = {
+      opsPerSec: n / seconds,
+      cpuUsPerOp: (cpu.user + cpu.system) / n,
+      // Commit groups and fdatasyncs per 1000 operations (the log's counters since open).
+      groupsPerK: s ? (s.groups / n) * 1000 : NaN,
+      fsyncsPerK: s ? (s.fsyncs / n) * 1000 : NaN,
+    };
   };
   try {
     const db = await open(path.join(dir, 'db'));
     for (const c of CASES.filter((c) => c.kind === 'put')) {
-      await run(c, () => db.put(crypto.randomBytes(16), value));
+      const before = db.stats().log;
+      await run(
+        c,
+        () => db.put(crypto.randomBytes(16), value),
+        () => {
+          const now = db.stats().log;
+          return now && before ? { groups: now.groups - before.groups, fsyncs: now.fsyncs - before.fsyncs } : null;
+        },
+      );
     }
     await db.close();
     for (const c of CASES.filter((c) => c.kind === 'append')) {
       // A fresh log per case: each starts from an empty log, as a new user's would.
       const log = await openLog(path.join(dir, c.name.replaceAll(' ', '-')));
-      await run(c, () => log.append(value));
+      await run(c, () => log.append(value), () => log.stats());
       await log.close();
     }
   } finally {
@@ -122,17 +137,21 @@ function main() {
     }
   }
   console.log(`A = ${roots[0]}\nB = ${roots[1]}\n${rounds} round(s), A then B each round\n`);
-  console.log('| case | A ops/s | B ops/s | B/A | A CPU µs/op | B CPU µs/op | spread A / B (min-max ops/s) |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log(
+    '| case | A ops/s | B ops/s | B/A | A CPU µs/op | B CPU µs/op | A / B groups per 1k ops | A / B fsyncs per 1k ops | spread A / B (min-max ops/s) |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const c of CASES) {
     const a = results.A.map((x) => x[c.name]);
     const b = results.B.map((x) => x[c.name]);
     const ma = median(a.map((x) => x.opsPerSec));
     const mb = median(b.map((x) => x.opsPerSec));
+    const per = (xs, k) => median(xs.map((x) => x[k] ?? NaN)).toFixed(1);
     const spread = (xs) => `${Math.round(Math.min(...xs) / 1000)}k-${Math.round(Math.max(...xs) / 1000)}k`;
     console.log(
       `| ${c.name} | ${Math.round(ma)} | ${Math.round(mb)} | ${(mb / ma).toFixed(2)} | ` +
         `${median(a.map((x) => x.cpuUsPerOp)).toFixed(2)} | ${median(b.map((x) => x.cpuUsPerOp)).toFixed(2)} | ` +
+        `${per(a, 'groupsPerK')} / ${per(b, 'groupsPerK')} | ${per(a, 'fsyncsPerK')} / ${per(b, 'fsyncsPerK')} | ` +
         `${spread(a.map((x) => x.opsPerSec))} / ${spread(b.map((x) => x.opsPerSec))} |`,
     );
   }

@@ -167,6 +167,8 @@ fn wal_options(
             IoBackend::IoUring => BackendChoice::IoUring,
             IoBackend::Portable => BackendChoice::Portable,
         },
+        // The engine's choice; not a JavaScript option.
+        syncs_in_flight: uringdb_wal::limits::SYNCS_IN_FLIGHT_DEFAULT,
         fault,
     })
 }

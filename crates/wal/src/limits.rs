@@ -26,11 +26,14 @@ pub const RING_BYTES_MAX: usize = 1 << 30;
 pub const RECORD_BYTES_DEFAULT: usize = 8 << 20;
 /// Most bytes one commit group writes with one submission.
 pub const GROUP_BYTES_MAX: usize = 8 << 20;
-/// Most fdatasyncs in flight at once, each on its own sync thread (started when first
-/// needed): the committer writes the next group while they run. Measured on a 2-core VM
-/// with 1 to 4 (issue 10's closing note): within noise of each other; two keep one
-/// fdatasync queued behind the running one without a thread per core.
-pub const SYNCS_IN_FLIGHT_MAX: usize = 2;
+/// Default fdatasyncs in flight at once (`WalOptions::syncs_in_flight`), each on its own
+/// sync thread (started when first needed); the committer writes the next group while they
+/// run, so with one, group N+1 is written while group N's fdatasync runs. Measured on a
+/// 2-core VM with 1, 2 and 4 (`benchmark/ab.mjs`, issue 10's closing note): throughput
+/// within noise, and CPU per write lowest with one (fewer, larger groups).
+pub const SYNCS_IN_FLIGHT_DEFAULT: usize = 1;
+/// Largest `WalOptions::syncs_in_flight`.
+pub const SYNCS_IN_FLIGHT_MAX: usize = 8;
 /// Unsynced bytes (from `sync: false` appends) after which the next group is synced anyway.
 pub const UNSYNCED_BYTES_MAX: u64 = 16 << 20;
 /// Largest commit delay accepted.

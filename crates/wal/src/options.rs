@@ -24,6 +24,10 @@ pub struct WalOptions {
     pub recovery: RecoveryMode,
     /// I/O backend (`ioBackend`).
     pub backend: BackendChoice,
+    /// Most fdatasyncs in flight at once (the commit pipeline's sync threads), 1 to
+    /// [`SYNCS_IN_FLIGHT_MAX`]. Not a JavaScript option: the engine's default
+    /// ([`SYNCS_IN_FLIGHT_DEFAULT`]); tests and measurements set others.
+    pub syncs_in_flight: usize,
     /// Test-only: wrap the backend in [`FaultVfs`](uringdb_uring::FaultVfs) (drops unsynced bytes on crash, injects
     /// faults).
     pub fault: Option<FaultConfig>,
@@ -38,6 +42,7 @@ impl Default for WalOptions {
             commit_delay_us: 0,
             recovery: RecoveryMode::Strict,
             backend: BackendChoice::Auto,
+            syncs_in_flight: SYNCS_IN_FLIGHT_DEFAULT,
             fault: None,
         }
     }
@@ -87,6 +92,12 @@ impl WalOptions {
                 ),
             );
         }
+        if !(1..=SYNCS_IN_FLIGHT_MAX).contains(&self.syncs_in_flight) {
+            return bad(
+                "syncsInFlight",
+                format!("1..={SYNCS_IN_FLIGHT_MAX}, got {}", self.syncs_in_flight),
+            );
+        }
         if self.commit_delay_us > COMMIT_DELAY_US_MAX {
             return bad(
                 "commitDelayUs",
@@ -120,7 +131,7 @@ impl WalOptions {
             max_entry_bytes,
             group_bytes_max: GROUP_BYTES_MAX.max(max_entry_bytes),
             commit_delay: Duration::from_micros(self.commit_delay_us),
-            sync_depth: crate::limits::SYNCS_IN_FLIGHT_MAX,
+            sync_depth: self.syncs_in_flight,
         })
     }
 }

@@ -54,9 +54,11 @@ fn fault_vfs() -> Arc<FaultVfs> {
     FaultVfs::new(inner, FaultConfig::default())
 }
 
-fn options() -> WalOptions {
+/// Odd seeds run two fdatasyncs in flight, even ones the default one.
+fn options(seed: u64) -> WalOptions {
     WalOptions {
         backend: BackendChoice::Portable,
+        syncs_in_flight: 1 + (seed % 2) as usize,
         ..small_options()
     }
 }
@@ -338,7 +340,7 @@ fn run_seed(seed: u64, kind: Crash, cov: &mut Coverage) {
     let mut model = Model::default();
     for epoch in 0..=EPOCHS {
         let ctx = format!("seed {seed} ({kind:?}) epoch {epoch}");
-        let (wal, rep) = Wal::open_on(dir.path(), &options(), vfs.clone())
+        let (wal, rep) = Wal::open_on(dir.path(), &options(seed), vfs.clone())
             .unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
         cov.lost_unsynced += model.check_recovered(&wal, rep.last_seq, &ctx);
         if kind == Crash::Drop {

@@ -16,9 +16,10 @@ use uringdb_wal::{Wal, WalOptions};
 
 const SYNC_DELAY: Duration = Duration::from_millis(300);
 
-fn options() -> WalOptions {
+fn options(syncs_in_flight: usize) -> WalOptions {
     WalOptions {
         backend: BackendChoice::Portable,
+        syncs_in_flight,
         ..small_options()
     }
 }
@@ -45,9 +46,15 @@ fn until(what: &str, f: impl Fn() -> bool) {
 
 #[test]
 fn a_group_is_written_while_the_previous_fsync_runs_and_a_crash_keeps_only_the_acknowledged() {
-    let dir = TempDir::new("pipeline-overlap");
+    for syncs in [1, 2] {
+        overlap_then_crash(syncs);
+    }
+}
+
+fn overlap_then_crash(syncs: usize) {
+    let dir = TempDir::new(&format!("pipeline-overlap-{syncs}"));
     let vfs = slow_vfs();
-    let (wal, _) = Wal::open_on(dir.path(), &options(), vfs.clone()).unwrap();
+    let (wal, _) = Wal::open_on(dir.path(), &options(syncs), vfs.clone()).unwrap();
     let (p1, s1) = producer(&wal);
     let (p2, s2) = producer(&wal);
     let (a, b) = (record(1), record(2));
@@ -57,7 +64,8 @@ fn a_group_is_written_while_the_previous_fsync_runs_and_a_crash_keeps_only_the_a
     until("group 1's write", || vfs.pending_bytes() > 0);
     let after_a = vfs.pending_bytes();
     // A third of the delay later, so that group 2's own fdatasync (a second one in flight,
-    // with two sync threads) completes well after group 1's.
+    // with two sync threads; queued behind group 1's with one) completes well after
+    // group 1's.
     std::thread::sleep(SYNC_DELAY / 3);
     p2.append(&b, true).unwrap();
     // Group 2 is written while group 1's fdatasync is still in flight.
@@ -91,7 +99,7 @@ fn a_group_is_written_while_the_previous_fsync_runs_and_a_crash_keeps_only_the_a
     let _ = wal.close();
     drop(wal);
 
-    let (wal, rep) = Wal::open_on(dir.path(), &options(), slow_vfs()).unwrap();
+    let (wal, rep) = Wal::open_on(dir.path(), &options(syncs), slow_vfs()).unwrap();
     assert_eq!(
         rep.last_seq, 1,
         "the acknowledged group survives, the unsynced one does not"
@@ -101,12 +109,18 @@ fn a_group_is_written_while_the_previous_fsync_runs_and_a_crash_keeps_only_the_a
 }
 
 #[test]
-fn acknowledgements_and_the_apply_order_follow_sequence_order_with_fsyncs_in_flight() {
+fn acknowledgements_follow_sequence_order_with_fsyncs_in_flight() {
+    for syncs in [1, 2, 4] {
+        ordered_acknowledgements(syncs);
+    }
+}
+
+fn ordered_acknowledgements(syncs: usize) {
     // Several producers, sync and non-sync appends and sync markers, on a slow device so
     // that groups pile up behind fdatasyncs: every producer's outcomes arrive in the order
     // it appended, with increasing sequence numbers, a non-sync append never overtakes an
     // earlier durable one, and every acknowledged record is readable after close.
-    let dir = TempDir::new("pipeline-order");
+    let dir = TempDir::new(&format!("pipeline-order-{syncs}"));
     let vfs = {
         let (inner, _) = uringdb_uring::open_vfs(BackendChoice::Portable).unwrap();
         FaultVfs::new(
@@ -117,7 +131,7 @@ fn acknowledgements_and_the_apply_order_follow_sequence_order_with_fsyncs_in_fli
             },
         )
     };
-    let (wal, _) = Wal::open_on(dir.path(), &options(), vfs.clone()).unwrap();
+    let (wal, _) = Wal::open_on(dir.path(), &options(syncs), vfs.clone()).unwrap();
     let wal = Arc::new(wal);
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
@@ -162,7 +176,7 @@ fn acknowledgements_and_the_apply_order_follow_sequence_order_with_fsyncs_in_fli
     drop(keep);
     wal.close().unwrap();
     drop(wal);
-    let (wal, _) = Wal::open_on(dir.path(), &options(), vfs).unwrap();
+    let (wal, _) = Wal::open_on(dir.path(), &options(syncs), vfs).unwrap();
     let all = read_all(&wal).unwrap();
     acked.sort();
     assert_eq!(
@@ -170,4 +184,18 @@ fn acknowledgements_and_the_apply_order_follow_sequence_order_with_fsyncs_in_fli
         "every acknowledged record, at its sequence number"
     );
     wal.close().unwrap();
+}
+
+#[test]
+fn syncs_in_flight_is_validated_naming_the_field() {
+    for bad in [0, uringdb_wal::limits::SYNCS_IN_FLIGHT_MAX + 1] {
+        let e = options(bad).validate().unwrap_err();
+        assert!(
+            matches!(&e, uringdb_wal::WalError::InvalidOption { field, .. } if *field == "syncsInFlight"),
+            "{bad}: {e}"
+        );
+    }
+    for good in [1, uringdb_wal::limits::SYNCS_IN_FLIGHT_MAX] {
+        options(good).validate().unwrap();
+    }
 }
