@@ -67,15 +67,9 @@ impl std::fmt::Debug for PortableFile {
     }
 }
 
-impl PortableFile {
-    pub(crate) fn from_std(file: std::fs::File, path: PathBuf) -> PortableFile {
-        PortableFile { file, path }
-    }
-}
-
 impl File for PortableFile {
     fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
-        crate::vfs::reopen_std(&self.file, &self.path)
+        reopen_std(&self.file, &self.path)
     }
 
     fn write_at(&self, offset: u64, bufs: &[&[u8]], durable: bool) -> io::Result<WriteTiming> {
@@ -176,6 +170,29 @@ pub(crate) fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> 
 /// Opens `path` with std, mapping [`OpenMode`] to open flags. Every mode adds `O_NOFOLLOW`
 /// (see [`OpenMode`]): a symbolic link planted under one of the engine's file names must not
 /// make it write, truncate or create a file outside the database.
+/// A new open file description of `file` (through `/proc/self/fd`, so it follows the file
+/// across renames), as a portable handle (see [`File::sync_handle`]). Linux only.
+pub(crate) fn reopen_std(file: &std::fs::File, path: &Path) -> io::Result<Arc<dyn File>> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let reopened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(proc)?;
+        Ok(Arc::new(PortableFile {
+            file: reopened,
+            path: path.to_path_buf(),
+        }))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, path);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
 pub(crate) fn open_std(path: &Path, mode: OpenMode) -> io::Result<std::fs::File> {
     let mut options = OpenOptions::new();
     match mode {

@@ -48,6 +48,7 @@ use io_uring::{opcode, squeue, types, IoUring, Probe};
 use crate::iovec::{classify_batch, BatchOutcome, IoCursor, IOV_MAX};
 use crate::portable::{
     allocate_std, check_write_range, lock_std, nanos_between, open_std, pwritev_all, read_full_at,
+    reopen_std,
 };
 use crate::vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};
 use crate::BackendKind;
@@ -443,7 +444,7 @@ impl File for UringFile {
 
     fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
         // A standalone fdatasync is a plain syscall here too (see `sync_data`).
-        crate::vfs::reopen_std(&self.file, &self.path)
+        reopen_std(&self.file, &self.path)
     }
 
     fn sync_data(&self) -> io::Result<()> {

@@ -189,29 +189,6 @@ pub trait File: Send + Sync + Debug {
     }
 }
 
-/// A new open file description of `file` (through `/proc/self/fd`, so it follows the file
-/// across renames), as a portable handle (see [`File::sync_handle`]). Linux only.
-pub(crate) fn reopen_std(file: &std::fs::File, path: &Path) -> io::Result<Arc<dyn File>> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let reopened = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(proc)?;
-        Ok(Arc::new(crate::portable::PortableFile::from_std(
-            reopened,
-            path.to_path_buf(),
-        )))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (file, path);
-        Err(io::Error::from(io::ErrorKind::Unsupported))
-    }
-}
-
 /// `posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)` (see [`File::drop_cache`]).
 pub(crate) fn fadvise_dontneed(file: &std::fs::File) -> io::Result<()> {
     use std::os::fd::AsRawFd;

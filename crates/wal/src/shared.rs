@@ -119,9 +119,6 @@ pub(crate) struct Shared {
     pub has_waiters: AtomicBool,
     pub counters: Counters,
     pub preparer: Preparer,
-    /// Written groups waiting for their fdatasync and their completion, and the sync
-    /// threads (see `crate::committer::Pipeline`).
-    pub pipeline: crate::committer::Pipeline,
     /// Test-only: the clock that segment sizing reads (ns), in place of `now_ns`.
     pub segment_clock: Option<SegmentClock>,
     /// The directory lock; released by `close` (producers may outlive the log).

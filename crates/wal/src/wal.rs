@@ -160,7 +160,6 @@ impl Wal {
             has_waiters: AtomicBool::new(false),
             counters: Counters::new(),
             preparer: Preparer::new(),
-            pipeline: crate::committer::Pipeline::new(sync_depth),
             segment_clock,
             lock: Mutex::new(Some(lock)),
         });
@@ -175,6 +174,7 @@ impl Wal {
             recovered.write_offset,
             recovered.last_seq,
             shared.segment_now_ns(),
+            sync_depth,
         );
         let preparer = {
             let s = shared.clone();

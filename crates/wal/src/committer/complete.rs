@@ -7,7 +7,7 @@ use crate::format::Kind;
 use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
 
-use super::state::GroupFrame;
+use super::frame::GroupFrame;
 
 pub(super) fn fail_group(s: &Shared, frames: &[GroupFrame], e: &WalError) {
     let mut counts: Vec<(u64, usize)> = Vec::new();

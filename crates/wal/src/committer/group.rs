@@ -4,8 +4,9 @@
 use crate::format::{self, Kind};
 use crate::shared::Shared;
 
+use super::frame::GroupFrame;
 use super::roll::ask_next;
-use super::state::{CommitterState, GroupFrame};
+use super::state::CommitterState;
 
 /// Collects published frames into `st.frames`.
 pub(super) fn collect(s: &Shared, st: &mut CommitterState) {

@@ -56,5 +56,5 @@ pub(super) fn sync_active(s: &Arc<Shared>, st: &mut CommitterState) {
     if s.failure().is_some() {
         return;
     }
-    Pipeline::request_sync(s, &st.segment, st.written_seq);
+    Pipeline::request_sync(s, &st.pipeline, &st.segment, st.written_seq);
 }

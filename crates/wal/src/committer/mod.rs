@@ -52,9 +52,10 @@
 //! `pipeline.rs` syncs and completes groups in order, and `complete.rs` delivers a group's
 //! completions or fails it and releases its ring space (steps 5 and 6); `idle.rs` parks,
 //! asks for syncs between groups and leaves the close MARK. `state.rs` is what the thread
-//! carries from one group to the next.
+//! carries from one group to the next; `frame.rs` a collected frame.
 
 mod complete;
+mod frame;
 mod group;
 mod idle;
 mod pipeline;
@@ -62,7 +63,7 @@ mod roll;
 mod state;
 mod write;
 
-pub(crate) use pipeline::Pipeline;
+use pipeline::Pipeline;
 pub(crate) use state::CommitterState;
 
 use std::sync::Arc;
@@ -88,14 +89,14 @@ pub(crate) fn run(shared: Arc<Shared>, mut st: CommitterState) {
         ));
         drain_failing(s, &mut st, &WalError::Failed(e));
     }
-    Pipeline::wait_idle(s);
-    s.pipeline.stop();
+    Pipeline::wait_idle(s, &st.pipeline);
+    st.pipeline.stop();
     *s.committer_thread.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 fn main_loop(s: &Arc<Shared>, st: &mut CommitterState) {
     loop {
-        s.pipeline.wait_for_room();
+        st.pipeline.wait_for_room();
         collect(s, st);
         let woke_idle = std::mem::replace(&mut st.idle, false);
         if st.frames.is_empty() {
@@ -107,7 +108,7 @@ fn main_loop(s: &Arc<Shared>, st: &mut CommitterState) {
                 && s.in_flight.load(Ordering::SeqCst) == 0
                 && !s.ring.has_reserved_beyond(st.next_pos)
             {
-                Pipeline::wait_idle(s);
+                Pipeline::wait_idle(s, &st.pipeline);
                 write_close_mark(s, st);
                 return;
             }
@@ -134,7 +135,12 @@ fn drain_failing(s: &Arc<Shared>, st: &mut CommitterState, e: &WalError) {
             let end = last.pos + last.total as u64;
             st.next_pos = end;
             let frames = std::mem::take(&mut st.frames);
-            Pipeline::push(s, InFlight::failed(frames, end, e.clone()), None);
+            Pipeline::push(
+                s,
+                &st.pipeline,
+                InFlight::failed(frames, end, e.clone()),
+                None,
+            );
             continue;
         }
         if s.closing.load(Ordering::SeqCst)

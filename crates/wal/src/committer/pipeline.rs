@@ -45,7 +45,7 @@ use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
 
 use super::complete::{deliver, fail_group, finish};
-use super::state::GroupFrame;
+use super::frame::GroupFrame;
 
 /// Most groups written and waiting for their fdatasync or for an earlier group.
 pub(crate) const GROUPS_IN_FLIGHT_MAX: usize = 64;
@@ -162,8 +162,12 @@ impl Pipeline {
     /// Queues a written (or failed) group; if `sync` is given, asks for an fdatasync of
     /// that segment covering sequence numbers up to `sync.1`. Then completes whatever is
     /// ready.
-    pub(super) fn push(s: &Arc<Shared>, group: InFlight, sync: Option<(&Arc<Segment>, u64)>) {
-        let p = &s.pipeline;
+    pub(super) fn push(
+        s: &Arc<Shared>,
+        p: &Arc<Pipeline>,
+        group: InFlight,
+        sync: Option<(&Arc<Segment>, u64)>,
+    ) {
         {
             let mut st = locked(&p.state);
             st.queue.push_back(group);
@@ -172,22 +176,26 @@ impl Pipeline {
                     st.want_seq = st.want_seq.max(seq);
                     st.want_segment = Some(segment.clone());
                 }
-                spawn_if_busy(s, &mut st);
+                spawn_if_busy(s, p, &mut st);
             }
         }
         p.cv.notify_all();
-        drain(s);
+        drain(s, p);
     }
 
     /// Asks for an fdatasync covering everything written up to `seq` without queuing a
     /// group (idle syncs of `sync: false` records).
-    pub(super) fn request_sync(s: &Arc<Shared>, segment: &Arc<Segment>, seq: u64) {
-        let p = &s.pipeline;
+    pub(super) fn request_sync(
+        s: &Arc<Shared>,
+        p: &Arc<Pipeline>,
+        segment: &Arc<Segment>,
+        seq: u64,
+    ) {
         {
             let mut st = locked(&p.state);
             st.want_seq = st.want_seq.max(seq);
             st.want_segment = Some(segment.clone());
-            spawn_if_busy(s, &mut st);
+            spawn_if_busy(s, p, &mut st);
         }
         p.cv.notify_all();
     }
@@ -208,15 +216,14 @@ impl Pipeline {
     /// Waits until every queued group is completed and every requested fdatasync has
     /// finished (before a roll, and at close). If no sync thread could be started, runs
     /// the requested fdatasync on the calling thread.
-    pub(super) fn wait_idle(s: &Arc<Shared>) {
-        let p = &s.pipeline;
+    pub(super) fn wait_idle(s: &Arc<Shared>, p: &Arc<Pipeline>) {
         let mut st = locked(&p.state);
         loop {
             let syncs_pending = st.sync_wanted();
             if st.threads == 0 && syncs_pending {
                 drop(st);
-                sync_once(s, None);
-                drain(s);
+                sync_once(s, p, None);
+                drain(s, p);
                 st = locked(&p.state);
                 continue;
             }
@@ -239,16 +246,15 @@ impl Pipeline {
 }
 
 /// Starts one more sync thread if every one is busy and fewer than `depth` run.
-fn spawn_if_busy(s: &Arc<Shared>, st: &mut State) {
-    let p = &s.pipeline;
+fn spawn_if_busy(s: &Arc<Shared>, p: &Arc<Pipeline>, st: &mut State) {
     if st.syncing < st.threads || st.threads >= p.depth {
         return;
     }
     st.threads += 1;
-    let shared = s.clone();
+    let (shared, pipeline) = (s.clone(), p.clone());
     let spawned = std::thread::Builder::new()
         .name("uringdb-wal-sync".into())
-        .spawn(move || sync_thread(shared));
+        .spawn(move || sync_thread(shared, pipeline));
     match spawned {
         Ok(h) => locked(&p.handles).push(h),
         // The threads already running serve the request; with none, the committer syncs
@@ -259,23 +265,23 @@ fn spawn_if_busy(s: &Arc<Shared>, st: &mut State) {
 
 /// A sync thread: issues an fdatasync for the latest request, retires results in issue
 /// order, and completes the groups they cover.
-fn sync_thread(s: Arc<Shared>) {
+fn sync_thread(s: Arc<Shared>, p: Arc<Pipeline>) {
     // This thread's own open file description of the segment it syncs (see the module
     // docs), reopened when the active segment changes.
     let mut own: Option<(u64, Arc<dyn File>)> = None;
     loop {
         {
-            let mut st = locked(&s.pipeline.state);
+            let mut st = locked(&p.state);
             while !st.sync_wanted() && !st.stop {
-                st = s.pipeline.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = p.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             }
             if !st.sync_wanted() {
                 return;
             }
         }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sync_once(&s, Some(&mut own));
-            drain(&s);
+            sync_once(&s, &p, Some(&mut own));
+            drain(&s, &p);
         }));
         if r.is_err() {
             // A bug (a completion sink that panicked, say): fail everything not yet
@@ -285,16 +291,15 @@ fn sync_thread(s: Arc<Shared>) {
                 "commit pipeline",
                 std::io::Error::other("internal error: a sync thread panicked"),
             ));
-            locked(&s.pipeline.state).sync_failed.get_or_insert(e);
-            s.pipeline.cv.notify_all();
+            locked(&p.state).sync_failed.get_or_insert(e);
+            p.cv.notify_all();
         }
     }
 }
 
 /// Takes the latest request, runs its fdatasync, and retires finished fdatasyncs in issue
 /// order (publishing the durable watermark, or latching the first failure).
-fn sync_once(s: &Arc<Shared>, own: Option<&mut Option<(u64, Arc<dyn File>)>>) {
-    let p = &s.pipeline;
+fn sync_once(s: &Shared, p: &Pipeline, own: Option<&mut Option<(u64, Arc<dyn File>)>>) {
     let (segment, seq, ticket) = {
         let mut st = locked(&p.state);
         if !st.sync_wanted() {
@@ -368,8 +373,7 @@ fn sync_once(s: &Arc<Shared>, own: Option<&mut Option<(u64, Arc<dyn File>)>>) {
 /// Completes queued groups from the front while they are ready: acknowledged once covered
 /// by the durable watermark, failed once failed or once an fdatasync failure means no
 /// fdatasync will cover them.
-pub(super) fn drain(s: &Shared) {
-    let p = &s.pipeline;
+pub(super) fn drain(s: &Shared, p: &Pipeline) {
     let _order = locked(&p.drain);
     loop {
         let (group, verdict, sync_ns) = {

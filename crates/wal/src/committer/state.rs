@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::format::Kind;
 use crate::segment::Segment;
+
+use super::frame::GroupFrame;
+use super::pipeline::Pipeline;
 
 pub(crate) struct CommitterState {
     /// Ring position of the next frame to collect (everything before it is written, or
@@ -31,21 +33,8 @@ pub(crate) struct CommitterState {
     pub(super) idle: bool,
     /// Groups written since open (a clean close then leaves a MARK behind them).
     pub(super) groups_written: u64,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(super) struct GroupFrame {
-    pub(super) pos: u64,
-    pub(super) kind: Kind,
-    pub(super) len: usize,
-    pub(super) total: usize,
-    pub(super) sync: bool,
-    /// The producer's partial checksum (word0 and payload).
-    pub(super) crc: u32,
-    /// The producer that appended it, read from the sequence slot when collected (the
-    /// slot is overwritten with the sequence number before the write, so failures must not
-    /// read it back).
-    pub(super) pid: u64,
+    /// Written groups waiting for their fdatasync and completion, and the sync threads.
+    pub(super) pipeline: Arc<Pipeline>,
 }
 
 impl CommitterState {
@@ -55,6 +44,7 @@ impl CommitterState {
         offset: u64,
         last_seq: u64,
         now_ns: u64,
+        syncs_in_flight: usize,
     ) -> CommitterState {
         CommitterState {
             next_pos: 0,
@@ -69,6 +59,7 @@ impl CommitterState {
             frames: Vec::new(),
             idle: true,
             groups_written: 0,
+            pipeline: Arc::new(Pipeline::new(syncs_in_flight)),
         }
     }
 }

@@ -12,10 +12,11 @@ use crate::segment::Segment;
 use crate::shared::{GroupInfo, Shared};
 use crate::sync::Ordering;
 
+use super::frame::GroupFrame;
 use super::group::group_disk_bytes;
 use super::pipeline::{InFlight, Pipeline};
 use super::roll::{ask_next_if_half_full, finish_roll, grow_empty_active, prepare_roll};
-use super::state::{CommitterState, GroupFrame};
+use super::state::CommitterState;
 
 pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
     let group_start_ns = s.now_ns();
@@ -32,7 +33,8 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
     st.next_pos = end;
     let disk_bytes = group_disk_bytes(st);
     let frames = std::mem::take(&mut st.frames);
-    let fail = |frames, e| Pipeline::push(s, InFlight::failed(frames, end, e), None);
+    let pipeline = st.pipeline.clone();
+    let fail = |frames, e| Pipeline::push(s, &pipeline, InFlight::failed(frames, end, e), None);
     if let Some(e) = s.failure() {
         fail(frames, WalError::Failed(e));
         return;
@@ -44,7 +46,7 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
         .saturating_sub(format::SEGMENT_RESERVED_BYTES as u64);
     if disk_bytes > 0 && st.offset + disk_bytes > room_end {
         // Every fdatasync in flight is on the active segment: let them finish first.
-        Pipeline::wait_idle(s);
+        Pipeline::wait_idle(s, &pipeline);
         if let Some(e) = s.failure() {
             fail(frames, WalError::Failed(e));
             return;
@@ -211,7 +213,7 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
         arrival_ns: arrival,
     };
     let sync = (durable && roll_to.is_none()).then_some((&st.segment, st.written_seq));
-    Pipeline::push(s, group, sync);
+    Pipeline::push(s, &pipeline, group, sync);
 }
 
 /// Gathers the group's on-disk frames into iovecs (contiguous runs of the ring).
