@@ -55,6 +55,7 @@ mod stall;
 mod state;
 mod stats;
 mod table_files;
+mod txn;
 mod version;
 mod write;
 
@@ -72,6 +73,7 @@ pub use stats::{
     CompactionEvent, CompactionReason, DbEvent, DbStats, ErrorEvent, FlushEvent, LevelStats,
     StallEvent, StallLevel,
 };
+pub use txn::{PreparedOp, PreparedTxn};
 pub use write::{BlockingWriter, DbWriter};
 
 use state::Inner;
@@ -133,6 +135,40 @@ impl Db {
     /// writes complete), and releases the directory. Idempotent.
     pub fn close(&self) -> Result<(), DbError> {
         self.inner.close()
+    }
+
+    /// Refuses a batch payload that writes a key a prepared transaction holds
+    /// ([`DbError::Conflict`]). The binding calls this at the API, before a write is staged;
+    /// [`BlockingWriter`] calls it itself.
+    pub fn check_locks(&self, payload: &[u8]) -> Result<(), DbError> {
+        self.inner.check_locks(payload)
+    }
+
+    /// Reserves a prepare record's txid and locks its keys (see `txn`), before the record is
+    /// written; [`DbError::TxnExists`] or [`DbError::Conflict`] if it cannot.
+    pub fn reserve_prepare(&self, payload: &[u8]) -> Result<(), DbError> {
+        self.inner.reserve_prepare(payload)
+    }
+
+    /// Undoes a reservation whose record did not reach the log.
+    pub fn abandon_prepare(&self, txid: &str) {
+        self.inner.abandon_prepare(txid)
+    }
+
+    /// Marks `txid` as finishing before its commit or rollback record is written;
+    /// [`DbError::TxnNotFound`] if it is unknown, not yet logged, or already finishing.
+    pub fn begin_finish(&self, txid: &str) -> Result<(), DbError> {
+        self.inner.begin_finish(txid)
+    }
+
+    /// Undoes [`Db::begin_finish`] for a record that did not reach the log.
+    pub fn abandon_finish(&self, txid: &str) {
+        self.inner.abandon_finish(txid)
+    }
+
+    /// The prepared transactions (durable, not finished), in log order.
+    pub fn prepared_transactions(&self) -> Vec<PreparedTxn> {
+        self.inner.prepared_transactions()
     }
 
     /// Statistics.
