@@ -113,7 +113,10 @@ impl fmt::Display for DbError {
                 String::from_utf8_lossy(key)
             ),
             DbError::TxnExists(t) => write!(f, "txid {t:?} is already prepared"),
-            DbError::TxnNotFound(t) => write!(f, "txid {t:?} is not a prepared transaction"),
+            DbError::TxnNotFound(t) => write!(
+                f,
+                "txid {t:?} is not a prepared transaction (unknown, finished or being finished, or its prepare has not been handed to the log yet)"
+            ),
             DbError::Background(e) => write!(
                 f,
                 "a background flush or compaction failed; writes are refused until a retry (every 0.5 s) succeeds, e.g. once space is freed: {e}"

@@ -33,7 +33,9 @@
 //! and publishing their result: `install`; starting, waiting for and stopping the
 //! background threads: `lifecycle`; the state all threads share (`Inner`), background
 //! errors and the statistics snapshot: `state`; the statistics' and events' types: `stats`;
-//! the background rate limiter: `rate_limiter`. This module holds the [`Db`] type and ties
+//! the background rate limiter: `rate_limiter`; two-phase commit (prepare reservations, key
+//! locks, finishing at apply, the log's truncation floor): `txn`, over the table's types in
+//! `txn_table`. This module holds the [`Db`] type and ties
 //! them together. The files depend on each other one way: `state` and the types below it
 //! know nothing of the files that act on them.
 
@@ -56,6 +58,7 @@ mod state;
 mod stats;
 mod table_files;
 mod txn;
+mod txn_table;
 mod version;
 mod write;
 
@@ -73,7 +76,7 @@ pub use stats::{
     CompactionEvent, CompactionReason, DbEvent, DbStats, ErrorEvent, FlushEvent, LevelStats,
     StallEvent, StallLevel,
 };
-pub use txn::{PreparedOp, PreparedTxn};
+pub use txn_table::{PreparedOp, PreparedTxn};
 pub use write::{BlockingWriter, DbWriter};
 
 use state::Inner;
@@ -142,6 +145,11 @@ impl Db {
     /// [`BlockingWriter`] calls it itself.
     pub fn check_locks(&self, payload: &[u8]) -> Result<(), DbError> {
         self.inner.check_locks(payload)
+    }
+
+    /// Refuses a put or delete of `key` that a prepared transaction holds.
+    pub fn check_key(&self, key: &[u8]) -> Result<(), DbError> {
+        self.inner.check_key(key)
     }
 
     /// Reserves a prepare record's txid and locks its keys (see `txn`), before the record is

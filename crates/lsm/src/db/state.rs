@@ -77,7 +77,7 @@ pub(crate) struct Inner {
     pub(super) apply_tx: std::sync::mpsc::SyncSender<ApplyMsg>,
     pub(super) applier: Mutex<Option<JoinHandle<()>>>,
     /// Prepared transactions and their key locks (see `txn`).
-    pub(super) txns: Mutex<super::txn::Txns>,
+    pub(super) txns: Mutex<super::txn_table::Txns>,
     /// How many keys `txns` locks (read without the mutex: zero means no check is needed).
     pub(super) locked_keys: std::sync::atomic::AtomicUsize,
 }
@@ -273,7 +273,7 @@ impl Inner {
             prepared_transactions: prepared.0,
             oldest_prepared_age_ms: prepared
                 .1
-                .map_or(0, |at| super::txn::now_ms().saturating_sub(at)),
+                .map_or(0, |at| super::txn_table::now_ms().saturating_sub(at)),
             background_errors: ld(&c.background_errors),
             background_error: self.bg_error().map(|e| e.to_string()),
             log,

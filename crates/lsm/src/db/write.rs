@@ -88,7 +88,7 @@ impl BlockingWriter {
 
     /// Prepares `batch` as the transaction `txid` (durable when it returns; see `txn`).
     pub fn prepare(&self, txid: &str, batch: &batch::WriteBatch) -> Result<u64, DbError> {
-        let payload = batch::encode_prepare(txid, super::txn::now_ms(), batch);
+        let payload = batch::encode_prepare(txid, super::txn_table::now_ms(), batch);
         self.w.inner.reserve_prepare(&payload)?;
         let r = self.write_payload(&payload, true);
         if r.is_err() {
