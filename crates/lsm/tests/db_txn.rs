@@ -290,3 +290,77 @@ fn crash_model_acknowledged_prepares_and_finishes_survive_dropped_unsynced_data(
         }
     }
 }
+
+#[test]
+fn concurrent_prepares_of_one_key_lock_it_exactly_once() {
+    let dir = TempDir::new("txn-race");
+    let db = Db::open(dir.path(), options()).unwrap();
+    for round in 0..20 {
+        let key = format!("hot{round}");
+        let outcomes: Vec<Result<u64, DbError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|i| {
+                    let db = db.clone();
+                    let key = key.clone();
+                    s.spawn(move || {
+                        db.blocking_writer()
+                            .prepare(&format!("r{round}-{i}"), &batch(&[(&key, Some("v"))]))
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<usize> = (0..4).filter(|&i| outcomes[i].is_ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
+        let winner = format!("r{round}-{}", won[0]);
+        for r in &outcomes {
+            if let Err(e) = r {
+                assert!(
+                    matches!(e, DbError::Conflict { txid, .. } if *txid == winner),
+                    "round {round}: {e:?}"
+                );
+            }
+        }
+        db.blocking_writer()
+            .finish_prepared(&winner, round % 2 == 0)
+            .unwrap();
+    }
+    assert!(db.prepared_transactions().is_empty());
+    db.close().unwrap();
+}
+
+#[test]
+fn a_reservation_not_yet_logged_cannot_be_finished_and_abandoning_it_releases_its_keys() {
+    let dir = TempDir::new("txn-reserve");
+    let db = Db::open(dir.path(), options()).unwrap();
+    let payload = uringdb_lsm::db::batch::encode_prepare("r", 1, &batch(&[("k", Some("v"))]));
+    db.reserve_prepare(&payload).unwrap();
+    assert!(matches!(db.check_key(b"k"), Err(DbError::Conflict { .. })));
+    assert!(matches!(
+        db.reserve_prepare(&payload),
+        Err(DbError::TxnExists(_))
+    ));
+    // Not handed to the log yet: a commit now could precede the prepare in the log.
+    assert!(matches!(db.begin_finish("r"), Err(DbError::TxnNotFound(_))));
+    // Not listed either: it is not durable.
+    assert!(db.prepared_transactions().is_empty());
+    db.abandon_prepare("r");
+    db.check_key(b"k").unwrap();
+    db.blocking_writer().put(b"k", b"free").unwrap();
+    // A prepare record that was never reserved is refused at the log's door.
+    let w = db.writer(std::sync::Arc::new(NoSink));
+    assert!(
+        matches!(w.write(&payload, true), Err(DbError::InvalidArgument(m)) if m.contains("not reserved"))
+    );
+    assert!(matches!(
+        w.write(&uringdb_lsm::db::batch::encode_finish("r", true), true),
+        Err(DbError::TxnNotFound(_))
+    ));
+    db.close().unwrap();
+}
+
+struct NoSink;
+impl uringdb_wal::CompletionSink for NoSink {
+    fn completed(&self, _: &[u64], _: &uringdb_wal::GroupInfo) {}
+    fn failed(&self, _: usize, _: &uringdb_wal::WalError) {}
+}

@@ -136,6 +136,10 @@ impl Db {
 
 impl DbWriter {
     /// Logs a batch payload (see [`batch`]); the outcome arrives at the writer's sink.
+    /// Key locks are not checked here but at the API, when the write is called
+    /// ([`Db::check_locks`], [`BlockingWriter::write`]): a write called before a prepare is
+    /// ordered before it even if it reaches the log after. Prepare, commit and rollback
+    /// records must have been reserved or begun (see `txn`).
     /// Refuses malformed batches, a closed database, and (after a background error)
     /// writes, synchronously. Blocks while the commit queue or a stall's queue is full
     /// (for Rust callers on their own threads; the binding uses
