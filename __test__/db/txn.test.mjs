@@ -66,6 +66,8 @@ test('prepared writes are invisible and lock their keys; commit applies them ato
     t.is(e.txid, 't1', `${what}: names the holder`);
   }
   t.is(await db.get('free2'), undefined, 'a refused batch wrote nothing');
+  t.is(assertCode(t, await rejects(db.clear()), 'ERR_URINGDB_CONFLICT', 'clear').txid, 't1');
+  t.is(await db.get('a', utf8), 'old', 'the refused clear deleted nothing');
   t.deepEqual(db.preparedTransactions().map((x) => x.txid), ['t1'], 'the refused prepare left nothing');
   t.is(assertCode(t, await rejects(db.prepare('t1', [{ type: 'put', key: 'q', value: '1' }])), 'ERR_URINGDB_TXN_EXISTS', 'dup').txid, 't1');
   t.is(assertCode(t, await rejects(db.commitPrepared('nope')), 'ERR_URINGDB_TXN_NOT_FOUND', 'commit unknown').txid, 'nope');
