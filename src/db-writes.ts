@@ -43,6 +43,9 @@ export class DbWrites {
   readonly #parked: ParkedQueue<ParkedDbWrite>
   // The bound on pending bytes (maxPendingBytes), and cancellation before the ring.
   readonly #gate: WriteGate
+  // [0] is 1 while a prepared transaction locks any key of the database (the engine updates
+  // it in place): only then do writes cross to check their keys (see Db.prepare).
+  readonly #locked: Uint32Array
 
   constructor(handle: native.NativeDb, queue: CompletionQueue, sync: boolean, maxPendingBytes: number, isClosing: () => boolean) {
     this.#native = handle
@@ -52,6 +55,7 @@ export class DbWrites {
     this.#isClosing = isClosing
     this.#parked = new ParkedQueue<ParkedDbWrite>(queue)
     this.#gate = new WriteGate(queue, maxPendingBytes, (token) => this.#cancel(token))
+    this.#locked = handle.lockFlag() ?? Uint32Array.of(1)
   }
 
   /** Writes waiting for room under maxPendingBytes (tests). */
@@ -194,7 +198,7 @@ export class DbWrites {
     }
     // A batch writing a key a prepared transaction holds is refused now, before it is
     // staged (prepare and finish records were checked when they were reserved).
-    if (payload[0] === BATCH_TAG) {
+    if (payload[0] === BATCH_TAG && this.#locked[0] !== 0) {
       try {
         this.#native.checkLocks(payload)
       } catch (e) {
@@ -272,7 +276,7 @@ export class DbWrites {
         throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
       }
       // Refused now if a prepared transaction holds the key (see `Db.prepare`).
-      this.#native.checkKey(k)
+      if (this.#locked[0] !== 0) this.#native.checkKey(k)
       if (signal === undefined && this.#gate.open(len)) return this.#enterSingle(kind, k, v, len, sync, undefined)
       return this.#singleLater(kind, k, v, len, sync, signal)
     } catch (err) {

@@ -240,3 +240,33 @@ for (const variant of [
     t.log(`${acked} acknowledgements, ${[...fate.values()].filter((f) => f === 'P').length} left prepared`);
   });
 }
+
+test('locks hold across handles on one engine: a second handle and a worker thread see them at once', async (t) => {
+  const dir = tmpDir(t);
+  const a = await openTestDb(dir);
+  const b = await openTestDb(dir);
+  t.teardown(async () => {
+    await b.close();
+    await a.close();
+  });
+  t.false(b.recovery.opened, 'the second handle shares the engine');
+  const { Worker } = await import('node:worker_threads');
+  const w = new Worker(new URL('../fixtures/db-txn-worker.mjs', import.meta.url), { workerData: { dir, ioBackend: backend() } });
+  const next = () => new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  t.deepEqual(await next(), { opened: false });
+  await a.prepare('held', [{ type: 'put', key: 'k', value: 'v' }]);
+  t.is(assertCode(t, await rejects(b.put('k', 'x')), 'ERR_URINGDB_CONFLICT', 'second handle').txid, 'held');
+  w.postMessage({ key: 'k' });
+  t.deepEqual(await next(), { code: 'ERR_URINGDB_CONFLICT', txid: 'held' }, 'worker thread');
+  await a.rollbackPrepared('held');
+  await b.put('k', 'b');
+  w.postMessage({ key: 'k' });
+  t.deepEqual(await next(), { code: null }, 'released for the worker too');
+  w.postMessage({ close: true });
+  t.deepEqual(await next(), { closed: true });
+  await w.terminate();
+  t.is(await a.get('k', utf8), 'from-worker');
+});

@@ -443,6 +443,32 @@ impl NativeDb {
         })
     }
 
+    /// A one-element Uint32Array that reads 1 while a prepared transaction locks any key of
+    /// this database, 0 otherwise (updated by the engine, in place), so that `put`, `del` and
+    /// `batch` call `checkKey` / `checkLocks` only then; null if this runtime refuses external
+    /// buffers (the façade then always checks).
+    #[napi(ts_return_type = "Uint32Array | null")]
+    pub fn lock_flag<'env>(&self, env: &'env Env) -> napi::Result<Option<Uint32ArraySlice<'env>>> {
+        guard(env, || {
+            let flag = Arc::new(std::sync::atomic::AtomicU32::new(1));
+            self.engine()?.db.watch_locks(&flag);
+            let ptr = flag.as_ptr();
+            // SAFETY: `ptr` is the 4 aligned bytes of the AtomicU32 inside `flag`'s
+            // allocation, which the Arc clone moved into the finalize hint keeps alive until
+            // V8 collects the array (then the finalizer drops it); each call allocates its
+            // own flag, so no memory is registered twice. JavaScript only reads it (aligned
+            // 32-bit loads), while the engine stores to it atomically.
+            let a = unsafe {
+                Uint32ArraySlice::from_external(env, ptr, 1, flag.clone(), |_, f| drop(f))
+            }?;
+            // A runtime without external buffers copied it: the copy would never change.
+            if a.as_ptr() != ptr.cast_const() {
+                return Ok(None);
+            }
+            Ok(Some(a))
+        })
+    }
+
     /// Reserves a prepare record's txid and locks its keys, synchronously (then the record
     /// goes through `writePacked`): throws `ERR_URINGDB_TXN_EXISTS` or `ERR_URINGDB_CONFLICT`.
     #[napi]

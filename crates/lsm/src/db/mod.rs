@@ -152,6 +152,13 @@ impl Db {
         self.inner.check_key(key)
     }
 
+    /// Keeps `flag` at 1 while a prepared transaction locks any key, 0 otherwise, until
+    /// `flag` is dropped: a caller may skip [`Db::check_key`] / [`Db::check_locks`] while it
+    /// reads 0 (the binding's handles read it from JavaScript without a call).
+    pub fn watch_locks(&self, flag: &Arc<std::sync::atomic::AtomicU32>) {
+        self.inner.watch_locks(flag)
+    }
+
     /// Reserves a prepare record's txid and locks its keys (see `txn`), before the record is
     /// written; [`DbError::TxnExists`] or [`DbError::Conflict`] if it cannot.
     pub fn reserve_prepare(&self, payload: &[u8]) -> Result<(), DbError> {

@@ -190,6 +190,7 @@ impl Db {
             applier: Mutex::new(None),
             txns: Mutex::new(Default::default()),
             locked_keys: Default::default(),
+            lock_watchers: Mutex::new(Vec::new()),
             opts,
         });
         // Replay the log above the flushed sequence number; the records below it that the log

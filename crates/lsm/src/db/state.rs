@@ -80,6 +80,9 @@ pub(crate) struct Inner {
     pub(super) txns: Mutex<super::txn_table::Txns>,
     /// How many keys `txns` locks (read without the mutex: zero means no check is needed).
     pub(super) locked_keys: std::sync::atomic::AtomicUsize,
+    /// Flags mirroring "some key is locked" (1) for readers that cannot call in cheaply (the
+    /// binding's handles read theirs from JavaScript), updated under the `txns` mutex.
+    pub(super) lock_watchers: Mutex<Vec<std::sync::Weak<std::sync::atomic::AtomicU32>>>,
 }
 
 #[derive(Default)]

@@ -42,6 +42,25 @@ impl Inner {
 
     fn publish_locks(&self, t: &Txns) {
         self.locked_keys.store(t.locks.len(), Ordering::Release);
+        let any = u32::from(!t.locks.is_empty());
+        let mut w = self.lock_watchers.lock().unwrap_or_else(|e| e.into_inner());
+        w.retain(|f| match f.upgrade() {
+            Some(f) => {
+                f.store(any, Ordering::Release);
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Keeps `flag` at 1 while any key is locked, 0 otherwise (see `lock_watchers`).
+    pub(super) fn watch_locks(&self, flag: &std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        let t = self.txns();
+        flag.store(u32::from(!t.locks.is_empty()), Ordering::Release);
+        self.lock_watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(std::sync::Arc::downgrade(flag));
     }
 
     /// Refuses a batch that writes a key a prepared transaction holds.
