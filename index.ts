@@ -33,7 +33,7 @@ export {
 export type { Percentiles, WalStats, LogStats, CommitEvent, RecoveryEvent, LevelStats, DbStats, DbRecovery } from './src/diagnostics.js'
 export { Log, openLog, type RecordInput } from './src/log.js'
 export type { LogRecord } from './src/log-read.js'
-export { Db, open } from './src/db.js'
+export { Db, open, TXID_BYTES_MAX, type PreparedTransaction, type PreparedOperation } from './src/db.js'
 export { Snapshot } from './src/snapshot.js'
 export { DbIterator, type Entry } from './src/iterator.js'
 export { RangeSync, type RangeItem } from './src/range.js'

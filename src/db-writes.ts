@@ -13,7 +13,7 @@ import { TickStager } from './stager.js'
 import { ParkedQueue, WriteGate } from './parked.js'
 import { KEY_BYTES_MAX, keyBytes, valueBytes, checkSync, checkSignal } from './args.js'
 import { MiB, type WriteOptions } from './options.js'
-import { encodeSingle, opBytes } from './batch.js'
+import { BATCH_TAG, encodeSingle, opBytes } from './batch.js'
 
 const DB_STAGE_BYTES = 1 * MiB
 const DB_STAGE_WRITES = 256
@@ -43,6 +43,9 @@ export class DbWrites {
   readonly #parked: ParkedQueue<ParkedDbWrite>
   // The bound on pending bytes (maxPendingBytes), and cancellation before the ring.
   readonly #gate: WriteGate
+  // [0] is 1 while a prepared transaction locks any key of the database (the engine updates
+  // it in place): only then do writes cross to check their keys (see Db.prepare).
+  readonly #locked: Uint32Array
 
   constructor(handle: native.NativeDb, queue: CompletionQueue, sync: boolean, maxPendingBytes: number, isClosing: () => boolean) {
     this.#native = handle
@@ -52,6 +55,7 @@ export class DbWrites {
     this.#isClosing = isClosing
     this.#parked = new ParkedQueue<ParkedDbWrite>(queue)
     this.#gate = new WriteGate(queue, maxPendingBytes, (token) => this.#cancel(token))
+    this.#locked = handle.lockFlag() ?? Uint32Array.of(1)
   }
 
   /** Writes waiting for room under maxPendingBytes (tests). */
@@ -192,6 +196,15 @@ export class DbWrites {
         new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`),
       )
     }
+    // A batch writing a key a prepared transaction holds is refused now, before it is
+    // staged (prepare and finish records were checked when they were reserved).
+    if (payload[0] === BATCH_TAG && this.#locked[0] !== 0) {
+      try {
+        this.#native.checkLocks(payload)
+      } catch (e) {
+        return Promise.reject(toUringdbError(e))
+      }
+    }
     if (signal === undefined && this.#gate.open(len)) return this.#enterPayload(payload, sync, undefined)
     return this.#gate.enter(len, signal, (token) => this.#enterPayload(payload, sync, token))
   }
@@ -262,6 +275,8 @@ export class DbWrites {
       if (len > this.#maxBatchBytes) {
         throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a write of ${len} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
       }
+      // Refused now if a prepared transaction holds the key (see `Db.prepare`).
+      if (this.#locked[0] !== 0) this.#native.checkKey(k)
       if (signal === undefined && this.#gate.open(len)) return this.#enterSingle(kind, k, v, len, sync, undefined)
       return this.#singleLater(kind, k, v, len, sync, signal)
     } catch (err) {

@@ -37,6 +37,48 @@ const DB_READS_IN_FLIGHT_MAX = 16
 
 const SCRATCH_BYTES = 16 * 1024
 
+// Two-phase commit records (batch.rs).
+const PREPARE_TAG = 0xb2
+const COMMIT_TAG = 0xb3
+const ROLLBACK_TAG = 0xb4
+/** Largest txid, in bytes of UTF-8 (`TXID_BYTES_MAX` in batch.rs). */
+export const TXID_BYTES_MAX = 256
+
+/** One operation of a {@link PreparedTransaction} (keys and values as Buffers). */
+export type PreparedOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
+
+/** A prepared transaction, as {@link Db.preparedTransactions} lists it. */
+export interface PreparedTransaction {
+  /** The txid given to {@link Db.prepare}. */
+  txid: string
+  /** When it was prepared, in ms since the epoch (the preparing process's clock). */
+  preparedAt: number
+  /** Its operations, in order. */
+  ops: PreparedOperation[]
+}
+
+function txidBytes(txid: unknown): Buffer {
+  if (typeof txid !== 'string') throw invalidArgument(`txid must be a string, got ${describe(txid)}`)
+  const b = keyBytes('txid', txid)
+  if (b.length === 0 || b.length > TXID_BYTES_MAX) {
+    throw invalidArgument(`txid must be 1..${TXID_BYTES_MAX} bytes of UTF-8, got ${b.length}`)
+  }
+  return b
+}
+
+function encodeOperations(operations: readonly unknown[]): BatchEncoder {
+  const e = new BatchEncoder(1024)
+  for (let i = 0; i < operations.length; i++) {
+    const op: unknown = operations[i]
+    if (typeof op !== 'object' || op === null) throw invalidArgument(`operations[${i}] must be an object, got ${describe(op)}`)
+    const o = op as { type?: unknown; key?: unknown; value?: unknown }
+    if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
+    else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
+    else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
+  }
+  return e
+}
+
 /**
  * The key-value database. Create one with {@link open}.
  *
@@ -151,18 +193,124 @@ export class Db implements AsyncDisposable {
         if (signal?.aborted === true) throw new AbortError(signal.reason)
         return Promise.resolve()
       }
-      const e = new BatchEncoder(1024)
-      for (let i = 0; i < operations.length; i++) {
-        const op: unknown = operations[i]
-        if (typeof op !== 'object' || op === null) throw invalidArgument(`operations[${i}] must be an object, got ${describe(op)}`)
-        const o = op as { type?: unknown; key?: unknown; value?: unknown }
-        if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
-        else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
-        else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
-      }
-      return this.#writes.write(e.bytes(), options) as Promise<unknown> as Promise<void>
+      return this.#writes.write(encodeOperations(operations).bytes(), options) as Promise<unknown> as Promise<void>
     } catch (err) {
       return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /**
+   * Prepares `operations` as the transaction `txid` (the first phase of a two-phase commit).
+   * Resolves once the prepare is durable (one log record holding the txid and the
+   * operations). Prepared writes are invisible to reads until {@link Db.commitPrepared}.
+   *
+   * From the call on, the transaction locks its keys: a `put`, `del`, `batch` or `prepare`
+   * (from any handle) that writes one of them rejects at once with `ERR_URINGDB_CONFLICT`,
+   * naming the txid (`error.txid`), until the commit or rollback is applied. A write called
+   * before the prepare is ordered before it. Prepared transactions survive restarts
+   * ({@link Db.preparedTransactions}); the oldest one pins the log (see `stats()`'s
+   * `oldestPreparedAgeMs`), so finish every prepare.
+   *
+   * Rejects with `ERR_URINGDB_TXN_EXISTS` if `txid` is already prepared, and with
+   * `ERR_URINGDB_INVALID_ARGUMENT` naming the field for a `txid` that is not a string of
+   * 1..256 bytes of UTF-8 or an empty or malformed `operations` list;
+   * `ERR_URINGDB_RECORD_TOO_LARGE` if the record exceeds the largest batch.
+   */
+  prepare(txid: string, operations: readonly BatchOperation[], options?: WriteOptions): Promise<void> {
+    try {
+      if (this.#closing) throw closedError('database')
+      const t = txidBytes(txid)
+      if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
+      if (operations.length === 0) throw invalidArgument('operations must hold at least one operation')
+      const ops = encodeOperations(operations).bytes().subarray(1)
+      const payload = Buffer.allocUnsafe(11 + t.length + ops.length)
+      payload[0] = PREPARE_TAG
+      payload.writeBigUInt64LE(BigInt(Date.now()), 1)
+      payload.writeUInt16LE(t.length, 9)
+      t.copy(payload, 11)
+      ops.copy(payload, 11 + t.length)
+      if (payload.length > this.#maxBatchBytes) {
+        throw new UringdbError('ERR_URINGDB_RECORD_TOO_LARGE', `a prepare of ${payload.length} bytes exceeds the limit of ${this.#maxBatchBytes} bytes`)
+      }
+      this.#native.reservePrepare(payload)
+      return this.#writes.write(payload, options).then(
+        () => undefined,
+        (err: unknown) => {
+          this.#undo(() => this.#native.abandonPrepare(txid))
+          throw err
+        },
+      )
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  /**
+   * Commits the prepared transaction `txid`: resolves once the commit record (the txid
+   * only) is durable; its operations then become visible atomically, at the commit record's
+   * sequence number, and its keys are released. Rejects with `ERR_URINGDB_TXN_NOT_FOUND` if
+   * `txid` is not prepared (call it after `prepare` resolved).
+   */
+  commitPrepared(txid: string, options?: WriteOptions): Promise<void> {
+    return this.#finish(txid, true, options)
+  }
+
+  /**
+   * Rolls back the prepared transaction `txid`: resolves once the rollback record is
+   * durable; its operations are dropped and its keys released. Rejects with
+   * `ERR_URINGDB_TXN_NOT_FOUND` if `txid` is not prepared.
+   */
+  rollbackPrepared(txid: string, options?: WriteOptions): Promise<void> {
+    return this.#finish(txid, false, options)
+  }
+
+  /**
+   * The prepared transactions (durable, not yet committed or rolled back), oldest first:
+   * after a restart, the ones a coordinator must still finish.
+   */
+  preparedTransactions(): PreparedTransaction[] {
+    if (this.#closing) throw closedError('database')
+    try {
+      return this.#native.preparedTransactions().map((t) => ({
+        txid: t.txid,
+        preparedAt: t.preparedAt,
+        ops: t.keys.map((key, i): PreparedOperation => {
+          const value = t.values[i]
+          return value === null || value === undefined ? { type: 'del', key } : { type: 'put', key, value }
+        }),
+      }))
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+
+  #finish(txid: string, commit: boolean, options: WriteOptions | undefined): Promise<void> {
+    try {
+      if (this.#closing) throw closedError('database')
+      const t = txidBytes(txid)
+      this.#native.beginFinish(txid)
+      const payload = Buffer.allocUnsafe(3 + t.length)
+      payload[0] = commit ? COMMIT_TAG : ROLLBACK_TAG
+      payload.writeUInt16LE(t.length, 1)
+      t.copy(payload, 3)
+      return this.#writes.write(payload, options).then(
+        () => undefined,
+        (err: unknown) => {
+          this.#undo(() => this.#native.abandonFinish(txid))
+          throw err
+        },
+      )
+    } catch (err) {
+      return Promise.reject(toUringdbError(err))
+    }
+  }
+
+  // Undoes a reservation after its record failed to reach the log (nothing to undo once closed).
+  #undo(f: () => void): void {
+    try {
+      f()
+    } catch {
+      // Closed: the table is gone with the handle.
     }
   }
 

@@ -162,6 +162,13 @@ export interface DbStats {
   flushedSeq: number
   /** Live snapshots. */
   snapshots: number
+  /** Prepared transactions not yet committed or rolled back (see `Db.prepare`). */
+  preparedTransactions: number
+  /**
+   * Age of the oldest prepared transaction, in ms (0 if none). The oldest prepare pins the
+   * log: segments from its record on are kept until it is committed or rolled back.
+   */
+  oldestPreparedAgeMs: number
   /** Background failures so far. */
   backgroundErrors: number
   /** The current background failure (writes are refused while set), or null. */

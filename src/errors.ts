@@ -27,6 +27,19 @@ export type UringdbErrorCode =
    * many handles or concurrent readers at once; retry once earlier reads have completed.
    */
   | 'ERR_URINGDB_BUSY'
+  /**
+   * A write (`put`, `del`, `batch`, `prepare`) of a key that a prepared transaction holds;
+   * {@link UringdbError.txid} names the holder. Retry after it is committed or rolled back.
+   */
+  | 'ERR_URINGDB_CONFLICT'
+  /** `prepare` with a txid that is already prepared; {@link UringdbError.txid} names it. */
+  | 'ERR_URINGDB_TXN_EXISTS'
+  /**
+   * `commitPrepared` or `rollbackPrepared` of a txid that is not prepared (unknown, already
+   * finished or being finished, or its `prepare` was not yet handed to the log: await it
+   * first); {@link UringdbError.txid} names it.
+   */
+  | 'ERR_URINGDB_TXN_NOT_FOUND'
   /** A write cancelled by its `AbortSignal` (an {@link AbortError}). */
   | 'ABORT_ERR'
 
@@ -45,12 +58,14 @@ export class UringdbError extends Error {
   readonly offset?: number
   /** For OS errors: the errno. */
   readonly errno?: number
+  /** For `ERR_URINGDB_CONFLICT` (the holder), `ERR_URINGDB_TXN_EXISTS`, `ERR_URINGDB_TXN_NOT_FOUND`: the txid. */
+  readonly txid?: string
 
   /** @internal */
   constructor(
     code: string,
     message: string,
-    details: { field?: string; file?: string; offset?: number; errno?: number; cause?: unknown } = {},
+    details: { field?: string; file?: string; offset?: number; errno?: number; txid?: string; cause?: unknown } = {},
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
     this.name = 'UringdbError'
@@ -59,6 +74,7 @@ export class UringdbError extends Error {
     if (details.file !== undefined) this.file = details.file
     if (details.offset !== undefined) this.offset = details.offset
     if (details.errno !== undefined) this.errno = details.errno
+    if (details.txid !== undefined) this.txid = details.txid
   }
 }
 
@@ -85,6 +101,7 @@ export function fromNative(n: native.NativeError): UringdbError {
     file: n.file,
     offset: n.offset,
     errno: n.errno,
+    txid: n.txid,
     cause: n.cause === undefined ? undefined : fromNative(n.cause),
   })
 }

@@ -9,6 +9,10 @@
 //   2. read every branch back (the engine's idiomatic read) and check it says 'prepared';
 //   3. commit: one durable atomic batch rewriting the branches as 'committed' and writing
 //      tx/<id>/state = { status: 'committed', ... }.
+// With `mode: '2pc'` (uringdb only, `uringdb+2pc` in txn.mjs) a transaction is instead
+// db.prepare(txid, [the branches as 'committed' + the state]) then db.commitPrepared(txid):
+// one prepare record holding the operations and a commit record holding only the txid (the
+// prepared writes are invisible, so there is no read-back).
 // A transaction counts when its commit batch resolved (is durable). `concurrency`
 // transactions are in flight at every moment (lib/closed-loop.mjs).
 //
@@ -97,6 +101,19 @@ childMain(async (spec, send) => {
   let lastCommittedTx = 0
   const done = new Uint8Array(1 << 24)
 
+  async function transaction2pc() {
+    const id = nextId++
+    const ops = new Array(branches + 1)
+    for (let n = 0; n < branches; n++) ops[n] = { type: 'put', key: branchKey(id, n), value: branchValue(id, n, 'committed') }
+    ops[branches] = { type: 'put', key: stateKey(id), value: Buffer.from(JSON.stringify({ status: 'committed', branches, decidedAt: Date.now() })) }
+    const txid = txId(id)
+    await h.db.prepare(txid, ops)
+    await h.db.commitPrepared(txid)
+    committed++
+    if (id > lastCommittedTx) lastCommittedTx = id
+    if (id < done.length) done[id] = 1
+  }
+
   async function transaction() {
     const id = nextId++
     const keys = new Array(branches)
@@ -122,17 +139,20 @@ childMain(async (spec, send) => {
     if (id < done.length) done[id] = 1
   }
 
+  if (spec.mode === '2pc' && typeof h.db?.prepare !== 'function') throw new Error('mode 2pc needs uringdb with db.prepare')
   const io0 = procIo()
+  const cpu0 = process.cpuUsage()
   const started = process.hrtime.bigint()
   const run = await closedLoop({
     clients: spec.concurrency,
     durationMs: spec.durationMs,
-    op: transaction,
+    op: spec.mode === '2pc' ? transaction2pc : transaction,
     onProgress: () => send({ type: 'progress', tx: committed, elapsedS: Number(process.hrtime.bigint() - started) / 1e9 }),
   })
   const closing = h
   h = null
   await closing.close()
+  const cpu = process.cpuUsage(cpu0)
   const io = ioDelta(io0, procIo())
   Object.assign(out, {
     transactions: run.ops,
@@ -143,6 +163,9 @@ childMain(async (spec, send) => {
     concurrency: spec.concurrency,
     io,
     writeBytesPerTx: io ? io.writeBytes / run.ops : null,
+    // The process's CPU time (user + system, every thread) over the run and its close.
+    cpuUsPerTx: (cpu.user + cpu.system) / run.ops,
+    mode: spec.mode ?? 'batches',
   })
 
   // -- check: reopen and scan every acknowledged transaction (uringdb: its data directory)

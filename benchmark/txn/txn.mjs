@@ -26,7 +26,7 @@ import { benchDir, ensureDeps } from '../lib/ensure-deps.mjs'
 import { fixed, int, markdownTable, ratio, us } from '../lib/format.mjs'
 import { buildFingerprint } from '../lib/build-fingerprint.mjs'
 import { buildProfile, distEntry, repoRoot, uringdbVersion } from '../lib/uringdb.mjs'
-import { DEFAULT_TXN_ENGINES as DEFAULT_ENGINES, TXN_ENGINES as ENGINES, txnEngine } from './engines.mjs'
+import { DEFAULT_TXN_ENGINES as DEFAULT_ENGINES, TXN_ENGINES as ENGINES, txnEngine, txnMode } from './engines.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const CHILD = path.join(here, 'child.mjs')
@@ -50,7 +50,7 @@ if (!['auto', 'io_uring', 'portable'].includes(args.backend)) throw new Error(`-
 const only = args.only.split(',').map((s) => s.trim()).filter(Boolean)
 for (const name of only) if (!ENGINES.includes(name)) throw new Error(`--only: unknown engine ${name} (known: ${ENGINES.join(', ')})`)
 // The engine's registry name: uringdb with the chosen backend.
-const registryName = (name) => (name === 'uringdb' && args.backend !== 'auto' ? `uringdb/${args.backend}` : name)
+const registryName = (name) => (name.startsWith('uringdb') && args.backend !== 'auto' ? `${name}/${args.backend}` : name)
 
 const dataRoot = path.resolve(args.dir)
 const uringdbDir = path.join(dataRoot, 'txn')
@@ -131,7 +131,9 @@ for (let i = 0; i < names.length; i++) {
     note(`skip ${name}: ${reason}`)
     continue
   }
-  const persistent = engine.family === 'uringdb'
+  const mode = txnMode(name)
+  // The 2pc variant runs in a directory of its own, removed afterwards (like a peer's).
+  const persistent = engine.family === 'uringdb' && mode === 'batches'
   const dir = persistent ? uringdbDir : path.join(peersDir, name.replace(/[^a-z0-9]+/gi, '-'))
   if (!persistent) fs.rmSync(dir, { recursive: true, force: true })
   lastPlainAt = -Infinity
@@ -139,7 +141,7 @@ for (let i = 0; i < names.length; i++) {
   try {
     const out = await runChild(
       CHILD,
-      { engine: name, dir, persistent, verify: true, durationMs: durationS * 1000, concurrency, branches },
+      { engine: name, dir, persistent, verify: true, durationMs: durationS * 1000, concurrency, branches, mode },
       {
         timeoutMs: durationS * 1000 + 180_000,
         onMessage: (m) => {
@@ -188,13 +190,14 @@ say()
 if (rows.length > 0) {
   say(
     markdownTable(
-      ['engine', 'transactions/s', 'p50', 'p99', 'disk bytes / tx', `vs best peer${best ? ` (${best.engine})` : ''}`],
+      ['engine', 'transactions/s', 'p50', 'p99', 'disk bytes / tx', 'CPU µs / tx', `vs best peer${best ? ` (${best.engine})` : ''}`],
       rows.map((r) => [
         r.engine + (r.backend ? ` (${r.backend})` : ''),
         int(r.txPerSec),
         us(r.p50Us),
         us(r.p99Us),
         int(r.writeBytesPerTx),
+        int(r.cpuUsPerTx),
         best ? ratio(r.txPerSec / best.txPerSec) : 'n/a',
       ]),
     ),
@@ -205,7 +208,9 @@ if (rows.length > 0) {
   say()
   say(
     `Latency: from the start of a transaction (its prepare batch) to its durable commit. Disk bytes: ` +
-      `/proc/self/io write_bytes of the engine's process over the run and its close, per transaction.`,
+      `/proc/self/io write_bytes of the engine's process over the run and its close, per transaction. ` +
+      `CPU: the engine process's user + system time (all threads) over the same span, per transaction. ` +
+      `uringdb+2pc: db.prepare(txid, branches + state) then db.commitPrepared(txid) instead of two batches.`,
   )
   say()
 }

@@ -185,6 +185,21 @@ impl NativeDb {
     }
 }
 
+/// A prepared transaction: its operations as parallel arrays (a null value is a delete).
+#[napi(object, object_from_js = false)]
+pub struct NativePreparedTxn {
+    /// The txid.
+    pub txid: String,
+    /// Milliseconds since the epoch at prepare.
+    pub prepared_at: f64,
+    /// The prepare record's sequence number.
+    pub seq: f64,
+    /// The keys.
+    pub keys: Vec<Buffer>,
+    /// The values (null: a delete).
+    pub values: Vec<Option<Buffer>>,
+}
+
 #[napi]
 impl NativeDb {
     /// Logs a tick's writes in one crossing: `data` holds batch payloads back to back,
@@ -401,6 +416,122 @@ impl NativeDb {
             self.background(env, "uringdb-compact-range", move |db| {
                 db.compact_range(lo.as_deref(), hi.as_deref())
             })
+        })
+    }
+
+    /// Throws `ERR_URINGDB_CONFLICT` if the batch payload writes a key a prepared
+    /// transaction holds (called at the API, before the write is staged).
+    #[napi]
+    pub fn check_locks(&self, env: Env, payload: &[u8]) -> napi::Result<()> {
+        guard(&env, || {
+            self.engine()?
+                .db
+                .check_locks(payload)
+                .map_err(|e| Failure::from(&e))
+        })
+    }
+
+    /// Throws `ERR_URINGDB_CONFLICT` if a prepared transaction holds `key` (a put's or a
+    /// delete's, checked at the API).
+    #[napi]
+    pub fn check_key(&self, env: Env, key: &[u8]) -> napi::Result<()> {
+        guard(&env, || {
+            self.engine()?
+                .db
+                .check_key(key)
+                .map_err(|e| Failure::from(&e))
+        })
+    }
+
+    /// A one-element Uint32Array that reads 1 while a prepared transaction locks any key of
+    /// this database, 0 otherwise (updated by the engine, in place), so that `put`, `del` and
+    /// `batch` call `checkKey` / `checkLocks` only then; null if this runtime refuses external
+    /// buffers (the façade then always checks).
+    #[napi(ts_return_type = "Uint32Array | null")]
+    pub fn lock_flag<'env>(&self, env: &'env Env) -> napi::Result<Option<Uint32ArraySlice<'env>>> {
+        guard(env, || {
+            let flag = Arc::new(std::sync::atomic::AtomicU32::new(1));
+            self.engine()?.db.watch_locks(&flag);
+            let ptr = flag.as_ptr();
+            // SAFETY: `ptr` is the 4 aligned bytes of the AtomicU32 inside `flag`'s
+            // allocation, which the Arc clone moved into the finalize hint keeps alive until
+            // V8 collects the array (then the finalizer drops it); each call allocates its
+            // own flag, so no memory is registered twice. JavaScript only reads it (aligned
+            // 32-bit loads), while the engine stores to it atomically.
+            let a = unsafe {
+                Uint32ArraySlice::from_external(env, ptr, 1, flag.clone(), |_, f| drop(f))
+            }?;
+            // A runtime without external buffers copied it: the copy would never change.
+            if a.as_ptr() != ptr.cast_const() {
+                return Ok(None);
+            }
+            Ok(Some(a))
+        })
+    }
+
+    /// Reserves a prepare record's txid and locks its keys, synchronously (then the record
+    /// goes through `writePacked`): throws `ERR_URINGDB_TXN_EXISTS` or `ERR_URINGDB_CONFLICT`.
+    #[napi]
+    pub fn reserve_prepare(&self, env: Env, payload: &[u8]) -> napi::Result<()> {
+        guard(&env, || {
+            self.engine()?
+                .db
+                .reserve_prepare(payload)
+                .map_err(|e| Failure::from(&e))
+        })
+    }
+
+    /// Undoes `reservePrepare` for a record that did not reach the log.
+    #[napi]
+    pub fn abandon_prepare(&self, env: Env, txid: String) -> napi::Result<()> {
+        guard(&env, || {
+            self.engine()?.db.abandon_prepare(&txid);
+            Ok(())
+        })
+    }
+
+    /// Marks `txid` as finishing before its commit or rollback record is written: throws
+    /// `ERR_URINGDB_TXN_NOT_FOUND` if it is not prepared (or already finishing).
+    #[napi]
+    pub fn begin_finish(&self, env: Env, txid: String) -> napi::Result<()> {
+        guard(&env, || {
+            self.engine()?
+                .db
+                .begin_finish(&txid)
+                .map_err(|e| Failure::from(&e))
+        })
+    }
+
+    /// Undoes `beginFinish` for a record that did not reach the log.
+    #[napi]
+    pub fn abandon_finish(&self, env: Env, txid: String) -> napi::Result<()> {
+        guard(&env, || {
+            self.engine()?.db.abandon_finish(&txid);
+            Ok(())
+        })
+    }
+
+    /// The prepared transactions, in log order.
+    #[napi]
+    pub fn prepared_transactions(&self, env: Env) -> napi::Result<Vec<NativePreparedTxn>> {
+        guard(&env, || {
+            Ok(self
+                .engine()?
+                .db
+                .prepared_transactions()
+                .into_iter()
+                .map(|t| NativePreparedTxn {
+                    txid: t.txid,
+                    prepared_at: t.prepared_at as f64,
+                    seq: t.seq as f64,
+                    keys: t.ops.iter().map(|o| o.key.clone().into()).collect(),
+                    values: t
+                        .ops
+                        .into_iter()
+                        .map(|o| o.value.map(Buffer::from))
+                        .collect(),
+                })
+                .collect())
         })
     }
 

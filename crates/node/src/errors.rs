@@ -42,6 +42,9 @@ pub struct NativeError {
     pub requested: Option<f64>,
     /// `ERR_URINGDB_TRUNCATED`: the first sequence number still readable.
     pub first: Option<f64>,
+    /// `ERR_URINGDB_CONFLICT`, `ERR_URINGDB_TXN_EXISTS`, `ERR_URINGDB_TXN_NOT_FOUND`: the
+    /// txid (for a conflict, the prepared transaction holding the key).
+    pub txid: Option<String>,
     /// A background flush or compaction failure (its cause is in `cause`).
     pub background: Option<bool>,
     /// A packed write that failed part-way: how many of its entries were accepted before
@@ -275,6 +278,18 @@ pub(crate) fn from_db(e: &DbError) -> NativeError {
         | DbError::InvalidOption { field, .. } => invalid_option(message, field),
         DbError::InvalidArgument(_) => coded("ERR_URINGDB_INVALID_ARGUMENT"),
         DbError::Closed => coded("ERR_URINGDB_CLOSED"),
+        DbError::Conflict { txid, .. } => NativeError {
+            txid: Some(txid.clone()),
+            ..coded("ERR_URINGDB_CONFLICT")
+        },
+        DbError::TxnExists(txid) => NativeError {
+            txid: Some(txid.clone()),
+            ..coded("ERR_URINGDB_TXN_EXISTS")
+        },
+        DbError::TxnNotFound(txid) => NativeError {
+            txid: Some(txid.clone()),
+            ..coded("ERR_URINGDB_TXN_NOT_FOUND")
+        },
         DbError::Background(inner) => {
             // The cause's code (ENOSPC stays ENOSPC), marked as a background failure.
             let cause = from_db(inner);

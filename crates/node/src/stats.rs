@@ -226,6 +226,10 @@ pub struct NativeDbStats {
     pub flushed_seq: f64,
     /// Live snapshots.
     pub snapshots: f64,
+    /// Prepared transactions not yet committed or rolled back.
+    pub prepared_transactions: f64,
+    /// Age of the oldest prepared transaction, in ms (0 if none).
+    pub oldest_prepared_age_ms: f64,
     /// Background failures so far.
     pub background_errors: f64,
     /// The current background failure, or null.
@@ -300,6 +304,8 @@ pub(crate) fn db_stats(db: &Db) -> NativeDbStats {
         visible_seq: s.visible_seq as f64,
         flushed_seq: s.flushed_seq as f64,
         snapshots: s.snapshots as f64,
+        prepared_transactions: s.prepared_transactions as f64,
+        oldest_prepared_age_ms: s.oldest_prepared_age_ms as f64,
         background_errors: s.background_errors as f64,
         background_error: s.background_error,
         log: s.log.into(),

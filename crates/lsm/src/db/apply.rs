@@ -47,6 +47,14 @@ use crate::failpoint::failpoint;
 use crate::memtable::WriteError;
 use uringdb_wal::{ApplyHook, CompletionSink, WalError};
 
+/// Counters of one group, added once.
+#[derive(Default)]
+struct Tally {
+    user_bytes: u64,
+    puts: u64,
+    deletes: u64,
+}
+
 /// The log's apply hook: hands each group to the applier thread (see [`ApplyMsg`]).
 pub(super) struct Hook {
     pub(super) inner: OnceLock<Weak<Inner>>,
@@ -114,7 +122,7 @@ pub(super) fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<Ap
                     let mut it = recs
                         .iter()
                         .map(|&(seq, start, len)| (seq, &data[start..start + len]));
-                    inner.apply_records(&mut it);
+                    inner.apply_records(&mut it, 0);
                 }
             }
             ApplyMsg::Done { sink, seqs, group } => match &failed {
@@ -135,81 +143,135 @@ pub(super) fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<Ap
 }
 
 impl Inner {
-    /// The apply hook's body (also used by replay at open).
-    pub(super) fn apply_records(&self, records: &mut dyn Iterator<Item = (u64, &[u8])>) {
+    /// The apply hook's body (also used by replay at open, with `txn_only_upto`: records at
+    /// or below it only rebuild the prepared-transaction table, see `txn`).
+    pub(super) fn apply_records(
+        &self,
+        records: &mut dyn Iterator<Item = (u64, &[u8])>,
+        txn_only_upto: u64,
+    ) {
         let _g = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut mem = self.super_version().mem.clone();
         let mut last = 0;
         // Buffers reused across the group's records; counters added once per group.
         let mut ops: Vec<batch::Op<'_>> = Vec::new();
         let mut shadowed: Vec<bool> = Vec::new();
-        let (mut user_bytes, mut puts, mut deletes) = (0u64, 0u64, 0u64);
+        let mut n = Tally::default();
         for (seq, payload) in records {
-            ops.clear();
-            ops.extend(batch::ops(payload));
-            // Rotate first if the record might not fit, so a record never spans two
-            // memtables (the flushed sequence number must cover whole records).
-            let estimate = payload.len() + ops.len() * 128;
-            if mem.table.reserved_bytes() + estimate + (1 << 20) > self.memtable_capacity
-                && !mem.table.is_empty()
-            {
-                self.rotate_locked();
-                mem = self.super_version().mem.clone();
-            }
-            let n = ops.len();
-            // A later operation on the same key in this batch wins (all share `seq`).
-            shadowed.clear();
-            if n <= 16 {
-                shadowed
-                    .extend((0..n).map(|i| ops[i + 1..].iter().any(|o| o.key() == ops[i].key())));
-            } else {
-                let mut seen = std::collections::HashSet::with_capacity(n);
-                shadowed.extend(ops.iter().rev().map(|o| !seen.insert(o.key())));
-                shadowed.reverse();
-            }
-            for (i, op) in ops.iter().enumerate() {
-                if shadowed[i] {
-                    continue;
-                }
-                match op {
-                    batch::Op::Put(k, v) => {
-                        user_bytes += (k.len() + v.len()) as u64;
-                        puts += 1;
+            let rec = batch::record(payload).unwrap_or(batch::Record::Batch);
+            if seq <= txn_only_upto {
+                match rec {
+                    batch::Record::Prepare { .. } => self.applied_prepare(seq, payload),
+                    batch::Record::Commit(t) | batch::Record::Rollback(t) => {
+                        self.applied_finish(t);
                     }
-                    batch::Op::Delete(k) => {
-                        user_bytes += k.len() as u64;
-                        deletes += 1;
-                    }
+                    batch::Record::Batch => {}
                 }
-                let mut attempts = 0;
-                loop {
-                    let r = match *op {
-                        batch::Op::Put(k, v) => mem.table.put(k, seq, v),
-                        batch::Op::Delete(k) => mem.table.delete(k, seq),
-                    };
-                    match r {
-                        Ok(()) => break,
-                        Err(WriteError::Full(_)) if attempts == 0 => {
-                            attempts += 1;
-                            self.rotate_locked();
-                            mem = self.super_version().mem.clone();
+                continue;
+            }
+            match rec {
+                batch::Record::Batch => {
+                    ops.clear();
+                    ops.extend(batch::ops(payload));
+                    self.insert_ops(&mut mem, seq, payload.len(), &ops, &mut shadowed, &mut n);
+                }
+                batch::Record::Prepare { .. } => self.applied_prepare(seq, payload),
+                batch::Record::Rollback(t) => {
+                    self.applied_finish(t);
+                }
+                batch::Record::Commit(t) => {
+                    // The prepared operations become visible at the commit's sequence number.
+                    if let Some(prepared) = self.applied_finish(t) {
+                        if let Ok(batch::Record::Prepare { ops: raw, .. }) =
+                            batch::record(&prepared)
+                        {
+                            let committed: Vec<batch::Op<'_>> = batch::raw_ops(raw).collect();
+                            self.insert_ops(
+                                &mut mem,
+                                seq,
+                                prepared.len(),
+                                &committed,
+                                &mut shadowed,
+                                &mut n,
+                            );
                         }
-                        // Validated sizes make this unreachable; never lose silently.
-                        Err(e) => panic!("memtable refused a validated write: {e}"),
                     }
                 }
             }
             mem.last_seq.store(seq, Ordering::Release);
             last = seq;
         }
-        add(&self.counters.puts, puts);
-        add(&self.counters.deletes, deletes);
-        add(&self.counters.user_bytes, user_bytes);
+        add(&self.counters.puts, n.puts);
+        add(&self.counters.deletes, n.deletes);
+        add(&self.counters.user_bytes, n.user_bytes);
         if last > 0 {
             self.visible_seq.store(last, Ordering::Release);
         }
         if mem.table.is_full(self.opts.memtable_bytes) {
             self.rotate_locked();
+        }
+    }
+
+    /// Inserts one record's operations at `seq` (apply lock held).
+    fn insert_ops(
+        &self,
+        mem: &mut Arc<Mem>,
+        seq: u64,
+        payload_len: usize,
+        ops: &[batch::Op<'_>],
+        shadowed: &mut Vec<bool>,
+        t: &mut Tally,
+    ) {
+        // Rotate first if the record might not fit, so a record never spans two
+        // memtables (the flushed sequence number must cover whole records).
+        let estimate = payload_len + ops.len() * 128;
+        if mem.table.reserved_bytes() + estimate + (1 << 20) > self.memtable_capacity
+            && !mem.table.is_empty()
+        {
+            self.rotate_locked();
+            *mem = self.super_version().mem.clone();
+        }
+        let n = ops.len();
+        // A later operation on the same key in this batch wins (all share `seq`).
+        shadowed.clear();
+        if n <= 16 {
+            shadowed.extend((0..n).map(|i| ops[i + 1..].iter().any(|o| o.key() == ops[i].key())));
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(n);
+            shadowed.extend(ops.iter().rev().map(|o| !seen.insert(o.key())));
+            shadowed.reverse();
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if shadowed[i] {
+                continue;
+            }
+            match op {
+                batch::Op::Put(k, v) => {
+                    t.user_bytes += (k.len() + v.len()) as u64;
+                    t.puts += 1;
+                }
+                batch::Op::Delete(k) => {
+                    t.user_bytes += k.len() as u64;
+                    t.deletes += 1;
+                }
+            }
+            let mut attempts = 0;
+            loop {
+                let r = match *op {
+                    batch::Op::Put(k, v) => mem.table.put(k, seq, v),
+                    batch::Op::Delete(k) => mem.table.delete(k, seq),
+                };
+                match r {
+                    Ok(()) => break,
+                    Err(WriteError::Full(_)) if attempts == 0 => {
+                        attempts += 1;
+                        self.rotate_locked();
+                        *mem = self.super_version().mem.clone();
+                    }
+                    // Validated sizes make this unreachable; never lose silently.
+                    Err(e) => panic!("memtable refused a validated write: {e}"),
+                }
+            }
         }
     }
 

@@ -16,11 +16,30 @@
 //! definition and [`validate`] checks every byte of a batch before it is logged, so a
 //! malformed batch is rejected at the API and never reaches the log.
 //! Within one batch a later operation on the same key wins.
+//!
+//! # Two-phase commit records (tags 0xB2, 0xB3, 0xB4)
+//! ```text
+//! prepare:  | 0xB2 | prepared_at u64 LE (ms since the epoch) | tlen u16 LE | txid (tlen) | op op ... |
+//! commit:   | 0xB3 | tlen u16 LE | txid (tlen) |
+//! rollback: | 0xB4 | tlen u16 LE | txid (tlen) |
+//! ```
+//! The txid is 1..=[`TXID_BYTES_MAX`] bytes of UTF-8; a prepare holds at least one
+//! operation, encoded as in a batch. A prepare is logged once; its commit record carries
+//! only the txid, and at apply makes the prepared operations visible at the commit record's
+//! sequence number (see `txn`). A version-1 log (0xB1 records only) reads unchanged.
 
 use super::error::DbError;
 
 /// First byte of a version-1 batch.
 pub const BATCH_TAG: u8 = 0xB1;
+/// First byte of a prepare record.
+pub const PREPARE_TAG: u8 = 0xB2;
+/// First byte of a commit-prepared record.
+pub const COMMIT_TAG: u8 = 0xB3;
+/// First byte of a rollback-prepared record.
+pub const ROLLBACK_TAG: u8 = 0xB4;
+/// Largest txid, in bytes of UTF-8.
+pub const TXID_BYTES_MAX: usize = 256;
 /// Operation kind of a put.
 pub const OP_PUT: u8 = 1;
 /// Operation kind of a delete.
@@ -107,6 +126,104 @@ impl WriteBatch {
     }
 }
 
+/// One log record, decoded (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// A batch; `ops(payload)` iterates its operations.
+    Batch,
+    /// A prepare: its txid, time, and the operations (`ops` in batch encoding, without the
+    /// batch tag).
+    Prepare {
+        /// The transaction's id.
+        txid: &'a str,
+        /// Milliseconds since the epoch at prepare.
+        prepared_at: u64,
+        /// The operations, encoded as in a batch, without the tag.
+        ops: &'a [u8],
+    },
+    /// Commit the prepared transaction `txid`.
+    Commit(&'a str),
+    /// Roll back the prepared transaction `txid`.
+    Rollback(&'a str),
+}
+
+/// Encodes a prepare record.
+pub fn encode_prepare(txid: &str, prepared_at: u64, batch: &WriteBatch) -> Vec<u8> {
+    let mut v = Vec::with_capacity(11 + txid.len() + batch.buf.len());
+    v.push(PREPARE_TAG);
+    v.extend_from_slice(&prepared_at.to_le_bytes());
+    v.extend_from_slice(&(txid.len() as u16).to_le_bytes());
+    v.extend_from_slice(txid.as_bytes());
+    v.extend_from_slice(&batch.buf[1..]);
+    v
+}
+
+/// Encodes a commit (`commit`) or rollback record.
+pub fn encode_finish(txid: &str, commit: bool) -> Vec<u8> {
+    let mut v = Vec::with_capacity(3 + txid.len());
+    v.push(if commit { COMMIT_TAG } else { ROLLBACK_TAG });
+    v.extend_from_slice(&(txid.len() as u16).to_le_bytes());
+    v.extend_from_slice(txid.as_bytes());
+    v
+}
+
+fn txid_at(b: &[u8], at: usize) -> Result<(&str, usize), String> {
+    let tlen = b
+        .get(at..at + 2)
+        .map(|w| u16::from_le_bytes([w[0], w[1]]) as usize)
+        .ok_or("truncated txid length")?;
+    let raw = b
+        .get(at + 2..at + 2 + tlen)
+        .ok_or("txid runs past the end of the record")?;
+    let txid = std::str::from_utf8(raw).map_err(|_| "txid is not valid UTF-8")?;
+    if txid.is_empty() || txid.len() > TXID_BYTES_MAX {
+        return Err(format!(
+            "txid must be 1..={TXID_BYTES_MAX} bytes of UTF-8, got {}",
+            txid.len()
+        ));
+    }
+    Ok((txid, at + 2 + tlen))
+}
+
+/// Decodes a record's header (its operations are checked by [`validate`]).
+pub fn record(payload: &[u8]) -> Result<Record<'_>, DbError> {
+    let bad = |m: String| Err(DbError::InvalidArgument(m));
+    match payload.first() {
+        Some(&BATCH_TAG) => Ok(Record::Batch),
+        Some(&PREPARE_TAG) => {
+            let Some(t) = payload.get(1..9) else {
+                return bad("malformed prepare record: truncated time".into());
+            };
+            let prepared_at = u64::from_le_bytes(t.try_into().unwrap_or([0; 8]));
+            let (txid, end) = txid_at(payload, 9)
+                .map_err(|m| DbError::InvalidArgument(format!("malformed prepare record: {m}")))?;
+            Ok(Record::Prepare {
+                txid,
+                prepared_at,
+                ops: &payload[end..],
+            })
+        }
+        Some(&tag @ (COMMIT_TAG | ROLLBACK_TAG)) => {
+            let (txid, end) = txid_at(payload, 1)
+                .map_err(|m| DbError::InvalidArgument(format!("malformed finish record: {m}")))?;
+            if end != payload.len() {
+                return bad("malformed finish record: bytes after the txid".into());
+            }
+            Ok(if tag == COMMIT_TAG {
+                Record::Commit(txid)
+            } else {
+                Record::Rollback(txid)
+            })
+        }
+        _ => bad("malformed batch: missing or unknown tag".into()),
+    }
+}
+
+/// The operations of a prepare record's `ops` (validated).
+pub fn raw_ops(ops: &[u8]) -> Ops<'_> {
+    Ops { rest: ops }
+}
+
 /// Iterates over the operations of a payload that [`validate`] accepted.
 pub struct Ops<'a> {
     rest: &'a [u8],
@@ -163,15 +280,20 @@ fn decode_op(b: &[u8]) -> Result<Option<(Op<'_>, usize)>, &'static str> {
     }
 }
 
-/// Checks a payload before it is logged: the tag, every operation's framing, key sizes.
-/// Returns the number of operations.
+/// Checks a payload before it is logged: the tag, the txid of a two-phase-commit record,
+/// every operation's framing, key sizes. Returns the number of operations.
 pub fn validate(payload: &[u8]) -> Result<usize, DbError> {
     let bad = |m: String| Err(DbError::InvalidArgument(m));
-    match payload.first() {
-        Some(&BATCH_TAG) => {}
-        _ => return bad("malformed batch: missing or unknown tag".into()),
-    }
-    let mut rest = &payload[1..];
+    let mut rest = match record(payload)? {
+        Record::Batch => &payload[1..],
+        Record::Prepare { ops, .. } => {
+            if ops.is_empty() {
+                return bad("prepare: ops must hold at least one operation".into());
+            }
+            ops
+        }
+        Record::Commit(_) | Record::Rollback(_) => return Ok(0),
+    };
     let mut n = 0;
     loop {
         match decode_op(rest) {
@@ -215,6 +337,7 @@ mod tests {
         }
         assert!(validate(&[]).is_err());
         assert!(validate(&[0xB2]).is_err());
+        assert!(validate(&[0xB5]).is_err());
         assert!(validate(&[BATCH_TAG, 7, 0, 0, 0, 0]).is_err());
         let big = vec![0u8; KEY_BYTES_MAX + 1];
         let mut b = WriteBatch::new();
@@ -222,5 +345,48 @@ mod tests {
         assert!(
             matches!(validate(b.as_bytes()), Err(DbError::InvalidArgument(m)) if m.contains("65537"))
         );
+    }
+
+    #[test]
+    fn two_phase_records_round_trip_and_validation() {
+        let mut b = WriteBatch::new();
+        b.put(b"k", b"v").delete(b"d");
+        let p = encode_prepare("tx-1", 42, &b);
+        assert_eq!(validate(&p).unwrap(), 2);
+        match record(&p).unwrap() {
+            Record::Prepare {
+                txid,
+                prepared_at,
+                ops,
+            } => {
+                assert_eq!((txid, prepared_at), ("tx-1", 42));
+                let v: Vec<Op<'_>> = raw_ops(ops).collect();
+                assert_eq!(v, vec![Op::Put(b"k", b"v"), Op::Delete(b"d")]);
+            }
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(
+            record(&encode_finish("tx-1", true)).unwrap(),
+            Record::Commit("tx-1")
+        );
+        assert_eq!(
+            record(&encode_finish("tx-1", false)).unwrap(),
+            Record::Rollback("tx-1")
+        );
+        // Every truncation of a prepare is rejected (the empty op list included) but the
+        // one that ends on the first operation's end (15 bytes of header, 11 of operation).
+        for cut in 0..p.len() {
+            assert_eq!(validate(&p[..cut]).is_ok(), cut == 26, "cut at {cut}");
+        }
+        let empty = encode_prepare("t", 1, &WriteBatch::new());
+        assert!(matches!(validate(&empty), Err(DbError::InvalidArgument(m)) if m.contains("ops")));
+        let long = "x".repeat(TXID_BYTES_MAX + 1);
+        assert!(
+            matches!(validate(&encode_finish(&long, true)), Err(DbError::InvalidArgument(m)) if m.contains("txid"))
+        );
+        assert!(validate(&encode_finish("", true)).is_err());
+        let mut f = encode_finish("t", true);
+        f.push(0);
+        assert!(validate(&f).is_err());
     }
 }

@@ -46,6 +46,18 @@ pub enum DbError {
     },
     /// The database is closed (or closing).
     Closed,
+    /// A write touches a key that a prepared transaction holds.
+    Conflict {
+        /// The transaction holding the key.
+        txid: String,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// `prepare` with a txid that is already prepared (or being prepared).
+    TxnExists(String),
+    /// `commitPrepared` or `rollbackPrepared` of a txid that is not prepared (or is already
+    /// being finished).
+    TxnNotFound(String),
     /// A background flush or compaction failed (e.g. the disk filled up); writes are
     /// refused until a retry of it succeeds (the job is retried every 0.5 s, so freeing
     /// space resumes writes). Reads still work.
@@ -95,6 +107,16 @@ impl fmt::Display for DbError {
                 write!(f, "invalid option {field}: {message}")
             }
             DbError::Closed => f.write_str("the database is closed"),
+            DbError::Conflict { txid, key } => write!(
+                f,
+                "the key {} is locked by the prepared transaction {txid:?}",
+                String::from_utf8_lossy(key)
+            ),
+            DbError::TxnExists(t) => write!(f, "txid {t:?} is already prepared"),
+            DbError::TxnNotFound(t) => write!(
+                f,
+                "txid {t:?} is not a prepared transaction (unknown, finished or being finished, or its prepare has not been handed to the log yet)"
+            ),
             DbError::Background(e) => write!(
                 f,
                 "a background flush or compaction failed; writes are refused until a retry (every 0.5 s) succeeds, e.g. once space is freed: {e}"

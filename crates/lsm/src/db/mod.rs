@@ -33,7 +33,9 @@
 //! and publishing their result: `install`; starting, waiting for and stopping the
 //! background threads: `lifecycle`; the state all threads share (`Inner`), background
 //! errors and the statistics snapshot: `state`; the statistics' and events' types: `stats`;
-//! the background rate limiter: `rate_limiter`. This module holds the [`Db`] type and ties
+//! the background rate limiter: `rate_limiter`; two-phase commit (prepare reservations, key
+//! locks, finishing at apply, the log's truncation floor): `txn`, over the table's types in
+//! `txn_table`. This module holds the [`Db`] type and ties
 //! them together. The files depend on each other one way: `state` and the types below it
 //! know nothing of the files that act on them.
 
@@ -55,6 +57,8 @@ mod stall;
 mod state;
 mod stats;
 mod table_files;
+mod txn;
+mod txn_table;
 mod version;
 mod write;
 
@@ -72,6 +76,7 @@ pub use stats::{
     CompactionEvent, CompactionReason, DbEvent, DbStats, ErrorEvent, FlushEvent, LevelStats,
     StallEvent, StallLevel,
 };
+pub use txn_table::{PreparedOp, PreparedTxn};
 pub use write::{BlockingWriter, DbWriter};
 
 use state::Inner;
@@ -133,6 +138,52 @@ impl Db {
     /// writes complete), and releases the directory. Idempotent.
     pub fn close(&self) -> Result<(), DbError> {
         self.inner.close()
+    }
+
+    /// Refuses a batch payload that writes a key a prepared transaction holds
+    /// ([`DbError::Conflict`]). The binding calls this at the API, before a write is staged;
+    /// [`BlockingWriter`] calls it itself.
+    pub fn check_locks(&self, payload: &[u8]) -> Result<(), DbError> {
+        self.inner.check_locks(payload)
+    }
+
+    /// Refuses a put or delete of `key` that a prepared transaction holds.
+    pub fn check_key(&self, key: &[u8]) -> Result<(), DbError> {
+        self.inner.check_key(key)
+    }
+
+    /// Keeps `flag` at 1 while a prepared transaction locks any key, 0 otherwise, until
+    /// `flag` is dropped: a caller may skip [`Db::check_key`] / [`Db::check_locks`] while it
+    /// reads 0 (the binding's handles read it from JavaScript without a call).
+    pub fn watch_locks(&self, flag: &Arc<std::sync::atomic::AtomicU32>) {
+        self.inner.watch_locks(flag)
+    }
+
+    /// Reserves a prepare record's txid and locks its keys (see `txn`), before the record is
+    /// written; [`DbError::TxnExists`] or [`DbError::Conflict`] if it cannot.
+    pub fn reserve_prepare(&self, payload: &[u8]) -> Result<(), DbError> {
+        self.inner.reserve_prepare(payload)
+    }
+
+    /// Undoes a reservation whose record did not reach the log.
+    pub fn abandon_prepare(&self, txid: &str) {
+        self.inner.abandon_prepare(txid)
+    }
+
+    /// Marks `txid` as finishing before its commit or rollback record is written;
+    /// [`DbError::TxnNotFound`] if it is unknown, not yet logged, or already finishing.
+    pub fn begin_finish(&self, txid: &str) -> Result<(), DbError> {
+        self.inner.begin_finish(txid)
+    }
+
+    /// Undoes [`Db::begin_finish`] for a record that did not reach the log.
+    pub fn abandon_finish(&self, txid: &str) {
+        self.inner.abandon_finish(txid)
+    }
+
+    /// The prepared transactions (durable, not finished), in log order.
+    pub fn prepared_transactions(&self) -> Vec<PreparedTxn> {
+        self.inner.prepared_transactions()
     }
 
     /// Statistics.

@@ -1,6 +1,7 @@
 //! Open and recovery: recover the manifest, check it against the log, open the live tables,
 //! remove orphans, start a fresh manifest, replay the log above the flushed sequence number
-//! into the memtable, then start the applier and background threads.
+//! into the memtable (and the whole log into the prepared-transaction table), then start the
+//! applier and background threads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -187,12 +188,18 @@ impl Db {
             threads: Mutex::new(Vec::new()),
             apply_tx,
             applier: Mutex::new(None),
+            txns: Mutex::new(Default::default()),
+            locked_keys: Default::default(),
+            lock_watchers: Mutex::new(Vec::new()),
             opts,
         });
-        // Replay the log above the flushed sequence number.
+        // Replay the log above the flushed sequence number; the records below it that the log
+        // still holds are read too, for their prepare, commit and rollback records only (a
+        // live prepare pins the log, see `txn`, so every one is still there).
         let mut replayed = 0u64;
-        if wal_last > flushed_seq {
-            let mut cursor = inner.wal.cursor(flushed_seq + 1)?;
+        let from = inner.wal.first_seq().clamp(1, flushed_seq + 1);
+        if wal_last >= from {
+            let mut cursor = inner.wal.cursor(from)?;
             loop {
                 let b = inner.wal.read(&mut cursor, wal_last + 1, 4096, 16 << 20)?;
                 if b.records.is_empty() {
@@ -214,8 +221,12 @@ impl Db {
                     .records
                     .iter()
                     .map(|&(seq, start, len)| (seq, &b.data[start..start + len]));
-                replayed += b.records.len() as u64;
-                inner.apply_records(&mut it);
+                replayed += b
+                    .records
+                    .iter()
+                    .filter(|&&(seq, _, _)| seq > flushed_seq)
+                    .count() as u64;
+                inner.apply_records(&mut it, flushed_seq);
             }
         }
         inner

@@ -76,6 +76,13 @@ pub(crate) struct Inner {
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) apply_tx: std::sync::mpsc::SyncSender<ApplyMsg>,
     pub(super) applier: Mutex<Option<JoinHandle<()>>>,
+    /// Prepared transactions and their key locks (see `txn`).
+    pub(super) txns: Mutex<super::txn_table::Txns>,
+    /// How many keys `txns` locks (read without the mutex: zero means no check is needed).
+    pub(super) locked_keys: std::sync::atomic::AtomicUsize,
+    /// Flags mirroring "some key is locked" (1) for readers that cannot call in cheaply (the
+    /// binding's handles read theirs from JavaScript), updated under the `txns` mutex.
+    pub(super) lock_watchers: Mutex<Vec<std::sync::Weak<std::sync::atomic::AtomicU32>>>,
 }
 
 #[derive(Default)]
@@ -224,6 +231,7 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner())
             .state
             .flushed_seq;
+        let prepared = self.prepared_summary();
         DbStats {
             levels,
             user_bytes_written: user,
@@ -265,6 +273,10 @@ impl Inner {
                 .values()
                 .map(|&n| n as u64)
                 .sum(),
+            prepared_transactions: prepared.0,
+            oldest_prepared_age_ms: prepared
+                .1
+                .map_or(0, |at| super::txn_table::now_ms().saturating_sub(at)),
             background_errors: ld(&c.background_errors),
             background_error: self.bg_error().map(|e| e.to_string()),
             log,

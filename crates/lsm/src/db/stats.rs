@@ -197,6 +197,10 @@ pub struct DbStats {
     pub flushed_seq: u64,
     /// Live snapshots.
     pub snapshots: u64,
+    /// Prepared transactions not yet committed or rolled back.
+    pub prepared_transactions: u64,
+    /// Age of the oldest prepared transaction, in ms (0 if none).
+    pub oldest_prepared_age_ms: u64,
     /// Background errors so far.
     pub background_errors: u64,
     /// The current background error, if writes are refused.

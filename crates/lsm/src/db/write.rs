@@ -73,12 +73,39 @@ impl CompletionSink for ChannelSink {
 impl BlockingWriter {
     /// Writes `batch` and waits for its outcome; returns its sequence number.
     pub fn write(&self, batch: &batch::WriteBatch, sync: bool) -> Result<u64, DbError> {
+        self.w.inner.check_locks(batch.as_bytes())?;
+        self.write_payload(batch.as_bytes(), sync)
+    }
+
+    fn write_payload(&self, payload: &[u8], sync: bool) -> Result<u64, DbError> {
         let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-        self.w.write(batch.as_bytes(), sync)?;
+        self.w.write(payload, sync)?;
         match rx.recv() {
             Ok(r) => r.map_err(DbError::Wal),
             Err(_) => Err(DbError::Closed),
         }
+    }
+
+    /// Prepares `batch` as the transaction `txid` (durable when it returns; see `txn`).
+    pub fn prepare(&self, txid: &str, batch: &batch::WriteBatch) -> Result<u64, DbError> {
+        let payload = batch::encode_prepare(txid, super::txn_table::now_ms(), batch);
+        self.w.inner.reserve_prepare(&payload)?;
+        let r = self.write_payload(&payload, true);
+        if r.is_err() {
+            self.w.inner.abandon_prepare(txid);
+        }
+        r
+    }
+
+    /// Commits (`commit`) or rolls back the prepared transaction `txid` (durable when it
+    /// returns).
+    pub fn finish_prepared(&self, txid: &str, commit: bool) -> Result<u64, DbError> {
+        self.w.inner.begin_finish(txid)?;
+        let r = self.write_payload(&batch::encode_finish(txid, commit), true);
+        if r.is_err() {
+            self.w.inner.abandon_finish(txid);
+        }
+        r
     }
 
     /// Puts one key.
@@ -109,6 +136,10 @@ impl Db {
 
 impl DbWriter {
     /// Logs a batch payload (see [`batch`]); the outcome arrives at the writer's sink.
+    /// Key locks are not checked here but at the API, when the write is called
+    /// ([`Db::check_locks`], [`BlockingWriter::write`]): a write called before a prepare is
+    /// ordered before it even if it reaches the log after. Prepare, commit and rollback
+    /// records must have been reserved or begun (see `txn`).
     /// Refuses malformed batches, a closed database, and (after a background error)
     /// writes, synchronously. Blocks while the commit queue or a stall's queue is full
     /// (for Rust callers on their own threads; the binding uses
@@ -171,6 +202,10 @@ impl DbWriter {
             return Err(DbError::Closed);
         }
         batch::validate(payload)?;
+        let rec = batch::record(payload)?;
+        if rec != batch::Record::Batch {
+            inner.admit_check(&rec)?;
+        }
         if payload.len() > inner.wal.max_record_bytes() {
             return Err(DbError::Wal(WalError::TooLarge {
                 bytes: payload.len(),
@@ -222,6 +257,7 @@ impl DbWriter {
                 st.bytes += payload.len();
                 st.q.push_back((self.core.clone(), payload.to_vec(), sync));
                 drop(st);
+                inner.logged(&rec);
                 inner.stall_cv.notify_all();
                 return Ok(accepted);
             }
@@ -231,12 +267,18 @@ impl DbWriter {
                 .producer
                 .append(payload, sync)
                 .map_err(DbError::Wal)?;
+            inner.logged(&rec);
             return Ok(accepted);
         }
-        self.core
+        let out = self
+            .core
             .producer
             .try_append_many(&[payload], sync)
-            .map_err(DbError::Wal)
+            .map_err(DbError::Wal)?;
+        if out.accepted > 0 {
+            inner.logged(&rec);
+        }
+        Ok(out)
     }
 
     /// Asks for every earlier write of this writer to be durable; completes (at the sink)
