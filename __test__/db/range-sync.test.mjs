@@ -9,22 +9,9 @@ import test from 'ava';
 import { pkg } from '../helpers/uringdb.mjs';
 import { tmpDir } from '../helpers/util.mjs';
 import { expectThrowSync } from '../helpers/expect.mjs';
-import { openSmallDb, Model, diffEntries, scanAll, show, levelFiles, CHURN } from '../helpers/db.mjs';
+import { openSmallDb, Model, rng, randomKeyOf, diffEntries, scanAll, show, levelFiles, CHURN } from '../helpers/db.mjs';
 
 const { RangeSync } = pkg;
-
-/** xorshift32: reproducible variety (the seed is logged by the tests that use it). */
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 const copy = (b) => Buffer.from(b);
 
@@ -35,12 +22,7 @@ test('rangeSync equals the async iterator and the model for random ranges, rever
   const db = await openSmallDb(tmpDir(t), { memtableBytes: 64 * 1024, l0CompactionTrigger: 3, targetFileBytes: 64 * 1024 });
   t.teardown(() => db.close());
   const model = new Model();
-  const keyOf = () => {
-    const len = rand() % 4 === 0 ? rand() % 40 : 1 + (rand() % 5);
-    const b = Buffer.alloc(len);
-    for (let i = 0; i < len; i++) b[i] = rand() % 3 === 0 ? [0, 0xff, 0x61][rand() % 3] : rand() & 0xff;
-    return b;
-  };
+  const keyOf = randomKeyOf(rand);
   const keys = [];
   for (let round = 0; round < 6; round++) {
     const ops = [];

@@ -37,6 +37,32 @@ export function openSmallDb(dir, options = {}) {
 
 const toBuf = (k) => (typeof k === 'string' ? Buffer.from(k, 'utf8') : Buffer.from(k.buffer, k.byteOffset, k.byteLength));
 
+/** xorshift32: reproducible variety (the seed is logged by the tests that use it). */
+export function rng(seed) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+/**
+ * Short random binary keys drawn from `rand` (many shared prefixes, zero and 0xff bytes) and
+ * some longer ones: the key shapes the iterator model tests range over.
+ */
+export function randomKeyOf(rand) {
+  return () => {
+    const len = rand() % 4 === 0 ? rand() % 40 : 1 + (rand() % 5);
+    const b = Buffer.alloc(len);
+    for (let i = 0; i < len; i++) b[i] = rand() % 3 === 0 ? [0, 0xff, 0x61][rand() % 3] : rand() & 0xff;
+    return b;
+  };
+}
+
 /**
  * A sorted model of a database's contents: keys ordered with Buffer.compare, as the engine
  * orders them (bytewise).

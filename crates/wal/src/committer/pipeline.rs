@@ -172,11 +172,7 @@ impl Pipeline {
             let mut st = locked(&p.state);
             st.queue.push_back(group);
             if let Some((segment, seq)) = sync {
-                if seq > st.want_seq || st.want_segment.is_none() {
-                    st.want_seq = st.want_seq.max(seq);
-                    st.want_segment = Some(segment.clone());
-                }
-                spawn_if_busy(s, p, &mut st);
+                want(s, p, &mut st, segment, seq);
             }
         }
         p.cv.notify_all();
@@ -191,12 +187,7 @@ impl Pipeline {
         segment: &Arc<Segment>,
         seq: u64,
     ) {
-        {
-            let mut st = locked(&p.state);
-            st.want_seq = st.want_seq.max(seq);
-            st.want_segment = Some(segment.clone());
-            spawn_if_busy(s, p, &mut st);
-        }
+        want(s, p, &mut locked(&p.state), segment, seq);
         p.cv.notify_all();
     }
 
@@ -243,6 +234,15 @@ impl Pipeline {
             let _ = h.join();
         }
     }
+}
+
+/// Records a request for an fdatasync of `segment` covering sequence numbers up to `seq`
+/// (requests coalesce: the latest covers the earlier ones), and starts a sync thread if
+/// none is free.
+fn want(s: &Arc<Shared>, p: &Arc<Pipeline>, st: &mut State, segment: &Arc<Segment>, seq: u64) {
+    st.want_seq = st.want_seq.max(seq);
+    st.want_segment = Some(segment.clone());
+    spawn_if_busy(s, p, st);
 }
 
 /// Starts one more sync thread if every one is busy and fewer than `depth` run.
