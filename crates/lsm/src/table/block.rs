@@ -270,6 +270,97 @@ impl<'a> Block<'a> {
     }
 }
 
+/// Longest key [`Block::seek_point`] rebuilds on the stack; a longer one takes the cursor.
+pub(crate) const POINT_KEY_BYTES_MAX: usize = 256;
+
+impl<'a> Block<'a> {
+    /// The key and value of the first entry of restart run `i` (an index entry, in an index
+    /// of one entry per restart point), borrowed; `None` if `i` is past the last run or the
+    /// entry is malformed (the cursor then reports where).
+    pub(crate) fn restart_kv(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        if i >= self.restarts {
+            return None;
+        }
+        let d = &self.data.get()[..self.entries_end];
+        let mut p = self.restart_offset(i);
+        let mut field = || {
+            let (v, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
+            p += n;
+            Some(v)
+        };
+        let (shared, unshared, value_len) = (field()?, field()?, field()?);
+        if shared != 0 {
+            return None;
+        }
+        let key_end = p.checked_add(unshared)?;
+        Some((
+            d.get(p..key_end)?,
+            d.get(key_end..key_end.checked_add(value_len)?)?,
+        ))
+    }
+
+    /// A point lookup without a cursor: the first entry whose key is `>= target`, its key
+    /// rebuilt into `key` (its length returned) and its value borrowed. `None` whenever the
+    /// answer is not that simple — no such entry in this block (it may start the next
+    /// one), a key longer than `key`, or any malformed byte — and then the caller seeks
+    /// with a cursor, which finds the entry in the next block or reports the damage. So
+    /// this never decides differently from [`BlockIter::seek`]; it only skips the cursor's
+    /// allocation and copies on the common path.
+    pub(crate) fn seek_point(
+        &self,
+        cmp: Comparator,
+        target: &[u8],
+        key: &mut [u8; POINT_KEY_BYTES_MAX],
+    ) -> Option<(usize, &[u8])> {
+        if self.restarts == 0 {
+            return None;
+        }
+        // The last restart point whose key is < target (as `BlockIter::seek`).
+        let (mut lo, mut hi) = (0usize, self.restarts - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if cmp.compare(self.restart_key(mid)?, target) == Ordering::Less {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let d = &self.data.get()[..self.entries_end];
+        let mut run = lo;
+        let mut at = self.restart_offset(run);
+        let mut len = 0usize;
+        loop {
+            let is_restart = at == self.restart_offset(run);
+            let mut p = at;
+            let mut field = || {
+                let (v, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
+                p += n;
+                Some(v)
+            };
+            let (shared, unshared, value_len) = (field()?, field()?, field()?);
+            if shared > len || (is_restart && shared != 0) {
+                return None;
+            }
+            let key_end = p.checked_add(unshared)?;
+            let value_end = key_end.checked_add(value_len)?;
+            let delta = d.get(p..key_end)?;
+            let value = d.get(key_end..value_end)?;
+            len = shared.checked_add(unshared)?;
+            key.get_mut(shared..len)?.copy_from_slice(delta);
+            if cmp.compare(&key[..len], target) != Ordering::Less {
+                return Some((len, value));
+            }
+            if value_end >= self.entries_end {
+                return None; // past this block: the next one's first entry, via the cursor
+            }
+            at = value_end;
+            if run + 1 < self.restarts && self.restart_offset(run + 1) == at {
+                run += 1;
+            }
+        }
+    }
+}
+
 /// A cursor over a block's entries: seek, next, prev. Each move returns an error if the
 /// entries it decodes are malformed; after an error the cursor is not valid.
 pub(crate) struct BlockIter<'a> {

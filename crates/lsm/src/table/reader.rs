@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::block::{Block, BlockError};
+use super::block::{Block, BlockError, POINT_KEY_BYTES_MAX};
 use super::comparator::Comparator;
 use super::error::TableError;
 use super::filter::Filter;
@@ -286,6 +286,29 @@ impl<R: ReadAt> Table<R> {
         key: &[u8],
         f: impl FnOnce(&[u8], &[u8]) -> T,
     ) -> Result<Option<T>, TableError> {
+        // The common case without a cursor (see `Block::seek_point`): the index entry from
+        // the prefix array, the data block, the entry; anything unusual takes the cursor,
+        // which reads the same bytes through the same checks and reports any damage.
+        if let Some(i) = self
+            .index_prefixes
+            .as_ref()
+            .and_then(|p| p.seek(&self.index, self.cmp, key))
+        {
+            if i >= self.index.restart_count() {
+                return Ok(None); // every key of the table is smaller
+            }
+            if let Some((_, v)) = self.index.restart_kv(i) {
+                let h = self.decode_index_value(v)?;
+                let block = self.data_block(h, Some(i))?;
+                let mut buf = [0u8; POINT_KEY_BYTES_MAX];
+                if let Some((n, value)) = block.seek_point(self.cmp, key, &mut buf) {
+                    let k = &buf[..n];
+                    return Ok(
+                        (self.cmp.filter_key(k) == self.cmp.filter_key(key)).then(|| f(k, value))
+                    );
+                }
+            }
+        }
         let mut it = self.iter();
         it.seek(key)?;
         if it.valid() && self.cmp.filter_key(it.key()) == self.cmp.filter_key(key) {
@@ -664,6 +687,77 @@ mod tests {
                     want,
                     "{cmp:?}: seek {target:?}"
                 );
+            }
+        }
+    }
+
+    /// The cursor-free point lookup (`find_with`) finds what a cursor seek finds, for
+    /// internal keys with many versions (runs of one user key straddling block and restart
+    /// boundaries), user keys long enough to take the cursor (beyond
+    /// `POINT_KEY_BYTES_MAX`), and lookups between, before and after every key.
+    #[test]
+    fn point_lookups_find_what_a_cursor_seek_finds() {
+        use crate::internal_key::{encode, encode_lookup, ValueKind};
+        let mut users: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| format!("user{:05}", i * 2).into_bytes())
+            .collect();
+        users.push(vec![b'u'; 300]); // longer than the stack buffer
+        users.push([b"user00100".as_slice(), &[b'x'; 290]].concat());
+        users.sort();
+        let mut keys = Vec::new();
+        for (n, u) in users.iter().enumerate() {
+            for seq in (1..=1 + (n as u64 % 9)).rev() {
+                let mut k = Vec::new();
+                encode(&mut k, u, seq * 10, ValueKind::Put);
+                keys.push(k);
+            }
+        }
+        for restart_interval in [1, 4, 16] {
+            let mut out = Vec::new();
+            let mut b = TableBuilder::new(
+                &mut out,
+                TableOptions {
+                    block_bytes: 256,
+                    restart_interval,
+                    compression: Compression::None,
+                    comparator: Comparator::InternalKey,
+                    ..Default::default()
+                },
+            )
+            .expect("builder");
+            for (i, k) in keys.iter().enumerate() {
+                b.add(k, format!("v{i}").as_bytes()).expect("add");
+            }
+            b.finish().expect("finish");
+            let t = Table::open(
+                out.as_slice(),
+                out.len() as u64,
+                "p.sst",
+                Comparator::InternalKey,
+            )
+            .expect("open");
+            assert!(t.index_prefixes.is_some());
+            let mut probes: Vec<Vec<u8>> = users.clone();
+            for u in &users {
+                probes.push([u.as_slice(), b"0"].concat());
+                probes.push(u[..u.len() - 1].to_vec());
+            }
+            probes.push(Vec::new());
+            probes.push(vec![0xff; 12]);
+            for u in &probes {
+                for seq in [0u64, 5, 10, 15, 35, 90, 1000] {
+                    let mut target = Vec::new();
+                    encode_lookup(&mut target, u, seq);
+                    let mut it = t.iter();
+                    it.seek(&target).expect("seek");
+                    let want = (it.valid()
+                        && t.cmp.filter_key(it.key()) == t.cmp.filter_key(&target))
+                    .then(|| (it.key().to_vec(), it.value().to_vec()));
+                    let got = t
+                        .find_with(&target, |k, v| (k.to_vec(), v.to_vec()))
+                        .expect("find");
+                    assert_eq!(got, want, "interval {restart_interval}: {u:?} @ {seq}");
+                }
             }
         }
     }
