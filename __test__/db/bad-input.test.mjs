@@ -115,6 +115,12 @@ test('malformed batches, options and encodings reject with ERR_URINGDB_INVALID_A
   for (const [name, target] of [['a string', 'xxxx'], ['an array', [0, 0]], ['an ArrayBuffer', new ArrayBuffer(8)], ['a number', 8]]) {
     expectThrowSync(t, () => db.getSync('k', { target }), 'ERR_URINGDB_INVALID_ARGUMENT', `getSync target ${name}`);
   }
+  // The value is copied into the target while the key is read: the two must not overlap.
+  const shared = Buffer.alloc(16, 1);
+  for (const [name, key, target] of [['the key itself', shared, shared], ['a view overlapping the key', shared.subarray(0, 8), shared.subarray(4)]]) {
+    expectThrowSync(t, () => db.getSync(key, { target }), 'ERR_URINGDB_INVALID_ARGUMENT', `getSync target ${name}`);
+  }
+  t.is(db.getSync(shared.subarray(0, 8), { target: shared.subarray(8) }), -1, 'adjacent views of one buffer are fine');
   for (const limit of [-2, 1.5, 'x', NaN, -Infinity]) {
     expectThrowSync(t, () => db.iterator({ limit }), 'ERR_URINGDB_INVALID_ARGUMENT', `iterator limit ${String(limit)}`);
     await expectError(t, () => db.clear({ limit }), 'ERR_URINGDB_INVALID_ARGUMENT', `clear limit ${String(limit)}`);

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use uringdb_lsm::table::{
-    Comparator, Compression, Region, RegionKind, Table, TableBuilder, TableError, TableOptions,
-    FOOTER_BYTES,
+    Comparator, Compression, ReadAt, Region, RegionKind, Table, TableBuilder, TableError,
+    TableOptions, FOOTER_BYTES,
 };
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -52,10 +52,10 @@ fn layout(bytes: &[u8]) -> Vec<Region> {
         .expect("layout")
 }
 
-/// Opens the table, scans it fully and gets every key of the model. Returns the first
-/// error; asserts that everything read before it is correct (no wrong data).
-fn read_everything(bytes: &[u8], m: &Model) -> Result<(), TableError> {
-    let t = open(bytes, bytes.len() as u64)?;
+/// Opens the table from `src`, scans it fully and gets every key of the model. Returns the
+/// first error; asserts that everything read before it is correct (no wrong data).
+fn read_everything_from<R: ReadAt>(src: R, len: u64, m: &Model) -> Result<(), TableError> {
+    let t = Table::open(src, len, "damaged.sst", Comparator::Bytewise)?;
     let mut it = t.iter();
     it.seek_to_first()?;
     let mut expected = m.iter();
@@ -79,6 +79,34 @@ fn read_everything(bytes: &[u8], m: &Model) -> Result<(), TableError> {
         }
     }
     Ok(())
+}
+
+/// The bytes as a table file mapped into memory reads them ([`ReadAt::mapped`]): its
+/// uncompressed blocks are borrowed where they lie, not read.
+struct Mapped<'a>(&'a [u8]);
+
+impl ReadAt for Mapped<'_> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read_at(offset, buf)
+    }
+
+    fn mapped(&self) -> Option<&[u8]> {
+        Some(self.0)
+    }
+}
+
+/// [`read_everything_from`] through both readers (blocks read, and blocks borrowed from a
+/// mapping): both must fail alike (same file, offset and reason) or both succeed.
+fn read_everything(bytes: &[u8], m: &Model) -> Result<(), TableError> {
+    let len = bytes.len() as u64;
+    let read = read_everything_from(bytes, len, m);
+    let mapped = read_everything_from(Mapped(bytes), len, m);
+    assert_eq!(
+        read.as_ref().map_err(ToString::to_string),
+        mapped.as_ref().map_err(ToString::to_string),
+        "the mapped reader and the reading one disagree"
+    );
+    read
 }
 
 fn expect_corruption_at(r: Result<(), TableError>, offset: u64, what: &str) {

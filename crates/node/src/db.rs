@@ -258,16 +258,24 @@ impl NativeDb {
         &self,
         env: Env,
         key: &[u8],
-        mut target: Uint8Array,
+        // A borrowed view, not an owned `Uint8Array`: that one creates (and deletes) a
+        // reference to the array on every call.
+        mut target: Uint8ArraySlice<'_>,
         snapshot: Option<&NativeSnapshot>,
     ) -> napi::Result<f64> {
         guard(&env, || {
             let e = self.engine()?;
             let snap = snapshot_of(&e.db, snapshot)?;
+            let (k, t) = (key.as_ptr_range(), target.as_ptr_range());
+            if (k.start as usize) < (t.end as usize) && (t.start as usize) < (k.end as usize) {
+                return Err(Failure::from(&DbError::InvalidArgument(
+                    "getSync: options.target overlaps the key".into(),
+                )));
+            }
             // SAFETY: this is a synchronous call on the JS thread: no JavaScript runs while
             // the slice lives (it is dropped before returning), so the typed array can be
-            // neither detached nor written by JavaScript meanwhile, and nothing else in this
-            // call aliases its bytes.
+            // neither detached nor written by JavaScript meanwhile; the key, the only other
+            // bytes this call reads from JavaScript, does not overlap it (checked above).
             let t: &mut [u8] = unsafe { target.as_mut() };
             e.db.get_with(key, snap.as_deref(), |v| match v {
                 Some(v) => {

@@ -68,6 +68,10 @@ impl std::fmt::Debug for PortableFile {
 }
 
 impl File for PortableFile {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+
     fn sync_handle(&self) -> io::Result<Arc<dyn File>> {
         reopen_std(&self.file, &self.path)
     }

@@ -367,6 +367,10 @@ impl UringFile {
 }
 
 impl File for UringFile {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+
     fn write_at(&self, offset: u64, bufs: &[&[u8]], durable: bool) -> io::Result<WriteTiming> {
         check_write_range(offset, bufs)?;
         let start = Instant::now();

@@ -180,6 +180,15 @@ pub trait File: Send + Sync + Debug {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 
+    /// The open file descriptor, so that a file the engine never writes again (a table)
+    /// can be mapped into memory and read without a system call per block. `None` (the
+    /// default) for a backend whose reads are not simply the file's bytes (the fault
+    /// backend keeps unsynced writes in memory and injects errors): callers then read
+    /// through [`File::read_at`]. The descriptor stays owned by this file.
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     /// Drops the file's clean pages from the page cache (`posix_fadvise(DONTNEED)`). A
     /// hint, for a file just filled and synced: some kernels keep such a fill as large
     /// (1 MiB) page-cache folios, and a later small write followed by fdatasync then writes

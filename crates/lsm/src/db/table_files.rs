@@ -4,6 +4,11 @@
 //! that the least recently used one is closed, and reopened on its next read — after checking
 //! that it is still the same file (its length and its footer bytes), since it was closed.
 //!
+//! On the real backends a table's file is mapped into memory when it is opened
+//! ([`VfsFile::open`], see `table/mapping.rs`); a mapped table reads from its mapping and
+//! keeps no descriptor here at all, so this cache only holds the files of a backend that
+//! offers no descriptor (the fault backend of the tests) or of a file too short to map.
+//!
 //! Concurrency: one mutex over the map and the recency order; files are opened and verified
 //! outside it (two threads may open the same file at once: the first insert wins, the other
 //! descriptor is closed). A read holds its own `Arc` of the file while it runs, so closing an
@@ -17,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use uringdb_uring::{File, OpenMode, Vfs};
 
-use crate::table::{ReadAt, FOOTER_BYTES};
+use crate::table::{Mapping, ReadAt, FOOTER_BYTES};
 
 /// At most `capacity` table files open, least recently used closed first.
 pub(crate) struct TableFiles {
@@ -129,6 +134,10 @@ pub(crate) struct VfsFile {
     files: Arc<TableFiles>,
     /// The last [`FOOTER_BYTES`] of the file as first opened: a reopened file must match.
     footer: OnceLock<[u8; FOOTER_BYTES]>,
+    /// The file mapped into memory, when its backend offers a descriptor
+    /// ([`uringdb_uring::File::raw_fd`]; not the fault backend): then every read is served
+    /// from the mapping and the file holds no descriptor in the cache.
+    map: Option<Mapping>,
 }
 
 impl std::fmt::Debug for VfsFile {
@@ -140,22 +149,45 @@ impl std::fmt::Debug for VfsFile {
 }
 
 impl VfsFile {
-    /// Opens table `number` at `path`, whose manifest size is `file_bytes`, into the cache.
-    /// Errors are the open's own (`NotFound` for a missing file).
+    /// Opens table `number` at `path`, whose manifest size is `file_bytes`: mapped into
+    /// memory where the backend allows it (and the file is as long as the manifest says),
+    /// else into the cache of open files. Errors are the open's own (`NotFound` for a
+    /// missing file).
     pub fn open(
         files: &Arc<TableFiles>,
         number: u64,
         path: PathBuf,
         file_bytes: u64,
     ) -> io::Result<VfsFile> {
-        let f = VfsFile {
+        VfsFile::open_with(files, number, path, file_bytes, true)
+    }
+
+    /// [`VfsFile::open`], mapping the file only if `map` (tests compare both readers).
+    pub fn open_with(
+        files: &Arc<TableFiles>,
+        number: u64,
+        path: PathBuf,
+        file_bytes: u64,
+        map: bool,
+    ) -> io::Result<VfsFile> {
+        let mut f = VfsFile {
             number,
             path,
             file_bytes,
             files: files.clone(),
             footer: OnceLock::new(),
+            map: None,
         };
-        f.file()?;
+        let file = f.file()?;
+        if let Some(fd) = file.raw_fd().filter(|_| map) {
+            // A file too short to map is read through the descriptor, whose reads report
+            // where it ends (as corruption of the table).
+            if let Ok(m) = Mapping::map(fd, file_bytes) {
+                f.map = Some(m);
+                drop(file);
+                files.forget(number);
+            }
+        }
         Ok(f)
     }
 
@@ -214,7 +246,14 @@ impl VfsFile {
 
 impl ReadAt for VfsFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.file()?.read_at(offset, buf)
+        match &self.map {
+            Some(m) => m.read_at(offset, buf),
+            None => self.file()?.read_at(offset, buf),
+        }
+    }
+
+    fn mapped(&self) -> Option<&[u8]> {
+        self.map.as_ref().map(Mapping::bytes)
     }
 }
 
@@ -253,7 +292,7 @@ mod tests {
             .map(|n| {
                 let p = dir.join(format!("{n}.sst"));
                 write(&p, n as u8, 100);
-                let t = VfsFile::open(&files, n, p, 100).unwrap();
+                let t = VfsFile::open_with(&files, n, p, 100, false).unwrap();
                 assert!(files.open_count() <= 3);
                 t
             })
@@ -290,8 +329,8 @@ mod tests {
         let (p0, p1) = (dir.join("0.sst"), dir.join("1.sst"));
         write(&p0, 1, 200);
         write(&p1, 2, 200);
-        let t0 = VfsFile::open(&files, 0, p0.clone(), 200).unwrap();
-        let _t1 = VfsFile::open(&files, 1, p1, 200).unwrap(); // closes 0
+        let t0 = VfsFile::open_with(&files, 0, p0.clone(), 200, false).unwrap();
+        let _t1 = VfsFile::open_with(&files, 1, p1, 200, false).unwrap(); // closes 0
         write(&p0, 9, 200); // same length, other bytes
         let e = t0.read_at(0, &mut [0u8; 4]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");

@@ -133,57 +133,96 @@ impl BlockBuilder {
     }
 }
 
-/// A decoded, validated block, cheap to clone (shared bytes): the unit a block cache will
-/// hold. Validation checks the restart array; entries are checked as they are decoded.
+/// A decoded block's bytes: shared (decoded into memory: a block read with `pread`,
+/// decompressed, or held by the block cache) or borrowed (straight from a table file mapped
+/// into memory, for as long as the table lives).
 #[derive(Clone, Debug)]
-pub(crate) struct Block {
-    data: Arc<[u8]>,
+enum Bytes<'a> {
+    Shared(Arc<[u8]>),
+    Borrowed(&'a [u8]),
+}
+
+impl Bytes<'_> {
+    #[inline]
+    fn get(&self) -> &[u8] {
+        match self {
+            Bytes::Shared(b) => b,
+            Bytes::Borrowed(b) => b,
+        }
+    }
+}
+
+/// A decoded, validated block, cheap to clone (shared or borrowed bytes): the unit a block
+/// cache holds (`Block<'static>`, shared bytes). Validation checks the restart array;
+/// entries are checked as they are decoded.
+#[derive(Clone, Debug)]
+pub(crate) struct Block<'a> {
+    data: Bytes<'a>,
     /// End of the entries (start of the restart array).
     entries_end: usize,
     restarts: usize,
 }
 
-impl Block {
+/// Checks the restart array of a decoded block: `(entries_end, restart count)`.
+fn validate(data: &[u8]) -> Result<(usize, usize), BlockError> {
+    if data.len() < COUNT_BYTES {
+        return Err(bad(0, "block shorter than its restart count"));
+    }
+    let count_at = data.len() - COUNT_BYTES;
+    let restarts = get_u32_le(data, count_at).unwrap_or(u32::MAX) as usize;
+    let array_bytes = restarts
+        .checked_mul(4)
+        .filter(|&b| b <= count_at)
+        .ok_or(bad(count_at, "restart count larger than the block"))?;
+    let entries_end = count_at - array_bytes;
+    if restarts == 0 && entries_end != 0 {
+        return Err(bad(count_at, "entries without a restart point"));
+    }
+    let mut prev: Option<u32> = None;
+    for i in 0..restarts {
+        let at = entries_end + 4 * i;
+        let r = get_u32_le(data, at).unwrap_or(u32::MAX);
+        let ok = match prev {
+            None => r == 0,
+            Some(p) => r > p && (r as usize) < entries_end,
+        };
+        if !ok {
+            return Err(bad(
+                at,
+                "restart offsets not ascending from 0 within the entries",
+            ));
+        }
+        prev = Some(r);
+    }
+    Ok((entries_end, restarts))
+}
+
+impl Block<'static> {
     /// Validates the restart array of a decoded block.
-    pub(crate) fn new(data: Vec<u8>) -> Result<Block, BlockError> {
-        if data.len() < COUNT_BYTES {
-            return Err(bad(0, "block shorter than its restart count"));
-        }
-        let count_at = data.len() - COUNT_BYTES;
-        let restarts = get_u32_le(&data, count_at).unwrap_or(u32::MAX) as usize;
-        let array_bytes = restarts
-            .checked_mul(4)
-            .filter(|&b| b <= count_at)
-            .ok_or(bad(count_at, "restart count larger than the block"))?;
-        let entries_end = count_at - array_bytes;
-        if restarts == 0 && entries_end != 0 {
-            return Err(bad(count_at, "entries without a restart point"));
-        }
-        let mut prev: Option<u32> = None;
-        for i in 0..restarts {
-            let at = entries_end + 4 * i;
-            let r = get_u32_le(&data, at).unwrap_or(u32::MAX);
-            let ok = match prev {
-                None => r == 0,
-                Some(p) => r > p && (r as usize) < entries_end,
-            };
-            if !ok {
-                return Err(bad(
-                    at,
-                    "restart offsets not ascending from 0 within the entries",
-                ));
-            }
-            prev = Some(r);
-        }
+    pub(crate) fn new(data: Vec<u8>) -> Result<Block<'static>, BlockError> {
+        let (entries_end, restarts) = validate(&data)?;
         Ok(Block {
-            data: data.into(),
+            data: Bytes::Shared(data.into()),
+            entries_end,
+            restarts,
+        })
+    }
+}
+
+impl<'a> Block<'a> {
+    /// A block over bytes it borrows (a table file mapped into memory), validated as by
+    /// [`Block::new`].
+    pub(crate) fn borrowed(data: &'a [u8]) -> Result<Block<'a>, BlockError> {
+        let (entries_end, restarts) = validate(data)?;
+        Ok(Block {
+            data: Bytes::Borrowed(data),
             entries_end,
             restarts,
         })
     }
 
     /// An iterator positioned nowhere (not valid) until a seek.
-    pub(crate) fn iter(&self, cmp: Comparator) -> BlockIter {
+    pub(crate) fn iter(&self, cmp: Comparator) -> BlockIter<'a> {
         BlockIter {
             block: self.clone(),
             cmp,
@@ -200,7 +239,7 @@ impl Block {
     /// entry shares no prefix, so its key is contiguous). `None` if the entry is malformed:
     /// the caller decodes it the slow way to report where.
     pub(crate) fn restart_key(&self, i: usize) -> Option<&[u8]> {
-        let d = &self.data[..self.entries_end];
+        let d = &self.data.get()[..self.entries_end];
         let mut p = self.restart_offset(i);
         let (shared, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
         p += n;
@@ -221,20 +260,111 @@ impl Block {
 
     fn restart_offset(&self, i: usize) -> usize {
         // Validated in `new`.
-        get_u32_le(&self.data, self.entries_end + 4 * i).unwrap_or(0) as usize
+        get_u32_le(self.data.get(), self.entries_end + 4 * i).unwrap_or(0) as usize
     }
 
     /// Bytes of the decoded block.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.data.len()
+        self.data.get().len()
+    }
+}
+
+/// Longest key [`Block::seek_point`] rebuilds on the stack; a longer one takes the cursor.
+pub(crate) const POINT_KEY_BYTES_MAX: usize = 256;
+
+impl<'a> Block<'a> {
+    /// The key and value of the first entry of restart run `i` (an index entry, in an index
+    /// of one entry per restart point), borrowed; `None` if `i` is past the last run or the
+    /// entry is malformed (the cursor then reports where).
+    pub(crate) fn restart_kv(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        if i >= self.restarts {
+            return None;
+        }
+        let d = &self.data.get()[..self.entries_end];
+        let mut p = self.restart_offset(i);
+        let mut field = || {
+            let (v, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
+            p += n;
+            Some(v)
+        };
+        let (shared, unshared, value_len) = (field()?, field()?, field()?);
+        if shared != 0 {
+            return None;
+        }
+        let key_end = p.checked_add(unshared)?;
+        Some((
+            d.get(p..key_end)?,
+            d.get(key_end..key_end.checked_add(value_len)?)?,
+        ))
+    }
+
+    /// A point lookup without a cursor: the first entry whose key is `>= target`, its key
+    /// rebuilt into `key` (its length returned) and its value borrowed. `None` whenever the
+    /// answer is not that simple — no such entry in this block (it may start the next
+    /// one), a key longer than `key`, or any malformed byte — and then the caller seeks
+    /// with a cursor, which finds the entry in the next block or reports the damage. So
+    /// this never decides differently from [`BlockIter::seek`]; it only skips the cursor's
+    /// allocation and copies on the common path.
+    pub(crate) fn seek_point(
+        &self,
+        cmp: Comparator,
+        target: &[u8],
+        key: &mut [u8; POINT_KEY_BYTES_MAX],
+    ) -> Option<(usize, &[u8])> {
+        if self.restarts == 0 {
+            return None;
+        }
+        // The last restart point whose key is < target (as `BlockIter::seek`).
+        let (mut lo, mut hi) = (0usize, self.restarts - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if cmp.compare(self.restart_key(mid)?, target) == Ordering::Less {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let d = &self.data.get()[..self.entries_end];
+        let mut run = lo;
+        let mut at = self.restart_offset(run);
+        let mut len = 0usize;
+        loop {
+            let is_restart = at == self.restart_offset(run);
+            let mut p = at;
+            let mut field = || {
+                let (v, n) = get_varint_bounded(d.get(p..)?, BLOCK_BYTES_MAX)?;
+                p += n;
+                Some(v)
+            };
+            let (shared, unshared, value_len) = (field()?, field()?, field()?);
+            if shared > len || (is_restart && shared != 0) {
+                return None;
+            }
+            let key_end = p.checked_add(unshared)?;
+            let value_end = key_end.checked_add(value_len)?;
+            let delta = d.get(p..key_end)?;
+            let value = d.get(key_end..value_end)?;
+            len = shared.checked_add(unshared)?;
+            key.get_mut(shared..len)?.copy_from_slice(delta);
+            if cmp.compare(&key[..len], target) != Ordering::Less {
+                return Some((len, value));
+            }
+            if value_end >= self.entries_end {
+                return None; // past this block: the next one's first entry, via the cursor
+            }
+            at = value_end;
+            if run + 1 < self.restarts && self.restart_offset(run + 1) == at {
+                run += 1;
+            }
+        }
     }
 }
 
 /// A cursor over a block's entries: seek, next, prev. Each move returns an error if the
 /// entries it decodes are malformed; after an error the cursor is not valid.
-pub(crate) struct BlockIter {
-    block: Block,
+pub(crate) struct BlockIter<'a> {
+    block: Block<'a>,
     cmp: Comparator,
     /// Offset of the current entry (`entries_end` when not valid).
     pos: usize,
@@ -247,7 +377,7 @@ pub(crate) struct BlockIter {
     value: (usize, usize),
 }
 
-impl BlockIter {
+impl BlockIter<'_> {
     /// Whether the cursor is on an entry.
     pub(crate) fn valid(&self) -> bool {
         self.pos < self.block.entries_end
@@ -268,7 +398,7 @@ impl BlockIter {
     /// If the cursor is not valid.
     pub(crate) fn value(&self) -> &[u8] {
         assert!(self.valid(), "value() on an invalid block cursor");
-        &self.block.data[self.value.0..self.value.1]
+        &self.block.data.get()[self.value.0..self.value.1]
     }
 
     fn invalidate(&mut self) {
@@ -280,7 +410,7 @@ impl BlockIter {
     /// Decodes the entry at `at` on top of `self.key` (the previous key in the run).
     fn decode_at(&mut self, at: usize) -> Result<(), BlockError> {
         let end = self.block.entries_end;
-        let d = &self.block.data[..end];
+        let d = &self.block.data.get()[..end];
         let mut p = at;
         let mut field = |what: &'static str| -> Result<usize, BlockError> {
             let (v, n) = get_varint_bounded(d.get(p..).unwrap_or(&[]), BLOCK_BYTES_MAX)
@@ -310,6 +440,14 @@ impl BlockIter {
         self.pos = at;
         self.next_pos = value_end;
         Ok(())
+    }
+
+    /// The restart run of the current entry if the entry is that run's first (always, in
+    /// an index block of one entry per restart point): a number that names the entry
+    /// uniquely within the block. `None` for an entry inside a run, or an invalid cursor.
+    pub(crate) fn restart_entry(&self) -> Option<usize> {
+        (self.valid() && self.block.restart_offset(self.restart) == self.pos)
+            .then_some(self.restart)
     }
 
     /// Positions on the first entry of restart run `i` (the entry an index lookup picked);
@@ -438,7 +576,7 @@ impl BlockIter {
 mod tests {
     use super::*;
 
-    fn build(entries: &[(Vec<u8>, Vec<u8>)], interval: usize) -> Block {
+    fn build(entries: &[(Vec<u8>, Vec<u8>)], interval: usize) -> Block<'static> {
         let mut b = BlockBuilder::new(interval);
         for (k, v) in entries {
             b.add(k, v);
@@ -460,7 +598,7 @@ mod tests {
             .collect()
     }
 
-    fn collect_forward(it: &mut BlockIter) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn collect_forward(it: &mut BlockIter<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         it.seek_to_first().expect("seek");
         while it.valid() {

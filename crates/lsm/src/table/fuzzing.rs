@@ -77,7 +77,7 @@ pub fn walk_block(
     Ok(forward)
 }
 
-fn walk(it: &mut BlockIter, steps_max: usize) -> Result<usize, String> {
+fn walk(it: &mut BlockIter<'_>, steps_max: usize) -> Result<usize, String> {
     it.seek_to_first().map_err(|e| format!("{e:?}"))?;
     let mut n = 0;
     while it.valid() {
@@ -148,7 +148,7 @@ pub fn reachable_index_handles(
         return Vec::new();
     };
     let mut out = Vec::new();
-    let mut note = |it: &BlockIter| {
+    let mut note = |it: &BlockIter<'_>| {
         if let Some(h) = BlockHandle::decode_exact(it.value()) {
             if h.fits_before(file_bytes) {
                 out.push((h.offset, h.size));

@@ -24,12 +24,12 @@ impl<R: ReadAt> Table<R> {
 /// writes empty blocks). After an error the cursor is not valid; a new seek may be tried.
 pub struct TableIter<'a, R: ReadAt> {
     table: &'a Table<R>,
-    index: BlockIter,
-    data: Option<BlockIter>,
+    index: BlockIter<'a>,
+    data: Option<BlockIter<'a>>,
     data_handle: BlockHandle,
 }
 
-impl<R: ReadAt> TableIter<'_, R> {
+impl<'a, R: ReadAt> TableIter<'a, R> {
     /// Whether the cursor is on an entry.
     pub fn valid(&self) -> bool {
         self.data.as_ref().is_some_and(BlockIter::valid)
@@ -137,9 +137,9 @@ impl<R: ReadAt> TableIter<'_, R> {
         if !self.index.valid() {
             return Ok(());
         }
-        let t = self.table;
+        let t: &'a Table<R> = self.table;
         let h = t.decode_index_value(self.index.value())?;
-        let block = t.data_block(h)?;
+        let block = t.data_block(h, self.index.restart_entry())?;
         self.data_handle = h;
         self.data = Some(block.iter(t.cmp));
         Ok(())

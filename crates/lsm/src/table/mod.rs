@@ -12,7 +12,9 @@
 //! - [`Comparator`]: the key orders a table may hold, bytewise or by internal key
 //!   ([`crate::internal_key`], the encoding shared with the memtable);
 //! - [`TableBuilder`] (`builder.rs`) writes a table, [`Table`] (`reader.rs`) reads it,
-//!   [`TableIter`] (`iter.rs`) walks it, from a [`ReadAt`] source (`read_at.rs`).
+//!   [`TableIter`] (`iter.rs`) walks it, from a [`ReadAt`] source (`read_at.rs`): a file
+//!   read with `pread`, or a [`Mapping`] of it (`mapping.rs`), whose uncompressed blocks
+//!   are borrowed where they lie.
 //!
 //! Fixed-width integers are little-endian everywhere in the file (internal key trailers,
 //! which are big-endian so that they compare bytewise, are part of the keys, not of the
@@ -52,6 +54,7 @@ pub mod fuzzing;
 mod index;
 mod iter;
 pub mod limits;
+mod mapping;
 mod properties;
 mod read_at;
 mod reader;
@@ -62,6 +65,7 @@ pub use comparator::Comparator;
 pub use error::TableError;
 pub use footer::{FOOTER_BYTES, FORMAT_VERSION, TABLE_MAGIC};
 pub use iter::TableIter;
+pub use mapping::Mapping;
 pub use properties::TableProperties;
 pub use read_at::ReadAt;
 pub use reader::{OwnedEntry, Region, RegionKind, Table};

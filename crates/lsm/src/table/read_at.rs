@@ -17,6 +17,13 @@ pub trait ReadAt {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at end of file).
     /// Short reads are allowed; the table retries until the buffer is full.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// The whole source as bytes in memory, if it is mapped (a table file mapped read-only,
+    /// see [`super::Mapping`]): the table then borrows uncompressed blocks where they lie
+    /// instead of reading them. `None` (the default): every block is read with `read_at`.
+    fn mapped(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl ReadAt for File {
@@ -49,11 +56,19 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         (**self).read_at(offset, buf)
     }
+
+    fn mapped(&self) -> Option<&[u8]> {
+        (**self).mapped()
+    }
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         (**self).read_at(offset, buf)
+    }
+
+    fn mapped(&self) -> Option<&[u8]> {
+        (**self).mapped()
     }
 }
 

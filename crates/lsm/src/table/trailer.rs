@@ -158,6 +158,33 @@ pub(crate) fn decode_owned(mut stored: Vec<u8>) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Whether `stored` (a stored block, payload and trailer) says its payload is not
+/// compressed (false for one too short to have a trailer: [`decode`] reports it).
+pub(crate) fn is_uncompressed(stored: &[u8]) -> bool {
+    stored
+        .len()
+        .checked_sub(TRAILER_BYTES)
+        .is_some_and(|n| stored[n] == TYPE_NONE)
+}
+
+/// The payload of an uncompressed stored block (see [`is_uncompressed`]), borrowed, once
+/// its checksum is verified.
+pub(crate) fn verify_uncompressed(stored: &[u8]) -> Result<&[u8], String> {
+    let Some(payload_len) = stored.len().checked_sub(TRAILER_BYTES) else {
+        return Err("block shorter than its trailer".into());
+    };
+    debug_assert_eq!(stored[payload_len], TYPE_NONE);
+    verify(stored, payload_len)?;
+    Ok(&stored[..payload_len])
+}
+
+/// The payload of an uncompressed stored block whose checksum the caller verified before
+/// (with [`verify_uncompressed`], on these same immutable bytes).
+pub(crate) fn uncompressed_payload(stored: &[u8]) -> &[u8] {
+    debug_assert!(is_uncompressed(stored));
+    &stored[..stored.len().saturating_sub(TRAILER_BYTES)]
+}
+
 /// Checks the checksum of the stored block whose trailer starts at `payload_len`.
 fn verify(stored: &[u8], payload_len: usize) -> Result<(), String> {
     let want = get_u32_le(stored, payload_len + 1).unwrap_or(0);
