@@ -442,14 +442,6 @@ impl BlockIter<'_> {
         Ok(())
     }
 
-    /// The restart run of the current entry if the entry is that run's first (always, in
-    /// an index block of one entry per restart point): a number that names the entry
-    /// uniquely within the block. `None` for an entry inside a run, or an invalid cursor.
-    pub(crate) fn restart_entry(&self) -> Option<usize> {
-        (self.valid() && self.block.restart_offset(self.restart) == self.pos)
-            .then_some(self.restart)
-    }
-
     /// Positions on the first entry of restart run `i` (the entry an index lookup picked);
     /// not valid if `i` is past the last run.
     pub(crate) fn seek_to_restart_run(&mut self, i: usize) -> Result<(), BlockError> {

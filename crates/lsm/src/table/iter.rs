@@ -139,7 +139,7 @@ impl<'a, R: ReadAt> TableIter<'a, R> {
         }
         let t: &'a Table<R> = self.table;
         let h = t.decode_index_value(self.index.value())?;
-        let block = t.data_block(h, self.index.restart_entry())?;
+        let block = t.data_block(h)?;
         self.data_handle = h;
         self.data = Some(block.iter(t.cmp));
         Ok(())

@@ -20,7 +20,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::block::{Block, BlockError, POINT_KEY_BYTES_MAX};
@@ -80,10 +79,6 @@ pub struct Table<R: ReadAt> {
     props: TableProperties,
     /// The shared cache of data blocks and this table's id in it.
     cache: Option<(Arc<BlockCache>, u64)>,
-    /// For a mapped source: one bit per index entry (by restart run, see
-    /// [`super::block::BlockIter::restart_entry`]), set once the uncompressed data block it
-    /// points at passed its checksum (see [`Table::data_block`]); empty otherwise.
-    verified: Box<[AtomicU64]>,
 }
 
 // A table is shared by readers on many threads (through versions held by `Arc`): it is
@@ -214,12 +209,6 @@ impl<R: ReadAt> Table<R> {
             (c, id)
         });
         let index_prefixes = IndexPrefixes::build(&index, cmp);
-        let verified = match src.mapped() {
-            Some(_) => (0..index.restart_count().div_ceil(64))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            None => Box::default(),
-        };
         Ok(Table {
             src,
             file,
@@ -231,7 +220,6 @@ impl<R: ReadAt> Table<R> {
             filter,
             props,
             cache,
-            verified,
         })
     }
 
@@ -299,7 +287,7 @@ impl<R: ReadAt> Table<R> {
             }
             if let Some((_, v)) = self.index.restart_kv(i) {
                 let h = self.decode_index_value(v)?;
-                let block = self.data_block(h, Some(i))?;
+                let block = self.data_block(h)?;
                 let mut buf = [0u8; POINT_KEY_BYTES_MAX];
                 if let Some((n, value)) = block.seek_point(self.cmp, key, &mut buf) {
                     let k = &buf[..n];
@@ -355,27 +343,12 @@ impl<R: ReadAt> Table<R> {
         Ok(out)
     }
 
-    /// The data block at `h`, which index entry `entry` points at (its restart run, when it
-    /// has one: see [`super::block::BlockIter::restart_entry`]).
-    ///
-    /// From a source mapped into memory (see [`ReadAt::mapped`]) an uncompressed block is
-    /// borrowed where it lies, without the cache (the page cache is its cache: no copy, no
-    /// lock). Its checksum is verified the first time this table reads it; the entry's bit
-    /// in `verified` then spares the check on later reads. That is the trust a block cache
-    /// hit gets (a cached block is not verified again either), and it is what makes a
-    /// mapped read cheaper than a cache hit: a read touches the few cache lines it decodes,
-    /// not all of the block's 4 KiB (the check was a fifth of a 1M-key getSync). Unlike a
-    /// cached copy, mapped bytes can be dropped by the kernel and read again from the disk;
-    /// damage that appears on the disk after the first read is then not caught.
-    ///
-    /// A compressed block is looked up in the cache, else verified and decoded from the
-    /// mapping and cached. From any other source: the cache, else read, verified, decoded
-    /// and cached.
-    pub(super) fn data_block(
-        &self,
-        h: BlockHandle,
-        entry: Option<usize>,
-    ) -> Result<Block<'_>, TableError> {
+    /// The data block at `h`. From a source mapped into memory (see [`ReadAt::mapped`]), an
+    /// uncompressed block is verified and borrowed where it lies, without the cache (the
+    /// page cache is its cache: no copy, no lock); a compressed block is looked up in the
+    /// cache, else verified and decoded from the mapping and cached. From any other source:
+    /// the cache, else read, verified, decoded and cached.
+    pub(super) fn data_block(&self, h: BlockHandle) -> Result<Block<'_>, TableError> {
         let mapped = match self.src.mapped() {
             Some(bytes) => {
                 let stored = usize::try_from(h.offset)
@@ -392,24 +365,9 @@ impl<R: ReadAt> Table<R> {
                         )
                     })?;
                 if trailer::is_uncompressed(stored) {
-                    let bit =
-                        entry.and_then(|e| Some((self.verified.get(e / 64)?, 1u64 << (e % 64))));
-                    let payload = match bit {
-                        // Relaxed: the bit publishes no data (the bytes are immutable and
-                        // were in place before the table opened); it records a past check.
-                        Some((word, mask)) if word.load(Ordering::Relaxed) & mask != 0 => {
-                            trailer::uncompressed_payload(stored)
-                        }
-                        _ => {
-                            let p = trailer::verify_uncompressed(stored).map_err(|reason| {
-                                self.corrupt(h.offset, format!("data block: {reason}"))
-                            })?;
-                            if let Some((word, mask)) = bit {
-                                word.fetch_or(mask, Ordering::Relaxed);
-                            }
-                            p
-                        }
-                    };
+                    let payload = trailer::verify_uncompressed(stored).map_err(|reason| {
+                        self.corrupt(h.offset, format!("data block: {reason}"))
+                    })?;
                     return Block::borrowed(payload).map_err(|e| data_error(self, h, e));
                 }
                 Some(stored)

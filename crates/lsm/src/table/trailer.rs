@@ -178,13 +178,6 @@ pub(crate) fn verify_uncompressed(stored: &[u8]) -> Result<&[u8], String> {
     Ok(&stored[..payload_len])
 }
 
-/// The payload of an uncompressed stored block whose checksum the caller verified before
-/// (with [`verify_uncompressed`], on these same immutable bytes).
-pub(crate) fn uncompressed_payload(stored: &[u8]) -> &[u8] {
-    debug_assert!(is_uncompressed(stored));
-    &stored[..stored.len().saturating_sub(TRAILER_BYTES)]
-}
-
 /// Checks the checksum of the stored block whose trailer starts at `payload_len`.
 fn verify(stored: &[u8], payload_len: usize) -> Result<(), String> {
     let want = get_u32_le(stored, payload_len + 1).unwrap_or(0);
