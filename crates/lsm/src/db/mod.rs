@@ -35,7 +35,7 @@
 //! errors and the statistics snapshot: `state`; the statistics' and events' types: `stats`;
 //! the background rate limiter: `rate_limiter`; two-phase commit (prepare reservations, key
 //! locks, finishing at apply, the log's truncation floor): `txn`, over the table's types in
-//! `txn_table`. This module holds the [`Db`] type and ties
+//! `txn_table`; optimistic transactions (validation at apply, replay's decisions): `occ`. This module holds the [`Db`] type and ties
 //! them together. The files depend on each other one way: `state` and the types below it
 //! know nothing of the files that act on them.
 
@@ -48,6 +48,7 @@ mod install;
 mod iter;
 mod lifecycle;
 pub mod limits;
+mod occ;
 mod open;
 mod options;
 mod outputs;
@@ -69,6 +70,7 @@ use std::sync::Arc;
 pub use crate::failpoint::arm_failpoint;
 pub use error::DbError;
 pub use iter::{DbIter, IterBatch, RangeOptions};
+pub use occ::OptimisticAttempt;
 pub use options::DbOptions;
 pub use read::SnapshotPin;
 pub use state::DbRecovery;
