@@ -35,7 +35,8 @@
 //! errors and the statistics snapshot: `state`; the statistics' and events' types: `stats`;
 //! the background rate limiter: `rate_limiter`; two-phase commit (prepare reservations, key
 //! locks, finishing at apply, the log's truncation floor): `txn`, over the table's types in
-//! `txn_table`; optimistic transactions (validation at apply, replay's decisions): `occ`. This module holds the [`Db`] type and ties
+//! `txn_table`; optimistic transactions (validation at apply, replay's decisions): `occ`, over its
+//! state's types in `occ_state`. This module holds the [`Db`] type and ties
 //! them together. The files depend on each other one way: `state` and the types below it
 //! know nothing of the files that act on them.
 
@@ -49,6 +50,7 @@ mod iter;
 mod lifecycle;
 pub mod limits;
 mod occ;
+mod occ_state;
 mod open;
 mod options;
 mod outputs;

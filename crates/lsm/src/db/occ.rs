@@ -49,71 +49,16 @@
 //! record; its completion is delivered after the applier decided; then
 //! [`Db::end_optimistic`] returns the decision and unregisters the attempt.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
 use super::batch::{self, Op, ReadItem, Record};
-use super::read::SnapshotPin;
+use super::occ_state::Occ;
 use super::state::Inner;
-use super::{Db, DbError};
+use super::{Db, DbError, SnapshotPin};
 use crate::internal_key;
 use crate::manifest::NUM_LEVELS;
-
-/// Prune [`Occ::recent`] when it holds more than this many keys (and twice as many as
-/// after the last prune), so that overlapping transactions never let it grow without end.
-const RECENT_PRUNE_KEYS_MIN: usize = 4096;
-
-/// The state of optimistic transactions (under `Inner::occ`).
-#[derive(Default)]
-pub(super) struct Occ {
-    next_id: u64,
-    /// Attempts in flight: id → their snapshot (held until [`Db::end_optimistic`]).
-    regs: HashMap<u64, Arc<SnapshotPin>>,
-    /// Key → sequence number of the last applied record that wrote it, for every record
-    /// applied above `since` (while tracking).
-    recent: BTreeMap<Vec<u8>, u64>,
-    /// Replay only: keys of transaction records at or below the flushed sequence number
-    /// (whether they were applied is in the tables; see the module docs).
-    uncertain: BTreeMap<Vec<u8>, u64>,
-    /// `recent` holds every write above this sequence number.
-    since: u64,
-    /// Size of `recent` after the last prune.
-    pruned_len: usize,
-    /// During replay: the flushed sequence number.
-    replay: Option<u64>,
-    /// A table read that failed while replay decided a transaction (open fails with it).
-    replay_error: Option<DbError>,
-    /// Live decisions not yet collected: record seq → the conflicting key.
-    aborts: HashMap<u64, Vec<u8>>,
-    /// Transaction records applied above the flushed sequence number: (seq, snapshot), in
-    /// log order. Each pins its snapshot and keeps the log from snapshot + 1.
-    applied: VecDeque<(u64, u64)>,
-}
-
-impl Occ {
-    fn note(&mut self, seq: u64, key: &[u8]) {
-        match self.recent.get_mut(key) {
-            Some(s) => *s = seq,
-            None => {
-                self.recent.insert(key.to_vec(), seq);
-            }
-        }
-    }
-
-    fn prune(&mut self) {
-        if self.recent.len() < RECENT_PRUNE_KEYS_MIN.max(2 * self.pruned_len) {
-            return;
-        }
-        let Some(min) = self.regs.values().map(|p| p.seq()).min() else {
-            return;
-        };
-        self.recent.retain(|_, s| *s > min);
-        self.since = self.since.max(min);
-        self.pruned_len = self.recent.len();
-    }
-}
 
 /// An attempt of an optimistic transaction (see [`Db::begin_optimistic`]).
 #[derive(Debug)]
@@ -140,7 +85,9 @@ impl Db {
         }
         o.next_id += 1;
         let id = o.next_id;
-        o.regs.insert(id, snapshot.clone());
+        // Pinned by the engine too, until the end (the caller may drop its handle earlier).
+        inner.pin_snapshot(snapshot.seq());
+        o.regs.insert(id, snapshot.seq());
         inner.occ_on.store(true, Ordering::Relaxed);
         OptimisticAttempt { id, snapshot }
     }
@@ -156,7 +103,9 @@ impl Inner {
     /// See [`Db::end_optimistic`].
     pub(super) fn occ_end(&self, id: u64, seq: Option<u64>) -> Option<Vec<u8>> {
         let mut o = self.occ_state();
-        o.regs.remove(&id);
+        if let Some(s) = o.regs.remove(&id) {
+            self.unpin_snapshot(s);
+        }
         let r = seq.and_then(|s| o.aborts.remove(&s));
         if o.regs.is_empty() && o.replay.is_none() {
             o.recent.clear();
@@ -244,10 +193,7 @@ impl Inner {
                 Some(Vec::new())
             }
         };
-        {
-            let mut s = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
-            *s.entry(snapshot).or_insert(0) += 1;
-        }
+        self.pin_snapshot(snapshot);
         o.applied.push_back((seq, snapshot));
         match conflict {
             None => {
@@ -357,6 +303,23 @@ impl Inner {
         Ok(None)
     }
 
+    /// Registers one more hold on the snapshot at `seq` (compaction keeps what it sees).
+    fn pin_snapshot(&self, seq: u64) {
+        let mut s = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        *s.entry(seq).or_insert(0) += 1;
+    }
+
+    /// Drops a hold taken by [`Inner::pin_snapshot`].
+    fn unpin_snapshot(&self, seq: u64) {
+        let mut s = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = s.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                s.remove(&seq);
+            }
+        }
+    }
+
     /// Replay at open: `Some(flushed)` before it, with `from` the first record the log
     /// holds; `None` after it (returns a table read error replay met, see the module docs).
     pub(super) fn occ_replay(&self, flushed: Option<u64>, from: u64) -> Result<(), DbError> {
@@ -383,16 +346,10 @@ impl Inner {
                 break;
             }
             o.applied.pop_front();
-            let mut s = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = s.get_mut(&snap) {
-                *n -= 1;
-                if *n == 0 {
-                    s.remove(&snap);
-                }
-            }
+            self.unpin_snapshot(snap);
         }
         let applied = o.applied.iter().map(|&(_, s)| s);
-        let live = o.regs.values().map(|p| p.seq());
+        let live = o.regs.values().copied();
         applied.chain(live).min().map_or(u64::MAX, |s| s + 1)
     }
 }
