@@ -160,7 +160,7 @@ impl Inner {
         let mut n = Tally::default();
         // Written keys are tracked only while an optimistic transaction is in flight (or
         // during replay); see `occ`.
-        let mut occ = self.occ_group();
+        let track = self.occ_tracking();
         for (seq, payload) in records {
             let rec = batch::record(payload).unwrap_or(batch::Record::Batch);
             if seq <= txn_only_upto {
@@ -172,13 +172,13 @@ impl Inner {
                     batch::Record::Commit(t) => {
                         if let Some(p) = self.applied_finish(t) {
                             if let Ok(batch::Record::Prepare { ops: raw, .. }) = batch::record(&p) {
-                                Inner::occ_wrote(&mut occ, seq, batch::raw_ops(raw));
+                                self.occ_wrote(track, seq, batch::raw_ops(raw));
                             }
                         }
                     }
-                    batch::Record::Batch => Inner::occ_wrote(&mut occ, seq, batch::ops(payload)),
+                    batch::Record::Batch => self.occ_wrote(track, seq, batch::ops(payload)),
                     batch::Record::Optimistic { .. } => {
-                        self.occ_apply(&mut occ, seq, &rec);
+                        self.occ_apply(track, seq, &rec);
                     }
                 }
                 continue;
@@ -188,10 +188,10 @@ impl Inner {
                     ops.clear();
                     ops.extend(batch::ops(payload));
                     self.insert_ops(&mut mem, seq, payload.len(), &ops, &mut shadowed, &mut n);
-                    Inner::occ_wrote(&mut occ, seq, ops.iter().copied());
+                    self.occ_wrote(track, seq, ops.iter().copied());
                 }
                 batch::Record::Optimistic { ops: raw, .. } => {
-                    if let Decision::Apply = self.occ_apply(&mut occ, seq, &rec) {
+                    if let Decision::Apply = self.occ_apply(track, seq, &rec) {
                         ops.clear();
                         ops.extend(batch::raw_ops(raw));
                         self.insert_ops(&mut mem, seq, payload.len(), &ops, &mut shadowed, &mut n);
@@ -216,7 +216,7 @@ impl Inner {
                                 &mut shadowed,
                                 &mut n,
                             );
-                            Inner::occ_wrote(&mut occ, seq, committed.iter().copied());
+                            self.occ_wrote(track, seq, committed.iter().copied());
                         }
                     }
                 }

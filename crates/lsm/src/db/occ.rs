@@ -44,8 +44,11 @@
 //! a key written after `S` (a deletion is dropped only at or below the oldest snapshot).
 //!
 //! # Protocol
-//! [`Db::begin_optimistic`] registers the attempt and takes its snapshot under the apply
-//! lock, so every record applied after the snapshot is recorded. The writer logs the
+//! [`Db::begin_optimistic`] registers the attempt and takes its snapshot. The first attempt
+//! (none in flight) turns tracking on under the apply lock, with no group half applied, so
+//! every record applied after its snapshot is noted; later ones only take the `occ` lock (the
+//! applier takes it per record, briefly, never across a group), so a begin does not wait
+//! for the applier. The writer logs the
 //! record; its completion is delivered after the applier decided; then
 //! [`Db::end_optimistic`] returns the decision and unregisters the attempt.
 
@@ -75,6 +78,17 @@ impl Db {
     /// with [`Db::end_optimistic`].
     pub fn begin_optimistic(&self) -> OptimisticAttempt {
         let inner = &self.inner;
+        // While tracking is on (some attempt is in flight), every record applied since
+        // `since` is noted, so the visible sequence number read now is a valid snapshot:
+        // a record above it is noted whenever it is applied. Only turning tracking on needs
+        // the apply lock (no group half applied, untracked, above the snapshot).
+        {
+            let mut o = inner.occ_state();
+            if !o.regs.is_empty() && inner.occ_on.load(Ordering::Relaxed) {
+                let snapshot = Arc::new(self.snapshot());
+                return inner.occ_register(&mut o, snapshot);
+            }
+        }
         let _a = inner.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut o = inner.occ_state();
         let snapshot = Arc::new(self.snapshot());
@@ -83,13 +97,8 @@ impl Db {
             o.since = snapshot.seq();
             o.pruned_len = 0;
         }
-        o.next_id += 1;
-        let id = o.next_id;
-        // Pinned by the engine too, until the end (the caller may drop its handle earlier).
-        inner.pin_snapshot(snapshot.seq());
-        o.regs.insert(id, snapshot.seq());
         inner.occ_on.store(true, Ordering::Relaxed);
-        OptimisticAttempt { id, snapshot }
+        inner.occ_register(&mut o, snapshot)
     }
 
     /// Ends the attempt `id`; `seq` is its record's sequence number if it was logged and
@@ -131,23 +140,26 @@ impl Inner {
         self.occ.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The applier's guard for one group: `Some` while anything is tracked (the flag is
-    /// only set under the apply lock, which the caller holds).
-    pub(super) fn occ_group(&self) -> Option<MutexGuard<'_, Occ>> {
-        if self.occ_on.load(Ordering::Relaxed) {
-            Some(self.occ_state())
-        } else {
-            None
-        }
+    /// Registers an attempt (the `occ` lock held).
+    fn occ_register(&self, o: &mut Occ, snapshot: Arc<SnapshotPin>) -> OptimisticAttempt {
+        o.next_id += 1;
+        let id = o.next_id;
+        // Pinned by the engine too, until the end (the caller may drop its handle earlier).
+        self.pin_snapshot(snapshot.seq());
+        o.regs.insert(id, snapshot.seq());
+        OptimisticAttempt { id, snapshot }
     }
 
-    /// Records that the applied record `seq` wrote `ops` (apply lock held).
-    pub(super) fn occ_wrote<'a>(
-        o: &mut Option<MutexGuard<'_, Occ>>,
-        seq: u64,
-        ops: impl Iterator<Item = Op<'a>>,
-    ) {
-        if let Some(o) = o {
+    /// Whether the applier notes the keys of the group it starts (read under the apply
+    /// lock, where tracking is turned on; see [`Db::begin_optimistic`]).
+    pub(super) fn occ_tracking(&self) -> bool {
+        self.occ_on.load(Ordering::Relaxed)
+    }
+
+    /// Notes that the applied record `seq` wrote `ops` (apply lock held), if tracking.
+    pub(super) fn occ_wrote<'a>(&self, track: bool, seq: u64, ops: impl Iterator<Item = Op<'a>>) {
+        if track {
+            let mut o = self.occ_state();
             for op in ops {
                 o.note(seq, op.key());
             }
@@ -156,12 +168,7 @@ impl Inner {
 
     /// Decides the transaction record `seq` (apply lock held; see the module docs). At
     /// replay, records at or below the flushed sequence number only note their keys.
-    pub(super) fn occ_apply(
-        &self,
-        o: &mut Option<MutexGuard<'_, Occ>>,
-        seq: u64,
-        rec: &Record<'_>,
-    ) -> Decision {
+    pub(super) fn occ_apply(&self, track: bool, seq: u64, rec: &Record<'_>) -> Decision {
         let Record::Optimistic {
             snapshot,
             reads,
@@ -170,10 +177,11 @@ impl Inner {
         else {
             return Decision::Skip;
         };
-        let Some(o) = o else {
+        if !track {
             // Nothing in flight registered this record's snapshot: it cannot be validated.
             return Decision::Skip;
-        };
+        }
+        let o = &mut *self.occ_state();
         if o.replay.is_some_and(|f| seq <= f) {
             for op in batch::raw_ops(ops) {
                 let k = op.key();
