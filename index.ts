@@ -7,7 +7,7 @@
  * logic: ordering, durability, recovery and group commit all live in the Rust core.
  *
  * The entry only re-exports the hand-written modules under `src/`: errors, options,
- * diagnostics, log, db, snapshot, iterator, range and batch.
+ * diagnostics, log, db, snapshot, iterator, range, batch and transaction.
  *
  * @packageDocumentation
  */
@@ -38,3 +38,4 @@ export { Snapshot } from './src/snapshot.js'
 export { DbIterator, type Entry } from './src/iterator.js'
 export { RangeSync, type RangeItem } from './src/range.js'
 export { ChainedBatch } from './src/batch.js'
+export { Transaction, TRANSACTION_RETRIES_DEFAULT, TRANSACTION_RETRIES_MAX, type TransactionOptions, type TransactionIteratorOptions } from './src/transaction.js'

@@ -4,7 +4,7 @@
  * @module
  */
 import { toUringdbError, invalidArgument } from './errors.js'
-import { keyBytes, valueBytes } from './args.js'
+import { keyBytes, valueBytes, describe } from './args.js'
 import type { Bytes, WriteOptions } from './options.js'
 
 /**
@@ -139,4 +139,31 @@ export class ChainedBatch {
   #check(): void {
     if (this.#written) throw invalidArgument('the batch was already written')
   }
+}
+
+/** Largest txid, in bytes of UTF-8 (`TXID_BYTES_MAX` in batch.rs). */
+export const TXID_BYTES_MAX = 256
+
+/** @internal A txid's bytes, checked (an error names the field). */
+export function txidBytes(txid: unknown): Buffer {
+  if (typeof txid !== 'string') throw invalidArgument(`txid must be a string, got ${describe(txid)}`)
+  const b = keyBytes('txid', txid)
+  if (b.length === 0 || b.length > TXID_BYTES_MAX) {
+    throw invalidArgument(`txid must be 1..${TXID_BYTES_MAX} bytes of UTF-8, got ${b.length}`)
+  }
+  return b
+}
+
+/** @internal `operations` encoded as a batch (an error names the operation and field). */
+export function encodeOperations(operations: readonly unknown[]): BatchEncoder {
+  const e = new BatchEncoder(1024)
+  for (let i = 0; i < operations.length; i++) {
+    const op: unknown = operations[i]
+    if (typeof op !== 'object' || op === null) throw invalidArgument(`operations[${i}] must be an object, got ${describe(op)}`)
+    const o = op as { type?: unknown; key?: unknown; value?: unknown }
+    if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
+    else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
+    else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
+  }
+  return e
 }

@@ -9,7 +9,7 @@ import { UringdbError, AbortError, toUringdbError, invalidArgument, closedError 
 import { CompletionQueue, closeHandle } from './pending.js'
 import { ReadGate, GetStager } from './reads.js'
 import { DbWrites } from './db-writes.js'
-import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, valueBytes, checkEncoding, checkSync, checkSignal } from './args.js'
+import { checkDir, describe, checkOptions, KEY_BYTES_MAX, keyBytes, checkEncoding, checkSync, checkSignal } from './args.js'
 import {
   DbOptionsSchema,
   parseOptions,
@@ -25,7 +25,8 @@ import {
   type ClearOptions,
 } from './options.js'
 import { dbChannels, onDbEvent, type DbRecovery, type DbStats } from './diagnostics.js'
-import { BatchEncoder, ChainedBatch } from './batch.js'
+import { BatchEncoder, ChainedBatch, encodeOperations, txidBytes } from './batch.js'
+import { runTransaction, type Transaction, type TransactionOptions } from './transaction.js'
 import { Snapshot, checkSnapshot } from './snapshot.js'
 import { DbIterator, openIterator, project } from './iterator.js'
 import { type RangeSync, type RangeItem, openRangeSync } from './range.js'
@@ -41,8 +42,7 @@ const SCRATCH_BYTES = 16 * 1024
 const PREPARE_TAG = 0xb2
 const COMMIT_TAG = 0xb3
 const ROLLBACK_TAG = 0xb4
-/** Largest txid, in bytes of UTF-8 (`TXID_BYTES_MAX` in batch.rs). */
-export const TXID_BYTES_MAX = 256
+export { TXID_BYTES_MAX } from './batch.js'
 
 /** One operation of a {@link PreparedTransaction} (keys and values as Buffers). */
 export type PreparedOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
@@ -55,28 +55,6 @@ export interface PreparedTransaction {
   preparedAt: number
   /** Its operations, in order. */
   ops: PreparedOperation[]
-}
-
-function txidBytes(txid: unknown): Buffer {
-  if (typeof txid !== 'string') throw invalidArgument(`txid must be a string, got ${describe(txid)}`)
-  const b = keyBytes('txid', txid)
-  if (b.length === 0 || b.length > TXID_BYTES_MAX) {
-    throw invalidArgument(`txid must be 1..${TXID_BYTES_MAX} bytes of UTF-8, got ${b.length}`)
-  }
-  return b
-}
-
-function encodeOperations(operations: readonly unknown[]): BatchEncoder {
-  const e = new BatchEncoder(1024)
-  for (let i = 0; i < operations.length; i++) {
-    const op: unknown = operations[i]
-    if (typeof op !== 'object' || op === null) throw invalidArgument(`operations[${i}] must be an object, got ${describe(op)}`)
-    const o = op as { type?: unknown; key?: unknown; value?: unknown }
-    if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
-    else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
-    else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
-  }
-  return e
 }
 
 /**
@@ -262,6 +240,22 @@ export class Db implements AsyncDisposable {
    */
   rollbackPrepared(txid: string, options?: WriteOptions): Promise<void> {
     return this.#finish(txid, false, options)
+  }
+
+  /**
+   * Runs `fn` as an optimistic transaction and resolves with its result once the commit is
+   * durable. `fn(tx)` reads at a snapshot (`tx.get`, `tx.getMany`, `tx.iterator`, which see
+   * its own writes) and buffers writes (`tx.put`, `tx.del`). Its commit is one log record,
+   * validated when applied: if a key it read, or a key in a range it iterated, was written
+   * by a commit after its snapshot, nothing is applied and `fn` runs again on a fresh
+   * snapshot (`options.retries` times, after jittered backoff), then the promise rejects
+   * with `ERR_URINGDB_CONFLICT` (`error.conflict` `'read-set'`, `error.key`). A write of a
+   * key a prepared transaction holds rejects at once (`'prepared-lock'`). If `fn` throws,
+   * nothing is written and the promise rejects with its error.
+   */
+  transaction<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+    if (this.#closing) return Promise.reject(closedError('database'))
+    return runTransaction<T>(this, this.#native, fn, options, this.#sync)
   }
 
   /**

@@ -28,8 +28,11 @@ export type UringdbErrorCode =
    */
   | 'ERR_URINGDB_BUSY'
   /**
-   * A write (`put`, `del`, `batch`, `prepare`) of a key that a prepared transaction holds;
-   * {@link UringdbError.txid} names the holder. Retry after it is committed or rolled back.
+   * A write (`put`, `del`, `batch`, `prepare`, a `transaction`'s commit) of a key that a
+   * prepared transaction holds ({@link UringdbError.conflict} `'prepared-lock'`;
+   * {@link UringdbError.txid} names the holder: retry after it is committed or rolled
+   * back), or a `transaction` whose every attempt read a key that another commit wrote
+   * after the attempt's snapshot (`'read-set'`). {@link UringdbError.key} names the key.
    */
   | 'ERR_URINGDB_CONFLICT'
   /** `prepare` with a txid that is already prepared; {@link UringdbError.txid} names it. */
@@ -60,12 +63,29 @@ export class UringdbError extends Error {
   readonly errno?: number
   /** For `ERR_URINGDB_CONFLICT` (the holder), `ERR_URINGDB_TXN_EXISTS`, `ERR_URINGDB_TXN_NOT_FOUND`: the txid. */
   readonly txid?: string
+  /** For `ERR_URINGDB_CONFLICT`: the key. */
+  readonly key?: Buffer
+  /**
+   * For `ERR_URINGDB_CONFLICT`: `'prepared-lock'` (a prepared transaction holds the key) or
+   * `'read-set'` (a transaction read the key, and another commit wrote it after the
+   * snapshot).
+   */
+  readonly conflict?: 'prepared-lock' | 'read-set'
 
   /** @internal */
   constructor(
     code: string,
     message: string,
-    details: { field?: string; file?: string; offset?: number; errno?: number; txid?: string; cause?: unknown } = {},
+    details: {
+      field?: string
+      file?: string
+      offset?: number
+      errno?: number
+      txid?: string
+      key?: Buffer
+      conflict?: 'prepared-lock' | 'read-set'
+      cause?: unknown
+    } = {},
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
     this.name = 'UringdbError'
@@ -75,6 +95,8 @@ export class UringdbError extends Error {
     if (details.offset !== undefined) this.offset = details.offset
     if (details.errno !== undefined) this.errno = details.errno
     if (details.txid !== undefined) this.txid = details.txid
+    if (details.key !== undefined) this.key = details.key
+    if (details.conflict !== undefined) this.conflict = details.conflict
   }
 }
 
@@ -102,6 +124,8 @@ export function fromNative(n: native.NativeError): UringdbError {
     offset: n.offset,
     errno: n.errno,
     txid: n.txid,
+    key: n.key === undefined || n.key === null ? undefined : Buffer.from(n.key),
+    conflict: n.conflict === 'read-set' || n.conflict === 'prepared-lock' ? n.conflict : undefined,
     cause: n.cause === undefined ? undefined : fromNative(n.cause),
   })
 }

@@ -13,6 +13,13 @@
 // db.prepare(txid, [the branches as 'committed' + the state]) then db.commitPrepared(txid):
 // one prepare record holding the operations and a commit record holding only the txid (the
 // prepared writes are invisible, so there is no read-back).
+// With `mode: 'occ'` a transaction is one read-then-write transaction: read the `branches`
+// keys, write them as 'committed' plus the state (read 3, write 4), committed durably:
+// uringdb+occ uses db.transaction(async (tx) => ...) (optimistic: validated at apply, retried
+// on a conflict; the keys are the transaction's own, so none conflicts); lmdb+txn uses
+// lmdb-js's db.transaction(() => { get; put }), its nearest equivalent: the callback runs
+// inside LMDB's single write transaction (serialized, so its reads cannot go stale), and the
+// promise resolves after the commit's sync (overlappingSync off).
 // A transaction counts when its commit batch resolved (is durable). `concurrency`
 // transactions are in flight at every moment (lib/closed-loop.mjs).
 //
@@ -114,6 +121,35 @@ childMain(async (spec, send) => {
     if (id < done.length) done[id] = 1
   }
 
+  async function transactionOcc() {
+    const id = nextId++
+    const keys = new Array(branches)
+    for (let n = 0; n < branches; n++) keys[n] = branchKey(id, n)
+    const state = Buffer.from(JSON.stringify({ status: 'committed', branches, decidedAt: Date.now() }))
+    if (typeof h.db.transaction !== 'function') throw new Error('mode occ needs db.transaction')
+    if (engineFamily === 'uringdb') {
+      await h.db.transaction(async (tx) => {
+        const read = await tx.getMany(keys)
+        for (let n = 0; n < branches; n++) {
+          if (read[n] !== undefined) throw new Error(`tx ${id}: branch ${n} exists before its transaction`)
+          tx.put(keys[n], branchValue(id, n, 'committed'))
+        }
+        tx.put(stateKey(id), state)
+      })
+    } else {
+      await h.db.transaction(() => {
+        for (let n = 0; n < branches; n++) {
+          if (h.db.get(keys[n]) !== undefined) throw new Error(`tx ${id}: branch ${n} exists before its transaction`)
+          h.db.put(keys[n], branchValue(id, n, 'committed'))
+        }
+        h.db.put(stateKey(id), state)
+      })
+    }
+    committed++
+    if (id > lastCommittedTx) lastCommittedTx = id
+    if (id < done.length) done[id] = 1
+  }
+
   async function transaction() {
     const id = nextId++
     const keys = new Array(branches)
@@ -140,13 +176,14 @@ childMain(async (spec, send) => {
   }
 
   if (spec.mode === '2pc' && typeof h.db?.prepare !== 'function') throw new Error('mode 2pc needs uringdb with db.prepare')
+  const engineFamily = engine.family
   const io0 = procIo()
   const cpu0 = process.cpuUsage()
   const started = process.hrtime.bigint()
   const run = await closedLoop({
     clients: spec.concurrency,
     durationMs: spec.durationMs,
-    op: spec.mode === '2pc' ? transaction2pc : transaction,
+    op: spec.mode === '2pc' ? transaction2pc : spec.mode === 'occ' ? transactionOcc : transaction,
     onProgress: () => send({ type: 'progress', tx: committed, elapsedS: Number(process.hrtime.bigint() - started) / 1e9 }),
   })
   const closing = h

@@ -5,21 +5,34 @@
 import { kvEngine } from '../kv/engines/index.mjs'
 
 /** Every engine --only may name. */
-export const TXN_ENGINES = ['uringdb', 'uringdb+2pc', 'lmdb', 'classic-level', 'better-sqlite3', 'rocksdb']
+export const TXN_ENGINES = ['uringdb', 'uringdb+2pc', 'uringdb+occ', 'lmdb', 'lmdb+txn', 'classic-level', 'better-sqlite3', 'rocksdb']
 
 /** The engines of a run without --only (rocksdb only on request). */
-export const DEFAULT_TXN_ENGINES = ['uringdb', 'uringdb+2pc', 'lmdb', 'classic-level', 'better-sqlite3']
+export const DEFAULT_TXN_ENGINES = ['uringdb', 'uringdb+2pc', 'uringdb+occ', 'lmdb', 'lmdb+txn', 'classic-level', 'better-sqlite3']
 
-/** `uringdb+2pc`: uringdb running the prepare + commitPrepared variant (child.mjs `mode: '2pc'`). */
-export const txnMode = (registryName) => (registryName.startsWith('uringdb+2pc') ? '2pc' : 'batches')
+// Variants: an engine's adapter running another shape of transaction (child.mjs `mode`).
+const VARIANTS = {
+  '+2pc': { mode: '2pc', label: 'prepare + commitPrepared' },
+  '+occ': { mode: 'occ', label: 'db.transaction (optimistic): read 3, write 4' },
+  '+txn': { mode: 'occ', label: 'db.transaction(() => { get 3; put 4 }) (serialized write transaction)' },
+}
+const variantOf = (registryName) => Object.keys(VARIANTS).find((v) => registryName.split('/')[0].endsWith(v))
+
+/**
+ * The transaction shape of an engine: `2pc` (uringdb+2pc: prepare + commitPrepared), `occ`
+ * (uringdb+occ and lmdb+txn: one read-then-write transaction), else `batches`.
+ */
+export const txnMode = (registryName) => VARIANTS[variantOf(registryName)]?.mode ?? 'batches'
 
 /**
  * The adapter for an engine's registry name: a name of TXN_ENGINES, or uringdb with its
- * backend (`uringdb/io_uring`, `uringdb/portable`).
+ * backend (`uringdb/io_uring`, `uringdb+occ/portable`, ...).
  */
 export const txnEngine = (registryName) => {
-  if (!registryName.startsWith('uringdb+2pc')) return kvEngine(registryName)
-  const backend = registryName.split('/')[1]
-  const e = kvEngine(backend ? `uringdb/${backend}` : 'uringdb')
-  return { ...e, name: registryName, label: `${e.label}, prepare + commitPrepared`, available: () => e.available(), open: (dir) => e.open(dir) }
+  const v = variantOf(registryName)
+  if (v === undefined) return kvEngine(registryName)
+  const [name, backend] = registryName.split('/')
+  const base = name.slice(0, -v.length)
+  const e = kvEngine(backend ? `${base}/${backend}` : base)
+  return { ...e, name: registryName, label: `${e.label}, ${VARIANTS[v].label}`, available: () => e.available(), open: (dir) => e.open(dir) }
 }

@@ -8,7 +8,7 @@
 // in a child process of its own, so the bytes it wrote to disk (/proc/self/io) are its own.
 //
 //   node benchmark/txn/txn.mjs [--duration=SECONDS] [--concurrency=N] [--branches=N] [--tiny]
-//                              [--only=uringdb,lmdb,classic-level,better-sqlite3,rocksdb]
+//                              [--only=uringdb,uringdb+2pc,uringdb+occ,lmdb,lmdb+txn,classic-level,better-sqlite3,rocksdb]
 //                              [--dir=DATA_ROOT] [--backend=auto|io_uring|portable] [--no-install]
 //
 // uringdb's database lives in <DATA_ROOT>/txn (default: uringdb-data/ at the repository
@@ -210,7 +210,9 @@ if (rows.length > 0) {
     `Latency: from the start of a transaction (its prepare batch) to its durable commit. Disk bytes: ` +
       `/proc/self/io write_bytes of the engine's process over the run and its close, per transaction. ` +
       `CPU: the engine process's user + system time (all threads) over the same span, per transaction. ` +
-      `uringdb+2pc: db.prepare(txid, branches + state) then db.commitPrepared(txid) instead of two batches.`,
+      `uringdb+2pc: db.prepare(txid, branches + state) then db.commitPrepared(txid) instead of two batches. ` +
+      `uringdb+occ: one db.transaction reading the branches and writing them and the state (read 3, write 4; one durable record); ` +
+      `lmdb+txn: the same in lmdb-js's db.transaction(() => { get; put }) (one serialized, synced write transaction).`,
   )
   say()
 }

@@ -160,7 +160,7 @@ pub fn open_db<'env>(
 }
 
 impl NativeDb {
-    fn engine(&self) -> Res<&Engine> {
+    pub(crate) fn engine(&self) -> Res<&Engine> {
         self.engine.as_ref().ok_or_else(closed)
     }
 

@@ -45,6 +45,11 @@ pub struct NativeError {
     /// `ERR_URINGDB_CONFLICT`, `ERR_URINGDB_TXN_EXISTS`, `ERR_URINGDB_TXN_NOT_FOUND`: the
     /// txid (for a conflict, the prepared transaction holding the key).
     pub txid: Option<String>,
+    /// `ERR_URINGDB_CONFLICT`: the key (bytes).
+    pub key: Option<Vec<u8>>,
+    /// `ERR_URINGDB_CONFLICT`: `'prepared-lock'` (a prepared transaction holds the key) or
+    /// `'read-set'` (an optimistic transaction read the key and it was written since).
+    pub conflict: Option<String>,
     /// A background flush or compaction failure (its cause is in `cause`).
     pub background: Option<bool>,
     /// A packed write that failed part-way: how many of its entries were accepted before
@@ -278,8 +283,15 @@ pub(crate) fn from_db(e: &DbError) -> NativeError {
         | DbError::InvalidOption { field, .. } => invalid_option(message, field),
         DbError::InvalidArgument(_) => coded("ERR_URINGDB_INVALID_ARGUMENT"),
         DbError::Closed => coded("ERR_URINGDB_CLOSED"),
-        DbError::Conflict { txid, .. } => NativeError {
+        DbError::Conflict { txid, key } => NativeError {
             txid: Some(txid.clone()),
+            key: Some(key.clone()),
+            conflict: Some("prepared-lock".into()),
+            ..coded("ERR_URINGDB_CONFLICT")
+        },
+        DbError::ReadConflict { key } => NativeError {
+            key: Some(key.clone()),
+            conflict: Some("read-set".into()),
             ..coded("ERR_URINGDB_CONFLICT")
         },
         DbError::TxnExists(txid) => NativeError {

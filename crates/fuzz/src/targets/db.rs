@@ -115,6 +115,29 @@ fn run_db(env: &Env, input: &[u8]) -> bool {
 fn run_batch(_: &Env, input: &[u8]) -> bool {
     // The database replays logged payloads with `ops` alone: it must not panic on any.
     let unvalidated = batch::ops(input).take(STEPS_MAX).count();
+    // An optimistic transaction's record: its read set decodes whole and the record
+    // rebuilds byte for byte.
+    if let Ok(batch::Record::Optimistic {
+        snapshot,
+        reads,
+        ops,
+    }) = batch::record(input)
+    {
+        let items: Vec<batch::ReadItem<'_>> = batch::read_set(reads).take(STEPS_MAX).collect();
+        if batch::validate(input).is_err() {
+            return false;
+        }
+        let mut b = batch::WriteBatch::new();
+        for op in batch::raw_ops(ops) {
+            match op {
+                batch::Op::Put(k, v) => b.put(k, v),
+                batch::Op::Delete(k) => b.delete(k),
+            };
+        }
+        let rebuilt = batch::encode_optimistic(snapshot, &items, &b);
+        assert_eq!(rebuilt, input, "rebuilt optimistic record differs");
+        return true;
+    }
     match batch::validate(input) {
         Ok(n) => {
             assert_eq!(unvalidated, n, "ops and validate disagree");

@@ -98,6 +98,25 @@ impl Fixtures {
                 off += f.total;
             }
         }
+        // An optimistic transaction's record (tag 0xB5): a key and two ranges read.
+        {
+            use std::ops::Bound;
+            use uringdb_lsm::db::batch::{encode_optimistic, ReadItem, WriteBatch};
+            let mut b = WriteBatch::new();
+            b.put(b"k", b"v").delete(b"d");
+            let reads = [
+                ReadItem::Key(b"a"),
+                ReadItem::Range {
+                    lo: Bound::Included(b"b"),
+                    hi: Bound::Excluded(b"c"),
+                },
+                ReadItem::Range {
+                    lo: Bound::Unbounded,
+                    hi: Bound::Included(b"z"),
+                },
+            ];
+            batches.push(encode_optimistic(42, &reads, &b));
+        }
         let mut edits = Vec::new();
         for m in &manifests {
             let mut at = manifest::MANIFEST_HEADER_BYTES;

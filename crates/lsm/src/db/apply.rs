@@ -40,6 +40,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::batch;
+use super::occ::Decision;
 use super::state::{ApplyMsg, Inner};
 use super::stats::add;
 use super::version::{Mem, SuperVersion};
@@ -157,15 +158,28 @@ impl Inner {
         let mut ops: Vec<batch::Op<'_>> = Vec::new();
         let mut shadowed: Vec<bool> = Vec::new();
         let mut n = Tally::default();
+        // Written keys are tracked only while an optimistic transaction is in flight (or
+        // during replay); see `occ`.
+        let track = self.occ_tracking();
         for (seq, payload) in records {
             let rec = batch::record(payload).unwrap_or(batch::Record::Batch);
             if seq <= txn_only_upto {
                 match rec {
                     batch::Record::Prepare { .. } => self.applied_prepare(seq, payload),
-                    batch::Record::Commit(t) | batch::Record::Rollback(t) => {
+                    batch::Record::Rollback(t) => {
                         self.applied_finish(t);
                     }
-                    batch::Record::Batch => {}
+                    batch::Record::Commit(t) => {
+                        if let Some(p) = self.applied_finish(t) {
+                            if let Ok(batch::Record::Prepare { ops: raw, .. }) = batch::record(&p) {
+                                self.occ_wrote(track, seq, batch::raw_ops(raw));
+                            }
+                        }
+                    }
+                    batch::Record::Batch => self.occ_wrote(track, seq, batch::ops(payload)),
+                    batch::Record::Optimistic { .. } => {
+                        self.occ_apply(track, seq, &rec);
+                    }
                 }
                 continue;
             }
@@ -174,6 +188,14 @@ impl Inner {
                     ops.clear();
                     ops.extend(batch::ops(payload));
                     self.insert_ops(&mut mem, seq, payload.len(), &ops, &mut shadowed, &mut n);
+                    self.occ_wrote(track, seq, ops.iter().copied());
+                }
+                batch::Record::Optimistic { ops: raw, .. } => {
+                    if let Decision::Apply = self.occ_apply(track, seq, &rec) {
+                        ops.clear();
+                        ops.extend(batch::raw_ops(raw));
+                        self.insert_ops(&mut mem, seq, payload.len(), &ops, &mut shadowed, &mut n);
+                    }
                 }
                 batch::Record::Prepare { .. } => self.applied_prepare(seq, payload),
                 batch::Record::Rollback(t) => {
@@ -194,6 +216,7 @@ impl Inner {
                                 &mut shadowed,
                                 &mut n,
                             );
+                            self.occ_wrote(track, seq, committed.iter().copied());
                         }
                     }
                 }

@@ -27,6 +27,20 @@
 //! operation, encoded as in a batch. A prepare is logged once; its commit record carries
 //! only the txid, and at apply makes the prepared operations visible at the commit record's
 //! sequence number (see `txn`). A version-1 log (0xB1 records only) reads unchanged.
+//!
+//! # Optimistic transaction records (tag 0xB5)
+//! ```text
+//! optimistic: | 0xB5 | snapshot u64 LE | rlen u32 LE | read set (rlen bytes) | op op ... |
+//! read set:   item item ...
+//! item (key):   | 0 | klen u32 LE | key |
+//! item (range): | 1 | flags u8 | lolen u32 LE | lo | hilen u32 LE | hi |
+//!               flags: 1 = lo bounded, 2 = lo inclusive, 4 = hi bounded, 8 = hi inclusive
+//!               (an unbounded side has length 0)
+//! ```
+//! The transaction read at sequence number `snapshot`; the read set names the keys it read
+//! and the ranges it iterated. At apply (and, identically, at replay) the operations are
+//! applied only if no record between `snapshot` and this one wrote a key of the read set
+//! (see `occ`); otherwise the record is applied as nothing. At least one operation.
 
 use super::error::DbError;
 
@@ -38,6 +52,12 @@ pub const PREPARE_TAG: u8 = 0xB2;
 pub const COMMIT_TAG: u8 = 0xB3;
 /// First byte of a rollback-prepared record.
 pub const ROLLBACK_TAG: u8 = 0xB4;
+/// First byte of an optimistic-transaction record.
+pub const OPTIMISTIC_TAG: u8 = 0xB5;
+/// Read-set item kind of a key.
+pub const READ_KEY: u8 = 0;
+/// Read-set item kind of a range.
+pub const READ_RANGE: u8 = 1;
 /// Largest txid, in bytes of UTF-8.
 pub const TXID_BYTES_MAX: usize = 256;
 /// Operation kind of a put.
@@ -145,6 +165,143 @@ pub enum Record<'a> {
     Commit(&'a str),
     /// Roll back the prepared transaction `txid`.
     Rollback(&'a str),
+    /// An optimistic transaction (see `occ`).
+    Optimistic {
+        /// The sequence number its reads saw.
+        snapshot: u64,
+        /// The read set, encoded (iterate it with [`read_set`]).
+        reads: &'a [u8],
+        /// The operations, encoded as in a batch, without the tag.
+        ops: &'a [u8],
+    },
+}
+
+/// One item of an optimistic transaction's read set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadItem<'a> {
+    /// A key read with `get`.
+    Key(&'a [u8]),
+    /// A range iterated (absent keys in it count: a key inserted there is a conflict).
+    Range {
+        /// The lower bound.
+        lo: std::ops::Bound<&'a [u8]>,
+        /// The upper bound.
+        hi: std::ops::Bound<&'a [u8]>,
+    },
+}
+
+/// Encodes an optimistic-transaction record.
+pub fn encode_optimistic(snapshot: u64, reads: &[ReadItem<'_>], batch: &WriteBatch) -> Vec<u8> {
+    use std::ops::Bound;
+    let mut r = Vec::new();
+    let side = |r: &mut Vec<u8>, b: Bound<&[u8]>| {
+        let k: &[u8] = match b {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => &[],
+        };
+        r.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        r.extend_from_slice(k);
+    };
+    for item in reads {
+        match *item {
+            ReadItem::Key(k) => {
+                r.push(READ_KEY);
+                r.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                r.extend_from_slice(k);
+            }
+            ReadItem::Range { lo, hi } => {
+                let flags = match lo {
+                    Bound::Included(_) => 3,
+                    Bound::Excluded(_) => 1,
+                    Bound::Unbounded => 0,
+                } | match hi {
+                    Bound::Included(_) => 12,
+                    Bound::Excluded(_) => 4,
+                    Bound::Unbounded => 0,
+                };
+                r.push(READ_RANGE);
+                r.push(flags);
+                side(&mut r, lo);
+                side(&mut r, hi);
+            }
+        }
+    }
+    let mut v = Vec::with_capacity(13 + r.len() + batch.buf.len());
+    v.push(OPTIMISTIC_TAG);
+    v.extend_from_slice(&snapshot.to_le_bytes());
+    v.extend_from_slice(&(r.len() as u32).to_le_bytes());
+    v.extend_from_slice(&r);
+    v.extend_from_slice(&batch.buf[1..]);
+    v
+}
+
+/// Iterates over a read set that [`validate`] accepted (a malformed tail ends it).
+pub fn read_set(reads: &[u8]) -> ReadSet<'_> {
+    ReadSet { rest: reads }
+}
+
+/// See [`read_set`].
+pub struct ReadSet<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for ReadSet<'a> {
+    type Item = ReadItem<'a>;
+    fn next(&mut self) -> Option<ReadItem<'a>> {
+        let (item, used) = decode_read(self.rest).ok()??;
+        self.rest = &self.rest[used..];
+        Some(item)
+    }
+}
+
+/// Decodes the read-set item at the start of `b`: `Ok(None)` at the end.
+fn decode_read(b: &[u8]) -> Result<Option<(ReadItem<'_>, usize)>, &'static str> {
+    use std::ops::Bound;
+    let Some(&kind) = b.first() else {
+        return Ok(None);
+    };
+    let sized = |at: usize| -> Result<(&[u8], usize), &'static str> {
+        let n = u32_at(b, at).ok_or("truncated length")?;
+        if n > KEY_BYTES_MAX {
+            return Err("key larger than the key limit");
+        }
+        let end = at + 4 + n;
+        let k = b.get(at + 4..end).ok_or("read set runs past its end")?;
+        Ok((k, end))
+    };
+    match kind {
+        READ_KEY => {
+            let (k, end) = sized(1)?;
+            Ok(Some((ReadItem::Key(k), end)))
+        }
+        READ_RANGE => {
+            let flags = *b.get(1).ok_or("truncated range flags")?;
+            if flags & !15 != 0
+                || (flags & 1 == 0 && flags & 2 != 0)
+                || (flags & 4 == 0 && flags & 8 != 0)
+            {
+                return Err("bad range flags");
+            }
+            let (lo, at) = sized(2)?;
+            let (hi, end) = sized(at)?;
+            let bound = |k, bounded, inclusive| match (bounded, inclusive) {
+                (false, _) => Bound::Unbounded,
+                (true, true) => Bound::Included(k),
+                (true, false) => Bound::Excluded(k),
+            };
+            if (flags & 1 == 0 && !lo.is_empty()) || (flags & 4 == 0 && !hi.is_empty()) {
+                return Err("a key on an unbounded side");
+            }
+            Ok(Some((
+                ReadItem::Range {
+                    lo: bound(lo, flags & 1 != 0, flags & 2 != 0),
+                    hi: bound(hi, flags & 4 != 0, flags & 8 != 0),
+                },
+                end,
+            )))
+        }
+        _ => Err("unknown read-set item kind"),
+    }
 }
 
 /// Encodes a prepare record.
@@ -213,6 +370,20 @@ pub fn record(payload: &[u8]) -> Result<Record<'_>, DbError> {
                 Record::Commit(txid)
             } else {
                 Record::Rollback(txid)
+            })
+        }
+        Some(&OPTIMISTIC_TAG) => {
+            let (Some(t), Some(rlen)) = (payload.get(1..9), u32_at(payload, 9)) else {
+                return bad("malformed optimistic record: truncated header".into());
+            };
+            let snapshot = u64::from_le_bytes(t.try_into().unwrap_or([0; 8]));
+            let Some(reads) = payload.get(13..13 + rlen) else {
+                return bad("malformed optimistic record: read set runs past the end".into());
+            };
+            Ok(Record::Optimistic {
+                snapshot,
+                reads,
+                ops: &payload[13 + rlen..],
             })
         }
         _ => bad("malformed batch: missing or unknown tag".into()),
@@ -293,6 +464,24 @@ pub fn validate(payload: &[u8]) -> Result<usize, DbError> {
             ops
         }
         Record::Commit(_) | Record::Rollback(_) => return Ok(0),
+        Record::Optimistic { reads, ops, .. } => {
+            let mut rest = reads;
+            let mut i = 0;
+            loop {
+                match decode_read(rest) {
+                    Ok(None) => break,
+                    Ok(Some((_, used))) => rest = &rest[used..],
+                    Err(reason) => {
+                        return bad(format!("malformed read set at item {i}: {reason}"));
+                    }
+                }
+                i += 1;
+            }
+            if ops.is_empty() {
+                return bad("transaction: ops must hold at least one operation".into());
+            }
+            ops
+        }
     };
     let mut n = 0;
     loop {
@@ -338,6 +527,7 @@ mod tests {
         assert!(validate(&[]).is_err());
         assert!(validate(&[0xB2]).is_err());
         assert!(validate(&[0xB5]).is_err());
+        assert!(validate(&[0xB6]).is_err());
         assert!(validate(&[BATCH_TAG, 7, 0, 0, 0, 0]).is_err());
         let big = vec![0u8; KEY_BYTES_MAX + 1];
         let mut b = WriteBatch::new();
@@ -388,5 +578,52 @@ mod tests {
         let mut f = encode_finish("t", true);
         f.push(0);
         assert!(validate(&f).is_err());
+    }
+
+    #[test]
+    fn optimistic_records_round_trip_and_validation() {
+        use std::ops::Bound;
+        let mut b = WriteBatch::new();
+        b.put(b"k", b"v");
+        let reads = [
+            ReadItem::Key(b"a"),
+            ReadItem::Range {
+                lo: Bound::Included(b"b"),
+                hi: Bound::Excluded(b"c"),
+            },
+            ReadItem::Range {
+                lo: Bound::Unbounded,
+                hi: Bound::Included(b"z"),
+            },
+        ];
+        let p = encode_optimistic(7, &reads, &b);
+        assert_eq!(validate(&p).unwrap(), 1);
+        match record(&p).unwrap() {
+            Record::Optimistic {
+                snapshot,
+                reads: r,
+                ops,
+            } => {
+                assert_eq!(snapshot, 7);
+                assert_eq!(read_set(r).collect::<Vec<_>>(), reads.to_vec());
+                assert_eq!(raw_ops(ops).collect::<Vec<_>>(), vec![Op::Put(b"k", b"v")]);
+            }
+            r => panic!("{r:?}"),
+        }
+        // Every truncation is rejected but the whole record.
+        for cut in 0..p.len() {
+            assert!(validate(&p[..cut]).is_err(), "cut at {cut}");
+        }
+        let none = encode_optimistic(1, &reads, &WriteBatch::new());
+        assert!(matches!(validate(&none), Err(DbError::InvalidArgument(m)) if m.contains("ops")));
+        // A bad item kind and bad flags are named.
+        let mut bad = encode_optimistic(1, &[ReadItem::Key(b"a")], &b);
+        bad[13] = 9;
+        assert!(
+            matches!(validate(&bad), Err(DbError::InvalidArgument(m)) if m.contains("read set"))
+        );
+        let mut bad = encode_optimistic(1, &reads[1..2], &b);
+        bad[14] = 2;
+        assert!(validate(&bad).is_err());
     }
 }

@@ -53,6 +53,13 @@ pub enum DbError {
         /// The key.
         key: Vec<u8>,
     },
+    /// An optimistic transaction's read set was written after its snapshot (a key it read,
+    /// or a key inserted into a range it iterated); nothing of it was applied.
+    ReadConflict {
+        /// The key written since the snapshot (empty if the snapshot was older than what
+        /// the database tracked).
+        key: Vec<u8>,
+    },
     /// `prepare` with a txid that is already prepared (or being prepared).
     TxnExists(String),
     /// `commitPrepared` or `rollbackPrepared` of a txid that is not prepared (or is already
@@ -110,6 +117,11 @@ impl fmt::Display for DbError {
             DbError::Conflict { txid, key } => write!(
                 f,
                 "the key {} is locked by the prepared transaction {txid:?}",
+                String::from_utf8_lossy(key)
+            ),
+            DbError::ReadConflict { key } => write!(
+                f,
+                "the transaction read {} and it was written after its snapshot",
                 String::from_utf8_lossy(key)
             ),
             DbError::TxnExists(t) => write!(f, "txid {t:?} is already prepared"),

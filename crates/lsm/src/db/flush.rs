@@ -97,7 +97,10 @@ pub(super) fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
     add(&inner.counters.flush_bytes, out.bytes);
     // Log segments wholly below the flushed sequence number are no longer needed, but for
     // those holding a live prepare record (see `txn`: the oldest prepare pins the log).
-    let floor = (flushed_seq + 1).min(inner.oldest_prepared_seq());
+    // Nor those an optimistic transaction's replay would need (see `occ`).
+    let floor = (flushed_seq + 1)
+        .min(inner.oldest_prepared_seq())
+        .min(inner.occ_floor(flushed_seq));
     let removed = inner.wal.truncate_before(floor).unwrap_or(0);
     inner.emit(DbEvent::Flush(FlushEvent {
         tables: out.done.len(),

@@ -35,7 +35,8 @@
 //! errors and the statistics snapshot: `state`; the statistics' and events' types: `stats`;
 //! the background rate limiter: `rate_limiter`; two-phase commit (prepare reservations, key
 //! locks, finishing at apply, the log's truncation floor): `txn`, over the table's types in
-//! `txn_table`. This module holds the [`Db`] type and ties
+//! `txn_table`; optimistic transactions (validation at apply, replay's decisions): `occ`, over its
+//! state's types in `occ_state`. This module holds the [`Db`] type and ties
 //! them together. The files depend on each other one way: `state` and the types below it
 //! know nothing of the files that act on them.
 
@@ -48,6 +49,8 @@ mod install;
 mod iter;
 mod lifecycle;
 pub mod limits;
+mod occ;
+mod occ_state;
 mod open;
 mod options;
 mod outputs;
@@ -69,6 +72,7 @@ use std::sync::Arc;
 pub use crate::failpoint::arm_failpoint;
 pub use error::DbError;
 pub use iter::{DbIter, IterBatch, RangeOptions};
+pub use occ::OptimisticAttempt;
 pub use options::DbOptions;
 pub use read::SnapshotPin;
 pub use state::DbRecovery;

@@ -170,6 +170,8 @@ impl Db {
             bg_cv: Condvar::new(),
             done_cv: Condvar::new(),
             snapshots: Mutex::new(BTreeMap::new()),
+            occ: Mutex::new(Default::default()),
+            occ_on: AtomicBool::new(false),
             stall_level: AtomicU8::new(STALL_NONE),
             stall_pending: AtomicU64::new(0),
             stall: Mutex::new(StallQueue {
@@ -198,6 +200,7 @@ impl Db {
         // live prepare pins the log, see `txn`, so every one is still there).
         let mut replayed = 0u64;
         let from = inner.wal.first_seq().clamp(1, flushed_seq + 1);
+        inner.occ_replay(Some(flushed_seq), from)?;
         if wal_last >= from {
             let mut cursor = inner.wal.cursor(from)?;
             loop {
@@ -229,6 +232,7 @@ impl Db {
                 inner.apply_records(&mut it, flushed_seq);
             }
         }
+        inner.occ_replay(None, 0)?;
         inner
             .visible_seq
             .store(wal_last.max(flushed_seq), Ordering::Release);

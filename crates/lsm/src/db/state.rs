@@ -62,6 +62,10 @@ pub(crate) struct Inner {
     /// Waiters for flush/compaction progress.
     pub(super) done_cv: Condvar,
     pub(super) snapshots: Mutex<BTreeMap<u64, usize>>,
+    /// Optimistic transactions in flight and what the applier tracks for them (see `occ`).
+    pub(super) occ: Mutex<super::occ_state::Occ>,
+    /// Whether the applier tracks written keys (set under the apply lock; see `occ`).
+    pub(super) occ_on: AtomicBool,
     pub(super) stall_level: AtomicU8,
     /// Writes queued by a stall and not yet appended (writes behind them queue too, so
     /// that one writer's writes stay in order).

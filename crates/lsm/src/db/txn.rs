@@ -71,6 +71,7 @@ impl Inner {
         batch::validate(payload)?;
         match batch::record(payload)? {
             Record::Batch => self.txns().conflict(batch::ops(payload), None),
+            Record::Optimistic { ops, .. } => self.txns().conflict(batch::raw_ops(ops), None),
             _ => Ok(()),
         }
     }
@@ -153,7 +154,7 @@ impl Inner {
     pub(super) fn admit_check(&self, rec: &Record<'_>) -> Result<(), DbError> {
         let t = self.txns();
         match *rec {
-            Record::Batch => Ok(()),
+            Record::Batch | Record::Optimistic { .. } => Ok(()),
             Record::Prepare { txid, .. } => match t.map.get(txid) {
                 Some(x) if x.state == TxnState::Reserved => Ok(()),
                 _ => Err(DbError::InvalidArgument(format!(

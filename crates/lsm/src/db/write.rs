@@ -108,6 +108,30 @@ impl BlockingWriter {
         r
     }
 
+    /// Commits the optimistic transaction attempt `attempt` (see `occ`): its reads were
+    /// `reads` at `attempt.snapshot`, its writes are `batch` (at least one). Returns the
+    /// record's sequence number, or [`DbError::ReadConflict`] (nothing applied), or
+    /// [`DbError::Conflict`] if `batch` writes a key a prepared transaction holds.
+    pub fn commit_optimistic(
+        &self,
+        attempt: super::OptimisticAttempt,
+        reads: &[batch::ReadItem<'_>],
+        batch: &batch::WriteBatch,
+        sync: bool,
+    ) -> Result<u64, DbError> {
+        let payload = batch::encode_optimistic(attempt.snapshot.seq(), reads, batch);
+        let r = self
+            .w
+            .inner
+            .check_locks(&payload)
+            .and_then(|()| self.write_payload(&payload, sync));
+        let conflict = self.w.inner.occ_end(attempt.id, r.as_ref().ok().copied());
+        match (r, conflict) {
+            (Ok(_), Some(key)) => Err(DbError::ReadConflict { key }),
+            (r, _) => r,
+        }
+    }
+
     /// Puts one key.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64, DbError> {
         let mut b = batch::WriteBatch::new();
@@ -203,7 +227,7 @@ impl DbWriter {
         }
         batch::validate(payload)?;
         let rec = batch::record(payload)?;
-        if rec != batch::Record::Batch {
+        if !matches!(rec, batch::Record::Batch | batch::Record::Optimistic { .. }) {
             inner.admit_check(&rec)?;
         }
         if payload.len() > inner.wal.max_record_bytes() {
