@@ -34,12 +34,6 @@ export interface WalStats {
   groups: number
   /** fdatasync calls. */
   fsyncs: number
-  /**
-   * Of those, fdatasyncs the committer thread ran itself because it had nothing else to
-   * write (a quiet log: one thread wake-up less per commit); the rest ran on sync threads
-   * while the committer wrote the next group.
-   */
-  inlineFsyncs: number
   /** Bytes written to segment files. */
   bytesWritten: number
   /** First readable sequence number (0 when empty). */

@@ -75,8 +75,6 @@ pub struct NativeLogStats {
     pub groups: f64,
     /// fdatasync calls.
     pub fsyncs: f64,
-    /// Of those, fdatasyncs the committer ran itself (it had nothing else to write).
-    pub inline_fsyncs: f64,
     /// Bytes written to segment files.
     pub bytes_written: f64,
     /// First readable seq.
@@ -105,7 +103,6 @@ impl From<WalStats> for NativeLogStats {
             append_bytes: s.append_bytes as f64,
             groups: s.groups as f64,
             fsyncs: s.fsyncs as f64,
-            inline_fsyncs: s.inline_fsyncs as f64,
             bytes_written: s.bytes_written as f64,
             first_seq: s.first_seq as f64,
             last_seq: s.last_seq as f64,

@@ -107,7 +107,6 @@ pub(crate) struct Counters {
     pub append_bytes: AtomicU64,
     pub groups: AtomicU64,
     pub fsyncs: AtomicU64,
-    pub inline_fsyncs: AtomicU64,
     pub bytes_written: AtomicU64,
     pub latencies: Mutex<Latencies>,
 }
@@ -119,7 +118,6 @@ impl Counters {
             append_bytes: AtomicU64::new(0),
             groups: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
-            inline_fsyncs: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             latencies: Mutex::new(Latencies {
                 queue_wait: Histogram::new(),
@@ -152,9 +150,6 @@ pub struct WalStats {
     pub groups: u64,
     /// fdatasync calls issued (linked or standalone).
     pub fsyncs: u64,
-    /// Of those, fdatasyncs the committer ran itself because it had nothing else to write
-    /// (one thread wake-up less per group; see the commit pipeline).
-    pub inline_fsyncs: u64,
     /// Bytes written to segment files (frames incl. headers and padding).
     pub bytes_written: u64,
     /// First readable sequence number (0 when empty).

@@ -333,7 +333,6 @@ impl Wal {
             append_bytes: ld(&c.append_bytes),
             groups: ld(&c.groups),
             fsyncs: ld(&c.fsyncs),
-            inline_fsyncs: ld(&c.inline_fsyncs),
             bytes_written: ld(&c.bytes_written),
             first_seq: s.first_seq(),
             last_seq: s.durable_seq.load(Ordering::Acquire),

@@ -55,31 +55,11 @@ fn overlap_then_crash(syncs: usize) {
     let dir = TempDir::new(&format!("pipeline-overlap-{syncs}"));
     let vfs = slow_vfs();
     let (wal, _) = Wal::open_on(dir.path(), &options(syncs), vfs.clone()).unwrap();
-    let (p0, s0) = producer(&wal);
     let (p1, s1) = producer(&wal);
     let (p2, s2) = producer(&wal);
-    let (z, a, b) = (record(0), record(1), record(2));
+    let (a, b) = (record(1), record(2));
 
-    // With one fdatasync in flight, a group that finds the committer idle and alone is
-    // synced by the committer itself ("Inline fdatasync"), so the test starts with group 0:
-    // group 1 arrives during its fdatasync, the committer finds it waiting instead of
-    // parking, and from there on the log is busy and fdatasyncs run on sync threads. (With
-    // more in flight the committer never syncs inline.)
-    let lead = u64::from(syncs == 1);
-    if lead == 1 {
-        p0.append(&z, true).unwrap();
-        until("group 0's write", || vfs.pending_bytes() > 0);
-        p1.append(&a, true).unwrap();
-        let out0 = s0.wait(1);
-        assert!(matches!(out0[0], Outcome::Ok(1)), "group 0: {:?}", out0[0]);
-        assert_eq!(
-            wal.stats().inline_fsyncs,
-            1,
-            "group 0 synced by the committer"
-        );
-    } else {
-        p1.append(&a, true).unwrap();
-    }
+    p1.append(&a, true).unwrap();
     // Group 1 is written and its fdatasync issued (it sleeps SYNC_DELAY).
     until("group 1's write", || vfs.pending_bytes() > 0);
     let after_a = vfs.pending_bytes();
@@ -98,11 +78,7 @@ fn overlap_then_crash(syncs: usize) {
     // Group 1's fdatasync completes: it alone acknowledges group 1, while group 2's bytes,
     // written after it was issued, are still unsynced and group 2 is not acknowledged.
     let out1 = s1.wait(1);
-    assert!(
-        matches!(out1[0], Outcome::Ok(s) if s == 1 + lead),
-        "group 1: {:?}",
-        out1[0]
-    );
+    assert!(matches!(out1[0], Outcome::Ok(1)), "group 1: {:?}", out1[0]);
     let unsynced = vfs.pending_bytes();
     let b_acked = !s2.outcomes.lock().unwrap().is_empty();
     assert!(
@@ -119,22 +95,16 @@ fn overlap_then_crash(syncs: usize) {
         "group 2 must fail, not be acknowledged, after the crash: {:?}",
         out2[0]
     );
-    drop((p0, p1, p2));
+    drop((p1, p2));
     let _ = wal.close();
     drop(wal);
 
     let (wal, rep) = Wal::open_on(dir.path(), &options(syncs), slow_vfs()).unwrap();
     assert_eq!(
-        rep.last_seq,
-        1 + lead,
-        "the acknowledged groups survive, the unsynced one does not"
+        rep.last_seq, 1,
+        "the acknowledged group survives, the unsynced one does not"
     );
-    let expected = if lead == 1 {
-        vec![(1, z), (2, a)]
-    } else {
-        vec![(1, a)]
-    };
-    assert_eq!(read_all(&wal).unwrap(), expected);
+    assert_eq!(read_all(&wal).unwrap(), vec![(1, a)]);
     wal.close().unwrap();
 }
 
@@ -228,62 +198,4 @@ fn syncs_in_flight_is_validated_naming_the_field() {
     for good in [1, uringdb_wal::limits::SYNCS_IN_FLIGHT_MAX] {
         options(good).validate().unwrap();
     }
-}
-
-#[test]
-fn a_quiet_log_syncs_on_the_committer_and_a_crash_keeps_every_acknowledged_record() {
-    // One writer awaiting each append: every group finds the committer idle and alone, so
-    // the committer runs each fdatasync itself; the rules stay those of the pipeline: an
-    // append is acknowledged only after an fdatasync issued after its write completed.
-    let dir = TempDir::new("pipeline-quiet");
-    let vfs = {
-        let (inner, _) = uringdb_uring::open_vfs(BackendChoice::Portable).unwrap();
-        FaultVfs::new(
-            inner,
-            FaultConfig {
-                sync_delay_us: 20_000,
-                ..FaultConfig::default()
-            },
-        )
-    };
-    let (wal, _) = Wal::open_on(dir.path(), &options(1), vfs.clone()).unwrap();
-    let (p, sink) = producer(&wal);
-    let n = 20;
-    for i in 1..=n {
-        p.append(&record(i), true).unwrap();
-        let out = sink.wait(i as usize);
-        assert!(
-            matches!(out[i as usize - 1], Outcome::Ok(s) if s == i),
-            "append {i}: {:?}",
-            out[i as usize - 1]
-        );
-        assert_eq!(vfs.pending_bytes(), 0, "acknowledged before its fdatasync");
-    }
-    let st = wal.stats();
-    assert_eq!(
-        (st.inline_fsyncs, st.fsyncs),
-        (n, n),
-        "each quiet group's fdatasync ran on the committer"
-    );
-    // One more, and a crash while its (inline) fdatasync is in flight: it is lost, and
-    // fails; everything acknowledged before it survives.
-    p.append(&record(n + 1), true).unwrap();
-    until("the last write", || vfs.pending_bytes() > 0);
-    vfs.crash();
-    let out = sink.wait(n as usize + 1);
-    assert!(
-        matches!(out[n as usize], Outcome::Err(..)),
-        "the crashed append must fail: {:?}",
-        out[n as usize]
-    );
-    drop(p);
-    let _ = wal.close();
-    drop(wal);
-    let (wal, rep) = Wal::open_on(dir.path(), &options(1), slow_vfs()).unwrap();
-    assert_eq!(rep.last_seq, n);
-    assert_eq!(
-        read_all(&wal).unwrap(),
-        (1..=n).map(|i| (i, record(i))).collect::<Vec<_>>()
-    );
-    wal.close().unwrap();
 }

@@ -27,8 +27,7 @@
 //!    rather than silently lost records.
 //! 5. Hand the group to the commit pipeline (`pipeline.rs`), asking for an fdatasync if
 //!    any record asked for one, a sync marker is present, or too many unsynced bytes
-//!    accumulated. A sync thread runs it while the committer goes on with the next group
-//!    (on a quiet log, with nothing behind the group, the committer runs it itself);
+//!    accumulated. A sync thread runs it while the committer goes on with the next group;
 //!    the group completes, in order, once an fdatasync issued after its write completed:
 //!    the durable watermark is published (readers and tails see records only from there
 //!    on), the apply hook runs, completions are delivered (one call per producer per
@@ -115,7 +114,6 @@ fn main_loop(s: &Arc<Shared>, st: &mut CommitterState) {
             }
             park(s, st);
             st.idle = true;
-            st.quiet = true;
             continue;
         }
         if woke_idle && !s.limits.commit_delay.is_zero() {
@@ -142,7 +140,6 @@ fn drain_failing(s: &Arc<Shared>, st: &mut CommitterState, e: &WalError) {
                 &st.pipeline,
                 InFlight::failed(frames, end, e.clone()),
                 None,
-                false,
             );
             continue;
         }

@@ -27,25 +27,6 @@
 //!   fdatasync that could have covered the lost pages, not consumed by one of them.
 //! - **Segments.** Every fdatasync in flight is on the active segment: before a roll the
 //!   committer waits for the pipeline to empty ([`Pipeline::wait_idle`]).
-//! - **Inline fdatasync.** When the log is quiet (the committer parked since it last handed
-//!   a group over, and nothing arrived during the fdatasyncs it ran itself since), the
-//!   committer has just written a group, nothing is reserved in the ring behind it, and no
-//!   fdatasync is in flight or waiting, there is nothing for an fdatasync to overlap with:
-//!   the committer runs it itself ([`Pipeline::push`] with `inline_ok`), then completes
-//!   the group. A record that arrives during it ends the quiet: the next groups go to
-//!   sync threads again until the committer next finds nothing to do. A quiet log (one writer awaiting each write, a
-//!   few in flight) saves a thread wake-up per commit, which on a VM costs tens of
-//!   microseconds against a fast device's fdatasync of about as much. The rules above hold
-//!   unchanged: the fdatasync takes a ticket like any other, is issued after the group's
-//!   write, and is retired in ticket order (no other fdatasync is in flight, and none can
-//!   start while the committer is busy with this one: only the committer asks for them). It
-//!   syncs through the committer's own file description; a writeback error is reported on
-//!   every open file description that syncs after it, so the sync threads' descriptions
-//!   still see it. While the committer syncs, newly published frames wait for the next
-//!   group: with one fdatasync in flight (the default) their own fdatasync could not have
-//!   started earlier anyway, so they lose only the overlap of their write. With more in
-//!   flight they would lose the overlap of their fdatasync too, so the committer never
-//!   syncs inline then. `WalStats::inline_fsyncs` counts these.
 //! - **Back-pressure.** The committer writes the next group only while fewer than `depth`
 //!   fdatasyncs are in flight or none is waiting for a thread, so groups stay as large as
 //!   the arrivals during one fdatasync, and at most [`GROUPS_IN_FLIGHT_MAX`] groups wait.
@@ -181,55 +162,21 @@ impl Pipeline {
     /// Queues a written (or failed) group; if `sync` is given, asks for an fdatasync of
     /// that segment covering sequence numbers up to `sync.1`. Then completes whatever is
     /// ready.
-    ///
-    /// With `inline_ok` (the committer has nothing else to write), a group that needs an
-    /// fdatasync while none is in flight and none is queued is synced here, on the calling
-    /// thread, instead of on a sync thread: nothing could overlap with that fdatasync, and
-    /// handing it over would only add a thread wake-up to the group's latency (see
-    /// "Inline fdatasync" in the module docs). Returns, after an inline fdatasync, whether
-    /// anything was reserved in the ring behind the group by the time it completed (then
-    /// the log is not quiet).
     pub(super) fn push(
         s: &Arc<Shared>,
         p: &Arc<Pipeline>,
         group: InFlight,
         sync: Option<(&Arc<Segment>, u64)>,
-        inline_ok: bool,
-    ) -> Option<bool> {
-        let end = group.end;
-        let inline = {
+    ) {
+        {
             let mut st = locked(&p.state);
-            let idle = st.queue.is_empty() && st.syncing == 0 && !st.sync_wanted();
             st.queue.push_back(group);
-            match sync {
-                Some((segment, seq))
-                    if inline_ok && p.depth == 1 && idle && st.sync_failed.is_none() =>
-                {
-                    st.want_seq = st.want_seq.max(seq);
-                    st.want_segment = Some(segment.clone());
-                    take_request(&mut st)
-                }
-                Some((segment, seq)) => {
-                    want(s, p, &mut st, segment, seq);
-                    None
-                }
-                None => None,
+            if let Some((segment, seq)) = sync {
+                want(s, p, &mut st, segment, seq);
             }
-        };
-        let arrived = match inline {
-            Some((segment, seq, ticket)) => {
-                s.counters.add(&s.counters.inline_fsyncs, 1);
-                let file = segment.file.clone();
-                run_and_retire(s, p, &file, &segment, seq, ticket);
-                Some(s.ring.has_reserved_beyond(end))
-            }
-            None => {
-                p.cv.notify_all();
-                None
-            }
-        };
+        }
+        p.cv.notify_all();
         drain(s, p);
-        arrived
     }
 
     /// Asks for an fdatasync covering everything written up to `seq` without queuing a
@@ -353,8 +300,19 @@ fn sync_thread(s: Arc<Shared>, p: Arc<Pipeline>) {
 /// Takes the latest request, runs its fdatasync, and retires finished fdatasyncs in issue
 /// order (publishing the durable watermark, or latching the first failure).
 fn sync_once(s: &Shared, p: &Pipeline, own: Option<&mut Option<(u64, Arc<dyn File>)>>) {
-    let Some((segment, seq, ticket)) = take_request(&mut locked(&p.state)) else {
-        return;
+    let (segment, seq, ticket) = {
+        let mut st = locked(&p.state);
+        if !st.sync_wanted() {
+            return;
+        }
+        let Some(segment) = st.want_segment.clone() else {
+            return;
+        };
+        st.issued_seq = st.want_seq;
+        st.syncing += 1;
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        (segment, st.want_seq, ticket)
     };
     p.cv.notify_all();
     let file: Arc<dyn File> = match own {
@@ -372,32 +330,6 @@ fn sync_once(s: &Shared, p: &Pipeline, own: Option<&mut Option<(u64, Arc<dyn Fil
         },
         None => segment.file.clone(),
     };
-    run_and_retire(s, p, &file, &segment, seq, ticket);
-}
-
-/// Takes the latest request, if one is waiting: it is issued now, under a new ticket.
-fn take_request(st: &mut State) -> Option<(Arc<Segment>, u64, u64)> {
-    if !st.sync_wanted() {
-        return None;
-    }
-    let segment = st.want_segment.clone()?;
-    st.issued_seq = st.want_seq;
-    st.syncing += 1;
-    let ticket = st.next_ticket;
-    st.next_ticket += 1;
-    Some((segment, st.want_seq, ticket))
-}
-
-/// Runs the fdatasync of ticket `ticket` (covering sequence numbers up to `seq`) through
-/// `file`, then retires finished fdatasyncs in issue order.
-fn run_and_retire(
-    s: &Shared,
-    p: &Pipeline,
-    file: &Arc<dyn File>,
-    segment: &Segment,
-    seq: u64,
-    ticket: u64,
-) {
     let t0 = s.now_ns();
     let result = file
         .sync_data()

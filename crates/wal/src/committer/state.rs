@@ -31,12 +31,6 @@ pub(crate) struct CommitterState {
     /// The committer parked since the last group (so the next group may wait
     /// `commit_delay` for company).
     pub(super) idle: bool,
-    /// The log is quiet: the committer parked since it last handed a group to a sync
-    /// thread, and nothing arrived during the fdatasyncs it ran itself since. While quiet,
-    /// a group with nothing behind it is synced by the committer (see the pipeline's
-    /// "Inline fdatasync"); a record arriving during such an fdatasync ends the quiet
-    /// until the committer parks again, so a steady stream of writes keeps its overlap.
-    pub(super) quiet: bool,
     /// Groups written since open (a clean close then leaves a MARK behind them).
     pub(super) groups_written: u64,
     /// Written groups waiting for their fdatasync and completion, and the sync threads.
@@ -64,7 +58,6 @@ impl CommitterState {
             unsynced_bytes: 0,
             frames: Vec::new(),
             idle: true,
-            quiet: true,
             groups_written: 0,
             pipeline: Arc::new(Pipeline::new(syncs_in_flight)),
         }

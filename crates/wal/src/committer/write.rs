@@ -34,9 +34,7 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
     let disk_bytes = group_disk_bytes(st);
     let frames = std::mem::take(&mut st.frames);
     let pipeline = st.pipeline.clone();
-    let fail = |frames, e| {
-        Pipeline::push(s, &pipeline, InFlight::failed(frames, end, e), None, false);
-    };
+    let fail = |frames, e| Pipeline::push(s, &pipeline, InFlight::failed(frames, end, e), None);
     if let Some(e) = s.failure() {
         fail(frames, WalError::Failed(e));
         return;
@@ -215,14 +213,7 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
         arrival_ns: arrival,
     };
     let sync = (durable && roll_to.is_none()).then_some((&st.segment, st.written_seq));
-    // A quiet log (see `CommitterState::quiet`) with nothing reserved behind this group: no
-    // next group is in sight to write while its fdatasync runs, so the committer may run
-    // that fdatasync itself (see the pipeline's "Inline fdatasync").
-    let inline_ok = st.quiet && !s.ring.has_reserved_beyond(end);
-    match Pipeline::push(s, &pipeline, group, sync, inline_ok) {
-        Some(arrived) => st.quiet = !arrived,
-        None => st.quiet = false,
-    }
+    Pipeline::push(s, &pipeline, group, sync);
 }
 
 /// Gathers the group's on-disk frames into iovecs (contiguous runs of the ring).
