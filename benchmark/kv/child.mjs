@@ -69,7 +69,10 @@ async function putGroup(engine, spec, tag) {
       await closedLoop({ clients: inflight, durationMs: spec.warmupMs, op, samplesMax: 1 << 16, stallMs: STALL_MS })
       const io0 = procIo()
       const capacity = Math.min(1 << 22, Math.max(1 << 16, Math.ceil(spec.durationMs * 2000)))
+      const cpu0 = process.cpuUsage()
       const r = await closedLoop({ clients: inflight, durationMs: spec.durationMs, op, samplesMax: capacity, stallMs: STALL_MS })
+      // Process CPU (user + system, every thread: the engine's own threads included) per put.
+      const cpuUsPerOp = cpuUs(process.cpuUsage(cpu0)) / r.ops
       const io = ioDelta(io0, procIo())
       const info = h.info?.()
       const closing = h
@@ -82,9 +85,10 @@ async function putGroup(engine, spec, tag) {
         opsPerSec: r.opsPerSec,
         ...r.latency,
         writeBytesPerOp: io ? io.writeBytes / r.ops : null,
+        cpuUsPerOp,
         info,
       })
-      log(`${tag} put × ${inflight}: ${int(r.opsPerSec)} ops/s, p50 ${us(r.latency.p50Us)}, p99 ${us(r.latency.p99Us)}`)
+      log(`${tag} put × ${inflight}: ${int(r.opsPerSec)} ops/s, ${fixed(cpuUsPerOp, 2)} CPU µs/put, p50 ${us(r.latency.p50Us)}, p99 ${us(r.latency.p99Us)}`)
     } finally {
       await closeQuietly(h)
       fs.rmSync(dir, { recursive: true, force: true })

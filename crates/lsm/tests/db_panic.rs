@@ -199,6 +199,46 @@ fn applier_panic_fails_every_pending_write_instead_of_hanging() {
 }
 
 #[test]
+fn a_panic_applying_a_small_group_inline_fails_the_database_instead_of_hanging() {
+    // One writer, each write awaited: every group is a single record and the applier thread
+    // has nothing queued, so the thread completing the group applies it itself (see
+    // `db::apply`). A panic there must fail the write and the database like a panic on the
+    // applier thread, never hang it or acknowledge a write the memtable lacks.
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp("inline");
+    arm_failpoint(None);
+    let db = Db::open(&dir, options()).unwrap();
+    let mut acked = BTreeMap::new();
+    let w = db.blocking_writer();
+    for i in 0..5 {
+        let (k, v, b) = batch(i);
+        w.write(&b, true).unwrap();
+        acked.insert(k, v);
+    }
+    arm_failpoint(Some("apply.group:1:panic"));
+    let (k, _, b) = batch(5);
+    let d = Arc::new(db);
+    let r = {
+        let w = d.blocking_writer();
+        no_hang("the write whose group panics", move || w.write(&b, true))
+    };
+    let e = r.expect_err("the write whose apply panicked was acknowledged");
+    assert!(is_failed(&e), "failed with {e}");
+    assert!(
+        e.to_string().contains("applying a commit group"),
+        "the panic happened inline, not on the applier thread: {e}"
+    );
+    assert_eq!(
+        d.get(&k, None).unwrap(),
+        None,
+        "the failed write is not visible"
+    );
+    drop(w);
+    let db = Arc::try_unwrap(d).unwrap();
+    check_failed_then_reopen(db, &dir, &acked);
+}
+
+#[test]
 fn flush_panic_fails_the_database_instead_of_hanging() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp("flush");

@@ -4,29 +4,44 @@
 //! # Who may run ahead
 //! The log writes a group and, once an fdatasync covers it (for `sync` writes), calls the
 //! apply hook ([`Hook`]) on the thread that completes the group, in group order. The hook
-//! copies the group's payloads into one [`ApplyMsg::Records`] on a bounded channel and
-//! returns; the log goes on while the applier thread inserts this group into the
-//! memtable: the log may run ahead of the memtable by at most
+//! copies the group's payloads into one [`ApplyMsg::Records`] on a bounded channel
+//! ([`ApplyQueue`]) and returns; the log goes on while the applier thread inserts this
+//! group into the memtable: the log may run ahead of the memtable by at most
 //! [`APPLY_QUEUE_GROUPS`](crate::limits::APPLY_QUEUE_GROUPS) groups, after which the send
 //! blocks the log's completing thread and the backlog backs up into the log's ring (and
-//! from there to the
-//! writers). Nothing runs ahead of the log: the applier only ever sees records the log has
-//! written. Readers never run ahead of the applier: they read at the visible sequence
-//! number, which only the applier (and replay at open, before any thread starts) advances.
+//! from there to the writers). Nothing runs ahead of the log: the memtable only ever gets
+//! records the log has written. Readers never run ahead of the memtable: they read at the
+//! visible sequence number, which only the thread applying a group (and replay at open,
+//! before any thread starts) advances.
+//!
+//! # Small groups are applied inline
+//! When the applier thread has nothing queued (every message sent so far is handled) and
+//! the group has at most
+//! [`INLINE_APPLY_RECORDS_MAX`](crate::limits::INLINE_APPLY_RECORDS_MAX) records, the
+//! hook applies the group itself, on the completing thread, under the same apply lock. A
+//! quiet database (one writer awaiting each write) then skips a thread wake-up per commit,
+//! tens of microseconds on a VM; large groups still go to the applier thread, so that the
+//! log's thread is not held by memtable inserts. The order is kept: nothing is queued
+//! before the group, and the completing thread is the only one that applies or sends
+//! records (groups complete one at a time, in order).
 //!
 //! # Why completions travel behind records
 //! The committer reports a group's outcome to each writer's sink right after the hook
-//! returns, which is before the applier has inserted the group. Every writer's sink is
-//! therefore wrapped in an [`OrderedSink`], which does not call it but queues an
-//! [`ApplyMsg::Done`] (or [`ApplyMsg::Failed`]) on the same channel, behind the group's
-//! records. The applier handles the channel in order, so a completion is delivered only
-//! after its records and everything logged before them are in the memtable and visible: a
-//! caller whose write resolved sees it in every later read. Failures travel the same way so
+//! returns, which may be before the applier thread has inserted the group. Every writer's
+//! sink is therefore wrapped in an [`OrderedSink`]: when the applier thread still has
+//! messages queued, it does not call the sink but queues an [`ApplyMsg::Done`] on the
+//! same channel, behind the group's records; the applier handles the channel in order, so
+//! the completion is delivered only after its records and everything logged before them
+//! are in the memtable and visible. When nothing is queued (the count is decremented with
+//! `Release` after a message's work, loaded with `Acquire`), every record sent before is
+//! already applied and visible, and so is this group's if it was applied inline: the sink
+//! is called at once. Either way a caller whose write resolved sees it in every later
+//! read. Failures always travel the channel (they also come from the stall thread), so
 //! that one writer's outcomes stay in order. Only `space_available` bypasses the channel:
 //! it carries no outcome, just "retry".
 //!
 //! # The order of visibility
-//! For each group the applier, under the apply lock: inserts every record into the active
+//! For each group the applying thread, under the apply lock: inserts every record into the active
 //! memtable at its sequence number (rotating to a fresh memtable first when a record might
 //! not fit, so that no record spans two memtables); stores the memtable's `last_seq`; then
 //! publishes the group's last sequence number as the visible sequence number (`Release`).
@@ -36,7 +51,8 @@
 //! on the applier, the memtable may lack records the log holds, so every later completion
 //! is delivered as a failure (the log is failed too, so no new group is written).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::batch;
@@ -45,6 +61,7 @@ use super::state::{ApplyMsg, Inner};
 use super::stats::add;
 use super::version::{Mem, SuperVersion};
 use crate::failpoint::failpoint;
+use crate::limits::INLINE_APPLY_RECORDS_MAX;
 use crate::memtable::WriteError;
 use uringdb_wal::{ApplyHook, CompletionSink, WalError};
 
@@ -56,42 +73,117 @@ struct Tally {
     deletes: u64,
 }
 
-/// The log's apply hook: hands each group to the applier thread (see [`ApplyMsg`]).
+/// The channel to the applier thread, and how far behind the applier is.
+pub(super) struct ApplyQueue {
+    tx: SyncSender<ApplyMsg>,
+    /// Messages sent and not yet handled by the applier thread. Incremented before a send,
+    /// decremented (`Release`) after the message's work is done, so a thread that loads 0
+    /// (`Acquire`) sees every record sent before as applied and visible.
+    queued: AtomicUsize,
+    /// Set after a panic while applying (on the applier thread or inline): the memtable may
+    /// lack records the log holds, so nothing from then on is acknowledged; completions keep
+    /// flowing, as failures, so that no caller waits forever (the log is failed too, so no
+    /// new group is written).
+    failed: OnceLock<Arc<WalError>>,
+}
+
+impl ApplyQueue {
+    /// A queue of at most `bound` messages, and its receiving end for the applier thread.
+    pub(super) fn new(bound: usize) -> (Arc<ApplyQueue>, Receiver<ApplyMsg>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(bound);
+        let q = ApplyQueue {
+            tx,
+            queued: AtomicUsize::new(0),
+            failed: OnceLock::new(),
+        };
+        (Arc::new(q), rx)
+    }
+
+    pub(super) fn send(&self, msg: ApplyMsg) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        // The applier outlives every sender's use (it stops only on `Stop`, sent after the
+        // log closed); if it is gone the database is gone too.
+        if self.tx.send(msg).is_err() {
+            self.queued.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// Whether the applier has handled every message sent so far.
+    fn drained(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0
+    }
+}
+
+/// The log's apply hook: applies a small group itself when the applier thread has nothing
+/// queued, and hands every other group to the applier thread (see the module docs).
 pub(super) struct Hook {
     pub(super) inner: OnceLock<Weak<Inner>>,
-    pub(super) tx: std::sync::mpsc::SyncSender<ApplyMsg>,
+    pub(super) queue: Arc<ApplyQueue>,
 }
 
 impl ApplyHook for Hook {
     fn apply(&self, records: &mut dyn Iterator<Item = (u64, &[u8])>) {
+        // The upper bound counts the group's frames, records or not.
+        let small = records
+            .size_hint()
+            .1
+            .is_some_and(|n| n <= INLINE_APPLY_RECORDS_MAX);
+        if small && self.queue.drained() {
+            if self.queue.failed.get().is_some() {
+                return;
+            }
+            let Some(inner) = self.inner.get().and_then(Weak::upgrade) else {
+                return;
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                failpoint("apply.group");
+                inner.apply_records(records, 0);
+            }));
+            if let Err(p) = r {
+                let e = inner.fail_after_panic("applying a commit group", &*p);
+                let _ = self.queue.failed.set(e);
+            }
+            return;
+        }
         let mut data = Vec::new();
         let mut recs = Vec::new();
         for (seq, payload) in records {
             recs.push((seq, data.len(), payload.len()));
             data.extend_from_slice(payload);
         }
-        // The applier outlives every sender's use (it stops only on `Stop`, sent after the
-        // log closed); if it is gone the database is gone too.
-        let _ = self.tx.send(ApplyMsg::Records { data, recs });
+        self.queue.send(ApplyMsg::Records { data, recs });
     }
 }
 
-/// Wraps a writer's sink so that its completions travel behind the records they cover.
+/// Wraps a writer's sink so that its completions come after the records they cover are
+/// applied: delivered at once when the applier thread has nothing queued, queued behind the
+/// records otherwise.
 pub(super) struct OrderedSink {
     pub(super) inner: Arc<dyn CompletionSink>,
-    pub(super) tx: std::sync::mpsc::SyncSender<ApplyMsg>,
+    pub(super) queue: Arc<ApplyQueue>,
 }
 
 impl CompletionSink for OrderedSink {
     fn completed(&self, seqs: &[u64], group: &uringdb_wal::GroupInfo) {
-        let _ = self.tx.send(ApplyMsg::Done {
+        if self.queue.drained() {
+            // Every record sent before is applied, and this group's were applied inline if
+            // they were not sent; nothing queued could come before this outcome.
+            match self.queue.failed.get() {
+                None => self.inner.completed(seqs, group),
+                Some(e) => self.inner.failed(seqs.len(), &WalError::Failed(e.clone())),
+            }
+            return;
+        }
+        self.queue.send(ApplyMsg::Done {
             sink: self.inner.clone(),
             seqs: seqs.to_vec(),
             group: *group,
         });
     }
     fn failed(&self, count: usize, error: &WalError) {
-        let _ = self.tx.send(ApplyMsg::Failed {
+        // Always through the queue: failures also come from the stall thread, and one
+        // writer's outcomes stay in the order they were queued.
+        self.queue.send(ApplyMsg::Failed {
             sink: self.inner.clone(),
             count,
             error: error.clone(),
@@ -104,18 +196,15 @@ impl CompletionSink for OrderedSink {
 }
 
 /// The applier thread's loop: takes [`ApplyMsg`]s in channel order (see the module docs).
-pub(super) fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<ApplyMsg>) {
-    // After a panic here the memtable may lack records the log holds, so nothing from then on
-    // may be acknowledged; completions keep flowing, as failures, so that no caller waits
-    // forever (the log is failed too, so no new group is written).
-    let mut failed: Option<Arc<WalError>> = None;
+pub(super) fn applier_thread(weak: Weak<Inner>, queue: Arc<ApplyQueue>, rx: Receiver<ApplyMsg>) {
     for msg in rx {
         if let ApplyMsg::Stop = msg {
+            queue.queued.fetch_sub(1, Ordering::Release);
             return;
         }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match msg {
             ApplyMsg::Records { data, recs } => {
-                if failed.is_some() {
+                if queue.failed.get().is_some() {
                     return;
                 }
                 if let Some(inner) = weak.upgrade() {
@@ -126,7 +215,7 @@ pub(super) fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<Ap
                     inner.apply_records(&mut it, 0);
                 }
             }
-            ApplyMsg::Done { sink, seqs, group } => match &failed {
+            ApplyMsg::Done { sink, seqs, group } => match queue.failed.get() {
                 None => sink.completed(&seqs, &group),
                 Some(e) => sink.failed(seqs.len(), &WalError::Failed(e.clone())),
             },
@@ -134,12 +223,13 @@ pub(super) fn applier_thread(weak: Weak<Inner>, rx: std::sync::mpsc::Receiver<Ap
             ApplyMsg::Stop => {}
         }));
         if let Err(p) = r {
-            if let Some(inner) = weak.upgrade() {
-                failed = Some(inner.fail_after_panic("the applier thread", &*p));
-            } else {
-                failed = Some(Arc::new(WalError::Closed));
-            }
+            let e = match weak.upgrade() {
+                Some(inner) => inner.fail_after_panic("the applier thread", &*p),
+                None => Arc::new(WalError::Closed),
+            };
+            let _ = queue.failed.set(e);
         }
+        queue.queued.fetch_sub(1, Ordering::Release);
     }
 }
 

@@ -120,7 +120,7 @@ impl Inner {
         }
         let closed = self.wal.close();
         // Everything the log completed is queued for the applier: let it finish.
-        let _ = self.apply_tx.send(ApplyMsg::Stop);
+        self.apply_queue.send(ApplyMsg::Stop);
         let applier = self
             .applier
             .lock()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
-use super::apply::{applier_thread, Hook};
+use super::apply::{applier_thread, ApplyQueue, Hook};
 use super::batch;
 use super::rate_limiter::RateLimiter;
 use super::state::{DbRecovery, Inner, ManifestCore, Sched, StallQueue, STALL_NONE};
@@ -57,10 +57,10 @@ impl Db {
             opts.manifest_rewrite_bytes = bytes;
         }
         opts.validate()?;
-        let (apply_tx, apply_rx) = std::sync::mpsc::sync_channel(APPLY_QUEUE_GROUPS);
+        let (apply_queue, apply_rx) = ApplyQueue::new(APPLY_QUEUE_GROUPS);
         let hook = Arc::new(Hook {
             inner: OnceLock::new(),
-            tx: apply_tx.clone(),
+            queue: apply_queue.clone(),
         });
         let wal_dir = dir.join(WAL_DIR);
         let (wal, wal_report) = Wal::open_with(&wal_dir, &opts.wal, vfs, Some(hook.clone()))?;
@@ -188,7 +188,7 @@ impl Db {
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
             threads: Mutex::new(Vec::new()),
-            apply_tx,
+            apply_queue: apply_queue.clone(),
             applier: Mutex::new(None),
             txns: Mutex::new(Default::default()),
             locked_keys: Default::default(),
@@ -254,7 +254,7 @@ impl Db {
             let weak = Arc::downgrade(&inner);
             let h = std::thread::Builder::new()
                 .name("uringdb-apply".into())
-                .spawn(move || applier_thread(weak, apply_rx))
+                .spawn(move || applier_thread(weak, apply_queue, apply_rx))
                 .map_err(|e| DbError::io("spawning the applier thread", e))?;
             *inner.applier.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
         }

@@ -78,7 +78,7 @@ pub(crate) struct Inner {
     pub(super) listeners: Mutex<Vec<(u64, Listener)>>,
     pub(super) next_listener: AtomicU64,
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(super) apply_tx: std::sync::mpsc::SyncSender<ApplyMsg>,
+    pub(super) apply_queue: Arc<super::apply::ApplyQueue>,
     pub(super) applier: Mutex<Option<JoinHandle<()>>>,
     /// Prepared transactions and their key locks (see `txn`).
     pub(super) txns: Mutex<super::txn_table::Txns>,

@@ -28,7 +28,7 @@ impl Db {
     pub fn writer(&self, sink: Arc<dyn CompletionSink>) -> DbWriter {
         let sink: Arc<dyn CompletionSink> = Arc::new(OrderedSink {
             inner: sink,
-            tx: self.inner.apply_tx.clone(),
+            queue: self.inner.apply_queue.clone(),
         });
         DbWriter {
             core: Arc::new(WriterCore {
