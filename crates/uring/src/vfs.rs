@@ -198,7 +198,15 @@ pub trait File: Send + Sync + Debug {
     }
 }
 
+/// `posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)` (see [`File::drop_cache`]). macOS has no
+/// `posix_fadvise`: there the hint is skipped.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn fadvise_dontneed(_file: &std::fs::File) -> io::Result<()> {
+    Ok(())
+}
+
 /// `posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)` (see [`File::drop_cache`]).
+#[cfg(target_os = "linux")]
 pub(crate) fn fadvise_dontneed(file: &std::fs::File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: `file` is an open file descriptor for the duration of the call; the advice
