@@ -51,13 +51,14 @@
 //! on the applier, the memtable may lack records the log holds, so every later completion
 //! is delivered as a failure (the log is failed too, so no new group is written).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, OnceLock, Weak};
 
+use super::apply_queue::{ApplyMsg, ApplyQueue};
 use super::batch;
 use super::occ::Decision;
-use super::state::{ApplyMsg, Inner};
+use super::state::Inner;
 use super::stats::add;
 use super::version::{Mem, SuperVersion};
 use crate::failpoint::failpoint;
@@ -71,47 +72,6 @@ struct Tally {
     user_bytes: u64,
     puts: u64,
     deletes: u64,
-}
-
-/// The channel to the applier thread, and how far behind the applier is.
-pub(super) struct ApplyQueue {
-    tx: SyncSender<ApplyMsg>,
-    /// Messages sent and not yet handled by the applier thread. Incremented before a send,
-    /// decremented (`Release`) after the message's work is done, so a thread that loads 0
-    /// (`Acquire`) sees every record sent before as applied and visible.
-    queued: AtomicUsize,
-    /// Set after a panic while applying (on the applier thread or inline): the memtable may
-    /// lack records the log holds, so nothing from then on is acknowledged; completions keep
-    /// flowing, as failures, so that no caller waits forever (the log is failed too, so no
-    /// new group is written).
-    failed: OnceLock<Arc<WalError>>,
-}
-
-impl ApplyQueue {
-    /// A queue of at most `bound` messages, and its receiving end for the applier thread.
-    pub(super) fn new(bound: usize) -> (Arc<ApplyQueue>, Receiver<ApplyMsg>) {
-        let (tx, rx) = std::sync::mpsc::sync_channel(bound);
-        let q = ApplyQueue {
-            tx,
-            queued: AtomicUsize::new(0),
-            failed: OnceLock::new(),
-        };
-        (Arc::new(q), rx)
-    }
-
-    pub(super) fn send(&self, msg: ApplyMsg) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        // The applier outlives every sender's use (it stops only on `Stop`, sent after the
-        // log closed); if it is gone the database is gone too.
-        if self.tx.send(msg).is_err() {
-            self.queued.fetch_sub(1, Ordering::Release);
-        }
-    }
-
-    /// Whether the applier has handled every message sent so far.
-    fn drained(&self) -> bool {
-        self.queued.load(Ordering::Acquire) == 0
-    }
 }
 
 /// The log's apply hook: applies a small group itself when the applier thread has nothing
@@ -129,7 +89,7 @@ impl ApplyHook for Hook {
             .1
             .is_some_and(|n| n <= INLINE_APPLY_RECORDS_MAX);
         if small && self.queue.drained() {
-            if self.queue.failed.get().is_some() {
+            if self.queue.failed().is_some() {
                 return;
             }
             let Some(inner) = self.inner.get().and_then(Weak::upgrade) else {
@@ -141,7 +101,7 @@ impl ApplyHook for Hook {
             }));
             if let Err(p) = r {
                 let e = inner.fail_after_panic("applying a commit group", &*p);
-                let _ = self.queue.failed.set(e);
+                self.queue.set_failed(e);
             }
             return;
         }
@@ -168,7 +128,7 @@ impl CompletionSink for OrderedSink {
         if self.queue.drained() {
             // Every record sent before is applied, and this group's were applied inline if
             // they were not sent; nothing queued could come before this outcome.
-            match self.queue.failed.get() {
+            match self.queue.failed() {
                 None => self.inner.completed(seqs, group),
                 Some(e) => self.inner.failed(seqs.len(), &WalError::Failed(e.clone())),
             }
@@ -199,12 +159,12 @@ impl CompletionSink for OrderedSink {
 pub(super) fn applier_thread(weak: Weak<Inner>, queue: Arc<ApplyQueue>, rx: Receiver<ApplyMsg>) {
     for msg in rx {
         if let ApplyMsg::Stop = msg {
-            queue.queued.fetch_sub(1, Ordering::Release);
+            queue.handled();
             return;
         }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match msg {
             ApplyMsg::Records { data, recs } => {
-                if queue.failed.get().is_some() {
+                if queue.failed().is_some() {
                     return;
                 }
                 if let Some(inner) = weak.upgrade() {
@@ -215,7 +175,7 @@ pub(super) fn applier_thread(weak: Weak<Inner>, queue: Arc<ApplyQueue>, rx: Rece
                     inner.apply_records(&mut it, 0);
                 }
             }
-            ApplyMsg::Done { sink, seqs, group } => match queue.failed.get() {
+            ApplyMsg::Done { sink, seqs, group } => match queue.failed() {
                 None => sink.completed(&seqs, &group),
                 Some(e) => sink.failed(seqs.len(), &WalError::Failed(e.clone())),
             },
@@ -227,9 +187,9 @@ pub(super) fn applier_thread(weak: Weak<Inner>, queue: Arc<ApplyQueue>, rx: Rece
                 Some(inner) => inner.fail_after_panic("the applier thread", &*p),
                 None => Arc::new(WalError::Closed),
             };
-            let _ = queue.failed.set(e);
+            queue.set_failed(e);
         }
-        queue.queued.fetch_sub(1, Ordering::Release);
+        queue.handled();
     }
 }
 

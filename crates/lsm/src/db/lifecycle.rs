@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::apply_queue::ApplyMsg;
 use super::stall::stall_thread;
-use super::state::{ApplyMsg, Inner};
+use super::state::Inner;
 use super::DbError;
 use super::{compact, flush};
 use uringdb_wal::WalError;

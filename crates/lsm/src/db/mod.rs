@@ -41,6 +41,7 @@
 //! know nothing of the files that act on them.
 
 mod apply;
+mod apply_queue;
 pub mod batch;
 mod compact;
 mod error;

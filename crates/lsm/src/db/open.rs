@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
-use super::apply::{applier_thread, ApplyQueue, Hook};
+use super::apply::{applier_thread, Hook};
+use super::apply_queue::ApplyQueue;
 use super::batch;
 use super::rate_limiter::RateLimiter;
 use super::state::{DbRecovery, Inner, ManifestCore, Sched, StallQueue, STALL_NONE};

@@ -78,7 +78,7 @@ pub(crate) struct Inner {
     pub(super) listeners: Mutex<Vec<(u64, Listener)>>,
     pub(super) next_listener: AtomicU64,
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(super) apply_queue: Arc<super::apply::ApplyQueue>,
+    pub(super) apply_queue: Arc<super::apply_queue::ApplyQueue>,
     pub(super) applier: Mutex<Option<JoinHandle<()>>>,
     /// Prepared transactions and their key locks (see `txn`).
     pub(super) txns: Mutex<super::txn_table::Txns>,
@@ -145,29 +145,6 @@ pub(super) const STALL_NONE: u8 = 0;
 pub(super) const STALL_SLOWDOWN: u8 = 1;
 
 pub(super) const STALL_STOP: u8 = 2;
-
-/// Work for the applier thread, in log order: a group's records, then that group's
-/// completions. The committer only copies a group's payloads and moves on to the next
-/// group's write while the applier inserts this one into the memtable; a completion is
-/// delivered only after everything before it was applied, so a resolved write is visible.
-pub(super) enum ApplyMsg {
-    Records {
-        data: Vec<u8>,
-        /// (sequence number, start in `data`, length).
-        recs: Vec<(u64, usize, usize)>,
-    },
-    Done {
-        sink: Arc<dyn CompletionSink>,
-        seqs: Vec<u64>,
-        group: uringdb_wal::GroupInfo,
-    },
-    Failed {
-        sink: Arc<dyn CompletionSink>,
-        count: usize,
-        error: WalError,
-    },
-    Stop,
-}
 
 pub(super) struct WriterCore {
     pub(super) producer: Producer,
