@@ -169,6 +169,8 @@ fn wal_options(
         },
         // The engine's choice; not a JavaScript option.
         syncs_in_flight: uringdb_wal::limits::SYNCS_IN_FLIGHT_DEFAULT,
+        // The engine's default; not a JavaScript option (yet).
+        recycle_segments: uringdb_wal::limits::RECYCLE_SEGMENTS_DEFAULT,
         fault,
     })
 }
