@@ -293,7 +293,7 @@ fn recover_pool(
                 .map_err(io(format!("removing {}", path.display())))?;
         }
     }
-    keep.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    keep.sort_unstable_by_key(|f| std::cmp::Reverse(f.1));
     for &(m, _) in keep.iter().skip(pool_max) {
         let path = dir.join(format::free_file_name(m));
         vfs.remove_file(&path)

@@ -321,7 +321,7 @@ impl Preparer {
             .pool_max
             .saturating_sub(st.pool.len() + st.pool_reserved);
         let n = room.min(freed.len());
-        freed.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        freed.sort_unstable_by_key(|f| std::cmp::Reverse(f.1));
         st.pool_reserved += n;
         n
     }
