@@ -520,11 +520,17 @@ fn a_torn_groups_later_frames_are_zeroed_so_new_appends_never_meet_them() {
         let (n, at, path) = close_mark(dir.path());
         let salt = segment_salt(SEGMENT_VERSION, n);
         let mut bytes = std::fs::read(&path).unwrap();
-        // The torn group where the close MARK was: MARK, F1 (damaged), F2, F3.
+        // The torn group where the close MARK was: MARK, F1 (damaged), F2, F3. F1 is a
+        // MARK's size longer than the record appended later, so that the next group (its
+        // MARK and that record) ends exactly where F2 starts.
         let mut group = encode_meta(Kind::Mark, last, salt).to_vec();
         let f1_at = at + group.len();
         for i in 1..=3 {
-            encode_frame_salted(&mut group, salt, Kind::Full, last + i, &rec(55, i), true);
+            let mut payload = rec(55, i);
+            if i == 1 {
+                payload.extend_from_slice(&[0x5A; format::META_FRAME_BYTES]);
+            }
+            encode_frame_salted(&mut group, salt, Kind::Full, last + i, &payload, true);
         }
         bytes[at..at + group.len()].copy_from_slice(&group);
         bytes[f1_at + 700] ^= 0xFF;
