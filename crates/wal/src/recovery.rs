@@ -61,7 +61,9 @@ pub struct RecoveryReport {
     /// Last sequence number recovered (0 if empty).
     pub last_seq: u64,
     /// Bytes cut from the tail of the last segment (torn writes, incomplete batches, or —
-    /// in tolerant mode — damaged data).
+    /// in tolerant mode — damaged data). In a recycled segment, whose unwritten space holds
+    /// old bytes, only the span up to the end of the last frame of its own life after the
+    /// cut is counted (and zeroed).
     pub truncated_bytes: u64,
     /// Prepared-but-unused segment files removed.
     pub removed_prepared: u64,

@@ -1,5 +1,5 @@
 //! Segment files: the list of live segments, their sparse seq→offset indexes, the
-//! preparer thread that zero-fills the next segment ahead of use, and the policy that sizes
+//! preparer thread that zero-fills (or recycles) the next segment ahead of use, and the policy that sizes
 //! each segment by the write rate ([`next_segment_bytes`]).
 //!
 //! Why zero-fill instead of only fallocate: on ext4 (and most filesystems) fallocate
@@ -9,6 +9,34 @@
 //! named `N.wal.prep` until the committer writes its header and first group durably and
 //! renames it to `N.wal` (then syncs the directory); recovery deletes `.prep` files, whose
 //! records were never acknowledged.
+//!
+//! # Recycling
+//!
+//! Zero-filling costs a second write of every segment's bytes (and CPU). A file the log
+//! has written once is already allocated *and* written, so an overwrite of it is a pure
+//! data flush too: when truncation frees segments, up to `recycle_segments` of the largest
+//! are kept in a pool (`M.wal.free`), and the preparer takes the largest pool file for
+//! the next segment instead of zero-filling a new one. The protocol, and why each step is
+//! crash-safe:
+//!
+//! 1. Truncation renames `M.wal` to `M.wal.free` (or deletes it when the pool is full),
+//!    then syncs the directory, and only then offers the file to the preparer. A crash
+//!    before the sync may bring `M.wal` back: a live segment again, untouched (truncation
+//!    undone, as when a delete is lost).
+//! 2. The preparer renames `M.wal.free` to `N.wal.prep` and syncs the directory *before*
+//!    anything is written to it. So a `.free` file after a crash never holds bytes of a
+//!    new life, and a `.prep` one is deleted by recovery (never pooled: it may hold frames
+//!    salted with N, and the next segment N will be made again).
+//! 3. The committer writes the header (RECYCLED flag) and first group with one durable
+//!    write, renames `N.wal.prep` to `N.wal` and syncs the directory, as for a new file.
+//!
+//! Old bytes stay in the file after the new frames; format version 3 makes them harmless
+//! (`crate::format`, "Recycled segments"). A recycled file keeps its size, which may be
+//! larger than the size the write rate asks for (never smaller: one is grown, the growth
+//! zero-filled): the pool keeps the largest freed files, the disk they take is already
+//! paid for, and a larger segment only means fewer rolls. A clean close puts a recycled
+//! file prepared but unused back into the pool. The pool costs disk while the log is idle:
+//! up to `recycle_segments` times `segmentBytes`.
 //!
 //! # Sizes
 //!
