@@ -326,17 +326,21 @@ impl Wal {
             .map(|seg| (seg.number, seg.file.len().unwrap_or(0)))
             .collect();
         let keep = s.preparer.reserve(&mut freed);
+        let kept = &freed[..keep];
         let result = (|| {
-            for (i, &(number, _)) in freed.iter().enumerate() {
-                let path = s.dir.join(crate::format::segment_file_name(number));
-                if i < keep {
+            // In segment order, as before recycling: a crash before the directory sync may
+            // keep any of these changes only in the order they were made (ext4 journals
+            // them in order), so the segments left are still contiguous.
+            for seg in &removed {
+                let (number, path) = (seg.number, &seg.path);
+                if kept.iter().any(|k| k.0 == number) {
                     let to = s.dir.join(crate::format::free_file_name(number));
                     s.vfs
-                        .rename(&path, &to)
+                        .rename(path, &to)
                         .map_err(|e| WalError::io(format!("recycling {}", path.display()), e))?;
                 } else {
                     s.vfs
-                        .remove_file(&path)
+                        .remove_file(path)
                         .map_err(|e| WalError::io(format!("removing {}", path.display()), e))?;
                 }
             }
@@ -345,7 +349,7 @@ impl Wal {
                 .map_err(|e| WalError::io(format!("syncing {}", s.dir.display()), e))
         })();
         match result {
-            Ok(()) => s.preparer.add(&freed[..keep]),
+            Ok(()) => s.preparer.add(kept),
             Err(e) => {
                 s.preparer.unreserve(keep);
                 return Err(e);
