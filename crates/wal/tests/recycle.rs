@@ -272,6 +272,11 @@ fn torn_write_across_sectors_of_a_recycled_segment() {
                 "old bytes, not zeros, where F's later sectors would be"
             );
             bytes[at..new_end].copy_from_slice(&f[..new_end - at]);
+            // Old bytes in every later sector, none of them zero (an old life's record
+            // data): the zero-filled rule would call this a frame written whole.
+            for (k, b) in bytes[new_end..at + f.len()].iter_mut().enumerate() {
+                *b = (k as u8).wrapping_mul(29) | 0x80;
+            }
             if witnessed {
                 // A later group's MARK: the watermark at its submission reached F.
                 let w = (at + f.len()).next_multiple_of(8) + 64;
