@@ -169,6 +169,8 @@ fn wal_options(
         },
         // The engine's choice; not a JavaScript option.
         syncs_in_flight: uringdb_wal::limits::SYNCS_IN_FLIGHT_DEFAULT,
+        // The engine's default; not a JavaScript option (yet).
+        recycle_segments: uringdb_wal::limits::RECYCLE_SEGMENTS_DEFAULT,
         fault,
     })
 }
@@ -176,6 +178,8 @@ fn wal_options(
 impl NativeLogOptions {
     /// The engine's options.
     pub(crate) fn to_wal(&self) -> Res<WalOptions> {
+        // A standalone log keeps `truncateBefore`'s promise to free the removed segments'
+        // disk space: no recycling (a database's log recycles, the engine's default).
         wal_options(
             self.io_backend,
             self.recovery,
@@ -184,6 +188,10 @@ impl NativeLogOptions {
             self.max_record_bytes,
             self.commit_delay_us,
         )
+        .map(|w| WalOptions {
+            recycle_segments: 0,
+            ..w
+        })
     }
 }
 

@@ -6,8 +6,10 @@
 //!
 //! ## Segment file `NNNNNNNNNNNN.wal`
 //!
-//! A segment is preallocated and zero-filled before first use, so that appending to it
-//! changes no file-size metadata and fdatasync flushes data only. Segments differ in size
+//! A segment is preallocated before first use, so that appending to it changes no
+//! file-size metadata and fdatasync flushes data only: either a new file zero-filled, or
+//! (version 3) a recycled one — a segment the log no longer needed, renamed into reuse with
+//! its old bytes still in it (see "Recycled segments" below). Segments differ in size
 //! (they follow the write rate, up to `segment_bytes`: see `crate::segment`); a segment's
 //! size is its file's length, never taken from the options, so this layout needs no size
 //! field and files written with fixed-size segments read the same.
@@ -15,13 +17,14 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "URDBWAL1"
-//!      8     4  format version (2; 1 is read too, see "Versions")
-//!     12     4  flags (0)
+//!      8     4  format version (3; 1 and 2 are read too, see "Versions")
+//!     12     4  flags: bit 0 RECYCLED (version 3; every other bit 0, and all 0 before)
 //!     16     8  segment number (matches the file name)
 //!     24     8  first_seq: sequence number of the first record in this segment
 //!     32     4  crc32c of bytes 0..32
 //!     36     4  reserved (0)
 //!     40     .  frames, back to back, each 8-byte aligned; then zeros to the end of the file
+//!               (a RECYCLED segment: zeros or the bytes of the file's earlier lives)
 //! ```
 //!
 //! ## Frame
@@ -29,11 +32,14 @@
 //! ```text
 //! offset  size  field
 //!      0     4  word0: bits 0..=26 payload length, bit 27 SYNC flag, bits 28..=31 kind
-//!      4     4  crc: crc32c(word0 ++ payload) XOR crc32c(seq as 8 LE bytes)
+//!      4     4  crc: crc32c(word0 ++ payload) XOR crc32c(seq as 8 LE bytes) XOR salt
 //!      8     8  seq: the record's sequence number
 //!     16     n  payload
 //!   16+n     .  zero padding to the next multiple of 8
 //! ```
+//!
+//! The salt ([`segment_salt`]) is 0 in versions 1 and 2 and `crc32c(segment number as 8 LE
+//! bytes)` in version 3: every frame's checksum is bound to the segment it was written in.
 //!
 //! Record kinds: 1 FULL (a single record), 2 FIRST, 3 MIDDLE, 4 LAST (the records of one
 //! `append_many` call: atomic, all or none survive a crash). Sequence numbers are contiguous
@@ -58,11 +64,49 @@
 //! Kind 0 never appears in a frame: a zero word0 means "no frame here" (the zero-filled
 //! rest of a segment).
 //!
+//! ## Recycled segments (version 3)
+//!
+//! When the log is truncated, up to `recycle_segments` of the freed segment files are kept
+//! (renamed `M.wal.free`, M their last segment number) and later reused for a new segment N
+//! instead of zero-filling a new file: the file keeps its size and its old bytes, and only
+//! the header and the frames written from then on are new. Its header has the RECYCLED
+//! flag. Two facts keep the old bytes harmless:
+//!
+//! * **No old frame validates.** Each life of a file has a distinct segment number (N is
+//!   larger than every number the file had before: numbers only grow, and a pool file is
+//!   kept only while its number is below every live segment's), and the salt binds a frame
+//!   to its number. Two salts `crc32c(a)`, `crc32c(b)` of 8-byte values are equal only if
+//!   the CRC polynomial divides `a XOR b` as a polynomial, which needs a degree of at least
+//!   32: for segment numbers below 2^32 they always differ, so a frame of an earlier life
+//!   fails its checksum deterministically, not just with probability 2^-32. (A frame of
+//!   the *same* number from an attempt that never became a live segment — a
+//!   `N.wal.prep` written before a crash — cannot be met: recovery deletes `.prep` files,
+//!   and a pool file is reused only after the rename that took it out of the pool is
+//!   durable, so a pool file never holds frames of a number not yet live.)
+//! * **The tail is told without zeros.** In a zero-filled segment a torn write leaves a
+//!   sector of zeros, and a frame with data in every sector and a bad checksum is damage.
+//!   In a recycled one a torn sector holds old bytes, so that test is not available: any
+//!   stop (bad checksum, bad kind, bad padding, truncation) is a candidate torn tail, and
+//!   only the MARK rule decides. A valid MARK (or SEAL) of this segment after the stop
+//!   that claims a record at or after it durable makes the stop damage (reported with
+//!   file and offset, as before); with no such claim the stop is a torn tail and is cut.
+//!   At most `syncs_in_flight` + 1 groups are unsynced at a crash, and every group after
+//!   a durable one carries a MARK claiming it, so the only acknowledged records this can
+//!   cut silently are those after the last MARK claim in the file: the last acknowledged
+//!   groups before a crash (a clean close writes a MARK claiming everything). There a
+//!   zero-filled segment would report bit rot in a frame written whole as damage; a
+//!   recycled one cuts it as a torn tail. Recovery also zeroes, after the cut, every
+//!   frame of this segment's own life that follows it, so that no unacknowledged frame of
+//!   a torn group can be met again after new appends.
+//!
 //! ## Versions
 //!
-//! A reader accepts versions 1 and 2 and rejects any other with the file named. Version 1
+//! A reader accepts versions 1 to 3 and rejects any other with the file named. Version 1
 //! segments (written before MARK and SEAL existed) hold no meta frames; recovery treats a
-//! hole in them the old way: any valid record after it makes it corruption.
+//! hole in them the old way: any valid record after it makes it corruption. Version 2
+//! segments have MARK and SEAL frames and an unsalted checksum (salt 0). Version 3 adds
+//! the salt and the RECYCLED flag; a version 3 segment without the flag is zero-filled and
+//! its tail is judged as in version 2.
 //!
 //! Why the checksum is split: producers encode and checksum their payload on their own
 //! thread before the sequence number is known (the committer assigns it in log order), so
@@ -74,7 +118,10 @@
 /// Magic at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"URDBWAL1";
 /// Current segment format version (written by this build).
-pub const SEGMENT_VERSION: u32 = 2;
+pub const SEGMENT_VERSION: u32 = 3;
+/// Header flag (version 3): the segment is a recycled file; past its frames lie old bytes,
+/// not zeros.
+pub const FLAG_RECYCLED: u32 = 1;
 /// The oldest segment format version this build reads.
 pub const SEGMENT_VERSION_MIN: u32 = 1;
 /// Size of the segment header in bytes (frames start here).
@@ -144,11 +191,22 @@ pub const fn segment_record_room(segment_bytes: usize) -> usize {
     segment_bytes - SEGMENT_HEADER_BYTES - SEGMENT_RESERVED_BYTES
 }
 
-/// Encodes a meta frame (MARK or SEAL) whose `seq` field is `value`.
-pub fn encode_meta(kind: Kind, value: u64) -> [u8; META_FRAME_BYTES] {
+/// The checksum salt of segment `number` written in format `version`: 0 before version 3,
+/// `crc32c(number as 8 LE bytes)` from it (see the module docs).
+pub fn segment_salt(version: u32, number: u64) -> u32 {
+    if version >= 3 {
+        crc32c::crc32c(&number.to_le_bytes())
+    } else {
+        0
+    }
+}
+
+/// Encodes a meta frame (MARK or SEAL) whose `seq` field is `value`, for a segment with
+/// checksum salt `salt`.
+pub fn encode_meta(kind: Kind, value: u64, salt: u32) -> [u8; META_FRAME_BYTES] {
     debug_assert!(kind.is_meta());
     let w = word0(kind, 0, false);
-    let crc = seal_crc(partial_crc(w, &[]), value);
+    let crc = seal_crc(partial_crc(w, &[]), value) ^ salt;
     let mut out = [0u8; META_FRAME_BYTES];
     out[0..4].copy_from_slice(&w.to_le_bytes());
     out[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -203,11 +261,24 @@ pub fn seal_crc(partial: u32, seq: u64) -> u32 {
     partial ^ crc32c::crc32c(&seq.to_le_bytes())
 }
 
-/// Encodes a whole frame (header, payload, padding) into `out` — used by tests and by
-/// tools; the hot path encodes straight into the ring buffer instead.
+/// Encodes a whole frame (header, payload, padding) into `out` with salt 0 (a version 1
+/// or 2 segment) — used by tests and by tools; the hot path encodes straight into the
+/// ring buffer instead.
 pub fn encode_frame(out: &mut Vec<u8>, kind: Kind, seq: u64, payload: &[u8], sync: bool) {
+    encode_frame_salted(out, 0, kind, seq, payload, sync);
+}
+
+/// [`encode_frame`] for a segment with checksum salt `salt` (see [`segment_salt`]).
+pub fn encode_frame_salted(
+    out: &mut Vec<u8>,
+    salt: u32,
+    kind: Kind,
+    seq: u64,
+    payload: &[u8],
+    sync: bool,
+) {
     let w = word0(kind, payload.len(), sync);
-    let crc = seal_crc(partial_crc(w, payload), seq);
+    let crc = seal_crc(partial_crc(w, payload), seq) ^ salt;
     out.extend_from_slice(&w.to_le_bytes());
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
@@ -245,8 +316,15 @@ pub enum FrameError {
     BadPadding,
 }
 
-/// Decodes the frame at the start of `buf` and verifies its checksum.
+/// Decodes the frame at the start of `buf` and verifies its checksum with salt 0 (a
+/// version 1 or 2 segment).
 pub fn decode_frame(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
+    decode_frame_salted(buf, 0)
+}
+
+/// Decodes the frame at the start of `buf` and verifies its checksum with `salt` (the
+/// segment's, see [`segment_salt`]).
+pub fn decode_frame_salted(buf: &[u8], salt: u32) -> Result<Frame<'_>, FrameError> {
     if buf.len() < FRAME_HEADER_BYTES {
         if buf.iter().all(|&b| b == 0) {
             return Err(FrameError::Zero);
@@ -276,7 +354,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
         return Err(FrameError::Truncated);
     }
     let payload = &buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + w0.len];
-    if seal_crc(partial_crc(w, payload), seq) != crc {
+    if seal_crc(partial_crc(w, payload), seq) ^ salt != crc {
         return Err(FrameError::BadCrc);
     }
     if buf[FRAME_HEADER_BYTES + w0.len..total]
@@ -321,11 +399,19 @@ pub enum HeaderError {
 }
 
 impl SegmentHeader {
-    /// Encodes the 40-byte header.
+    /// Encodes the 40-byte header of a zero-filled segment in the current version.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
+        self.encode_as(SEGMENT_VERSION, 0)
+    }
+
+    /// Encodes the header in format `version` with `flags` (tests and tools write older
+    /// versions with it; the log writes [`SEGMENT_VERSION`], with [`FLAG_RECYCLED`] for a
+    /// recycled file).
+    pub fn encode_as(&self, version: u32, flags: u32) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut h = [0u8; SEGMENT_HEADER_BYTES];
         h[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&version.to_le_bytes());
+        h[12..16].copy_from_slice(&flags.to_le_bytes());
         h[16..24].copy_from_slice(&self.number.to_le_bytes());
         h[24..32].copy_from_slice(&self.first_seq.to_le_bytes());
         let crc = crc32c::crc32c(&h[0..32]);
@@ -356,7 +442,8 @@ impl SegmentHeader {
         }
         // Checked after the checksum, so that only an intact header is called "unknown".
         let flags = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
-        if flags != 0 {
+        let known = if version >= 3 { FLAG_RECYCLED } else { 0 };
+        if flags & !known != 0 {
             return Err(HeaderError::UnknownFlags(flags));
         }
         let mut n = [0u8; 8];
@@ -373,6 +460,11 @@ impl SegmentHeader {
     pub fn version_of(buf: &[u8]) -> u32 {
         u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])
     }
+
+    /// The flags of a header that [`SegmentHeader::decode`] accepted.
+    pub fn flags_of(buf: &[u8]) -> u32 {
+        u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]])
+    }
 }
 
 /// File name of segment `number`.
@@ -383,6 +475,17 @@ pub fn segment_file_name(number: u64) -> String {
 /// File name of a segment being prepared (zero-filled) before it is renamed into use.
 pub fn prepared_file_name(number: u64) -> String {
     format!("{number:012}.wal.prep")
+}
+
+/// File name of a recycled segment file waiting in the pool for reuse: `number` is the
+/// last segment number it had (its frames carry that salt or an older one).
+pub fn free_file_name(number: u64) -> String {
+    format!("{number:012}.wal.free")
+}
+
+/// Parses a pool file name ([`free_file_name`]).
+pub fn parse_free_file_name(name: &str) -> Option<u64> {
+    parse_segment_file_name(name.strip_suffix(".free")?)
 }
 
 /// Parses a segment file name.
@@ -450,7 +553,7 @@ mod tests {
     #[test]
     fn meta_frames_round_trip_and_reject_a_payload() {
         for kind in [Kind::Mark, Kind::Seal] {
-            let bytes = encode_meta(kind, 0xDEAD_BEEF_0042);
+            let bytes = encode_meta(kind, 0xDEAD_BEEF_0042, 0);
             let f = decode_frame(&bytes).unwrap();
             assert_eq!((f.kind, f.seq, f.total), (kind, 0xDEAD_BEEF_0042, 16));
             assert!(f.payload.is_empty());
@@ -479,8 +582,8 @@ mod tests {
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         assert_eq!(SegmentHeader::version_of(&bytes), SEGMENT_VERSION);
-        // Version 1 is still read; versions outside [1, current] are refused.
-        for (v, ok) in [(0u32, false), (1, true), (2, true), (3, false)] {
+        // Versions 1 and 2 are still read; versions outside [1, current] are refused.
+        for (v, ok) in [(0u32, false), (1, true), (2, true), (3, true), (4, false)] {
             let mut b = bytes;
             b[8..12].copy_from_slice(&v.to_le_bytes());
             let crc = crc32c::crc32c(&b[0..32]);
@@ -506,5 +609,68 @@ mod tests {
         assert_eq!(parse_segment_file_name("000000000007.wal.prep"), None);
         assert_eq!(parse_segment_file_name("7.wal"), None);
         assert_eq!(parse_segment_file_name("LOCK"), None);
+        assert_eq!(free_file_name(7), "000000000007.wal.free");
+        assert_eq!(parse_free_file_name("000000000007.wal.free"), Some(7));
+        assert_eq!(parse_segment_file_name("000000000007.wal.free"), None);
+        assert_eq!(parse_free_file_name("000000000007.wal"), None);
+    }
+
+    #[test]
+    fn recycled_flag_is_version_3_only() {
+        let h = SegmentHeader {
+            number: 3,
+            first_seq: 10,
+        };
+        let b = h.encode_as(3, FLAG_RECYCLED);
+        assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        assert_eq!(SegmentHeader::flags_of(&b), FLAG_RECYCLED);
+        assert_eq!(
+            SegmentHeader::decode(&h.encode_as(2, FLAG_RECYCLED)),
+            Err(HeaderError::UnknownFlags(FLAG_RECYCLED))
+        );
+        assert_eq!(
+            SegmentHeader::decode(&h.encode_as(3, 2)),
+            Err(HeaderError::UnknownFlags(2))
+        );
+    }
+
+    /// A frame written in one life of a file never validates in a later one: the salts of
+    /// segment numbers below 2^32 are pairwise distinct (see the module docs), checked here
+    /// over a window of neighbours and a spread of far-apart numbers.
+    #[test]
+    fn a_frame_of_another_segment_never_validates() {
+        let mut seen = std::collections::HashMap::new();
+        for n in (1..=20_000u64).chain((0..2000u64).map(|i| i * 2_147_483 + 7)) {
+            if let Some(m) = seen.insert(segment_salt(3, n), n) {
+                assert_eq!(m, n, "salts of {m} and {n} collide");
+            }
+        }
+        for (old, new) in [
+            (1u64, 2u64),
+            (5, 6),
+            (41, 1_000),
+            (u32::MAX as u64 - 1, u32::MAX as u64),
+        ] {
+            let mut buf = Vec::new();
+            encode_frame_salted(
+                &mut buf,
+                segment_salt(3, old),
+                Kind::Full,
+                9,
+                b"old life",
+                true,
+            );
+            assert!(decode_frame_salted(&buf, segment_salt(3, old)).is_ok());
+            assert_eq!(
+                decode_frame_salted(&buf, segment_salt(3, new)),
+                Err(FrameError::BadCrc)
+            );
+            let mark = encode_meta(Kind::Mark, 8, segment_salt(3, old));
+            assert_eq!(
+                decode_frame_salted(&mark, segment_salt(3, new)),
+                Err(FrameError::BadCrc)
+            );
+        }
+        assert_eq!(segment_salt(2, 5), 0);
     }
 }

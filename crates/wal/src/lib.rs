@@ -48,7 +48,14 @@ pub mod fuzzing {
         mode: crate::RecoveryMode,
         segment_bytes: u64,
     ) -> Result<crate::RecoveryReport, crate::WalError> {
-        crate::recovery::recover(vfs, dir, mode, segment_bytes).map(|r| r.report)
+        crate::recovery::recover(
+            vfs,
+            dir,
+            mode,
+            segment_bytes,
+            crate::limits::RECYCLE_SEGMENTS_DEFAULT,
+        )
+        .map(|r| r.report)
     }
 }
 

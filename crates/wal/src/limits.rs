@@ -34,6 +34,12 @@ pub const GROUP_BYTES_MAX: usize = 8 << 20;
 pub const SYNCS_IN_FLIGHT_DEFAULT: usize = 1;
 /// Largest `WalOptions::syncs_in_flight`.
 pub const SYNCS_IN_FLIGHT_MAX: usize = 8;
+/// Default `WalOptions::recycle_segments`: freed segment files kept for reuse. Two cover a
+/// flush that frees the segments written while a memtable filled (the LSM truncates after
+/// each flush) at the cost of up to two largest segments of disk while the log is idle.
+pub const RECYCLE_SEGMENTS_DEFAULT: usize = 2;
+/// Largest `WalOptions::recycle_segments`.
+pub const RECYCLE_SEGMENTS_MAX: usize = 64;
 /// Unsynced bytes (from `sync: false` appends) after which the next group is synced anyway.
 pub const UNSYNCED_BYTES_MAX: u64 = 16 << 20;
 /// Largest commit delay accepted.

@@ -28,6 +28,12 @@ pub struct WalOptions {
     /// [`SYNCS_IN_FLIGHT_MAX`]. Not a JavaScript option: the engine's default
     /// ([`SYNCS_IN_FLIGHT_DEFAULT`]); tests and measurements set others.
     pub syncs_in_flight: usize,
+    /// Most freed segment files kept for reuse (`recycleSegments`), 0 to
+    /// [`RECYCLE_SEGMENTS_MAX`]: when truncation frees segments, up to this many of the
+    /// largest are kept (renamed `N.wal.free`) and reused for new segments instead of
+    /// zero-filling new files. 0 deletes freed segments. They cost disk space while
+    /// unused: up to this many times `segmentBytes`.
+    pub recycle_segments: usize,
     /// Test-only: wrap the backend in [`FaultVfs`](uringdb_uring::FaultVfs) (drops unsynced bytes on crash, injects
     /// faults).
     pub fault: Option<FaultConfig>,
@@ -43,6 +49,7 @@ impl Default for WalOptions {
             recovery: RecoveryMode::Strict,
             backend: BackendChoice::Auto,
             syncs_in_flight: SYNCS_IN_FLIGHT_DEFAULT,
+            recycle_segments: RECYCLE_SEGMENTS_DEFAULT,
             fault: None,
         }
     }
@@ -62,6 +69,8 @@ pub(crate) struct Limits {
     pub commit_delay: Duration,
     /// Most fdatasyncs in flight at once (the commit pipeline's depth).
     pub sync_depth: usize,
+    /// Most freed segment files kept for reuse.
+    pub recycle_segments: usize,
 }
 
 impl WalOptions {
@@ -98,6 +107,15 @@ impl WalOptions {
                 format!("1..={SYNCS_IN_FLIGHT_MAX}, got {}", self.syncs_in_flight),
             );
         }
+        if self.recycle_segments > RECYCLE_SEGMENTS_MAX {
+            return bad(
+                "recycleSegments",
+                format!(
+                    "must be between 0 and {RECYCLE_SEGMENTS_MAX}, got {}",
+                    self.recycle_segments
+                ),
+            );
+        }
         if self.commit_delay_us > COMMIT_DELAY_US_MAX {
             return bad(
                 "commitDelayUs",
@@ -132,6 +150,7 @@ impl WalOptions {
             group_bytes_max: GROUP_BYTES_MAX.max(max_entry_bytes),
             commit_delay: Duration::from_micros(self.commit_delay_us),
             sync_depth: self.syncs_in_flight,
+            recycle_segments: self.recycle_segments,
         })
     }
 }

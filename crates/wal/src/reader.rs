@@ -8,7 +8,7 @@
 //! file and offset.
 
 use crate::error::WalError;
-use crate::format::{decode_frame, parse_word0, FrameError, FRAME_HEADER_BYTES};
+use crate::format::{decode_frame_salted, parse_word0, FrameError, Kind, FRAME_HEADER_BYTES};
 use crate::scan::Window;
 use crate::segment::Segment;
 use crate::shared::Shared;
@@ -101,7 +101,7 @@ pub(crate) fn read(
         let mut win = Window::new(seg.file.clone());
         // Skip forward to the frame of `cursor.next`, noting index points on the way.
         while seq < cursor.next {
-            let f = frame_at(&seg, &mut win, off, seq)?;
+            let f = frame_at(&seg, &mut win, off, seq).map_err(|e| overtaken(shared, seq, e))?;
             seg.note_index(seq, off);
             off += f as u64;
             seq += 1;
@@ -131,7 +131,7 @@ fn read_into(
         // group was still being written): anything that does not decode as the expected
         // record is read again from the file before it is believed.
         let mut data = load_frame(seg, win, *off)?;
-        if !is_expected(&data, cursor.next) {
+        if !is_expected(&data, cursor.next, seg.salt) {
             win.invalidate();
             data = load_frame(seg, win, *off)?;
         }
@@ -175,10 +175,32 @@ fn read_into(
             *off = crate::format::SEGMENT_HEADER_BYTES as u64;
             continue;
         }
-        let f = match decode_frame(&data) {
+        let f = match decode_frame_salted(&data, seg.salt) {
             Ok(f) => f,
-            Err(e) => return Err(corruption(seg, *off, format!("invalid frame ({e:?})"))),
+            Err(e) => {
+                // Past the last record of a segment whose SEAL was never written, a
+                // recycled file holds old bytes, not zeros: the end of this segment if the
+                // next one starts with the record we expect.
+                if let Some(next) = next_segment(shared, seg).filter(|n| n.first_seq == cursor.next)
+                {
+                    *win = Window::new(next.file.clone());
+                    *seg = next;
+                    *off = crate::format::SEGMENT_HEADER_BYTES as u64;
+                    continue;
+                }
+                let err = corruption(seg, *off, format!("invalid frame ({e:?})"));
+                return Err(overtaken(shared, cursor.next, err));
+            }
         };
+        if f.kind == Kind::Seal && f.seq == cursor.next {
+            // The segment ends here (a recycled one has old bytes after its SEAL).
+            if let Some(next) = next_segment(shared, seg).filter(|n| n.first_seq == cursor.next) {
+                *win = Window::new(next.file.clone());
+                *seg = next;
+                *off = crate::format::SEGMENT_HEADER_BYTES as u64;
+                continue;
+            }
+        }
         if f.kind.is_meta() {
             // A group's MARK, or the SEAL before the zeros at the end of a segment.
             *off += f.total as u64;
@@ -210,11 +232,11 @@ fn frame_at(seg: &Segment, win: &mut Window, off: u64, seq: u64) -> Result<usize
     loop {
         let at = off + skipped as u64;
         let mut data = load_frame(seg, win, at)?;
-        if !is_expected(&data, seq) {
+        if !is_expected(&data, seq, seg.salt) {
             win.invalidate();
             data = load_frame(seg, win, at)?;
         }
-        match decode_frame(&data) {
+        match decode_frame_salted(&data, seg.salt) {
             Ok(f) if f.kind.is_meta() => skipped += f.total,
             other => return record_total(seg, at, seq, other).map(|t| skipped + t),
         }
@@ -252,6 +274,21 @@ fn load_frame(seg: &Segment, win: &mut Window, off: u64) -> Result<Vec<u8>, WalE
 }
 
 /// Whether `data` decodes as record `seq` or as a meta frame (which precedes a record).
-fn is_expected(data: &[u8], seq: u64) -> bool {
-    matches!(decode_frame(data), Ok(f) if f.seq == seq || f.kind.is_meta())
+fn is_expected(data: &[u8], seq: u64, salt: u32) -> bool {
+    matches!(decode_frame_salted(data, salt), Ok(f) if f.seq == seq || f.kind.is_meta())
+}
+
+/// `err`, met reading record `seq`, or [`WalError::Truncated`] if truncation has passed
+/// `seq` meanwhile: the segment read was freed, and a recycled one may already hold a new
+/// segment's bytes (which never validate in the old one: their salt differs).
+fn overtaken(shared: &Shared, seq: u64, err: WalError) -> WalError {
+    let first = shared.first_seq();
+    if first > seq {
+        WalError::Truncated {
+            requested: seq,
+            first,
+        }
+    } else {
+        err
+    }
 }

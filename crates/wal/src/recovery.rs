@@ -14,11 +14,21 @@
 //! * Older segments were sealed (synced) before the next one was created; their frames
 //!   are verified when read, and damage found then is reported with file and offset.
 //! * `N.wal.prep` files were never renamed into use: their records were never
-//!   acknowledged. They are deleted.
+//!   acknowledged. They are deleted (never put back in the pool: one may hold frames
+//!   salted with N, a number the next roll uses again).
+//! * `M.wal.free` files are the recycling pool (see `format`, "Recycled segments"). One is
+//!   kept only if M is below every live segment's number (so that every number a new
+//!   segment gets is larger than any its frames carry) and the pool's size allows; others
+//!   are deleted, and so is the whole pool of a log with no segment (which starts again
+//!   at segment 1).
+//! * In a recycled last segment the space after the frames is not zeros. Its tail is
+//!   judged by the MARK rule alone (see `scan_last`), and after the cut every frame of the
+//!   segment's own life that follows is zeroed (a torn group's later frames, which new
+//!   appends could otherwise run into).
 
 use crate::error::WalError;
 use crate::format::{
-    self, decode_frame, parse_segment_file_name, parse_word0, FrameError, HeaderError, Kind,
+    self, decode_frame_salted, parse_segment_file_name, parse_word0, FrameError, HeaderError, Kind,
     SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::limits::{IO_CHUNK_BYTES, SEQ_MAX};
@@ -51,10 +61,14 @@ pub struct RecoveryReport {
     /// Last sequence number recovered (0 if empty).
     pub last_seq: u64,
     /// Bytes cut from the tail of the last segment (torn writes, incomplete batches, or —
-    /// in tolerant mode — damaged data).
+    /// in tolerant mode — damaged data). In a recycled segment, whose unwritten space holds
+    /// old bytes, only the span up to the end of the last frame of its own life after the
+    /// cut is counted (and zeroed).
     pub truncated_bytes: u64,
     /// Prepared-but-unused segment files removed.
     pub removed_prepared: u64,
+    /// Recycled files kept in the pool for reuse.
+    pub pool: u64,
     /// How long recovery took.
     pub duration: Duration,
 }
@@ -66,6 +80,8 @@ pub(crate) struct Recovered {
     pub write_offset: u64,
     pub last_seq: u64,
     pub report: RecoveryReport,
+    /// The recycling pool: (last segment number, size) of each `M.wal.free` kept.
+    pub pool: Vec<(u64, u64)>,
 }
 
 fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> WalError {
@@ -83,6 +99,7 @@ pub(crate) fn recover(
     dir: &Path,
     mode: RecoveryMode,
     first_segment_bytes: u64,
+    pool_max: usize,
 ) -> Result<Recovered, WalError> {
     let io = |what: String| move |e| WalError::io(what, e);
     let mut report = RecoveryReport::default();
@@ -90,7 +107,12 @@ pub(crate) fn recover(
         .list_dir(dir)
         .map_err(io(format!("listing {}", dir.display())))?;
     let mut numbers = Vec::new();
+    let mut free = Vec::new();
     for name in &names {
+        if let Some(m) = format::parse_free_file_name(name) {
+            free.push(m);
+            continue;
+        }
         if name.ends_with(".wal.prep") {
             let p = dir.join(name);
             vfs.remove_file(&p)
@@ -101,6 +123,8 @@ pub(crate) fn recover(
         }
     }
     numbers.sort_unstable();
+    let pool = recover_pool(vfs, dir, &free, numbers.first().copied(), pool_max)?;
+    report.pool = pool.len() as u64;
     if numbers.is_empty() {
         // A new log: segment 1, header written and synced before it is renamed into place.
         let prep = dir.join(format::prepared_file_name(1));
@@ -119,11 +143,18 @@ pub(crate) fn recover(
             .map_err(io(format!("syncing {}", dir.display())))?;
         report.segments = 1;
         return Ok(Recovered {
-            segments: vec![Arc::new(Segment::new(1, 1, path, file))],
+            segments: vec![Arc::new(Segment::new(
+                1,
+                1,
+                path,
+                file,
+                format::segment_salt(format::SEGMENT_VERSION, 1),
+            ))],
             active_bytes: first_segment_bytes,
             write_offset: SEGMENT_HEADER_BYTES as u64,
             last_seq: 0,
             report,
+            pool,
         });
     }
     for w in numbers.windows(2) {
@@ -141,6 +172,7 @@ pub(crate) fn recover(
     }
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(numbers.len());
     let mut last_version = format::SEGMENT_VERSION;
+    let mut last_recycled = false;
     for &n in &numbers {
         let path = dir.join(format::segment_file_name(n));
         let file = vfs
@@ -169,6 +201,7 @@ pub(crate) fn recover(
             )
         })?;
         last_version = SegmentHeader::version_of(&h);
+        last_recycled = SegmentHeader::flags_of(&h) & format::FLAG_RECYCLED != 0;
         if header.number != n {
             return Err(corruption(
                 &path,
@@ -209,11 +242,18 @@ pub(crate) fn recover(
                 ));
             }
         }
-        segments.push(Arc::new(Segment::new(n, header.first_seq, path, file)));
+        let salt = format::segment_salt(last_version, n);
+        segments.push(Arc::new(Segment::new(
+            n,
+            header.first_seq,
+            path,
+            file,
+            salt,
+        )));
     }
     report.segments = segments.len() as u64;
     let last = segments.last().expect("non-empty").clone();
-    let (write_offset, last_seq, truncated) = scan_last(&last, last_version, mode)?;
+    let (write_offset, last_seq, truncated) = scan_last(&last, last_version, last_recycled, mode)?;
     report.truncated_bytes = truncated;
     report.last_seq = last_seq;
     let active_bytes = last
@@ -226,7 +266,43 @@ pub(crate) fn recover(
         write_offset,
         last_seq,
         report,
+        pool,
     })
+}
+
+/// The pool files (`M.wal.free`, numbers `free`) to keep, with their sizes: those numbered
+/// below `first_live` (the first live segment; `None`: there is none, keep nothing), the
+/// largest first, at most `pool_max`. Deletes the others.
+fn recover_pool(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    free: &[u64],
+    first_live: Option<u64>,
+    pool_max: usize,
+) -> Result<Vec<(u64, u64)>, WalError> {
+    let io = |what: String| move |e| WalError::io(what, e);
+    let mut keep = Vec::new();
+    for &m in free {
+        let path = dir.join(format::free_file_name(m));
+        if first_live.is_some_and(|f| m < f) {
+            let len = vfs
+                .open(&path, OpenMode::ReadWrite)
+                .and_then(|f| f.len())
+                .map_err(io(format!("opening {}", path.display())))?;
+            keep.push((m, len));
+        } else {
+            vfs.remove_file(&path)
+                .map_err(io(format!("removing {}", path.display())))?;
+        }
+    }
+    keep.sort_unstable_by_key(|f| std::cmp::Reverse(f.1));
+    for &(m, _) in keep.iter().skip(pool_max) {
+        let path = dir.join(format::free_file_name(m));
+        vfs.remove_file(&path)
+            .map_err(io(format!("removing {}", path.display())))?;
+    }
+    keep.truncate(pool_max);
+    Ok(keep)
 }
 
 /// The granularity at which a crash may persist some bytes of a write and not others: a
@@ -277,7 +353,21 @@ fn torn_possible(e: FrameError, data: &[u8], at: u64) -> bool {
 ///   segment, which has no such witnesses, is damaged if any valid record follows.
 ///
 /// A SEAL in the last segment means the segment after it is missing: always an error.
-fn scan_last(seg: &Segment, version: u32, mode: RecoveryMode) -> Result<(u64, u64, u64), WalError> {
+///
+/// A `recycled` segment (version 3, see `format`) holds old bytes, not zeros, where nothing
+/// of its own life was written, so the sector test above cannot tell a torn frame from a
+/// frame written whole: every stop that is not a valid frame of this segment (bad
+/// checksum, kind, padding or length) is a candidate torn tail, and the MARK rule alone
+/// decides. Frames of the file's earlier lives never validate (their salt differs), so
+/// they always read as such a stop. A valid frame of this segment out of place is still
+/// damage. After the cut, frames of this segment's own life that follow it (the rest of a
+/// torn group) are zeroed, not the whole old remainder.
+fn scan_last(
+    seg: &Segment,
+    version: u32,
+    recycled: bool,
+    mode: RecoveryMode,
+) -> Result<(u64, u64, u64), WalError> {
     let path = &seg.path;
     let io = |e| WalError::io(format!("reading {}", path.display()), e);
     let len = seg.file.len().map_err(io)?;
@@ -294,7 +384,7 @@ fn scan_last(seg: &Segment, version: u32, mode: RecoveryMode) -> Result<(u64, u6
         let w = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let need = parse_word0(w).map_or(FRAME_HEADER_BYTES, |w| format::frame_bytes(w.len));
         let data = win.get(off, need).map_err(io)?;
-        match decode_frame(data) {
+        match decode_frame_salted(data, seg.salt) {
             Ok(f) if f.kind == Kind::Mark => {
                 if batch.is_some() || f.seq >= expected {
                     damage = Some(format!(
@@ -352,6 +442,11 @@ fn scan_last(seg: &Segment, version: u32, mode: RecoveryMode) -> Result<(u64, u6
                 hole = Some("zeroed frame");
                 break;
             }
+            Err(FrameError::BadPadding) if recycled => {
+                // The padding may be an old sector the torn write did not replace.
+                hole = Some("torn frame (padding)");
+                break;
+            }
             Err(FrameError::BadPadding) => {
                 // The checksum matched: the frame was written whole, and a crash leaves
                 // zeros, not data, in its padding.
@@ -367,7 +462,7 @@ fn scan_last(seg: &Segment, version: u32, mode: RecoveryMode) -> Result<(u64, u6
                 };
                 let extent = extent.min((len - off) as usize);
                 let bytes = win.get(off, extent).map_err(io)?;
-                if torn_possible(e, bytes, off) {
+                if recycled || torn_possible(e, bytes, off) {
                     hole = Some(match e {
                         FrameError::BadCrc => "torn frame (checksum mismatch)",
                         FrameError::Truncated => "torn frame (truncated)",
@@ -387,49 +482,87 @@ fn scan_last(seg: &Segment, version: u32, mode: RecoveryMode) -> Result<(u64, u6
         Some((b_off, b_seq)) => (b_off, b_seq - 1),
         None => (off, expected - 1),
     };
-    if mode == RecoveryMode::Strict {
-        let first_cut = last_seq + 1;
-        let reason = match (damage, hole) {
-            (Some(d), _) => Some(d),
-            (None, Some(h)) => find_witness(&mut win, stop + 8, len, first_cut, version)
-                .map_err(io)?
-                .map(|(at, what)| {
-                    format!("{h}, followed by {what} at offset {at}: the damage is in the middle of the log")
-                }),
-            (None, None) => None,
+    let first_cut = last_seq + 1;
+    let strict = mode == RecoveryMode::Strict;
+    let witness_wanted = strict && damage.is_none() && hole.is_some();
+    let mut own_end = valid_end;
+    let mut reason = damage.filter(|_| strict);
+    if reason.is_none() && (witness_wanted || recycled) {
+        let rest = Rest {
+            from: valid_end,
+            witness_from: stop + 8,
+            len,
+            first_cut,
+            version,
+            salt: seg.salt,
         };
-        if let Some(reason) = reason {
-            return Err(corruption(
-                path,
-                stop,
-                format!("{reason} (open with recovery: 'tolerant' to cut the log here)"),
+        let (witness, end) = scan_rest(&mut win, &rest, witness_wanted).map_err(io)?;
+        own_end = end;
+        if let (Some((at, what)), Some(h)) = (witness, hole) {
+            reason = Some(format!(
+                "{h}, followed by {what} at offset {at}: the damage is in the middle of the log"
             ));
         }
     }
-    let cut = zero_tail(seg, valid_end, len)?;
+    if let Some(reason) = reason {
+        return Err(corruption(
+            path,
+            stop,
+            format!("{reason} (open with recovery: 'tolerant' to cut the log here)"),
+        ));
+    }
+    let cut = if recycled {
+        zero_tail(seg, valid_end, own_end.max(valid_end))?
+    } else {
+        zero_tail(seg, valid_end, len)?
+    };
     Ok((valid_end, last_seq, cut))
 }
 
-/// Looks in `[from, len)` for proof that the record `first_cut` was durable (so that a stop
-/// before it is damage, not a torn tail): in a version 2 segment, a MARK or SEAL whose
-/// value reaches `first_cut` (a MARK's watermark at or beyond it; a SEAL's next record
-/// beyond it); in a version 1 segment, any valid record numbered `first_cut` or later.
-/// Returns its offset and what it is.
+/// What [`scan_rest`] looks through.
+struct Rest {
+    /// Where the valid frames end (everything from here on is cut).
+    from: u64,
+    /// Where a witness may start (past the stop).
+    witness_from: u64,
+    len: u64,
+    /// The first record not recovered.
+    first_cut: u64,
+    version: u32,
+    salt: u32,
+}
+
+/// Looks in `[witness_from, len)` for proof that the record `first_cut` was durable (so
+/// that a stop before it is damage, not a torn tail): in a version 2 or 3 segment, a MARK
+/// or SEAL whose value reaches `first_cut` (a MARK's watermark at or beyond it; a SEAL's
+/// next record beyond it); in a version 1 segment, any valid record numbered `first_cut`
+/// or later. Returns its offset and what it is (the search stops there), and the end of
+/// the last valid frame of this segment's own life (its salt) in `[from, len)`: a meta
+/// frame, or a record numbered `first_cut` or later (`from` if none).
+///
+/// Without `want_witness`, only the end is looked for (a recycled segment's tail).
 ///
 /// Only a word whose sequence number field the gap could hold (at most one record per
 /// header-sized step after `first_cut`) is read and checksummed as a frame: otherwise every
 /// word of a torn payload that happens to parse as a header would cost as many bytes as
 /// its length field claims, which made this search quadratic in the segment size. MARK
 /// and SEAL frames are 16 bytes, so checking them is cheap.
-fn find_witness(
+fn scan_rest(
     win: &mut Window,
-    from: u64,
-    len: u64,
-    first_cut: u64,
-    version: u32,
-) -> std::io::Result<Option<(u64, &'static str)>> {
+    r: &Rest,
+    want_witness: bool,
+) -> std::io::Result<(Option<(u64, &'static str)>, u64)> {
+    let Rest {
+        from,
+        witness_from,
+        len,
+        first_cut,
+        version,
+        salt,
+    } = *r;
     let seq_max =
         first_cut.saturating_add(len.saturating_sub(from) / FRAME_HEADER_BYTES as u64 + 1);
+    let mut own_end = from;
     let mut off = from & !7;
     while off + FRAME_HEADER_BYTES as u64 <= len {
         let chunk_end = (off + IO_CHUNK_BYTES as u64).min(len);
@@ -440,17 +573,21 @@ fn find_witness(
             let mut seq = [0u8; 8];
             seq.copy_from_slice(&chunk[i + 8..i + 16]);
             let seq = u64::from_le_bytes(seq);
+            // A meta frame of any value (16 bytes: cheap to check), or a record the gap
+            // could hold.
             let candidate = parse_word0(w).filter(|w0| {
-                (first_cut..=seq_max).contains(&seq)
-                    && (w0.kind.is_meta() || version < 2 && w0.kind.is_on_disk())
+                w0.kind.is_meta() && w0.len == 0
+                    || w0.kind.is_on_disk() && (first_cut..=seq_max).contains(&seq)
             });
             if let Some(w0) = candidate {
                 let total = format::frame_bytes(w0.len);
                 if off + (i + total) as u64 <= len {
                     let at = off + i as u64;
                     let data = win.get(at, total)?;
-                    if let Ok(f) = decode_frame(data) {
+                    if let Ok(f) = decode_frame_salted(data, salt) {
+                        own_end = own_end.max(at + total as u64);
                         let witness = match f.kind {
+                            _ if !want_witness || at < witness_from => None,
                             Kind::Mark if f.seq >= first_cut => {
                                 Some("a commit group's mark claiming it durable")
                             }
@@ -461,7 +598,7 @@ fn find_witness(
                             _ => None,
                         };
                         if let Some(what) = witness {
-                            return Ok(Some((at, what)));
+                            return Ok((Some((at, what)), own_end));
                         }
                     }
                 }
@@ -470,7 +607,7 @@ fn find_witness(
         }
         off = chunk_end;
     }
-    Ok(None)
+    Ok((None, own_end))
 }
 
 /// Zeroes `[from, len)` where it is not already zero, durably. Returns the number of bytes

@@ -1,5 +1,5 @@
 //! Segment files: the list of live segments, their sparse seq→offset indexes, the
-//! preparer thread that zero-fills the next segment ahead of use, and the policy that sizes
+//! preparer thread that zero-fills (or recycles) the next segment ahead of use, and the policy that sizes
 //! each segment by the write rate ([`next_segment_bytes`]).
 //!
 //! Why zero-fill instead of only fallocate: on ext4 (and most filesystems) fallocate
@@ -9,6 +9,34 @@
 //! named `N.wal.prep` until the committer writes its header and first group durably and
 //! renames it to `N.wal` (then syncs the directory); recovery deletes `.prep` files, whose
 //! records were never acknowledged.
+//!
+//! # Recycling
+//!
+//! Zero-filling costs a second write of every segment's bytes (and CPU). A file the log
+//! has written once is already allocated *and* written, so an overwrite of it is a pure
+//! data flush too: when truncation frees segments, up to `recycle_segments` of the largest
+//! are kept in a pool (`M.wal.free`), and the preparer takes the largest pool file for
+//! the next segment instead of zero-filling a new one. The protocol, and why each step is
+//! crash-safe:
+//!
+//! 1. Truncation renames `M.wal` to `M.wal.free` (or deletes it when the pool is full),
+//!    then syncs the directory, and only then offers the file to the preparer. A crash
+//!    before the sync may bring `M.wal` back: a live segment again, untouched (truncation
+//!    undone, as when a delete is lost).
+//! 2. The preparer renames `M.wal.free` to `N.wal.prep` and syncs the directory *before*
+//!    anything is written to it. So a `.free` file after a crash never holds bytes of a
+//!    new life, and a `.prep` one is deleted by recovery (never pooled: it may hold frames
+//!    salted with N, and the next segment N will be made again).
+//! 3. The committer writes the header (RECYCLED flag) and first group with one durable
+//!    write, renames `N.wal.prep` to `N.wal` and syncs the directory, as for a new file.
+//!
+//! Old bytes stay in the file after the new frames; format version 3 makes them harmless
+//! (`crate::format`, "Recycled segments"). A recycled file keeps its size, which may be
+//! larger than the size the write rate asks for (never smaller: one is grown, the growth
+//! zero-filled): the pool keeps the largest freed files, the disk they take is already
+//! paid for, and a larger segment only means fewer rolls. A clean close puts a recycled
+//! file prepared but unused back into the pool. The pool costs disk while the log is idle:
+//! up to `recycle_segments` times `segmentBytes`.
 //!
 //! # Sizes
 //!
@@ -27,7 +55,7 @@
 //! A clean close removes a prepared segment that was never used.
 
 use crate::error::WalError;
-use crate::format::prepared_file_name;
+use crate::format::{free_file_name, prepared_file_name};
 #[cfg(doc)]
 use crate::limits::SEGMENT_BYTES_FIRST;
 use crate::limits::{IO_CHUNK_BYTES, SEGMENT_FILL_FAST_MS, SEGMENT_FILL_SLOW_MS};
@@ -42,18 +70,27 @@ pub(crate) struct Segment {
     pub first_seq: u64,
     pub path: PathBuf,
     pub file: Arc<dyn File>,
+    /// The checksum salt of its frames ([`crate::format::segment_salt`]).
+    pub salt: u32,
     /// Sparse index: ascending (seq, offset of that frame). Appended by the committer for
     /// the active segment and lazily by readers seeking in older ones.
     pub index: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Segment {
-    pub fn new(number: u64, first_seq: u64, path: PathBuf, file: Arc<dyn File>) -> Segment {
+    pub fn new(
+        number: u64,
+        first_seq: u64,
+        path: PathBuf,
+        file: Arc<dyn File>,
+        salt: u32,
+    ) -> Segment {
         Segment {
             number,
             first_seq,
             path,
             file,
+            salt,
             index: Mutex::new(vec![(
                 first_seq,
                 crate::format::SEGMENT_HEADER_BYTES as u64,
@@ -118,6 +155,36 @@ fn fill_zeros(file: &dyn File, from: u64, len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Takes pool file `M.wal.free` (`len` bytes) for a new segment at `path` (`N.wal.prep`):
+/// renames it and syncs the directory *before* anything is written to it, so that after a
+/// crash the file is either still `M.wal.free` with only bytes of segment M's life and
+/// earlier ones (never frames salted with a number not yet live), or a `.prep` that
+/// recovery deletes. Its old bytes stay: only the header and the frames written from now
+/// on are new, and nothing in the file is synced here (the pages are allocated and
+/// written already: fdatasync of later appends flushes data only). A file smaller than
+/// `bytes` is grown to it, zero-filled. Returns the file and its size (at least `bytes`).
+fn recycle(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    m: u64,
+    len: u64,
+    path: &Path,
+    bytes: u64,
+) -> Result<(Arc<dyn File>, u64), WalError> {
+    let free = dir.join(free_file_name(m));
+    let ctx = || format!("recycling {} as {}", free.display(), path.display());
+    vfs.rename(&free, path)
+        .map_err(|e| WalError::io(ctx(), e))?;
+    vfs.sync_dir(dir).map_err(|e| WalError::io(ctx(), e))?;
+    let file = vfs
+        .open(path, OpenMode::ReadWrite)
+        .map_err(|e| WalError::io(ctx(), e))?;
+    if len < bytes {
+        fill_zeros(&*file, len, bytes).map_err(|e| WalError::io(ctx(), e))?;
+    }
+    Ok((file, len.max(bytes)))
+}
+
 /// The size of the segment after the active one, from the rate the active one is filling
 /// at: `filled` bytes of its `active_bytes` were written in `elapsed_ns`. Projected to fill
 /// in under [`SEGMENT_FILL_FAST_MS`]: twice `active_bytes` (four times if even that would
@@ -160,11 +227,26 @@ pub(crate) fn fills_fast(active_bytes: u64, filled: u64, elapsed_ns: u64) -> boo
             < u128::from(SEGMENT_FILL_FAST_MS) * 1_000_000 * u128::from(filled)
 }
 
+/// A `N.wal.prep` ready for use.
+pub(crate) struct Prepared {
+    pub number: u64,
+    /// Its size (a recycled file's may exceed the size asked for).
+    pub len: u64,
+    pub file: Arc<dyn File>,
+    /// `Some(M)`: a recycled file whose last life was segment M (its bytes are not zeros);
+    /// `None`: zero-filled.
+    pub recycled_from: Option<u64>,
+}
+
 /// State shared between the committer and the preparer thread.
 #[derive(Default)]
 pub(crate) struct PrepState {
-    /// A zero-filled `N.wal.prep` ready for use: its number, size and file.
-    pub ready: Option<(u64, u64, Arc<dyn File>)>,
+    /// A prepared `N.wal.prep` ready for use.
+    pub ready: Option<Prepared>,
+    /// Recycled files in the pool (`M.wal.free`, durably renamed): (M, size).
+    pub pool: Vec<(u64, u64)>,
+    /// Pool places promised to a truncation whose renames are not yet durable.
+    pub pool_reserved: usize,
     /// The segment number the preparer should prepare next, and its size, if asked.
     pub wanted: Option<(u64, u64)>,
     /// The segment number being zero-filled right now. Never asked for again while in
@@ -180,13 +262,20 @@ pub(crate) struct PrepState {
 pub(crate) struct Preparer {
     pub state: Mutex<PrepState>,
     pub cv: Condvar,
+    /// Most files kept in the pool (`recycle_segments`).
+    pub pool_max: usize,
 }
 
 impl Preparer {
-    pub fn new() -> Preparer {
+    /// A preparer whose pool starts with the files recovery found.
+    pub fn new(pool_max: usize, pool: Vec<(u64, u64)>) -> Preparer {
         Preparer {
-            state: Mutex::new(PrepState::default()),
+            state: Mutex::new(PrepState {
+                pool,
+                ..PrepState::default()
+            }),
             cv: Condvar::new(),
+            pool_max,
         }
     }
 
@@ -197,7 +286,7 @@ impl Preparer {
     /// Asks for segment `number` to be prepared in the background, `bytes` long.
     pub fn request(&self, number: u64, bytes: u64) {
         let mut st = self.lock();
-        if st.ready.as_ref().map(|r| r.0) != Some(number) && st.preparing != Some(number) {
+        if st.ready.as_ref().map(|r| r.number) != Some(number) && st.preparing != Some(number) {
             st.wanted = Some((number, bytes));
             self.cv.notify_all();
         }
@@ -205,13 +294,13 @@ impl Preparer {
 
     /// Committer: takes prepared segment `number` (asking for it, `bytes` long, if it was
     /// not asked for), waiting for the preparer if it is still zero-filling; an error if
-    /// preparation failed. Returns the file and its size.
-    pub fn take(&self, number: u64, bytes: u64) -> Result<(Arc<dyn File>, u64), WalError> {
+    /// preparation failed.
+    pub fn take(&self, number: u64, bytes: u64) -> Result<Prepared, WalError> {
         let mut st = self.lock();
         loop {
-            if let Some((n, len, f)) = st.ready.take() {
-                if n == number {
-                    return Ok((f, len));
+            if let Some(p) = st.ready.take() {
+                if p.number == number {
+                    return Ok(p);
                 }
             }
             if let Some(e) = st.error.take() {
@@ -233,17 +322,60 @@ impl Preparer {
     /// After the preparer thread stopped (a clean close): removes a prepared segment that
     /// was never used (the next open would only delete it), so that a closed log keeps no
     /// more than its segments on disk.
+    ///
+    /// A recycled one goes back to the pool under its old name instead (its header was not
+    /// rewritten: the committer writes it at the roll). Either name is safe after a crash
+    /// part-way: recovery deletes `.prep` files and keeps `.free` ones.
     pub fn discard_ready(&self, vfs: &dyn Vfs, dir: &Path) {
-        if let Some((number, _, file)) = self.lock().ready.take() {
-            drop(file);
-            let _ = vfs.remove_file(&dir.join(prepared_file_name(number)));
+        if let Some(p) = self.lock().ready.take() {
+            drop(p.file);
+            let prep = dir.join(prepared_file_name(p.number));
+            match p.recycled_from {
+                Some(m) if vfs.rename(&prep, &dir.join(free_file_name(m))).is_ok() => {}
+                _ => {
+                    let _ = vfs.remove_file(&prep);
+                }
+            }
         }
+    }
+
+    /// Truncation: how many of `freed` files (segment number, size) the pool takes (the
+    /// largest first, up to its room), reserving their places. The caller renames those to
+    /// `M.wal.free`, deletes the rest, syncs the directory and then calls [`Preparer::add`]
+    /// (or [`Preparer::unreserve`] if that failed).
+    pub fn reserve(&self, freed: &mut [(u64, u64)]) -> usize {
+        let mut st = self.lock();
+        let room = self
+            .pool_max
+            .saturating_sub(st.pool.len() + st.pool_reserved);
+        let n = room.min(freed.len());
+        freed.sort_unstable_by_key(|f| std::cmp::Reverse(f.1));
+        st.pool_reserved += n;
+        n
+    }
+
+    /// Truncation: the reserved files are durably renamed into the pool.
+    pub fn add(&self, files: &[(u64, u64)]) {
+        let mut st = self.lock();
+        st.pool_reserved -= files.len();
+        st.pool.extend_from_slice(files);
+        self.cv.notify_all();
+    }
+
+    /// Truncation: the renames failed; gives the `n` reserved places back.
+    pub fn unreserve(&self, n: usize) {
+        self.lock().pool_reserved -= n;
+    }
+
+    /// The files in the pool now.
+    pub fn pool_len(&self) -> usize {
+        self.lock().pool.len()
     }
 
     /// The preparer thread's loop.
     pub fn run(&self, vfs: Arc<dyn Vfs>, dir: PathBuf) {
         loop {
-            let (number, bytes) = {
+            let (number, bytes, from) = {
                 let mut st = self.lock();
                 loop {
                     if st.stop {
@@ -251,17 +383,35 @@ impl Preparer {
                     }
                     if let Some((n, bytes)) = st.wanted.take() {
                         st.preparing = Some(n);
-                        break (n, bytes);
+                        // The largest pool file: the sizes asked for grow with the write
+                        // rate, and a heavy stream soon asks for the largest again.
+                        let largest = (0..st.pool.len()).max_by_key(|&i| st.pool[i].1);
+                        break (n, bytes, largest.map(|i| st.pool.swap_remove(i)));
                     }
                     st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
             };
             let path = dir.join(prepared_file_name(number));
-            let result = zero_fill(&*vfs, &path, bytes);
+            let result = match from {
+                Some((m, len)) => {
+                    recycle(&*vfs, &dir, m, len, &path, bytes).map(|(f, len)| Prepared {
+                        number,
+                        len,
+                        file: f,
+                        recycled_from: Some(m),
+                    })
+                }
+                None => zero_fill(&*vfs, &path, bytes).map(|f| Prepared {
+                    number,
+                    len: bytes,
+                    file: f,
+                    recycled_from: None,
+                }),
+            };
             let mut st = self.lock();
             st.preparing = None;
             match result {
-                Ok(f) => st.ready = Some((number, bytes, f)),
+                Ok(p) => st.ready = Some(p),
                 Err(e) => {
                     // Leave no half-prepared file behind (it would only waste space).
                     let _ = vfs.remove_file(&path);

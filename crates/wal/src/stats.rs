@@ -108,6 +108,8 @@ pub(crate) struct Counters {
     pub groups: AtomicU64,
     pub fsyncs: AtomicU64,
     pub bytes_written: AtomicU64,
+    pub recycled_segments: AtomicU64,
+    pub fresh_segments: AtomicU64,
     pub latencies: Mutex<Latencies>,
 }
 
@@ -119,6 +121,8 @@ impl Counters {
             groups: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            recycled_segments: AtomicU64::new(0),
+            fresh_segments: AtomicU64::new(0),
             latencies: Mutex::new(Latencies {
                 queue_wait: Histogram::new(),
                 write: Histogram::new(),
@@ -158,6 +162,12 @@ pub struct WalStats {
     pub last_seq: u64,
     /// Number of segment files in use.
     pub segments: u64,
+    /// Segments rolled to since open that reused a recycled file (no zero-fill).
+    pub recycled_segments: u64,
+    /// Segments rolled to since open that were new, zero-filled files.
+    pub fresh_segments: u64,
+    /// Recycled files waiting in the pool now.
+    pub pool_segments: u64,
     /// Per group, from the group's oldest record: waiting in the queue.
     pub queue_wait: Percentiles,
     /// Per group: the write.

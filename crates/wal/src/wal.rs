@@ -126,8 +126,13 @@ impl Wal {
                 WalError::io(format!("locking {}", lock_path.display()), e)
             }
         })?;
-        let recovered =
-            crate::recovery::recover(&*vfs, dir, options.recovery, limits.first_segment_bytes)?;
+        let recovered = crate::recovery::recover(
+            &*vfs,
+            dir,
+            options.recovery,
+            limits.first_segment_bytes,
+            limits.recycle_segments,
+        )?;
         let mut report = recovered.report.clone();
         let sync_depth = limits.sync_depth;
         let shared = Arc::new(Shared {
@@ -159,7 +164,7 @@ impl Wal {
             }),
             has_waiters: AtomicBool::new(false),
             counters: Counters::new(),
-            preparer: Preparer::new(),
+            preparer: Preparer::new(limits.recycle_segments, recovered.pool.clone()),
             segment_clock,
             lock: Mutex::new(Some(lock)),
         });
@@ -296,6 +301,13 @@ impl Wal {
 
     /// Deletes whole segments all of whose records are below `seq` (never the active one).
     /// Returns how many were deleted.
+    ///
+    /// With `recycle_segments` > 0, the largest of them (up to the pool's room) are not
+    /// deleted but renamed `M.wal.free` into the preparer's pool, which reuses them for
+    /// new segments instead of zero-filling new files. They enter the pool only after the
+    /// directory sync made the renames durable: a file is written to only once no crash
+    /// can bring back its old name (`M.wal` with a new segment's bytes would be a live
+    /// segment whose header names another number).
     pub fn truncate_before(&self, seq: u64) -> Result<usize, WalError> {
         let s = &self.shared;
         let removed: Vec<Arc<Segment>> = {
@@ -306,15 +318,42 @@ impl Wal {
             }
             segs.drain(..n).collect()
         };
-        for seg in &removed {
-            s.vfs
-                .remove_file(&seg.path)
-                .map_err(|e| WalError::io(format!("removing {}", seg.path.display()), e))?;
+        if removed.is_empty() {
+            return Ok(0);
         }
-        if !removed.is_empty() {
+        let mut freed: Vec<(u64, u64)> = removed
+            .iter()
+            .map(|seg| (seg.number, seg.file.len().unwrap_or(0)))
+            .collect();
+        let keep = s.preparer.reserve(&mut freed);
+        let kept = &freed[..keep];
+        let result = (|| {
+            // In segment order, as before recycling: a crash before the directory sync may
+            // keep any of these changes only in the order they were made (ext4 journals
+            // them in order), so the segments left are still contiguous.
+            for seg in &removed {
+                let (number, path) = (seg.number, &seg.path);
+                if kept.iter().any(|k| k.0 == number) {
+                    let to = s.dir.join(crate::format::free_file_name(number));
+                    s.vfs
+                        .rename(path, &to)
+                        .map_err(|e| WalError::io(format!("recycling {}", path.display()), e))?;
+                } else {
+                    s.vfs
+                        .remove_file(path)
+                        .map_err(|e| WalError::io(format!("removing {}", path.display()), e))?;
+                }
+            }
             s.vfs
                 .sync_dir(&s.dir)
-                .map_err(|e| WalError::io(format!("syncing {}", s.dir.display()), e))?;
+                .map_err(|e| WalError::io(format!("syncing {}", s.dir.display()), e))
+        })();
+        match result {
+            Ok(()) => s.preparer.add(kept),
+            Err(e) => {
+                s.preparer.unreserve(keep);
+                return Err(e);
+            }
         }
         Ok(removed.len())
     }
@@ -337,6 +376,9 @@ impl Wal {
             first_seq: s.first_seq(),
             last_seq: s.durable_seq.load(Ordering::Acquire),
             segments: s.segments.read().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            recycled_segments: ld(&c.recycled_segments),
+            fresh_segments: ld(&c.fresh_segments),
+            pool_segments: s.preparer.pool_len() as u64,
             queue_wait: lat.queue_wait.summary_us(),
             write: lat.write.summary_us(),
             fsync: lat.fsync.summary_us(),

@@ -332,8 +332,13 @@ fn regression_large_groups_fill_segments_before_rolling() {
     let frame = uringdb_wal::format::frame_bytes(rec.len()) as u64;
     for seg in &segs[..segs.len() - 1] {
         let bytes = std::fs::read(seg).unwrap();
+        let number = uringdb_wal::format::parse_segment_file_name(
+            seg.file_name().unwrap().to_str().unwrap(),
+        )
+        .unwrap();
+        let salt = uringdb_wal::format::segment_salt(uringdb_wal::format::SEGMENT_VERSION, number);
         let mut off = uringdb_wal::format::SEGMENT_HEADER_BYTES;
-        while let Ok(f) = uringdb_wal::format::decode_frame(&bytes[off..]) {
+        while let Ok(f) = uringdb_wal::format::decode_frame_salted(&bytes[off..], salt) {
             off += f.total;
         }
         let unused = bytes.len() as u64 - off as u64;

@@ -26,6 +26,13 @@
 //! vacuous. A seed fixes the workload and the crash point (a number of completions), not
 //! the threads' timing: a failing seed usually, not always, fails again. Rerun one with
 //! `CRASH_SEED=<n> cargo test -p uringdb-wal --test crash -- --nocapture`.
+//!
+//! The `*_recycling_model` variants add a third thread that truncates the log behind the
+//! durable watermark while the producers run (as the key-value database does after a
+//! flush), so that freed segments are recycled into new ones (format version 3): the log
+//! is then read from its first readable record, and a recycled segment's old frames must
+//! never come back as records. Their coverage asserts that segments were recycled and that
+//! crashes hit recycled active segments.
 mod common;
 use common::*;
 use std::collections::BTreeMap;
@@ -77,6 +84,10 @@ struct Coverage {
     lost_unsynced: u64,
     /// Opens that found more than one segment.
     multi_segment: u64,
+    /// Rolls to a recycled segment (recycling runs only).
+    recycled_rolls: u64,
+    /// Opens whose last (active) segment was a recycled file.
+    recycled_active_opens: u64,
     batches: u64,
 }
 
@@ -188,6 +199,13 @@ impl Model {
     /// Checks a freshly opened log against the model, then adopts what was recovered.
     fn check_recovered(&mut self, wal: &Wal, recovered: u64, ctx: &str) -> u64 {
         let r = recovered;
+        // Truncation (recycling runs) removes records from the front: they stay in the
+        // model, and what the log holds is compared from its first readable record on.
+        let first = wal.first_seq().max(1);
+        assert!(
+            first <= r + 1,
+            "{ctx}: the log starts at {first}, past what was recovered ({r})"
+        );
         assert_eq!(wal.last_seq(), r, "{ctx}: last_seq");
         assert!(
             r >= self.floor,
@@ -207,12 +225,12 @@ impl Model {
                 "{ctx}: batch {first}..={last} recovered only up to {r}"
             );
         }
-        let all = read_all(wal).unwrap_or_else(|e| panic!("{ctx}: reading: {e}"));
-        assert_eq!(all.len() as u64, r, "{ctx}: records readable");
+        let all = read_from(wal, first).unwrap_or_else(|e| panic!("{ctx}: reading: {e}"));
+        assert_eq!(all.len() as u64, r + 1 - first, "{ctx}: records readable");
         for (i, (seq, data)) in all.iter().enumerate() {
-            assert_eq!(*seq, i as u64 + 1, "{ctx}: contiguous");
+            assert_eq!(*seq, first + i as u64, "{ctx}: contiguous");
             let expect = if *seq <= self.last() {
-                Some(&self.log[i])
+                Some(&self.log[*seq as usize - 1])
             } else {
                 self.acked.get(seq)
             };
@@ -243,7 +261,15 @@ impl Model {
              failed in the crash)",
             self.in_doubt.len()
         );
-        self.log = all.into_iter().map(|(_, d)| d).collect();
+        // Records truncated away since the last open were durable, so acknowledged unless
+        // the crash beat their completion; they are never compared again.
+        let below = first.min(self.last() + 1);
+        self.log.truncate(below as usize - 1);
+        for seq in below..first {
+            self.log
+                .push(self.acked.get(&seq).cloned().unwrap_or_default());
+        }
+        self.log.extend(all.into_iter().map(|(_, d)| d));
         let lost = self.acked.range(r + 1..).count() as u64;
         self.acked.clear();
         self.batches.clear();
@@ -333,7 +359,7 @@ impl Model {
 }
 
 /// One seed: epochs of open, check, workload, crash (or clean close), then a final check.
-fn run_seed(seed: u64, kind: Crash, cov: &mut Coverage) {
+fn run_seed(seed: u64, kind: Crash, recycle: bool, cov: &mut Coverage) {
     let dir = TempDir::new(&format!("crash-{seed}"));
     let vfs = fault_vfs();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -342,6 +368,7 @@ fn run_seed(seed: u64, kind: Crash, cov: &mut Coverage) {
         let ctx = format!("seed {seed} ({kind:?}) epoch {epoch}");
         let (wal, rep) = Wal::open_on(dir.path(), &options(seed), vfs.clone())
             .unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
+        cov.recycled_active_opens += u64::from(last_segment_is_recycled(dir.path()));
         cov.lost_unsynced += model.check_recovered(&wal, rep.last_seq, &ctx);
         if kind == Crash::Drop {
             // Synced bytes always end with a whole group: nothing to cut.
@@ -380,6 +407,19 @@ fn run_seed(seed: u64, kind: Crash, cov: &mut Coverage) {
                 run_producer(p, mix, prng, tag, &stop)
             }));
         }
+        // Recycling runs: truncate behind the durable watermark while the producers run.
+        let truncator = recycle.then(|| {
+            let (wal, stop) = (wal.clone(), stop.clone());
+            let mut trng = Rng(rng.next() | 1);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_micros(200 + trng.below(800)));
+                    let keep = trng.below(50);
+                    // Errors (after a crash) are as harmless as a flush that failed.
+                    let _ = wal.truncate_before(wal.last_seq().saturating_sub(keep));
+                }
+            })
+        });
         let outcomes = |sinks: &[Arc<Sink>]| -> usize {
             sinks.iter().map(|s| s.outcomes.lock().unwrap().len()).sum()
         };
@@ -411,6 +451,11 @@ fn run_seed(seed: u64, kind: Crash, cov: &mut Coverage) {
         }
         let results: Vec<(Producer, Vec<Op>, Option<WalError>)> =
             threads.into_iter().map(|t| t.join().unwrap()).collect();
+        stop.store(true, Ordering::Relaxed);
+        if let Some(t) = truncator {
+            t.join().unwrap();
+        }
+        cov.recycled_rolls += wal.stats().recycled_segments;
         // close() completes every append still queued; the producers live until then.
         let closed = wal.close();
         if clean {
@@ -448,12 +493,31 @@ fn seeds() -> Vec<u64> {
     }
 }
 
+/// Whether the last segment file in `dir` has the RECYCLED header flag.
+fn last_segment_is_recycled(dir: &std::path::Path) -> bool {
+    use uringdb_wal::format::{parse_segment_file_name, SegmentHeader, FLAG_RECYCLED};
+    let last = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            parse_segment_file_name(&name).map(|n| (n, name))
+        })
+        .max();
+    let Some((_, name)) = last else { return false };
+    let bytes = std::fs::read(dir.join(name)).unwrap();
+    SegmentHeader::decode(&bytes).is_ok() && SegmentHeader::flags_of(&bytes) & FLAG_RECYCLED != 0
+}
+
 fn run_all(kind: Crash) {
+    run_all_with(kind, false);
+}
+
+fn run_all_with(kind: Crash, recycle: bool) {
     let started = Instant::now();
     let mut cov = Coverage::default();
     for seed in seeds() {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_seed(seed, kind, &mut cov)
+            run_seed(seed, kind, recycle, &mut cov)
         }));
         if let Err(e) = r {
             eprintln!("crash model failed: seed {seed} ({kind:?}); rerun with CRASH_SEED={seed}");
@@ -475,7 +539,28 @@ fn run_all(kind: Crash) {
         if kind != Crash::Drop {
             assert!(cov.torn_cuts > 0, "{cov:?}");
         }
+        if recycle {
+            assert!(
+                cov.recycled_rolls > 0 && cov.recycled_active_opens > 0,
+                "{cov:?}"
+            );
+        }
     }
+}
+
+#[test]
+fn crash_drops_unsynced_bytes_recycling_model() {
+    run_all_with(Crash::Drop, true);
+}
+
+#[test]
+fn crash_torn_keeps_a_prefix_recycling_model() {
+    run_all_with(Crash::Torn, true);
+}
+
+#[test]
+fn crash_pages_out_of_order_recycling_model() {
+    run_all_with(Crash::Pages, true);
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //!   the segment roll). Regenerate (only when the format version changes on purpose, then
 //!   keep the old directory as a fixture of its own) with
 //!   `cargo test -p uringdb-wal --test format_fixtures -- --ignored generate_v2`.
+//! * `wal_v3/`: a version 3 log written by the code (salted checksums) that was truncated
+//!   and whose last segment is a recycled file (RECYCLED flag; old frames of an earlier
+//!   segment number after its records). Regenerate likewise with `generate_v3`.
 //!
 //! Each test opens a copy (recovery may rewrite a tail or remove a prepared segment), never
 //! the fixture itself.
@@ -98,6 +101,87 @@ fn generate_v2() {
         if name.ends_with(".prep") || name == "LOCK" {
             std::fs::remove_file(e.path()).unwrap();
         }
+    }
+}
+
+const V3_RECORDS: u64 = 240;
+const V3_TRUNCATE_AT: u64 = 100;
+
+fn v3_record(i: u64) -> Vec<u8> {
+    (0..20_000usize)
+        .map(|j| (i as usize * 17 + j * 13) as u8 | 1)
+        .collect()
+}
+
+#[test]
+#[ignore = "writes the fixture; run on purpose only"]
+fn generate_v3() {
+    let dir = fixture("wal_v3");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (wal, _) = Wal::open(&dir, &options(BackendChoice::Portable)).unwrap();
+    let (p, sink) = producer(&wal);
+    for i in 1..=V3_RECORDS {
+        p.append(&v3_record(i), i % 10 == 0).unwrap();
+        if i == V3_TRUNCATE_AT {
+            sink.wait(i as usize);
+            assert!(wal.truncate_before(i).unwrap() >= 2);
+        }
+    }
+    p.sync().unwrap();
+    assert!(sink
+        .wait(V3_RECORDS as usize + 1)
+        .iter()
+        .all(|o| matches!(o, Outcome::Ok(_))));
+    assert!(wal.stats().recycled_segments >= 1, "the fixture recycles");
+    drop(p);
+    wal.close().unwrap();
+    // The pool, a prepared segment and the lock file are not part of the format.
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".prep") || name.ends_with(".free") || name == "LOCK" {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn fixture_v3_opens_with_its_records() {
+    use uringdb_wal::format::{parse_segment_file_name, SegmentHeader, FLAG_RECYCLED};
+    let fixture_dir = fixture("wal_v3");
+    let mut segs: Vec<(u64, PathBuf)> = std::fs::read_dir(&fixture_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            parse_segment_file_name(e.file_name().to_str().unwrap()).map(|n| (n, e.path()))
+        })
+        .collect();
+    segs.sort();
+    let last = std::fs::read(&segs.last().unwrap().1).unwrap();
+    assert_eq!(SegmentHeader::version_of(&last), 3);
+    assert_ne!(
+        SegmentHeader::flags_of(&last) & FLAG_RECYCLED,
+        0,
+        "a recycled segment"
+    );
+    for backend in [BackendChoice::IoUring, BackendChoice::Portable] {
+        let dir = TempDir::new("wal_v3");
+        copy_dir(&fixture_dir, dir.path());
+        let (wal, report) = Wal::open(dir.path(), &options(backend))
+            .unwrap_or_else(|e| panic!("the wal_v3 fixture opens ({backend:?}): {e}"));
+        assert_eq!(report.segments, segs.len() as u64, "{report:?}");
+        assert_eq!(report.last_seq, V3_RECORDS, "{report:?}");
+        assert_eq!(report.truncated_bytes, 0, "{report:?}");
+        let first = wal.first_seq();
+        assert!(first > 1 && first <= V3_TRUNCATE_AT, "{first}");
+        let expected: Vec<(u64, Vec<u8>)> =
+            (first..=V3_RECORDS).map(|i| (i, v3_record(i))).collect();
+        assert_eq!(
+            read_from(&wal, first).unwrap(),
+            expected,
+            "wal_v3 ({backend:?})"
+        );
+        wal.close().unwrap();
     }
 }
 

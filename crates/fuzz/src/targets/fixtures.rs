@@ -92,7 +92,10 @@ impl Fixtures {
         let mut batches = Vec::new();
         for seg in &wal_segments[..2] {
             let mut off = wf::SEGMENT_HEADER_BYTES;
-            while let Ok(f) = wf::decode_frame(&seg[off.min(seg.len())..]) {
+            let mut number = [0u8; 8];
+            number.copy_from_slice(&seg[16..24]);
+            let salt = wf::segment_salt(SegmentHeader::version_of(seg), u64::from_le_bytes(number));
+            while let Ok(f) = wf::decode_frame_salted(&seg[off.min(seg.len())..], salt) {
                 wal_frames.push(seg[off..off + f.total].to_vec());
                 batches.push(f.payload.to_vec());
                 off += f.total;
@@ -226,7 +229,15 @@ fn built_segment(number: u64, first_seq: u64) -> Vec<u8> {
     ];
     for (i, kind) in kinds.into_iter().enumerate() {
         let seq = first_seq + i as u64;
-        wf::encode_frame(&mut seg, kind, seq, &payload(seq), seq.is_multiple_of(3));
+        let salt = wf::segment_salt(wf::SEGMENT_VERSION, number);
+        wf::encode_frame_salted(
+            &mut seg,
+            salt,
+            kind,
+            seq,
+            &payload(seq),
+            seq.is_multiple_of(3),
+        );
     }
     seg.resize(8192, 0);
     seg

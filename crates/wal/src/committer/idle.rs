@@ -42,7 +42,7 @@ pub(super) fn write_close_mark(s: &Shared, st: &mut CommitterState) {
     {
         return;
     }
-    let mark = format::encode_meta(Kind::Mark, st.written_seq);
+    let mark = format::encode_meta(Kind::Mark, st.written_seq, st.segment.salt);
     if st.segment.file.write_at(st.offset, &[&mark], true).is_ok() {
         st.offset += mark.len() as u64;
         s.counters.add(&s.counters.fsyncs, 1);

@@ -78,7 +78,8 @@ pub(super) fn prepare_roll(
 ) -> Result<(Arc<Segment>, [u8; format::SEGMENT_HEADER_BYTES], u64), WalError> {
     let number = st.segment.number + 1;
     let wanted = ask_next(s, st);
-    let (file, mut len) = s.preparer.take(number, wanted)?;
+    let prepared = s.preparer.take(number, wanted)?;
+    let (file, mut len) = (prepared.file, prepared.len);
     let need = (format::SEGMENT_HEADER_BYTES + format::SEGMENT_RESERVED_BYTES) as u64 + disk_bytes;
     if need > len {
         let grown = grown_size(s, len, need);
@@ -97,8 +98,17 @@ pub(super) fn prepare_roll(
     }
     let first_seq = st.written_seq + 1;
     let path = s.dir.join(format::segment_file_name(number));
-    let seg = Arc::new(Segment::new(number, first_seq, path, file));
-    Ok((seg, SegmentHeader { number, first_seq }.encode(), len))
+    let salt = format::segment_salt(format::SEGMENT_VERSION, number);
+    let seg = Arc::new(Segment::new(number, first_seq, path, file, salt));
+    let flags = if prepared.recycled_from.is_some() {
+        s.counters.add(&s.counters.recycled_segments, 1);
+        format::FLAG_RECYCLED
+    } else {
+        s.counters.add(&s.counters.fresh_segments, 1);
+        0
+    };
+    let header = SegmentHeader { number, first_seq }.encode_as(format::SEGMENT_VERSION, flags);
+    Ok((seg, header, len))
 }
 
 /// After the rolled segment's first write is durable: rename it into place, sync the
@@ -122,7 +132,7 @@ pub(super) fn finish_roll(
         .sync_dir(&s.dir)
         .map_err(|e| WalError::io(format!("syncing directory {}", s.dir.display()), e))?;
     if st.offset + format::META_FRAME_BYTES as u64 <= st.segment_bytes {
-        let seal = format::encode_meta(Kind::Seal, seg.first_seq);
+        let seal = format::encode_meta(Kind::Seal, seg.first_seq, st.segment.salt);
         match st.segment.file.write_at(st.offset, &[&seal], true) {
             Ok(_) => s.counters.add(&s.counters.fsyncs, 1),
             Err(e) => {

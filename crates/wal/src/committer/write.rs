@@ -78,6 +78,9 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
     let mut wants_sync = false;
     let mut marker = false;
     let first_seq = seq + 1;
+    let salt = roll_to
+        .as_ref()
+        .map_or(st.segment.salt, |(seg, _)| seg.salt);
     for f in &frames {
         if f.kind == Kind::Pad {
             continue;
@@ -89,7 +92,7 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
             let w0 = format::word0(f.kind, f.len, f.sync);
             s.ring.write_u64(
                 f.pos,
-                u64::from(w0) | (u64::from(format::seal_crc(f.crc, seq)) << 32),
+                u64::from(w0) | (u64::from(format::seal_crc(f.crc, seq) ^ salt) << 32),
             );
             wants_sync |= f.sync;
             seq
@@ -115,7 +118,11 @@ pub(super) fn commit_group(s: &Arc<Shared>, st: &mut CommitterState) {
         };
         // The durable watermark as of this submission: every record it names was covered
         // by a completed fdatasync before this group's bytes reached the file.
-        let mark = format::encode_meta(Kind::Mark, s.durable_seq.load(Ordering::Acquire));
+        let mark = format::encode_meta(
+            Kind::Mark,
+            s.durable_seq.load(Ordering::Acquire),
+            segment.salt,
+        );
         let write_result = {
             let mut iov: Vec<&[u8]> = Vec::with_capacity(5);
             if let Some(h) = &header {

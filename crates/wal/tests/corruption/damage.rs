@@ -3,7 +3,8 @@
 use super::common::*;
 use std::path::{Path, PathBuf};
 use uringdb_wal::format::{
-    decode_frame, segment_file_name, FrameError, Kind, SEGMENT_HEADER_BYTES,
+    decode_frame_salted, parse_segment_file_name, segment_file_name, segment_salt, FrameError,
+    Kind, SegmentHeader, SEGMENT_HEADER_BYTES,
 };
 use uringdb_wal::{RecoveryMode, RecoveryReport, Wal, WalError, WalOptions};
 
@@ -38,8 +39,9 @@ pub(crate) fn all_frames(path: &Path) -> Vec<FrameAt> {
     let bytes = std::fs::read(path).unwrap();
     let mut off = SEGMENT_HEADER_BYTES;
     let mut out = Vec::new();
+    let salt = salt_of(path, &bytes);
     loop {
-        match decode_frame(&bytes[off..]) {
+        match decode_frame_salted(&bytes[off..], salt) {
             Ok(f) => {
                 out.push(FrameAt {
                     offset: off as u64,
@@ -54,6 +56,13 @@ pub(crate) fn all_frames(path: &Path) -> Vec<FrameAt> {
             Err(e) => panic!("{} at {off}: {e:?}", path.display()),
         }
     }
+}
+
+/// The checksum salt of the segment file at `path` whose bytes are `bytes` (from its
+/// header's version and its file name's number).
+pub(crate) fn salt_of(path: &Path, bytes: &[u8]) -> u32 {
+    let number = parse_segment_file_name(path.file_name().unwrap().to_str().unwrap()).unwrap();
+    segment_salt(SegmentHeader::version_of(bytes), number)
 }
 
 /// Writes `records` (seq 1, 2, ...) into a fresh log in `dir` and closes it. `batch` names a
