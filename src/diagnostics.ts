@@ -42,6 +42,15 @@ export interface WalStats {
   lastSeq: number
   /** Segment files in use. */
   segments: number
+  /**
+   * Segments rolled to since open that reused a recycled file (a database keeps the segments
+   * its flushes free, up to two, and reuses them instead of zero-filling new ones).
+   */
+  recycledSegments: number
+  /** Segments rolled to since open that were new, zero-filled files. */
+  freshSegments: number
+  /** Recycled segment files waiting for reuse now (`wal/*.wal.free`; always 0 for a standalone log). */
+  poolSegments: number
   /** Per commit group: time its oldest record waited in the queue (microseconds). */
   queueWait: Percentiles
   /** Per commit group: time the write took. */

@@ -134,7 +134,7 @@ test('stats(): fields present and sane', async (t) => {
   t.true(b.checked > 0, `bloom filters consulted (${b.checked})`);
   t.true(b.useful > 0 && b.useful <= b.checked, `bloom filters answered "absent" for absent keys (${b.useful}/${b.checked})`);
   t.true(b.usefulRate > 0 && b.usefulRate <= 1);
-  for (const f of ['appends', 'appendBytes', 'groups', 'fsyncs', 'bytesWritten', 'firstSeq', 'lastSeq', 'segments']) t.is(typeof s.log[f], 'number', `log.${f}`);
+  for (const f of ['appends', 'appendBytes', 'groups', 'fsyncs', 'bytesWritten', 'firstSeq', 'lastSeq', 'segments', 'recycledSegments', 'freshSegments', 'poolSegments']) t.is(typeof s.log[f], 'number', `log.${f}`);
   t.is(s.log.appends, 2100);
   t.is(s.log.lastSeq, 2100);
   t.true(s.log.fsyncs > 0 && s.log.fsyncs <= s.log.groups);
@@ -374,4 +374,33 @@ test('close() lets go of every file in the directory, even while closed iterator
   const left = openFilesUnder(dir);
   t.deepEqual(left, [], `files still open after close(): ${left.map((f) => path.basename(f)).join(', ')}`);
   t.truthy(drained && early && keysIt); // keep them alive up to here
+});
+
+test('stats().log counts recycled and fresh log segments: flushes free segments into a pool of at most two, and later segments reuse them', async (t) => {
+  t.timeout(120_000);
+  const dir = tmpDir(t);
+  const db = await openTestDb(dir, { ...SMALL, memtableBytes: 256 * 1024 });
+  t.teardown(() => db.close());
+  const value = Buffer.alloc(2000, 7);
+  let k = 0;
+  // Each round writes ~4 MiB (several 1 MiB segments), then flushes, which truncates the log
+  // and pools what it freed; the next round's rolls take from the pool.
+  for (let round = 0; round < 4; round++) {
+    const writes = [];
+    for (let i = 0; i < 2000; i++) writes.push(db.put(`k${String(k++).padStart(8, '0')}`, value));
+    await Promise.all(writes);
+    await db.flush();
+    const s = db.stats().log;
+    t.true(s.poolSegments <= 2, `round ${round}: the pool holds at most two (${s.poolSegments})`);
+  }
+  const s = db.stats().log;
+  t.true(s.recycledSegments > 0, `segments were reused (recycled ${s.recycledSegments}, fresh ${s.freshSegments})`);
+  t.true(s.freshSegments > 0, 'the first segments were new');
+  const pooled = fs.readdirSync(path.join(dir, 'wal')).filter((f) => f.endsWith('.wal.free')).length;
+  t.is(s.poolSegments, pooled, 'poolSegments counts the .wal.free files');
+  // Every write is still there after reopen.
+  await db.close();
+  const again = await openTestDb(dir, { ...SMALL, memtableBytes: 256 * 1024 });
+  t.teardown(() => again.close());
+  for (const i of [0, 1, 2000, 4000, k - 1]) t.deepEqual(await again.get(`k${String(i).padStart(8, '0')}`), value, `key ${i}`);
 });

@@ -83,6 +83,12 @@ pub struct NativeLogStats {
     pub last_seq: f64,
     /// Segment files.
     pub segments: f64,
+    /// Segments rolled to since open that reused a recycled file.
+    pub recycled_segments: f64,
+    /// Segments rolled to since open that were new, zero-filled files.
+    pub fresh_segments: f64,
+    /// Recycled files waiting in the pool now.
+    pub pool_segments: f64,
     /// Queue wait per group.
     pub queue_wait: NativePercentiles,
     /// Write time per group.
@@ -107,6 +113,9 @@ impl From<WalStats> for NativeLogStats {
             first_seq: s.first_seq as f64,
             last_seq: s.last_seq as f64,
             segments: s.segments as f64,
+            recycled_segments: s.recycled_segments as f64,
+            fresh_segments: s.fresh_segments as f64,
+            pool_segments: s.pool_segments as f64,
             queue_wait: (&s.queue_wait).into(),
             write: (&s.write).into(),
             fsync: (&s.fsync).into(),
