@@ -128,10 +128,7 @@ impl CompletionSink for OrderedSink {
         if self.queue.drained() {
             // Every record sent before is applied, and this group's were applied inline if
             // they were not sent; nothing queued could come before this outcome.
-            match self.queue.failed() {
-                None => self.inner.completed(seqs, group),
-                Some(e) => self.inner.failed(seqs.len(), &WalError::Failed(e.clone())),
-            }
+            deliver_done(&self.queue, &*self.inner, seqs, group);
             return;
         }
         self.queue.send(ApplyMsg::Done {
@@ -155,6 +152,20 @@ impl CompletionSink for OrderedSink {
     }
 }
 
+/// Delivers a group's completions to `sink` once its records are applied: as a success, or,
+/// after a panic while applying, as a failure (the memtable may lack records the log holds).
+fn deliver_done(
+    queue: &ApplyQueue,
+    sink: &dyn CompletionSink,
+    seqs: &[u64],
+    group: &uringdb_wal::GroupInfo,
+) {
+    match queue.failed() {
+        None => sink.completed(seqs, group),
+        Some(e) => sink.failed(seqs.len(), &WalError::Failed(e.clone())),
+    }
+}
+
 /// The applier thread's loop: takes [`ApplyMsg`]s in channel order (see the module docs).
 pub(super) fn applier_thread(weak: Weak<Inner>, queue: Arc<ApplyQueue>, rx: Receiver<ApplyMsg>) {
     for msg in rx {
@@ -175,10 +186,7 @@ pub(super) fn applier_thread(weak: Weak<Inner>, queue: Arc<ApplyQueue>, rx: Rece
                     inner.apply_records(&mut it, 0);
                 }
             }
-            ApplyMsg::Done { sink, seqs, group } => match queue.failed() {
-                None => sink.completed(&seqs, &group),
-                Some(e) => sink.failed(seqs.len(), &WalError::Failed(e.clone())),
-            },
+            ApplyMsg::Done { sink, seqs, group } => deliver_done(&queue, &*sink, &seqs, &group),
             ApplyMsg::Failed { sink, count, error } => sink.failed(count, &error),
             ApplyMsg::Stop => {}
         }));
