@@ -396,8 +396,10 @@ test('stats().log counts recycled and fresh log segments: flushes free segments 
   const s = db.stats().log;
   t.true(s.recycledSegments > 0, `segments were reused (recycled ${s.recycledSegments}, fresh ${s.freshSegments})`);
   t.true(s.freshSegments > 0, 'the first segments were new');
+  // The segment preparer may take a pooled file (renaming it to .wal.prep) between the two
+  // looks, never add one (only a flush's truncation does): at most one fewer on disk.
   const pooled = fs.readdirSync(path.join(dir, 'wal')).filter((f) => f.endsWith('.wal.free')).length;
-  t.is(s.poolSegments, pooled, 'poolSegments counts the .wal.free files');
+  t.true(pooled <= s.poolSegments && pooled >= s.poolSegments - 1, `poolSegments counts the .wal.free files (${s.poolSegments} counted, ${pooled} on disk)`);
   // Every write is still there after reopen.
   await db.close();
   const again = await openTestDb(dir, { ...SMALL, memtableBytes: 256 * 1024 });
