@@ -22,8 +22,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { parseArgs } from '../lib/args.mjs'
+import { buildRawsync, runRawsync } from '../log/rawsync.mjs'
 import { benchDir, ensureDeps } from '../lib/ensure-deps.mjs'
 import { bytes, fixed, int, markdownTable, ratio, us } from '../lib/format.mjs'
+import { KEY_BYTES } from './data.mjs'
 import { KV_ENGINE_NAMES, kvEngine } from './engines/index.mjs'
 import { machineFacts } from '../lib/machine.mjs'
 import { runChild } from '../lib/child.mjs'
@@ -114,7 +116,37 @@ if (machine.uringdb.build === 'debug') log('warning: uringdb is a debug build: i
 
 // ---- run ----------------------------------------------------------------------------------
 
-const results = {} // results[valueBytes] = { put: {engine: levels}, data: {engine: out} }
+const results = {} // results[valueBytes] = { put: {engine: levels}, data: {engine: out}, floor }
+
+// The device floor for one writer: a plain loop of one write of a put's size and one
+// fdatasync (crates/uring/examples/rawsync), with the file growing (`append`) and overwritten
+// in place (`prealloc`, a recycled or zero-filled log's best case). An engine that makes each
+// acknowledged put durable before the next one starts cannot beat the faster of the two, so
+// the 1-writer target is only reachable where 1.3× better-sqlite3 is below it.
+let rawsyncBinary
+function deviceFloor(valueBytes) {
+  if (rawsyncBinary === null) return null
+  const dir = fs.mkdtempSync(path.join(runDir, 'rawsync-'))
+  try {
+    rawsyncBinary ??= buildRawsync(log)
+    const lines = runRawsync(rawsyncBinary, {
+      dir,
+      sizes: [KEY_BYTES + valueBytes + 16],
+      modes: ['append', 'prealloc'],
+      durationMs,
+      warmupMs: args.tiny ? 20 : 100,
+      regionBytes: args.tiny ? 1 << 20 : undefined,
+    })
+    return Object.fromEntries(lines.map((l) => [l.mode, l]))
+  } catch (err) {
+    failures.push({ engine: 'rawsync', group: 'device floor', error: err.message })
+    log(`rawsync failed: ${err.message}`)
+    rawsyncBinary = null
+    return null
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
 const refused = new Set()
 const startedAt = Date.now()
 
@@ -147,6 +179,7 @@ for (const valueBytes of valueSizes) {
       const out = await group(name, { group: 'put', valueBytes, inflights: INFLIGHTS, durationMs, warmupMs })
       if (out) r.put[name] = out.levels
     }
+    r.floor = deviceFloor(valueBytes)
   }
   if (dataCases.length > 0) {
     for (const name of runnable.filter((e) => dataEngines.includes(e))) {
@@ -249,6 +282,16 @@ for (const valueBytes of valueSizes) {
         }
       } else {
         const sqlite = rows.find((x) => x.engine === 'better-sqlite3')
+        const f = r.floor
+        if (f) {
+          const best = Math.max(f.append?.writesPerSec ?? 0, f.prealloc?.writesPerSec ?? 0)
+          say(
+            `Device floor (rawsync, one ${int(f.prealloc?.bytesPerWrite ?? f.append?.bytesPerWrite)} B write + fdatasync per put, no engine): ` +
+              `${int(f.append?.writesPerSec)}/s growing the file, ${int(f.prealloc?.writesPerSec)}/s overwriting in place.` +
+              (sqlite ? ` 1.3× better-sqlite3 is ${int(1.3 * sqlite.value)}/s, ${fixed((1.3 * sqlite.value) / best, 2)}× the faster floor.` : ''),
+          )
+          say()
+        }
         for (const u of uringdbNames) {
           const mine = rows.find((x) => x.engine === u)
           target({ name: 'durable puts, 1 writer ≥ 1.3× better-sqlite3 (synchronous=FULL)', engine: u, valueBytes, value: mine?.value, reference: sqlite?.value, refLabel: 'better-sqlite3', required: 1.3 })
