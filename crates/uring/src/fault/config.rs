@@ -22,6 +22,13 @@ pub struct FaultConfig {
     /// one fdatasync in flight while later writes happen. 0 (the default): syncs are
     /// immediate.
     pub sync_delay_us: u64,
+    /// Directory entries are volatile too: a file's creation, removal or rename that no
+    /// `sync_dir` of its directory followed is undone by a crash ([`FaultVfs::crash`] and
+    /// its variants; see `dirlog.rs`). Off by default. In-process crashes only: a killed
+    /// process leaves its directory operations in place.
+    ///
+    /// [`FaultVfs::crash`]: super::FaultVfs::crash
+    pub lose_unsynced_dir_ops: bool,
 }
 
 impl Default for FaultConfig {
@@ -33,6 +40,7 @@ impl Default for FaultConfig {
             enospc_allocate_after_bytes: None,
             sync_fail_persists: false,
             sync_delay_us: 0,
+            lose_unsynced_dir_ops: false,
         }
     }
 }

@@ -51,8 +51,9 @@
 //! # Limitations
 //!
 //! Metadata operations (open/create, rename, remove, list, lock, allocate, set_len, sync_dir)
-//! pass straight through to the inner backend and are immediately durable: a crash does not
-//! undo a rename or a file creation that was not followed by `sync_dir`. `set_len` also trims
+//! pass straight through to the inner backend and are immediately durable, unless
+//! [`FaultConfig::lose_unsynced_dir_ops`] is on: then a crash undoes every creation, removal
+//! and rename that no `sync_dir` of its directory followed (`dirlog.rs`). `set_len` also trims
 //! pending writes past the new length. Locks are not released by `crash`.
 //!
 //! # Threading
@@ -71,6 +72,7 @@
 
 mod config;
 mod crash;
+mod dirlog;
 mod file;
 mod state;
 
@@ -84,6 +86,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crash::{fnv1a, splitmix64, write_page_subset, write_prefix, CrashKind};
+use dirlog::{DirOp, KEEPER_PREFIX};
 use file::FaultFile;
 use state::{canonical, lock, Counters, FileState, Shared};
 
@@ -120,6 +123,7 @@ impl FaultVfs {
                 counters: Mutex::new(Counters::default()),
                 synced_bytes: AtomicU64::new(0),
                 pending_bytes: AtomicU64::new(0),
+                dirlog: Mutex::new(Default::default()),
             }),
         })
     }
@@ -189,6 +193,21 @@ impl FaultVfs {
             pending.writer = None;
             self.shared.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
         }
+        if self.shared.config.lose_unsynced_dir_ops {
+            let mut log = match self.shared.dirlog.lock() {
+                Ok(log) => log,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            // A test backend: failing to restore the directory would make every later check
+            // meaningless, so it is loud.
+            if let Err(e) = log.undo_all() {
+                panic!("FaultVfs: undoing unsynced directory operations failed: {e}");
+            }
+        }
+    }
+
+    fn dir_ops(&self) -> bool {
+        self.shared.config.lose_unsynced_dir_ops
     }
 
     fn state_for(&self, key: PathBuf) -> io::Result<Arc<FileState>> {
@@ -200,7 +219,15 @@ impl FaultVfs {
 impl Vfs for FaultVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
+        let creates = self.dir_ops()
+            && matches!(mode, OpenMode::CreateReadWrite | OpenMode::CreateNew)
+            && !path.exists();
         let inner = self.inner.open(path, mode)?;
+        if creates {
+            lock(&self.shared.dirlog)?.push(DirOp::Created {
+                path: path.to_path_buf(),
+            });
+        }
         let state = self.state_for(canonical(path))?;
         Ok(Arc::new(FaultFile {
             inner,
@@ -214,14 +241,47 @@ impl Vfs for FaultVfs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let key = canonical(path);
-        self.inner.remove_file(path)?;
+        if self.dir_ops() {
+            let mut log = lock(&self.shared.dirlog)?;
+            let keeper = log.keep(path)?;
+            if let Err(e) = self.inner.remove_file(path) {
+                let _ = std::fs::remove_file(&keeper);
+                return Err(e);
+            }
+            log.push(DirOp::Removed {
+                path: path.to_path_buf(),
+                keeper,
+            });
+        } else {
+            self.inner.remove_file(path)?;
+        }
         lock(&self.shared.files)?.remove(&key);
         Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let from_key = canonical(from);
-        self.inner.rename(from, to)?;
+        if self.dir_ops() {
+            let mut log = lock(&self.shared.dirlog)?;
+            let keeper = if to.exists() {
+                Some(log.keep(to)?)
+            } else {
+                None
+            };
+            if let Err(e) = self.inner.rename(from, to) {
+                if let Some(k) = keeper {
+                    let _ = std::fs::remove_file(k);
+                }
+                return Err(e);
+            }
+            log.push(DirOp::Renamed {
+                from: from.to_path_buf(),
+                to: to.to_path_buf(),
+                keeper,
+            });
+        } else {
+            self.inner.rename(from, to)?;
+        }
         let to_key = canonical(to);
         let mut files = lock(&self.shared.files)?;
         match files.remove(&from_key) {
@@ -237,7 +297,9 @@ impl Vfs for FaultVfs {
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list_dir(dir)
+        let mut names = self.inner.list_dir(dir)?;
+        names.retain(|n| !n.starts_with(KEEPER_PREFIX));
+        Ok(names)
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -245,7 +307,11 @@ impl Vfs for FaultVfs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
+        self.inner.sync_dir(dir)?;
+        if self.dir_ops() {
+            lock(&self.shared.dirlog)?.synced(dir);
+        }
+        Ok(())
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
