@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-builds the release addon for every Linux target declared in package.json's
+# Cross-builds the release addon for every target declared in package.json's
 # napi.targets (or those named), with zig (scripts/ensure-zig.sh), into target/build-all/:
 #
 #   scripts/build-all.sh [--if-stale] [TRIPLE ...]     (npm run build:all)
@@ -8,13 +8,17 @@
 #   aarch64-unknown-linux-gnu  -> target/build-all/uringdb.linux-arm64-gnu.node  (glibc >= 2.17)
 #   x86_64-unknown-linux-musl  -> target/build-all/uringdb.linux-x64-musl.node
 #   aarch64-unknown-linux-musl -> target/build-all/uringdb.linux-arm64-musl.node
+#   aarch64-apple-darwin       -> target/build-all/uringdb.darwin-arm64.node     (macOS >= 11)
+#   x86_64-apple-darwin        -> target/build-all/uringdb.darwin-x64.node       (macOS >= 11)
 #
 # Each is what the npm/<platform>/ package ships (scripts/pack.sh packs the host's from the
 # repo root; the release workflow packs each from here). glibc targets are linked against
 # glibc 2.17's symbol versions (`<triple>.2.17`); musl targets are built as cdylibs with a
 # dynamically linked musl libc (`-C target-feature=-crt-static`: Node on musl loads addons
 # with dlopen, which a static musl binary cannot serve). The Rust standard library of each
-# target comes from `rustup target add` (run here when missing). The binding's JS and .d.ts
+# target comes from `rustup target add` (run here when missing). macOS builds link against
+# the libSystem stubs zig carries (no Xcode SDK here; the linker's "xcrun failed" warning is
+# expected); they cannot run here (scripts/check-macho.mjs checks them statically). The binding's JS and .d.ts
 # are not regenerated (scripts/build.sh owns them). scripts/cross-check.sh checks the results.
 #
 # --if-stale skips a target whose .node is newer than every input (crates, Cargo.*).
@@ -40,6 +44,8 @@ platform_of() {
     aarch64-unknown-linux-gnu) echo linux-arm64-gnu ;;
     x86_64-unknown-linux-musl) echo linux-x64-musl ;;
     aarch64-unknown-linux-musl) echo linux-arm64-musl ;;
+    aarch64-apple-darwin) echo darwin-arm64 ;;
+    x86_64-apple-darwin) echo darwin-x64 ;;
     *) return 1 ;;
   esac
 }
@@ -68,6 +74,8 @@ for triple in "${targets[@]}"; do
     *-gnu) zig_target=$triple.2.17 ;;
     *-musl) rustflags="$rustflags -C target-feature=-crt-static" ;;
   esac
+  # macOS: the oldest macOS that Node 22 and 24 run on (zig would otherwise target the newest).
+  export MACOSX_DEPLOYMENT_TARGET=11.0
   start=$SECONDS
   echo "build-all.sh: $triple -> $file" >&2
   RUSTFLAGS="$rustflags" npx --no-install napi build --platform --release --no-js \

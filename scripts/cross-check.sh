@@ -21,6 +21,9 @@
 #                     (napi-rs registers the module from one) but no JavaScript does.
 #   linux-arm64-musl  ELF checks only (machine, dynamic imports name no glibc version, the
 #                     needed libraries are musl's): no arm64 musl loader is installed here.
+#   darwin-arm64,     Mach-O checks only (scripts/check-macho.mjs: architecture, dylib, only
+#   darwin-x64        system libraries, no Linux-only imports, minimum macOS <= 11.0): no
+#                     macOS can run here; the release workflow tests them on macOS runners.
 #
 # Without PLATFORM it checks every target that was built. --build runs
 # scripts/build-all.sh --if-stale first for the named (or all) platforms. Tools it needs are
@@ -45,6 +48,8 @@ triple_of() {
     linux-arm64-gnu) echo aarch64-unknown-linux-gnu ;;
     linux-x64-musl) echo x86_64-unknown-linux-musl ;;
     linux-arm64-musl) echo aarch64-unknown-linux-musl ;;
+    darwin-arm64) echo aarch64-apple-darwin ;;
+    darwin-x64) echo x86_64-apple-darwin ;;
     *) return 1 ;;
   esac
 }
@@ -180,6 +185,19 @@ C
   fi
 }
 
+# A macOS build, statically (nothing runs it here): scripts/check-macho.mjs.
+check_macho() {
+  local platform=$1 file=$2 line rc=0 out
+  out=$(node scripts/check-macho.mjs "$file" "${platform#darwin-}" 2>&1) || rc=$?
+  while IFS= read -r line; do
+    case "$line" in
+      PASS*) pass "$platform" "Mach-O: ${line#PASS }" ;;
+      FAIL*) fail "$platform" "Mach-O: ${line#FAIL }" ;;
+    esac
+  done <<<"$out"
+  [[ $rc == 0 ]] || [[ $out == *FAIL* ]] || fail "$platform" "check-macho.mjs failed: $out"
+}
+
 # The npm/<platform>/ package: the os/cpu/libc fields npm selects it by, its one file, and
 # the version of the main package.
 check_manifest() {
@@ -209,12 +227,16 @@ for platform in "${platforms[@]}"; do
     fail "$platform" "$file is missing (run npm run build:all)"
     continue
   fi
-  check_machine "$platform" "$file"
+  case "$platform" in
+    darwin-*) ;;
+    *) check_machine "$platform" "$file" ;;
+  esac
   case "$platform" in
     linux-x64-gnu) check_gnu "$platform" "$file" ;;
     linux-arm64-gnu) check_gnu "$platform" "$file"; smoke_arm64 "$platform" "$file" ;;
     linux-x64-musl) check_musl_imports "$platform" "$file"; dlopen_musl "$platform" "$file" ;;
     linux-arm64-musl) check_musl_imports "$platform" "$file" ;;
+    darwin-arm64 | darwin-x64) check_macho "$platform" "$file" ;;
     *) fail "$platform" "no check for this platform" ;;
   esac
 done

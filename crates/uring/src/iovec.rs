@@ -121,7 +121,9 @@ impl<'a> IoCursor<'a> {
 }
 
 /// What to do after one batch (a write, optionally linked to an fdatasync) completed.
+/// (Used by the io_uring backend, so only on Linux; its tests run everywhere.)
 #[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) enum BatchOutcome {
     /// The whole batch was written (and, if one was linked, the fdatasync succeeded).
     Complete,
@@ -140,6 +142,7 @@ pub(crate) enum BatchOutcome {
 /// `write_res` is the write's result (bytes written, or `-errno`), `sync_res` the linked
 /// fdatasync's result when one was linked (`0`, or `-errno`; `-ECANCELED` when the kernel
 /// severed the link because the write failed or was short).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn classify_batch(
     batch_bytes: usize,
     write_res: i32,

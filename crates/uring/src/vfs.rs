@@ -109,9 +109,9 @@ pub trait Vfs: Send + Sync + Debug + 'static {
     }
 
     /// fsyncs the directory itself, which makes creations, renames and removals of its
-    /// entries durable.
+    /// entries durable (`F_FULLFSYNC` on macOS, as for data).
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        std::fs::File::open(dir)?.sync_all()
+        crate::portable::sync_file_data(&std::fs::File::open(dir)?)
     }
 
     /// Takes an exclusive advisory lock (`flock(LOCK_EX | LOCK_NB)`) on `path`, creating the
