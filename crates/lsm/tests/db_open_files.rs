@@ -8,6 +8,8 @@
 //! The open-file limit is per process: this binary lowers it for all its tests (run one at a
 //! time, under a lock, also under `cargo test`).
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::Path;

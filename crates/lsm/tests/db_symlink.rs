@@ -9,6 +9,8 @@
 //! byte-for-byte unchanged, no file appears outside, and once the links are gone the
 //! database opens with every acknowledged write.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -31,6 +31,7 @@
 
 mod backend;
 mod fault;
+#[cfg(unix)]
 mod iovec;
 mod portable;
 mod vfs;

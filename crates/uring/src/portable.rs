@@ -13,12 +13,17 @@
 
 use std::fs::OpenOptions;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
+#[cfg(unix)]
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+#[cfg(windows)]
+use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+#[cfg(unix)]
 use crate::iovec::{IoCursor, IOV_MAX};
 use crate::vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};
 use crate::BackendKind;
@@ -62,12 +67,12 @@ impl std::fmt::Debug for PortableFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PortableFile")
             .field("path", &self.path)
-            .field("fd", &self.file.as_raw_fd())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl File for PortableFile {
+    #[cfg(unix)]
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         Some(self.file.as_raw_fd())
     }
@@ -138,6 +143,7 @@ pub(crate) fn check_write_range(offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
 
 /// Writes all of `bufs` at `offset` with `pwritev`, continuing short writes and retrying
 /// `EINTR`.
+#[cfg(unix)]
 pub(crate) fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
     check_write_range(offset, bufs)?;
     let fd = file.as_raw_fd();
@@ -225,6 +231,13 @@ pub(crate) fn reopen_std(file: &std::fs::File, path: &Path) -> io::Result<Arc<dy
     }
 }
 
+/// Open flags that refuse to follow a symbolic link at the last component: `O_NOFOLLOW`, or on
+/// Windows `FILE_FLAG_OPEN_REPARSE_POINT` (the link itself is opened, never its target).
+#[cfg(unix)]
+const NOFOLLOW: i32 = libc::O_NOFOLLOW;
+#[cfg(windows)]
+const NOFOLLOW: u32 = 0x0020_0000;
+
 pub(crate) fn open_std(path: &Path, mode: OpenMode) -> io::Result<std::fs::File> {
     let mut options = OpenOptions::new();
     match mode {
@@ -233,7 +246,7 @@ pub(crate) fn open_std(path: &Path, mode: OpenMode) -> io::Result<std::fs::File>
         OpenMode::ReadWrite => options.read(true).write(true),
         OpenMode::ReadOnly => options.read(true),
     };
-    options.custom_flags(libc::O_NOFOLLOW);
+    options.custom_flags(NOFOLLOW);
     options.open(path)
 }
 
@@ -241,7 +254,11 @@ pub(crate) fn open_std(path: &Path, mode: OpenMode) -> io::Result<std::fs::File>
 pub(crate) fn read_full_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
+        #[cfg(unix)]
+        let r = file.read_at(&mut buf[done..], offset + done as u64);
+        #[cfg(windows)]
+        let r = file.seek_read(&mut buf[done..], offset + done as u64);
+        match r {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -249,6 +266,34 @@ pub(crate) fn read_full_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) ->
         }
     }
     Ok(done)
+}
+
+/// Writes all of `bufs` at `offset`, one positional `WriteFile` per buffer (Windows has no
+/// gathered positional write), continuing short writes.
+#[cfg(windows)]
+pub(crate) fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+    check_write_range(offset, bufs)?;
+    let mut at = offset;
+    for buf in bufs {
+        let mut done = 0;
+        while done < buf.len() {
+            match file.seek_write(&buf[done..], at) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "WriteFile wrote 0 bytes of a non-empty write",
+                    ))
+                }
+                Ok(n) => {
+                    done += n;
+                    at += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes sure `[0, len)` is allocated; never shrinks.
@@ -307,9 +352,11 @@ fn allocate_by_writing(file: &std::fs::File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Holds an `flock` until dropped (closing the descriptor releases the lock).
+/// Holds an `flock` until dropped (closing the descriptor releases the lock; on Windows, the
+/// exclusive open).
 struct FlockGuard {
-    file: std::fs::File,
+    /// Held, never read: closing it releases the lock.
+    _file: std::fs::File,
     /// For `Debug` output only.
     path: PathBuf,
 }
@@ -318,14 +365,14 @@ impl std::fmt::Debug for FlockGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FlockGuard")
             .field("path", &self.path)
-            .field("fd", &self.file.as_raw_fd())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl LockGuard for FlockGuard {}
 
 /// `flock(LOCK_EX | LOCK_NB)` on `path`, created if missing.
+#[cfg(unix)]
 pub(crate) fn lock_std(path: &Path) -> io::Result<Box<dyn LockGuard>> {
     // O_NOFOLLOW: a planted LOCK symlink must not create or open a file elsewhere.
     let file = OpenOptions::new()
@@ -333,7 +380,7 @@ pub(crate) fn lock_std(path: &Path) -> io::Result<Box<dyn LockGuard>> {
         .write(true)
         .create(true)
         .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(NOFOLLOW)
         .open(path)?;
     loop {
         // SAFETY: plain syscall on a descriptor that is open while `file` lives; no memory is
@@ -358,7 +405,35 @@ pub(crate) fn lock_std(path: &Path) -> io::Result<Box<dyn LockGuard>> {
         return Err(err);
     }
     Ok(Box::new(FlockGuard {
-        file,
+        _file: file,
         path: path.to_path_buf(),
     }))
+}
+
+/// On Windows: `path` opened with no sharing (`share_mode(0)`), created if missing, so that
+/// no other handle (another process, or this one) can open it while the guard lives; a
+/// sharing violation is the `WouldBlock` of an `flock` held elsewhere. Compiled, not run:
+/// no Windows machine checks it.
+#[cfg(windows)]
+pub(crate) fn lock_std(path: &Path) -> io::Result<Box<dyn LockGuard>> {
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .share_mode(0)
+        .custom_flags(NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => Ok(Box::new(FlockGuard {
+            _file: file,
+            path: path.to_path_buf(),
+        })),
+        Err(e) if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{} is locked by another process ({e})", path.display()),
+        )),
+        Err(e) => Err(e),
+    }
 }

@@ -1,6 +1,8 @@
 //! The same file tests against both real backends (io_uring and portable): one generic body
 //! per scenario, called for each backend.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::io;

@@ -43,6 +43,8 @@ impl Count {
     }
 }
 
+/// Process CPU time (user + system), in microseconds; 0 where getrusage does not exist.
+#[cfg(unix)]
 fn cpu_us() -> f64 {
     // SAFETY: getrusage writes the struct it is given; a zeroed rusage is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -50,6 +52,11 @@ fn cpu_us() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
     us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+#[cfg(not(unix))]
+fn cpu_us() -> f64 {
+    0.0
 }
 
 fn write_bytes() -> u64 {

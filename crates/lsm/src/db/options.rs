@@ -6,9 +6,11 @@ use crate::table::Compression;
 use uringdb_wal::WalOptions;
 
 use super::error::DbError;
+#[cfg(unix)]
+use super::limits::MAX_OPEN_FILES_SHARE_OF_RLIMIT;
 use super::limits::{
-    MAX_OPEN_FILES_DEFAULT, MAX_OPEN_FILES_MAX, MAX_OPEN_FILES_MIN, MAX_OPEN_FILES_SHARE_OF_RLIMIT,
-    READER_THREADS_AUTO_MAX, READER_THREADS_MAX,
+    MAX_OPEN_FILES_DEFAULT, MAX_OPEN_FILES_MAX, MAX_OPEN_FILES_MIN, READER_THREADS_AUTO_MAX,
+    READER_THREADS_MAX,
 };
 
 /// Options of the key-value database.
@@ -223,18 +225,8 @@ impl DbOptions {
     /// [`MAX_OPEN_FILES_SHARE_OF_RLIMIT`] of the process's soft open-file limit (never below
     /// [`MAX_OPEN_FILES_MIN`]), so that the default works under a small `ulimit -n`.
     pub fn effective_max_open_files(&self) -> usize {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one `rlimit` into the valid, exclusively borrowed struct.
-        let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-        let share = if r == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
-            usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX) / MAX_OPEN_FILES_SHARE_OF_RLIMIT
-        } else {
-            usize::MAX
-        };
-        self.max_open_files.min(share.max(MAX_OPEN_FILES_MIN))
+        self.max_open_files
+            .min(open_files_share().max(MAX_OPEN_FILES_MIN))
     }
 
     /// The reader pool's size this database asks for: `reader_threads`, or when 0 one per
@@ -279,4 +271,27 @@ impl DbOptions {
         }
         t
     }
+}
+
+/// 1 / [`MAX_OPEN_FILES_SHARE_OF_RLIMIT`] of the process's soft open-file limit (unbounded
+/// when there is none).
+#[cfg(unix)]
+fn open_files_share() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the valid, exclusively borrowed struct.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if r == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX) / MAX_OPEN_FILES_SHARE_OF_RLIMIT
+    } else {
+        usize::MAX
+    }
+}
+
+/// Windows has no per-process descriptor limit of the Unix kind (handles are plentiful).
+#[cfg(not(unix))]
+fn open_files_share() -> usize {
+    usize::MAX
 }

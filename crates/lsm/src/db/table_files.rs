@@ -170,6 +170,7 @@ impl VfsFile {
         file_bytes: u64,
         map: bool,
     ) -> io::Result<VfsFile> {
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut f = VfsFile {
             number,
             path,
@@ -179,6 +180,10 @@ impl VfsFile {
             map: None,
         };
         let file = f.file()?;
+        // Only Unix maps table files; elsewhere every block is read through the file.
+        #[cfg(not(unix))]
+        let _ = (map, file);
+        #[cfg(unix)]
         if let Some(fd) = file.raw_fd().filter(|_| map) {
             // A file too short to map is read through the descriptor, whose reads report
             // where it ends (as corruption of the table).

@@ -20,6 +20,7 @@
 //! the bytes are reached, never what is trusted.
 
 use std::io;
+#[cfg(unix)]
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 
@@ -48,6 +49,7 @@ impl Mapping {
     /// Maps the first `len` bytes of the open file `fd` read-only. The descriptor may be
     /// closed afterwards (the mapping holds the file). A file shorter than `len` is refused
     /// (`InvalidData`): its mapping would fault past the end.
+    #[cfg(unix)]
     pub fn map(fd: RawFd, len: u64) -> io::Result<Mapping> {
         let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
@@ -102,6 +104,9 @@ impl Mapping {
     }
 }
 
+// Only Unix maps table files (elsewhere no `Mapping` is ever made: tables are read through
+// their files).
+#[cfg(unix)]
 impl Drop for Mapping {
     fn drop(&mut self) {
         if self.len > 0 {
@@ -124,7 +129,7 @@ impl ReadAt for Mapping {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use std::os::fd::AsRawFd;
 
