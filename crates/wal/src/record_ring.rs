@@ -76,6 +76,11 @@ impl RecordRing {
         true
     }
 
+    /// Bytes held by records not yet released by the consumer (a snapshot).
+    pub fn used_bytes(&self) -> u64 {
+        self.ring.used_bytes()
+    }
+
     /// The only consumer; `None` after the first call.
     pub fn consumer(&self) -> Option<RecordConsumer> {
         (!self.consumer_taken.swap(true, Ordering::AcqRel))
