@@ -56,7 +56,7 @@ impl ReadFilter {
         if self.since.is_some() || self.until.is_some() || self.min_level.is_some() {
             let m = scan(line, b"");
             if let Some(min) = self.min_level {
-                if !m.level.is_some_and(|l| l >= min) {
+                if m.level.is_none_or(|l| l < min) {
                     return false;
                 }
             }
