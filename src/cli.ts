@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * The `uringdb` command (the package's `bin`):
+ *
+ * ```text
+ * uringdb logs <dir> [--since 10m] [--until <time>] [--level warn] [--grep text] [--follow]
+ * uringdb logs stats <dir>
+ * ```
+ *
+ * `logs` prints the matching lines as NDJSON, exactly as stored (pipe it into pino-pretty);
+ * `logs stats` prints one JSON object: volume, compression ratio, time range. Both read a
+ * store that is being written. Exit status: 0, 1 on an error (printed to stderr with its
+ * code), 2 on a usage error.
+ *
+ * @module
+ */
+import { parseArgs } from 'node:util'
+import { readLogLines, logStoreStats } from './log-store.js'
+import { UringdbError } from './errors.js'
+
+const USAGE = `usage:
+  uringdb logs <dir> [--since 10m] [--until <time>] [--level warn] [--grep text] [--follow]
+  uringdb logs stats <dir>`
+
+function usage(message: string): never {
+  process.stderr.write(`uringdb: ${message}\n${USAGE}\n`)
+  process.exit(2)
+}
+
+/** Writes `text`, waiting when stdout is full; false when stdout is closed (EPIPE). */
+async function out(text: string): Promise<boolean> {
+  if (process.stdout.destroyed) return false
+  if (process.stdout.write(text)) return true
+  await new Promise<void>((resolve) => {
+    process.stdout.once('drain', resolve)
+    process.stdout.once('close', resolve)
+  })
+  return !process.stdout.destroyed
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv
+  if (command !== 'logs') usage(command === undefined ? 'a command is required' : `unknown command ${JSON.stringify(command)}`)
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        since: { type: 'string' },
+        until: { type: 'string' },
+        level: { type: 'string' },
+        grep: { type: 'string' },
+        follow: { type: 'boolean', short: 'f' },
+      },
+    })
+  } catch (e) {
+    usage((e as Error).message)
+  }
+  const { values, positionals } = parsed
+  if (positionals[0] === 'stats') {
+    if (positionals.length !== 2) usage('logs stats takes one directory')
+    await out(JSON.stringify(logStoreStats(positionals[1])) + '\n')
+    return
+  }
+  if (positionals.length !== 1) usage('logs takes one directory')
+  const level = values.level === undefined ? undefined : /^\d+$/.test(values.level) ? Number(values.level) : values.level
+  const abort = new AbortController()
+  process.once('SIGINT', () => abort.abort())
+  process.once('SIGTERM', () => abort.abort())
+  process.stdout.on('error', () => abort.abort())
+  const lines = readLogLines(positionals[0], {
+    since: values.since,
+    until: values.until,
+    level,
+    match: values.grep,
+    follow: values.follow === true,
+    signal: abort.signal,
+  })
+  let chunk = ''
+  for await (const line of lines) {
+    chunk += line + '\n'
+    if (chunk.length >= 64 * 1024) {
+      if (!(await out(chunk))) return
+      chunk = ''
+    }
+    if (abort.signal.aborted) break
+  }
+  if (chunk.length > 0) await out(chunk)
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  const code = e instanceof UringdbError ? e.code : 'ERR_URINGDB_INTERNAL'
+  process.stderr.write(`uringdb: ${code}: ${(e as Error).message}\n`)
+  process.exitCode = 1
+})
