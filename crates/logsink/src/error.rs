@@ -31,8 +31,11 @@ pub enum SinkError {
         /// What does not check.
         message: String,
     },
-    /// An earlier write or fdatasync failed; the sink is latched failed until reopened.
-    Failed(String),
+    /// An earlier write or fdatasync failed (the first error inside); the sink is latched
+    /// failed until reopened.
+    Failed(Box<SinkError>),
+    /// The writer thread panicked (a bug); the sink is failed.
+    Panicked(String),
     /// The sink is closed.
     Closed,
     /// A line is longer than the ring accepts.
@@ -64,9 +67,10 @@ impl std::fmt::Display for SinkError {
                     file.display()
                 )
             }
-            SinkError::Failed(m) => {
-                write!(f, "the log sink failed earlier and must be reopened: {m}")
+            SinkError::Failed(e) => {
+                write!(f, "the log sink failed earlier and must be reopened: {e}")
             }
+            SinkError::Panicked(m) => write!(f, "the log sink's writer thread panicked: {m}"),
             SinkError::Closed => write!(f, "the log sink is closed"),
             SinkError::LineTooLong { bytes, max } => {
                 write!(
@@ -86,6 +90,7 @@ impl SinkError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             SinkError::Io { source, .. } => source.raw_os_error(),
+            SinkError::Failed(e) => e.errno(),
             _ => None,
         }
     }

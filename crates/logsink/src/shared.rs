@@ -35,7 +35,7 @@ pub(crate) struct State {
     /// Records covered by a completed fdatasync.
     pub durable_records: u64,
     /// Set when a write or sync failed (latched) or the writer panicked.
-    pub failed: Option<String>,
+    pub failed: Option<crate::error::SinkError>,
     /// The writer thread has exited.
     pub writer_done: bool,
 }

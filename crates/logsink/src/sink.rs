@@ -91,10 +91,10 @@ impl LogSink {
             .spawn(move || {
                 let r =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(consumer)));
-                if r.is_err() {
+                if let Err(r) = r {
                     let mut st = s.lock();
                     st.failed
-                        .get_or_insert_with(|| "the log sink's writer thread panicked".into());
+                        .get_or_insert_with(|| SinkError::Panicked(panic_text(&r)));
                     s.failed_flag.store(true, Ordering::Release);
                     st.writer_done = true;
                     s.done_cv.notify_all();
@@ -132,7 +132,7 @@ impl LogSink {
         }
         if self.shared.failed_flag.load(Ordering::Acquire) {
             if let Some(f) = self.shared.lock_failed() {
-                return Err(SinkError::Failed(f));
+                return Err(SinkError::Failed(Box::new(f)));
             }
         }
         Ok(())
@@ -170,7 +170,7 @@ impl LogSink {
             {
                 let st = self.shared.lock();
                 if let Some(f) = &st.failed {
-                    return Err(SinkError::Failed(f.clone()));
+                    return Err(SinkError::Failed(Box::new(f.clone())));
                 }
                 if st.writer_done {
                     return Err(SinkError::Closed);
@@ -215,7 +215,7 @@ impl LogSink {
         shared.writer_cv.notify_one();
         loop {
             if let Some(f) = &st.failed {
-                return Err(SinkError::Failed(f.clone()));
+                return Err(SinkError::Failed(Box::new(f.clone())));
             }
             if st.durable_records >= target {
                 return Ok(());
@@ -259,7 +259,7 @@ impl LogSink {
             let _ = h.join();
         }
         match self.shared.lock_failed() {
-            Some(f) => Err(SinkError::Failed(f)),
+            Some(f) => Err(SinkError::Failed(Box::new(f))),
             None => Ok(()),
         }
     }
@@ -272,7 +272,17 @@ impl Drop for LogSink {
 }
 
 impl Shared {
-    fn lock_failed(&self) -> Option<String> {
+    fn lock_failed(&self) -> Option<SinkError> {
         self.lock().failed.clone()
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
     }
 }

@@ -139,7 +139,7 @@ impl Writer {
         self.failed = true;
         let mut st = self.shared.lock();
         if st.failed.is_none() {
-            st.failed = Some(e.to_string());
+            st.failed = Some(e);
         }
         self.shared.failed_flag.store(true, Ordering::Release);
         self.shared.done_cv.notify_all();

@@ -151,6 +151,7 @@ fn enospc_is_an_error_that_keeps_its_errno_and_nothing_panics() {
         .or_else(|| sink.flush_sync().err())
         .expect("the sink fails");
     assert!(e.to_string().contains("No space left on device"), "{e}");
+    assert_eq!(e.errno(), Some(libc_enospc()), "{e:?}");
     let _ = sink.close();
 }
 
