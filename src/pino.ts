@@ -342,7 +342,9 @@ export function destination(options: LogDestinationOptions): LogDestination {
  * in the transport's worker thread and resolves once the store is open.
  */
 export async function transport(options: LogDestinationOptions): Promise<LogDestination> {
-  const d = destination(options)
+  // pino adds its own keys to a transport's options; they are not the destination's.
+  const { $context: _context, pinoWillSendConfig: _config, ...own } = options as LogDestinationOptions & { $context?: unknown; pinoWillSendConfig?: unknown }
+  const d = destination(own)
   await new Promise<void>((resolve, reject) => {
     const failed = (e: Error): void => reject(e)
     d.once('error', failed)

@@ -122,12 +122,9 @@ enum Step {
 impl LogReader {
     /// A reader of the store in `dir` (which must exist).
     pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, filter: ReadFilter) -> Result<LogReader, SinkError> {
-        if !dir.is_dir() {
-            return Err(SinkError::io(
-                format!("opening the log store {}", dir.display()),
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
-        }
+        // ENOENT / ENOTDIR as the OS says them.
+        std::fs::read_dir(dir)
+            .map_err(|e| SinkError::io(format!("opening the log store {}", dir.display()), e))?;
         Ok(LogReader {
             vfs,
             dir: dir.to_path_buf(),
