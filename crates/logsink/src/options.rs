@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use uringdb_uring::BackendChoice;
+use uringdb_uring::{BackendChoice, FaultConfig};
 
 use crate::error::SinkError;
 use crate::limits::*;
@@ -36,6 +36,10 @@ pub struct SinkOptions {
     pub zstd_level: i32,
     /// The string field holding a trace id (`traceField`); empty: none.
     pub trace_field: String,
+    /// Test-only: route the sink's I/O through a `FaultVfs` with this configuration, so
+    /// that a killed process loses every byte no fdatasync covered (the binding sets it
+    /// from `URINGDB_FAULT_VFS`, as it does for logs and databases).
+    pub fault: Option<FaultConfig>,
 }
 
 impl Default for SinkOptions {
@@ -48,6 +52,7 @@ impl Default for SinkOptions {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             zstd_level: ZSTD_LEVEL_DEFAULT,
             trace_field: "traceId".to_string(),
+            fault: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use uringdb_uring::{open_vfs, LockGuard, Vfs};
+use uringdb_uring::{open_vfs, FaultVfs, LockGuard, Vfs};
 
 use crate::error::SinkError;
 use crate::options::{SinkOptions, SyncMode};
@@ -55,8 +55,11 @@ impl LogSink {
     /// Opens (creating if needed) the store in `dir` with the backend the options name.
     pub fn open(dir: &Path, options: SinkOptions) -> Result<(LogSink, RecoveryReport), SinkError> {
         options.validate()?;
-        let (vfs, _) =
+        let (mut vfs, _) =
             open_vfs(options.backend).map_err(|e| SinkError::io("opening the I/O backend", e))?;
+        if let Some(config) = options.fault.clone() {
+            vfs = FaultVfs::new(vfs, config);
+        }
         LogSink::open_with_vfs(vfs, dir, options)
     }
 

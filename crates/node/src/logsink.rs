@@ -102,6 +102,19 @@ impl NativeLogSinkOptions {
         if let Some(v) = &self.trace_field {
             o.trace_field = v.clone();
         }
+        // Test-only hook: route I/O through the layer that drops unsynced bytes.
+        if let Ok(spec) = std::env::var("URINGDB_FAULT_VFS") {
+            if !spec.is_empty() {
+                o.fault = Some(
+                    uringdb_logsink::FaultConfig::from_env_str(&spec).map_err(|e| {
+                        Failure::coded(
+                            "ERR_URINGDB_INVALID_OPTION",
+                            format!("URINGDB_FAULT_VFS: {e}"),
+                        )
+                    })?,
+                );
+            }
+        }
         o.validate().map_err(|e| Failure::from(&e))?;
         Ok(o)
     }
