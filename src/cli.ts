@@ -77,16 +77,31 @@ async function main(argv: string[]): Promise<void> {
     follow: values.follow === true,
     signal: abort.signal,
   })
+  // Lines are gathered and written in chunks; a chunk is also written whenever the reader
+  // waits (caught up with a followed store), so --follow prints lines as they come.
   let chunk = ''
+  let scheduled = false
+  let writing = Promise.resolve(true)
+  const flush = (): void => {
+    scheduled = false
+    if (chunk.length === 0) return
+    const text = chunk
+    chunk = ''
+    writing = writing.then((ok) => (ok ? out(text) : false))
+  }
   for await (const line of lines) {
     chunk += line + '\n'
     if (chunk.length >= 64 * 1024) {
-      if (!(await out(chunk))) return
-      chunk = ''
+      flush()
+      if (!(await writing)) return
+    } else if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
     }
     if (abort.signal.aborted) break
   }
-  if (chunk.length > 0) await out(chunk)
+  flush()
+  await writing
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
