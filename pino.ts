@@ -22,6 +22,7 @@ import { transport } from './src/pino.js'
 export {
   LogDestination,
   LogDestinationOptionsSchema,
+  SamplingOptionsSchema,
   destination,
   transport,
   type LogDestinationOptions,

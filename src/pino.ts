@@ -15,6 +15,41 @@ import * as native from '../binding.js'
 import { UringdbError, toUringdbError } from './errors.js'
 import { parseOptions, MiB } from './options.js'
 
+const levelSampling = z
+  .object({
+    /** Lines per message and window always kept. */
+    first: z.number().int().min(0).max(2 ** 32 - 1),
+    /** After those, every `thereafter`-th is kept; 0 drops the rest of the window. */
+    thereafter: z.number().int().min(0).max(2 ** 32 - 1),
+  })
+  .strict()
+
+/**
+ * Sampling and rate limits per level, applied by the writer thread (ERROR and FATAL are
+ * never sampled): zap's semantics per (level, message) in windows of `tickMs`; a trace
+ * whose line was kept keeps all its lines; a trace with more than `traceInfoCap` INFO lines
+ * in a row is silenced for the rest of its INFO lines. Drops are counted in `stats()` and
+ * summarized in a WARN line in the store every `summaryIntervalMs`.
+ */
+export const SamplingOptionsSchema = z
+  .object({
+    /** The counting window, ms. */
+    tickMs: z.number().int().min(1).max(3_600_000).default(1000),
+    /** TRACE lines: first N per window and message, then every Mth. */
+    trace: levelSampling.optional(),
+    /** DEBUG lines. */
+    debug: levelSampling.optional(),
+    /** INFO lines. */
+    info: levelSampling.optional(),
+    /** WARN lines. */
+    warn: levelSampling.optional(),
+    /** The per-trace cap on INFO lines in a row. */
+    traceInfoCap: z.number().int().min(1).max(2 ** 32 - 1).optional(),
+    /** Period of the drop summary line, ms. */
+    summaryIntervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
+  })
+  .strict()
+
 /**
  * Options of {@link destination}, as a zod schema: unknown keys are rejected and errors
  * name the field. The TypeScript type {@link LogDestinationOptions} is inferred from it.
@@ -57,6 +92,8 @@ export const LogDestinationOptionsSchema = z
     openBufferBytes: z.number().int().min(0).max(1024 * MiB).default(16 * MiB),
     /** I/O backend: `auto` probes io_uring at open and falls back to `portable`. */
     ioBackend: z.enum(['auto', 'io_uring', 'portable']).default('auto'),
+    /** Sampling and rate limits per level; see {@link SamplingOptionsSchema}. Off by default. */
+    sampling: SamplingOptionsSchema.optional(),
   })
   .strict()
 
@@ -83,7 +120,11 @@ export interface LogDestinationStats {
   fullWaits: number
   /** Lines dropped: ring full (`whenFull: 'drop'`) or the open buffer full. */
   dropped: number
+  /** Lines the sampler dropped, by level name and reason (levels with drops only). */
+  sampled: Record<string, { sampling: number; traceCap: number }>
 }
+
+const LEVEL_CLASSES = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'other', 'none']
 
 // Open destinations, flushed synchronously when the process exits normally, so that lines
 // logged just before `process.exit()` are not left in the ring.
@@ -137,6 +178,7 @@ export class LogDestination extends EventEmitter {
       segmentBytes: o.segmentBytes,
       compressionLevel: o.compressionLevel,
       traceField: o.traceField,
+      sampling: o.sampling,
     })
     this.#opening = p.then(
       (sink) => {
@@ -319,8 +361,20 @@ export class LogDestination extends EventEmitter {
       segmentsCreated: s?.segmentsCreated ?? 0,
       fullWaits: s?.fullWaits ?? 0,
       dropped: this.#dropped,
+      sampled: sampledByLevel(s),
     }
   }
+}
+
+function sampledByLevel(s: native.NativeLogSinkStats | undefined): Record<string, { sampling: number; traceCap: number }> {
+  const out: Record<string, { sampling: number; traceCap: number }> = {}
+  if (s === undefined) return out
+  LEVEL_CLASSES.forEach((name, i) => {
+    const sampling = s.droppedSampling[i] ?? 0
+    const traceCap = s.droppedTraceCap[i] ?? 0
+    if (sampling + traceCap > 0) out[name] = { sampling, traceCap }
+  })
+  return out
 }
 
 /**

@@ -149,3 +149,22 @@ test('corruption is ERR_URINGDB_CORRUPTION naming the file and offset', async (t
   t.is(openError.code, 'ERR_URINGDB_CORRUPTION');
   t.is(openError.file, seg);
 });
+
+test('sampling drops INFO past the first N, never ERROR, and counts by level and reason', async (t) => {
+  const dir = tmpDir(t);
+  const d = await openDest(dir, { sampling: { tickMs: 3_600_000, info: { first: 5, thereafter: 0 }, traceInfoCap: 20 } });
+  const logger = pino({ base: null }, d);
+  for (let i = 0; i < 100; i++) logger.info({ i }, 'hit');
+  for (let i = 0; i < 3; i++) logger.error({ i }, 'boom');
+  for (let i = 0; i < 30; i++) logger.info({ traceId: 'tr-1', i }, 'traced');
+  d.flushSync();
+  const st = d.stats();
+  await endDest(d);
+  const lines = await readAllLogs(dir);
+  t.deepEqual(lines.filter((l) => l.msg === 'hit').map((l) => l.i), [0, 1, 2, 3, 4]);
+  t.is(lines.filter((l) => l.level === 50).length, 3);
+  t.is(lines.filter((l) => l.msg === 'traced').length, 20);
+  t.deepEqual(st.sampled, { info: { sampling: 95, traceCap: 10 } });
+  const e = t.throws(() => uringPino.destination({ dir, sampling: { info: { first: -1, thereafter: 0 } } }), { code: 'ERR_URINGDB_INVALID_OPTION' });
+  t.is(e.field, 'sampling');
+});

@@ -32,6 +32,7 @@
 //! * `writer` — the writer thread.
 //! * `sink` — [`LogSink`].
 //! * `segment`, `recovery` — walking segments; what open does after a crash.
+//! * [`sampler`] — sampling and rate limits per level (pure; a fake clock in tests).
 //! * `reader` — [`LogReader`], [`summarize`].
 #![deny(missing_docs)]
 
@@ -42,6 +43,7 @@ pub mod line;
 mod options;
 mod reader;
 mod recovery;
+pub mod sampler;
 mod segment;
 mod shared;
 mod sink;

@@ -79,6 +79,25 @@ pub fn scan<'a>(line: &'a [u8], trace_key: &[u8]) -> LineMeta<'a> {
     LineMeta { level, time, trace }
 }
 
+/// The `"msg"` string's bytes as written (escapes kept), for the sampler's key; empty when
+/// the line has none.
+pub fn msg(line: &[u8]) -> &[u8] {
+    const KEY: &[u8] = b"\"msg\":\"";
+    let Some(at) = find(line, KEY) else {
+        return b"";
+    };
+    let start = at + KEY.len();
+    let mut i = start;
+    while i < line.len() {
+        match line[i] {
+            b'\\' => i += 2,
+            b'"' => return &line[start..i],
+            _ => i += 1,
+        }
+    }
+    &line[start..]
+}
+
 /// The search key for a trace-id field name: `"name":"`.
 pub fn trace_key(field: &str) -> Vec<u8> {
     if field.is_empty() {
@@ -98,6 +117,12 @@ mod tests {
         assert_eq!(m.level, Some(40));
         assert_eq!(m.time, Some(1_733_600_000_123));
         assert_eq!(m.trace, Some(&b"abc-1"[..]));
+    }
+
+    #[test]
+    fn message_with_escapes() {
+        assert_eq!(msg(br#"{"msg":"a \"q\" b","x":1}"#), br#"a \"q\" b"#);
+        assert_eq!(msg(br#"{"level":30}"#), b"");
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct SinkOptions {
     /// that a killed process loses every byte no fdatasync covered (the binding sets it
     /// from `URINGDB_FAULT_VFS`, as it does for logs and databases).
     pub fault: Option<FaultConfig>,
+    /// Sampling and rate limits per level (`sampling`); the default samples nothing.
+    pub sampling: crate::sampler::SamplingOptions,
 }
 
 impl Default for SinkOptions {
@@ -53,6 +55,7 @@ impl Default for SinkOptions {
             zstd_level: ZSTD_LEVEL_DEFAULT,
             trace_field: "traceId".to_string(),
             fault: None,
+            sampling: crate::sampler::SamplingOptions::default(),
         }
     }
 }
@@ -120,6 +123,19 @@ impl SinkOptions {
             return Err(invalid(
                 "traceField",
                 format!("must be at most {TRACE_FIELD_BYTES_MAX} bytes without quotes, backslashes or control characters"),
+            ));
+        }
+        let sm = &self.sampling;
+        if !(1..=3_600_000).contains(&sm.tick_ms) {
+            return Err(invalid(
+                "sampling.tickMs",
+                format!("{} is outside 1..=3600000", sm.tick_ms),
+            ));
+        }
+        if !(100..=3_600_000).contains(&sm.summary_ms) {
+            return Err(invalid(
+                "sampling.summaryIntervalMs",
+                format!("{} is outside 100..=3600000", sm.summary_ms),
             ));
         }
         Ok(())

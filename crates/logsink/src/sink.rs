@@ -35,6 +35,8 @@ pub struct SinkStats {
     pub dropped_full: u64,
     /// Records drained and discarded after the sink failed.
     pub lost_after_failure: u64,
+    /// Lines the sampler dropped, per level class and reason.
+    pub dropped: crate::sampler::DropCounts,
     /// The I/O backend in use.
     pub backend: &'static str,
 }
@@ -248,6 +250,9 @@ impl LogSink {
             full_waits: r(&c.full_waits),
             dropped_full: r(&c.dropped_full),
             lost_after_failure: r(&c.lost_after_failure),
+            dropped: crate::sampler::DropCounts(std::array::from_fn(|class| {
+                std::array::from_fn(|reason| r(&c.dropped[class][reason]))
+            })),
             backend: self.backend,
         }
     }

@@ -16,9 +16,10 @@ use uringdb_wal::RecordConsumer;
 use crate::error::SinkError;
 use crate::format::{level_class, BlockHeader, BLOCK_HEADER_BYTES, FLAG_ZSTD};
 use crate::limits::{BLOCK_AGE_MS_MAX, WRITER_POLL_MS};
-use crate::line::{scan, trace_key};
+use crate::line::{msg, scan, trace_key};
 use crate::options::{SinkOptions, SyncMode};
 use crate::recovery::{create_segment, Resume};
+use crate::sampler::Sampler;
 use crate::shared::{Shared, AWAKE, WAKE_ANY, WAKE_IF_FULL};
 
 /// The block being filled.
@@ -61,6 +62,10 @@ pub(crate) struct Writer {
     builder: Builder,
     compressor: zstd::bulk::Compressor<'static>,
     failed: bool,
+    /// `None` when sampling is off (nothing is dropped).
+    sampler: Option<Sampler>,
+    started: Instant,
+    last_summary: Instant,
 }
 
 const PAD: [u8; 8] = [0; 8];
@@ -85,7 +90,14 @@ impl Writer {
             started: None,
         };
         builder.reset(resume.next_seq);
+        let sampler = options
+            .sampling
+            .active()
+            .then(|| Sampler::new(options.sampling.clone()));
         Ok(Writer {
+            sampler,
+            started: Instant::now(),
+            last_summary: Instant::now(),
             trace_key: trace_key(&options.trace_field),
             shared,
             vfs,
@@ -119,6 +131,7 @@ impl Writer {
             let closing = shared.closing.load(Ordering::Acquire);
             let pending = shared.ring.has_pending(&consumer);
             if !self.failed {
+                self.sampler_tick();
                 if let Err(e) = self.after_drain(closing && !pending) {
                     self.fail(e);
                 }
@@ -158,9 +171,26 @@ impl Writer {
                 continue;
             }
             let meta = scan(line, &self.trace_key);
+            if let Some(s) = &mut self.sampler {
+                let now_ms = self.started.elapsed().as_millis() as u64;
+                if !s.keep(meta.level, meta.trace, msg(line), now_ms) {
+                    continue;
+                }
+            }
+            self.add_line(line, meta.level, meta.time);
+        }
+        if self.builder.raw.len() >= self.options.block_raw_bytes {
+            if let Err(e) = self.write_block() {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn add_line(&mut self, line: &[u8], lvl: Option<u32>, time: Option<i64>) {
+        {
             let b = &mut self.builder;
-            b.level_bits |= 1 << level_class(meta.level);
-            if let Some(t) = meta.time {
+            b.level_bits |= 1 << level_class(lvl);
+            if let Some(t) = time {
                 b.min_time = b.min_time.min(t);
                 b.max_time = b.max_time.max(t);
             }
@@ -171,10 +201,26 @@ impl Writer {
                 b.started = Some(Instant::now());
             }
         }
-        if self.builder.raw.len() >= self.options.block_raw_bytes {
-            if let Err(e) = self.write_block() {
-                self.fail(e);
+    }
+
+    /// Publishes the sampler's totals and, once per summary period, adds the summary line
+    /// of what it dropped to the store.
+    fn sampler_tick(&mut self) {
+        let Some(s) = &mut self.sampler else { return };
+        for (class, counts) in s.total.0.iter().enumerate() {
+            for (reason, &n) in counts.iter().enumerate() {
+                self.shared.counters.dropped[class][reason].store(n, Ordering::Relaxed);
             }
+        }
+        if self.last_summary.elapsed() < Duration::from_millis(s.options().summary_ms) {
+            return;
+        }
+        self.last_summary = Instant::now();
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        if let Some(line) = s.take_summary(wall_ms) {
+            self.add_line(line.as_bytes(), Some(40), Some(wall_ms));
         }
     }
 

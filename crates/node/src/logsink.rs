@@ -38,6 +38,38 @@ pub struct NativeLogSinkOptions {
     pub compression_level: Option<i32>,
     /// The trace-id field name.
     pub trace_field: Option<String>,
+    /// Sampling and rate limits per level.
+    pub sampling: Option<NativeSamplingOptions>,
+}
+
+/// zap's (first, thereafter) for one level.
+#[napi(object)]
+#[derive(Clone, Debug, Default)]
+pub struct NativeLevelSampling {
+    /// Lines per message and window always kept.
+    pub first: u32,
+    /// After those, every n-th; 0 drops the rest.
+    pub thereafter: u32,
+}
+
+/// Sampling options (see `uringdb_logsink::sampler`).
+#[napi(object)]
+#[derive(Clone, Debug, Default)]
+pub struct NativeSamplingOptions {
+    /// Counting window, ms.
+    pub tick_ms: u32,
+    /// TRACE lines.
+    pub trace: Option<NativeLevelSampling>,
+    /// DEBUG lines.
+    pub debug: Option<NativeLevelSampling>,
+    /// INFO lines.
+    pub info: Option<NativeLevelSampling>,
+    /// WARN lines.
+    pub warn: Option<NativeLevelSampling>,
+    /// A trace with more INFO lines in a row is silenced for the rest of them.
+    pub trace_info_cap: Option<u32>,
+    /// Period of the drop summary line, ms.
+    pub summary_interval_ms: u32,
 }
 
 fn invalid(field: &'static str, message: String) -> Failure {
@@ -102,6 +134,25 @@ impl NativeLogSinkOptions {
         if let Some(v) = &self.trace_field {
             o.trace_field = v.clone();
         }
+        if let Some(sm) = &self.sampling {
+            let level = |l: &Option<NativeLevelSampling>| {
+                l.as_ref().map(|l| uringdb_logsink::sampler::LevelSampling {
+                    first: l.first,
+                    thereafter: l.thereafter,
+                })
+            };
+            o.sampling = uringdb_logsink::sampler::SamplingOptions {
+                tick_ms: u64::from(sm.tick_ms),
+                levels: [
+                    level(&sm.trace),
+                    level(&sm.debug),
+                    level(&sm.info),
+                    level(&sm.warn),
+                ],
+                trace_info_cap: sm.trace_info_cap,
+                summary_ms: u64::from(sm.summary_interval_ms),
+            };
+        }
         // Test-only hook: route I/O through the layer that drops unsynced bytes.
         if let Ok(spec) = std::env::var("URINGDB_FAULT_VFS") {
             if !spec.is_empty() {
@@ -154,6 +205,11 @@ pub struct NativeLogSinkStats {
     pub full_waits: f64,
     /// Writes dropped because the ring was full.
     pub dropped_full: f64,
+    /// Lines the sampler dropped, per level class (trace, debug, info, warn, error, fatal,
+    /// other, none).
+    pub dropped_sampling: Vec<f64>,
+    /// Lines the per-trace cap silenced, per level class.
+    pub dropped_trace_cap: Vec<f64>,
 }
 
 /// An open log sink.
@@ -272,6 +328,8 @@ impl NativeLogSink {
                 segments_created: s.segments_created as f64,
                 full_waits: s.full_waits as f64,
                 dropped_full: s.dropped_full as f64,
+                dropped_sampling: s.dropped.0.iter().map(|c| c[0] as f64).collect(),
+                dropped_trace_cap: s.dropped.0.iter().map(|c| c[1] as f64).collect(),
             })
         })
     }
