@@ -214,8 +214,8 @@ impl Sampler {
         key.count += 1;
         let n = key.count;
         let first = u64::from(cfg.first);
-        let keep =
-            n <= first || (cfg.thereafter > 0 && (n - first) % u64::from(cfg.thereafter) == 0);
+        let keep = n <= first
+            || (cfg.thereafter > 0 && (n - first).is_multiple_of(u64::from(cfg.thereafter)));
         if keep {
             if let Some(ix) = slot_ix {
                 self.traces[ix].kept = true;
