@@ -92,6 +92,24 @@ export const LogDestinationOptionsSchema = z
     openBufferBytes: z.number().int().min(0).max(1024 * MiB).default(16 * MiB),
     /** I/O backend: `auto` probes io_uring at open and falls back to `portable`. */
     ioBackend: z.enum(['auto', 'io_uring', 'portable']).default('auto'),
+    /** Seal the active segment file once its first block is this old, in ms (rotation by age; by size: `segmentBytes`). */
+    rotateAgeMs: z.number().int().min(1).max(2 ** 40).optional(),
+    /**
+     * Which sealed segment files are deleted, oldest first: when all files together exceed
+     * `maxBytes`, when there are more than `maxFiles`, or when one was last written more than
+     * `maxAgeMs` ago. The active file is never deleted. No limit by default.
+     */
+    retention: z
+      .object({
+        /** Total bytes of the store's segment files. */
+        maxBytes: z.number().int().min(1).max(2 ** 52).optional(),
+        /** Age of a sealed file since its last write, ms. */
+        maxAgeMs: z.number().int().min(1).max(2 ** 52).optional(),
+        /** Number of segment files. */
+        maxFiles: z.number().int().min(1).max(2 ** 32).optional(),
+      })
+      .strict()
+      .optional(),
     /** Sampling and rate limits per level; see {@link SamplingOptionsSchema}. Off by default. */
     sampling: SamplingOptionsSchema.optional(),
   })
@@ -120,6 +138,10 @@ export interface LogDestinationStats {
   fullWaits: number
   /** Lines dropped: ring full (`whenFull: 'drop'`) or the open buffer full. */
   dropped: number
+  /** Segment files deleted by retention. */
+  segmentsRemoved: number
+  /** Their bytes. */
+  bytesRemoved: number
   /** Lines the sampler dropped, by level name and reason (levels with drops only). */
   sampled: Record<string, { sampling: number; traceCap: number }>
 }
@@ -179,6 +201,10 @@ export class LogDestination extends EventEmitter {
       compressionLevel: o.compressionLevel,
       traceField: o.traceField,
       sampling: o.sampling,
+      rotateAgeMs: o.rotateAgeMs,
+      retentionMaxBytes: o.retention?.maxBytes,
+      retentionMaxAgeMs: o.retention?.maxAgeMs,
+      retentionMaxFiles: o.retention?.maxFiles,
     })
     this.#opening = p.then(
       (sink) => {
@@ -361,6 +387,8 @@ export class LogDestination extends EventEmitter {
       segmentsCreated: s?.segmentsCreated ?? 0,
       fullWaits: s?.fullWaits ?? 0,
       dropped: this.#dropped,
+      segmentsRemoved: s?.segmentsRemoved ?? 0,
+      bytesRemoved: s?.bytesRemoved ?? 0,
       sampled: sampledByLevel(s),
     }
   }

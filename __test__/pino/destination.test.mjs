@@ -168,3 +168,19 @@ test('sampling drops INFO past the first N, never ERROR, and counts by level and
   const e = t.throws(() => uringPino.destination({ dir, sampling: { info: { first: -1, thereafter: 0 } } }), { code: 'ERR_URINGDB_INVALID_OPTION' });
   t.is(e.field, 'sampling');
 });
+
+test('rotation by size and retention by file count keep the newest lines', async (t) => {
+  const dir = tmpDir(t);
+  const d = await openDest(dir, { segmentBytes: 64 * 1024, blockBytes: 4096, retention: { maxFiles: 2 } });
+  const noise = (i) => Buffer.from(`${i}`.repeat(40)).toString('base64') + Math.random().toString(36).repeat(4);
+  for (let i = 0; i < 5000; i++) d.write(`{"level":30,"i":${i},"noise":"${noise(i)}"}\n`);
+  d.flushSync();
+  const st = d.stats();
+  await endDest(d);
+  t.true(st.segmentsCreated >= 2, JSON.stringify(st));
+  t.is(st.segmentsRemoved, st.segmentsCreated + 1 - 2);
+  t.is(fs.readdirSync(dir).filter((n) => n.endsWith('.ulog')).length, 2);
+  const back = (await readAllLogs(dir)).map((l) => l.i);
+  t.true(back.length > 0 && back.length < 5000);
+  t.deepEqual(back, Array.from({ length: back.length }, (_, k) => 5000 - back.length + k));
+});

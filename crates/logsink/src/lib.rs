@@ -32,6 +32,7 @@
 //! * `writer` — the writer thread.
 //! * `sink` — [`LogSink`].
 //! * `segment`, `recovery` — walking segments; what open does after a crash.
+//! * `retention` — deleting the oldest sealed segments by bytes, age, count.
 //! * [`sampler`] — sampling and rate limits per level (pure; a fake clock in tests).
 //! * `reader` — [`LogReader`], [`summarize`].
 #![deny(missing_docs)]
@@ -43,6 +44,7 @@ pub mod line;
 mod options;
 mod reader;
 mod recovery;
+mod retention;
 pub mod sampler;
 mod segment;
 mod shared;
@@ -53,5 +55,6 @@ pub use error::SinkError;
 pub use options::{SinkOptions, SyncMode};
 pub use reader::{summarize, LogReader, ReadFilter, ReadStats, StoreSummary};
 pub use recovery::RecoveryReport;
+pub use retention::Retention;
 pub use sink::{LogSink, SinkStats};
 pub use uringdb_uring::{open_vfs, BackendChoice, FaultConfig, FaultVfs};

@@ -38,6 +38,8 @@ pub const ZSTD_LEVEL_MAX: i32 = 19;
 /// before it looks again; producers wake it earlier only when the ring is a quarter full or
 /// a flush is requested (so a write costs no wake-up on the hot path).
 pub const WRITER_POLL_MS: u64 = 10;
+/// How often the writer applies age-based retention while no rotation happens.
+pub const RETENTION_CHECK_MS: u64 = 10_000;
 /// Longest trace-id field name.
 pub const TRACE_FIELD_BYTES_MAX: usize = 64;
 

@@ -42,6 +42,11 @@ pub struct SinkOptions {
     pub fault: Option<FaultConfig>,
     /// Sampling and rate limits per level (`sampling`); the default samples nothing.
     pub sampling: crate::sampler::SamplingOptions,
+    /// Seal the active segment once its first block is this old, even if not full
+    /// (`rotateAgeMs`); `None`: by size only.
+    pub rotate_age: Option<Duration>,
+    /// Which sealed segments are deleted (`retention`).
+    pub retention: crate::retention::Retention,
 }
 
 impl Default for SinkOptions {
@@ -56,6 +61,8 @@ impl Default for SinkOptions {
             trace_field: "traceId".to_string(),
             fault: None,
             sampling: crate::sampler::SamplingOptions::default(),
+            rotate_age: None,
+            retention: crate::retention::Retention::default(),
         }
     }
 }

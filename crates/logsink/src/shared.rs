@@ -52,6 +52,8 @@ pub(crate) struct Counters {
     pub full_waits: AtomicU64,
     pub dropped_full: AtomicU64,
     pub lost_after_failure: AtomicU64,
+    pub segments_removed: AtomicU64,
+    pub bytes_removed: AtomicU64,
     /// Dropped by the sampler, per level class and reason (a copy of the writer's totals).
     pub dropped: [[AtomicU64; 2]; 8],
 }

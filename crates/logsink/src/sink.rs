@@ -35,6 +35,10 @@ pub struct SinkStats {
     pub dropped_full: u64,
     /// Records drained and discarded after the sink failed.
     pub lost_after_failure: u64,
+    /// Segment files deleted by retention since open.
+    pub segments_removed: u64,
+    /// Their bytes.
+    pub bytes_removed: u64,
     /// Lines the sampler dropped, per level class and reason.
     pub dropped: crate::sampler::DropCounts,
     /// The I/O backend in use.
@@ -50,7 +54,8 @@ pub struct LogSink {
     backend: &'static str,
     dir: PathBuf,
     sync_always: bool,
-    _lock: Box<dyn LockGuard>,
+    /// The directory's lock, released by `close`.
+    lock: Mutex<Option<Box<dyn LockGuard>>>,
 }
 
 impl LogSink {
@@ -112,7 +117,7 @@ impl LogSink {
             backend,
             dir: dir.to_path_buf(),
             sync_always,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         };
         Ok((sink, report))
     }
@@ -250,6 +255,8 @@ impl LogSink {
             full_waits: r(&c.full_waits),
             dropped_full: r(&c.dropped_full),
             lost_after_failure: r(&c.lost_after_failure),
+            segments_removed: r(&c.segments_removed),
+            bytes_removed: r(&c.bytes_removed),
             dropped: crate::sampler::DropCounts(std::array::from_fn(|class| {
                 std::array::from_fn(|reason| r(&c.dropped[class][reason]))
             })),
@@ -266,6 +273,8 @@ impl LogSink {
         if let Some(h) = handle {
             let _ = h.join();
         }
+        // The writer is gone: another sink may open the directory now.
+        drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
         match self.shared.lock_failed() {
             Some(f) => Err(SinkError::Failed(Box::new(f))),
             None => Ok(()),

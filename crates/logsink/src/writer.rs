@@ -15,7 +15,7 @@ use uringdb_wal::RecordConsumer;
 
 use crate::error::SinkError;
 use crate::format::{level_class, BlockHeader, BLOCK_HEADER_BYTES, FLAG_ZSTD};
-use crate::limits::{BLOCK_AGE_MS_MAX, WRITER_POLL_MS};
+use crate::limits::{BLOCK_AGE_MS_MAX, RETENTION_CHECK_MS, WRITER_POLL_MS};
 use crate::line::{msg, scan, trace_key};
 use crate::options::{SinkOptions, SyncMode};
 use crate::recovery::{create_segment, Resume};
@@ -66,6 +66,9 @@ pub(crate) struct Writer {
     sampler: Option<Sampler>,
     started: Instant,
     last_summary: Instant,
+    /// When the active segment got its first block (age rotation).
+    segment_first_block: Option<Instant>,
+    last_retention: Instant,
 }
 
 const PAD: [u8; 8] = [0; 8];
@@ -98,6 +101,8 @@ impl Writer {
             sampler,
             started: Instant::now(),
             last_summary: Instant::now(),
+            segment_first_block: None,
+            last_retention: Instant::now(),
             trace_key: trace_key(&options.trace_field),
             shared,
             vfs,
@@ -132,7 +137,10 @@ impl Writer {
             let pending = shared.ring.has_pending(&consumer);
             if !self.failed {
                 self.sampler_tick();
-                if let Err(e) = self.after_drain(closing && !pending) {
+                if let Err(e) = self
+                    .after_drain(closing && !pending)
+                    .and_then(|()| self.housekeeping())
+                {
                     self.fail(e);
                 }
             }
@@ -263,6 +271,7 @@ impl Writer {
             .write_at(self.offset, &[&head, stored, &PAD[..pad]], false)
             .map_err(|e| SinkError::io(format!("writing a block to {}", path.display()), e))?;
         self.offset += header.span();
+        self.segment_first_block.get_or_insert_with(Instant::now);
         let c = &self.shared.counters;
         c.lines.fetch_add(u64::from(b.lines), Ordering::Relaxed);
         c.blocks.fetch_add(1, Ordering::Relaxed);
@@ -294,10 +303,49 @@ impl Writer {
         self.file = create_segment(&*self.vfs, &self.dir, self.index)?;
         self.offset = crate::format::SEGMENT_HEADER_BYTES as u64;
         self.durable_offset = self.offset;
+        self.segment_first_block = None;
         self.shared
             .counters
             .segments_created
             .fetch_add(1, Ordering::Relaxed);
+        self.retention()
+    }
+
+    /// Deletes what the retention limits say (sealed segments only).
+    fn retention(&mut self) -> Result<(), SinkError> {
+        self.last_retention = Instant::now();
+        if !self.options.retention.active() {
+            return Ok(());
+        }
+        let r = crate::retention::apply(
+            &*self.vfs,
+            &self.dir,
+            self.index,
+            &self.options.retention,
+            std::time::SystemTime::now(),
+        )?;
+        let c = &self.shared.counters;
+        c.segments_removed.fetch_add(r.segments, Ordering::Relaxed);
+        c.bytes_removed.fetch_add(r.bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Age rotation and periodic retention, between drains.
+    fn housekeeping(&mut self) -> Result<(), SinkError> {
+        if let (Some(age), Some(t)) = (self.options.rotate_age, self.segment_first_block) {
+            if t.elapsed() >= age {
+                // Seal with everything drained so far in it.
+                self.sync_all()?;
+                if self.segment_first_block.is_some() {
+                    return self.rotate();
+                }
+            }
+        }
+        if self.options.retention.max_age.is_some()
+            && self.last_retention.elapsed() >= Duration::from_millis(RETENTION_CHECK_MS)
+        {
+            self.retention()?;
+        }
         Ok(())
     }
 
@@ -358,10 +406,18 @@ impl Writer {
             || shared.closing.load(Ordering::SeqCst)
             || shared.flush_target.load(Ordering::SeqCst) != target;
         if !again {
+            let mut idle_timeout = Duration::from_secs(1);
+            if let (Some(age), Some(t)) = (self.options.rotate_age, self.segment_first_block) {
+                // Wake in time to seal the segment by age.
+                idle_timeout = idle_timeout.min(
+                    age.saturating_sub(t.elapsed())
+                        .max(Duration::from_millis(1)),
+                );
+            }
             let timeout = if idle {
-                Duration::from_secs(1)
+                idle_timeout
             } else {
-                timeout
+                timeout.min(idle_timeout)
             };
             let _ = shared
                 .writer_cv

@@ -199,6 +199,9 @@ fn a_second_sink_on_the_directory_is_refused_and_closed_sinks_refuse_writes() {
     ));
     sink.close().unwrap();
     assert!(matches!(sink.write(b"late\n"), Err(SinkError::Closed)));
+    // Closing released the directory (the handle is still alive).
+    let (again, _) = LogSink::open(dir.path(), small(SyncMode::None)).unwrap();
+    again.close().unwrap();
     sink.close().unwrap();
 }
 

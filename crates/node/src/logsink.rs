@@ -40,6 +40,14 @@ pub struct NativeLogSinkOptions {
     pub trace_field: Option<String>,
     /// Sampling and rate limits per level.
     pub sampling: Option<NativeSamplingOptions>,
+    /// Seal the active segment once its first block is this old (ms).
+    pub rotate_age_ms: Option<f64>,
+    /// Retention: total bytes of segment files.
+    pub retention_max_bytes: Option<f64>,
+    /// Retention: age of sealed segments (ms since their last write).
+    pub retention_max_age_ms: Option<f64>,
+    /// Retention: number of segment files.
+    pub retention_max_files: Option<f64>,
 }
 
 /// zap's (first, thereafter) for one level.
@@ -134,6 +142,18 @@ impl NativeLogSinkOptions {
         if let Some(v) = &self.trace_field {
             o.trace_field = v.clone();
         }
+        if let Some(v) = self.rotate_age_ms {
+            o.rotate_age = Some(Duration::from_millis(whole("rotateAgeMs", v)?));
+        }
+        if let Some(v) = self.retention_max_bytes {
+            o.retention.max_bytes = Some(whole("retention.maxBytes", v)?);
+        }
+        if let Some(v) = self.retention_max_age_ms {
+            o.retention.max_age = Some(Duration::from_millis(whole("retention.maxAgeMs", v)?));
+        }
+        if let Some(v) = self.retention_max_files {
+            o.retention.max_files = Some(whole("retention.maxFiles", v)?);
+        }
         if let Some(sm) = &self.sampling {
             let level = |l: &Option<NativeLevelSampling>| {
                 l.as_ref().map(|l| uringdb_logsink::sampler::LevelSampling {
@@ -205,6 +225,10 @@ pub struct NativeLogSinkStats {
     pub full_waits: f64,
     /// Writes dropped because the ring was full.
     pub dropped_full: f64,
+    /// Segment files deleted by retention.
+    pub segments_removed: f64,
+    /// Their bytes.
+    pub bytes_removed: f64,
     /// Lines the sampler dropped, per level class (trace, debug, info, warn, error, fatal,
     /// other, none).
     pub dropped_sampling: Vec<f64>,
@@ -328,6 +352,8 @@ impl NativeLogSink {
                 segments_created: s.segments_created as f64,
                 full_waits: s.full_waits as f64,
                 dropped_full: s.dropped_full as f64,
+                segments_removed: s.segments_removed as f64,
+                bytes_removed: s.bytes_removed as f64,
                 dropped_sampling: s.dropped.0.iter().map(|c| c[0] as f64).collect(),
                 dropped_trace_cap: s.dropped.0.iter().map(|c| c[1] as f64).collect(),
             })
