@@ -14,7 +14,8 @@
 //!   idle) or only a ring a quarter full (`WAKE_IF_FULL`: it polls anyway every
 //!   `WRITER_POLL_MS`), fences (SeqCst) and looks at the ring once more. A producer
 //!   publishes, fences (SeqCst) and reads `wake`. By the two fences, either the writer's
-//!   last look sees the record or the producer sees the flag; the producer then notifies
+//!   last look sees the record or the producer sees the flag; the producer that flips the
+//!   flag back to `AWAKE` (compare-and-swap: one per sleep, not one per write) notifies
 //!   under `mu`, which the writer holds until it waits, so the notification is not lost.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};

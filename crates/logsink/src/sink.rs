@@ -11,7 +11,7 @@ use uringdb_uring::{open_vfs, FaultVfs, LockGuard, Vfs};
 use crate::error::SinkError;
 use crate::options::{SinkOptions, SyncMode};
 use crate::recovery::{recover, RecoveryReport};
-use crate::shared::{Shared, WAKE_ANY, WAKE_IF_FULL};
+use crate::shared::{Shared, AWAKE, WAKE_ANY, WAKE_IF_FULL};
 use crate::writer::Writer;
 
 /// A snapshot of a sink's counters.
@@ -157,7 +157,14 @@ impl LogSink {
             || (wake == WAKE_IF_FULL
                 && (self.sync_always
                     || shared.ring.used_bytes() > shared.ring.capacity() as u64 / 4));
-        if wanted {
+        // One wake-up per sleep: the producer that flips the flag back notifies; the others
+        // see AWAKE and go on (a futex wake per write would cost more than the write).
+        if wanted
+            && shared
+                .wake
+                .compare_exchange(wake, AWAKE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
             shared.notify_writer();
         }
     }
