@@ -8,7 +8,8 @@
  * ```
  *
  * `logs` prints the matching lines as NDJSON, exactly as stored (pipe it into pino-pretty);
- * `logs stats` prints one JSON object: volume, compression ratio, time range. Both read a
+ * `logs stats` prints one JSON object: volume, compression ratio, time range, and the lines
+ * the sampler dropped (summed from its summary lines in the store). Both read a
  * store that is being written. Exit status: 0, 1 on an error (printed to stderr with its
  * code), 2 on a usage error.
  *
@@ -60,7 +61,18 @@ async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parsed
   if (positionals[0] === 'stats') {
     if (positionals.length !== 2) usage('logs stats takes one directory')
-    await out(JSON.stringify(logStoreStats(positionals[1])) + '\n')
+    const stats = logStoreStats(positionals[1])
+    // Drops are in the store as the sampler's WARN summary lines: the level bitmap lets
+    // this read only blocks holding WARN or above.
+    const drops: Record<string, Record<string, number>> = {}
+    for await (const line of readLogLines(positionals[1], { level: 'warn', match: '"uringdbDropped"' })) {
+      const parsed = JSON.parse(line) as { uringdbDropped?: { level: string; reason: string; count: number }[] }
+      for (const d of parsed.uringdbDropped ?? []) {
+        const byReason = (drops[d.level] ??= {})
+        byReason[d.reason] = (byReason[d.reason] ?? 0) + d.count
+      }
+    }
+    await out(JSON.stringify({ ...stats, drops }) + '\n')
     return
   }
   if (positionals.length !== 1) usage('logs takes one directory')

@@ -60,6 +60,21 @@ test.serial('logs prints NDJSON filtered by --since, --until, --level and --grep
   t.is(s.minTime, now - 60 * 60_000);
   t.is(s.maxTime, now);
   t.true(s.compressionRatio > 0);
+  t.deepEqual(s.drops, {});
+});
+
+test.serial('logs stats sums the drops the sampler recorded in the store', async (t) => {
+  const dir = tmpDir(t);
+  const d = await openDest(dir, { sampling: { tickMs: 3_600_000, debug: { first: 2, thereafter: 0 }, summaryIntervalMs: 100 } });
+  for (let i = 0; i < 50; i++) d.write(`{"level":20,"msg":"noisy","i":${i}}\n`);
+  d.flushSync();
+  await sleep(250);
+  d.write('{"level":30,"msg":"wake the writer for its summary"}\n');
+  await sleep(150);
+  await endDest(d);
+  const stats = await uringdb('logs', 'stats', dir);
+  t.is(stats.code, 0, stats.stderr);
+  t.deepEqual(JSON.parse(stats.stdout).drops, { debug: { sampling: 48 } });
 });
 
 test.serial('usage errors exit 2; a missing store exits 1 naming ENOENT; a bad level names the field', async (t) => {
