@@ -12,6 +12,8 @@ export type UringdbErrorCode =
   | 'ERR_URINGDB_INVALID_ARGUMENT'
   | 'ERR_URINGDB_RECORD_TOO_LARGE'
   | 'ERR_URINGDB_CLOSED'
+  /** `flushSync()` on a log destination whose store is still opening (wait for `ready`). */
+  | 'ERR_URINGDB_NOT_READY'
   | 'ERR_URINGDB_LOCKED'
   | 'ERR_URINGDB_CORRUPTION'
   | 'ERR_URINGDB_FAILED'

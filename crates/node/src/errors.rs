@@ -9,6 +9,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use uringdb_logsink::SinkError;
 use uringdb_lsm::db::DbError;
 use uringdb_lsm::manifest::ManifestError;
 use uringdb_lsm::table::TableError;
@@ -148,6 +149,12 @@ impl From<&WalError> for Failure {
 impl From<&DbError> for Failure {
     fn from(e: &DbError) -> Failure {
         Failure(Box::new(from_db(e)))
+    }
+}
+
+impl From<&SinkError> for Failure {
+    fn from(e: &SinkError) -> Failure {
+        Failure(Box::new(from_sink(e)))
     }
 }
 
@@ -313,6 +320,31 @@ pub(crate) fn from_db(e: &DbError) -> NativeError {
                 ..coded("")
             }
         }
+        _ => coded("ERR_URINGDB_INTERNAL"),
+    }
+}
+
+/// A log sink error as JavaScript receives it.
+pub(crate) fn from_sink(e: &SinkError) -> NativeError {
+    let message = e.to_string();
+    let coded = |code: &str| plain(code, &message);
+    match e {
+        SinkError::Io { source, .. } => os_error(message, source),
+        SinkError::Corruption { file, offset, .. } => corruption(message, file, *offset),
+        SinkError::InvalidOption { field, .. } => invalid_option(message, field),
+        SinkError::Failed(inner) => NativeError {
+            errno: inner.errno(),
+            cause: Some(Cause(Box::new(from_sink(inner)))),
+            ..coded("ERR_URINGDB_FAILED")
+        },
+        SinkError::Closed => coded("ERR_URINGDB_CLOSED"),
+        SinkError::Locked(_) => coded("ERR_URINGDB_LOCKED"),
+        SinkError::LineTooLong { bytes, max } => NativeError {
+            bytes: Some(*bytes as f64),
+            limit: Some(*max as f64),
+            ..coded("ERR_URINGDB_RECORD_TOO_LARGE")
+        },
+        SinkError::Panicked(_) => coded("ERR_URINGDB_PANIC"),
         _ => coded("ERR_URINGDB_INTERNAL"),
     }
 }

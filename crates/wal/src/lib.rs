@@ -13,6 +13,8 @@
 //! * `committer` — group formation, durability, failure latching.
 //! * `recovery` — what happens at open after a crash ([`RecoveryMode`], [`RecoveryReport`]).
 //! * `reader` — reading committed records by sequence number.
+//! * `record_ring` — [`RecordRing`]: the commit ring as a queue of opaque records for
+//!   other consumers (the log sink).
 //!
 //! Nothing here knows about JavaScript; the binding crate adapts [`CompletionSink`] to
 //! promises.
@@ -25,6 +27,7 @@ pub mod limits;
 mod options;
 mod producer;
 mod reader;
+mod record_ring;
 mod recovery;
 mod ring;
 mod scan;
@@ -63,6 +66,7 @@ pub use error::WalError;
 pub use options::WalOptions;
 pub use producer::{Producer, TryOutcome};
 pub use reader::{ReadBatch, ReadCursor};
+pub use record_ring::{RecordConsumer, RecordRing};
 pub use recovery::{RecoveryMode, RecoveryReport};
 pub use shared::{ApplyHook, CompletionSink, GroupInfo, WaitOutcome};
 pub use stats::{Percentiles, WalStats};

@@ -307,6 +307,14 @@ impl Ring {
         self.released.store(to, Ordering::Release);
     }
 
+    /// Bytes claimed and not yet released (a snapshot; any thread).
+    pub fn used_bytes(&self) -> u64 {
+        let released = self.released.load(Ordering::Relaxed);
+        self.reserved
+            .load(Ordering::Relaxed)
+            .saturating_sub(released)
+    }
+
     /// Consumer: whether any reservation is outstanding beyond `consumed`.
     pub fn has_reserved_beyond(&self, consumed: u64) -> bool {
         self.reserved.load(Ordering::Acquire) > consumed

@@ -12,7 +12,8 @@
 //! The targets live by the crate and format they exercise: `wal` (frames, segment
 //! headers, recovery), `table` (blocks, index, filter, footer, trailer, properties, whole
 //! tables), `manifest` (edits, CURRENT, whole manifests) and `db` (the database
-//! directory, write batches). What they share: the [`Target`] descriptor, the bounds in
+//! directory, write batches), `logsink` (a log sink segment through its reader and
+//! recovery). What they share: the [`Target`] descriptor, the bounds in
 //! `limits`, the scratch [`Env`], the seed material in `fixtures`, and the table-file
 //! walking and re-sealing in `table_file`.
 
@@ -20,6 +21,7 @@ mod db;
 mod env;
 mod fixtures;
 mod limits;
+mod logsink;
 mod manifest;
 mod table;
 mod table_file;
@@ -36,5 +38,6 @@ pub fn all() -> Vec<Target> {
     all.extend(table::targets());
     all.extend(manifest::targets());
     all.extend(db::targets());
+    all.extend(logsink::targets());
     all
 }
