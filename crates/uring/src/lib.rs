@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod durable;
 mod fault;
 #[cfg(unix)]
 mod iovec;

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::durable::sync_file_data;
 #[cfg(unix)]
 use crate::iovec::{IoCursor, IOV_MAX};
 use crate::vfs::{File, LockGuard, OpenMode, Vfs, WriteTiming};
@@ -177,37 +178,6 @@ pub(crate) fn pwritev_all(file: &std::fs::File, offset: u64, bufs: &[&[u8]]) -> 
     Ok(())
 }
 
-/// The durability point of a file's data: `fdatasync(2)` on Linux (and other Unixes).
-#[cfg(not(target_vendor = "apple"))]
-pub(crate) fn sync_file_data(file: &std::fs::File) -> io::Result<()> {
-    file.sync_data()
-}
-
-/// The durability point of a file's data on macOS: `fcntl(F_FULLFSYNC)`. A plain `fsync` or
-/// `fdatasync` there hands the data to the drive but does not make the drive flush its own
-/// write cache, so a power cut can still lose (or reorder) it; `F_FULLFSYNC` asks the drive
-/// to flush. File systems that do not support it (some network and FUSE file systems) answer
-/// `ENOTSUP`/`EINVAL`: then `fsync`, the best they offer.
-#[cfg(target_vendor = "apple")]
-pub(crate) fn sync_file_data(file: &std::fs::File) -> io::Result<()> {
-    loop {
-        // SAFETY: plain fcntl on a descriptor that stays open while `file` is borrowed; no
-        // memory is passed.
-        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_FULLFSYNC) } != -1 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::ENOTSUP) | Some(libc::EINVAL) => return file.sync_all(),
-            _ => return Err(err),
-        }
-    }
-}
-
-/// Opens `path` with std, mapping [`OpenMode`] to open flags. Every mode adds `O_NOFOLLOW`
-/// (see [`OpenMode`]): a symbolic link planted under one of the engine's file names must not
-/// make it write, truncate or create a file outside the database.
 /// A new open file description of `file` (through `/proc/self/fd`, so it follows the file
 /// across renames), as a portable handle (see [`File::sync_handle`]). Linux only.
 pub(crate) fn reopen_std(file: &std::fs::File, path: &Path) -> io::Result<Arc<dyn File>> {
@@ -238,6 +208,9 @@ const NOFOLLOW: i32 = libc::O_NOFOLLOW;
 #[cfg(windows)]
 const NOFOLLOW: u32 = 0x0020_0000;
 
+/// Opens `path` with std, mapping [`OpenMode`] to open flags. Every mode adds `O_NOFOLLOW`
+/// (see [`OpenMode`]): a symbolic link planted under one of the engine's file names must not
+/// make it write, truncate or create a file outside the database.
 pub(crate) fn open_std(path: &Path, mode: OpenMode) -> io::Result<std::fs::File> {
     let mut options = OpenOptions::new();
     match mode {

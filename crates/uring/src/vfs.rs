@@ -112,7 +112,7 @@ pub trait Vfs: Send + Sync + Debug + 'static {
     /// entries durable (`F_FULLFSYNC` on macOS, as for data).
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         #[cfg(unix)]
-        return crate::portable::sync_file_data(&std::fs::File::open(dir)?);
+        return crate::durable::sync_file_data(&std::fs::File::open(dir)?);
         // Windows cannot flush a directory through a plain handle; NTFS journals directory
         // entries itself. Compiled, not verified: no Windows machine checks it.
         #[cfg(windows)]

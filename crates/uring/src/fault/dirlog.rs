@@ -77,9 +77,10 @@ impl DirLog {
 
     /// `dir` was synced: its operations are durable (their keepers go).
     pub(super) fn synced(&mut self, dir: &Path) {
-        let dir = super::state::canonical(dir);
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let dir = canonical(dir);
         self.ops.retain(|op| {
-            if super::state::canonical(op.dir()) != dir {
+            if canonical(op.dir()) != dir {
                 return true;
             }
             if let Some(k) = op.keeper() {

@@ -86,7 +86,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crash::{fnv1a, splitmix64, write_page_subset, write_prefix, CrashKind};
-use dirlog::{DirOp, KEEPER_PREFIX};
+use dirlog::{DirLog, DirOp, KEEPER_PREFIX};
 use file::FaultFile;
 use state::{canonical, lock, Counters, FileState, Shared};
 
@@ -98,6 +98,8 @@ use crate::BackendKind;
 pub struct FaultVfs {
     inner: Arc<dyn Vfs>,
     shared: Arc<Shared>,
+    /// Directory operations not made durable (only with `lose_unsynced_dir_ops`).
+    dirlog: Mutex<DirLog>,
 }
 
 impl std::fmt::Debug for FaultVfs {
@@ -123,8 +125,8 @@ impl FaultVfs {
                 counters: Mutex::new(Counters::default()),
                 synced_bytes: AtomicU64::new(0),
                 pending_bytes: AtomicU64::new(0),
-                dirlog: Mutex::new(Default::default()),
             }),
+            dirlog: Mutex::new(DirLog::default()),
         })
     }
 
@@ -194,7 +196,7 @@ impl FaultVfs {
             self.shared.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
         }
         if self.shared.config.lose_unsynced_dir_ops {
-            let mut log = match self.shared.dirlog.lock() {
+            let mut log = match self.dirlog.lock() {
                 Ok(log) => log,
                 Err(poisoned) => poisoned.into_inner(),
             };
@@ -224,7 +226,7 @@ impl Vfs for FaultVfs {
             && !path.exists();
         let inner = self.inner.open(path, mode)?;
         if creates {
-            lock(&self.shared.dirlog)?.push(DirOp::Created {
+            lock(&self.dirlog)?.push(DirOp::Created {
                 path: path.to_path_buf(),
             });
         }
@@ -242,7 +244,7 @@ impl Vfs for FaultVfs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let key = canonical(path);
         if self.dir_ops() {
-            let mut log = lock(&self.shared.dirlog)?;
+            let mut log = lock(&self.dirlog)?;
             let keeper = log.keep(path)?;
             if let Err(e) = self.inner.remove_file(path) {
                 let _ = std::fs::remove_file(&keeper);
@@ -262,7 +264,7 @@ impl Vfs for FaultVfs {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let from_key = canonical(from);
         if self.dir_ops() {
-            let mut log = lock(&self.shared.dirlog)?;
+            let mut log = lock(&self.dirlog)?;
             let keeper = if to.exists() {
                 Some(log.keep(to)?)
             } else {
@@ -309,7 +311,7 @@ impl Vfs for FaultVfs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.inner.sync_dir(dir)?;
         if self.dir_ops() {
-            lock(&self.shared.dirlog)?.synced(dir);
+            lock(&self.dirlog)?.synced(dir);
         }
         Ok(())
     }

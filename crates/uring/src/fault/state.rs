@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::config::FaultConfig;
-use super::dirlog::DirLog;
 use crate::vfs::File;
 
 /// State shared by a `FaultVfs` and its files.
@@ -21,8 +20,6 @@ pub(super) struct Shared {
     pub(super) counters: Mutex<Counters>,
     pub(super) synced_bytes: AtomicU64,
     pub(super) pending_bytes: AtomicU64,
-    /// Directory operations not made durable (only with `lose_unsynced_dir_ops`).
-    pub(super) dirlog: Mutex<DirLog>,
 }
 
 #[derive(Debug, Default)]
