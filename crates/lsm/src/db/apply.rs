@@ -316,10 +316,17 @@ impl Inner {
         // A later operation on the same key in this batch wins (all share `seq`).
         shadowed.clear();
         if n <= 16 {
-            shadowed.extend((0..n).map(|i| ops[i + 1..].iter().any(|o| o.key() == ops[i].key())));
+            shadowed.extend((0..n).map(|i| {
+                let k = ops[i].state_key();
+                k.is_some() && ops[i + 1..].iter().any(|o| o.state_key() == k)
+            }));
         } else {
             let mut seen = std::collections::HashSet::with_capacity(n);
-            shadowed.extend(ops.iter().rev().map(|o| !seen.insert(o.key())));
+            shadowed.extend(
+                ops.iter()
+                    .rev()
+                    .map(|o| o.state_key().is_some_and(|k| !seen.insert(k))),
+            );
             shadowed.reverse();
         }
         for (i, op) in ops.iter().enumerate() {
@@ -335,12 +342,20 @@ impl Inner {
                     t.user_bytes += k.len() as u64;
                     t.deletes += 1;
                 }
+                // `validate` refuses stream operations until the applier assigns their
+                // stream seqs (issue 11, step 4), so none reaches a log.
+                batch::Op::Append { .. }
+                | batch::Op::Cursor { .. }
+                | batch::Op::Truncate { .. } => continue,
             }
             let mut attempts = 0;
             loop {
                 let r = match *op {
                     batch::Op::Put(k, v) => mem.table.put(k, seq, v),
                     batch::Op::Delete(k) => mem.table.delete(k, seq),
+                    batch::Op::Append { .. }
+                    | batch::Op::Cursor { .. }
+                    | batch::Op::Truncate { .. } => break,
                 };
                 match r {
                     Ok(()) => break,

@@ -52,6 +52,7 @@ mod lifecycle;
 pub mod limits;
 mod occ;
 mod occ_state;
+mod op;
 mod open;
 mod options;
 mod outputs;

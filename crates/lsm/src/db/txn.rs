@@ -250,15 +250,20 @@ impl Inner {
                     prepared_at,
                     seq: x.seq,
                     ops: batch::raw_ops(ops)
-                        .map(|op| match op {
-                            batch::Op::Put(k, v) => PreparedOp {
+                        .filter_map(|op| match op {
+                            batch::Op::Put(k, v) => Some(PreparedOp {
                                 key: k.to_vec(),
                                 value: Some(v.to_vec()),
-                            },
-                            batch::Op::Delete(k) => PreparedOp {
+                            }),
+                            batch::Op::Delete(k) => Some(PreparedOp {
                                 key: k.to_vec(),
                                 value: None,
-                            },
+                            }),
+                            // `validate` refuses stream operations in a prepare until they
+                            // are listed here (issue 11, appends inside prepare).
+                            batch::Op::Append { .. }
+                            | batch::Op::Cursor { .. }
+                            | batch::Op::Truncate { .. } => None,
                         })
                         .collect(),
                 })
