@@ -288,7 +288,7 @@ impl Inner {
         if last > 0 {
             self.visible_seq.store(last, Ordering::Release);
         }
-        if mem.table.is_full(self.opts.memtable_bytes) {
+        if mem.is_full(self.opts.memtable_bytes) {
             self.rotate_locked();
         }
     }
@@ -306,9 +306,7 @@ impl Inner {
         // Rotate first if the record might not fit, so a record never spans two
         // memtables (the flushed sequence number must cover whole records).
         let estimate = payload_len + ops.len() * 128;
-        if mem.table.reserved_bytes() + estimate + (1 << 20) > self.memtable_capacity
-            && !mem.table.is_empty()
-        {
+        if mem.reserved_bytes() + estimate + (1 << 20) > self.memtable_capacity && !mem.is_empty() {
             self.rotate_locked();
             *mem = self.super_version().mem.clone();
         }
@@ -375,7 +373,7 @@ impl Inner {
     pub(super) fn rotate_locked(&self) {
         {
             let mut sv = self.sv.write().unwrap_or_else(|e| e.into_inner());
-            if sv.mem.table.is_empty() {
+            if sv.mem.is_empty() {
                 return;
             }
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);

@@ -78,7 +78,7 @@ impl Inner {
             let pending = sv
                 .imm
                 .iter()
-                .any(|m| m.last_seq.load(Ordering::Acquire) <= target && !m.table.is_empty());
+                .any(|m| m.last_seq.load(Ordering::Acquire) <= target && !m.is_empty());
             if flushed >= target || !pending {
                 return Ok(());
             }

@@ -16,7 +16,7 @@ use super::rate_limiter::RateLimiter;
 use super::state::{DbRecovery, Inner, ManifestCore, Sched, StallQueue, STALL_NONE};
 use super::stats::Counters;
 use super::table_files::TableFiles;
-use super::version::{Mem, SuperVersion, TableHandle, Version, VfsFile};
+use super::version::{Mem, SuperVersion, TableHandle, TreeId, Version, VfsFile};
 use super::{Db, DbError, DbOptions, WAL_DIR};
 use crate::cache::BlockCache;
 use crate::limits::APPLY_QUEUE_GROUPS;
@@ -109,11 +109,16 @@ impl Db {
         // Open every live table (beyond the table-file cache's capacity their files are
         // closed again at once, and reopened when read).
         let mut version = Version::empty();
-        for (level, files) in state.levels.iter().enumerate() {
-            for meta in files {
-                let t = open_table(&table_files, dir, &cache, meta.clone())?;
-                version.levels[level].push(Arc::new(t));
-                recovery.tables += 1;
+        for (tree, levels) in [
+            (TreeId::State, &state.levels),
+            (TreeId::Streams, &state.streams.levels),
+        ] {
+            for (level, files) in levels.iter().enumerate() {
+                for meta in files {
+                    let t = open_table(&table_files, dir, &cache, meta.clone())?;
+                    version.tree_mut(tree)[level].push(Arc::new(t));
+                    recovery.tables += 1;
+                }
             }
         }
         version.sort();

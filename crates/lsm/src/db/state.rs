@@ -93,7 +93,8 @@ pub(crate) struct Inner {
 pub(super) struct Sched {
     pub(super) flushing: bool,
     pub(super) compactions_running: usize,
-    pub(super) l0_compacting: bool,
+    /// Per tree ([`super::version::TreeId`] as index): a level-0 compaction is running.
+    pub(super) l0_compacting: [bool; 2],
     /// A manual compaction is running (automatic ones wait).
     pub(super) manual: bool,
     /// Bumped whenever a flush or compaction finishes.
@@ -243,7 +244,7 @@ impl Inner {
             bloom_useful: ld(&c.bloom_useful),
             gets: ld(&c.gets),
             open_table_files: self.table_files.open_count() as u64,
-            memtable_bytes: sv.mem.table.approximate_bytes() as u64,
+            memtable_bytes: sv.mem.approximate_bytes() as u64,
             immutable_memtables: sv.imm.len() as u64,
             visible_seq: self.visible_seq.load(Ordering::Acquire),
             flushed_seq,
