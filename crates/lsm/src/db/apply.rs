@@ -60,7 +60,7 @@ use super::batch;
 use super::occ::Decision;
 use super::state::Inner;
 use super::stats::add;
-use super::version::{Mem, SuperVersion};
+use super::version::{Mem, SuperVersion, TreeId};
 use crate::failpoint::failpoint;
 use crate::limits::INLINE_APPLY_RECORDS_MAX;
 use crate::memtable::WriteError;
@@ -288,6 +288,8 @@ impl Inner {
         if last > 0 {
             self.visible_seq.store(last, Ordering::Release);
         }
+        // After V: a stream's published `lastSeq` never runs ahead of what a read sees.
+        self.streams.publish();
         if mem.is_full(self.opts.memtable_bytes) {
             self.rotate_locked();
         }
@@ -340,31 +342,52 @@ impl Inner {
                     t.user_bytes += k.len() as u64;
                     t.deletes += 1;
                 }
-                // `validate` refuses stream operations until the applier assigns their
-                // stream seqs (issue 11, step 4), so none reaches a log.
+                // Appends are inserted below, after the record's state operations;
+                // `validate` refuses cursors and truncations (later steps of issue 11), so
+                // none reaches a log.
                 batch::Op::Append { .. }
                 | batch::Op::Cursor { .. }
                 | batch::Op::Truncate { .. } => continue,
             }
-            let mut attempts = 0;
-            loop {
-                let r = match *op {
-                    batch::Op::Put(k, v) => mem.table.put(k, seq, v),
-                    batch::Op::Delete(k) => mem.table.delete(k, seq),
-                    batch::Op::Append { .. }
-                    | batch::Op::Cursor { .. }
-                    | batch::Op::Truncate { .. } => break,
-                };
-                match r {
-                    Ok(()) => break,
-                    Err(WriteError::Full(_)) if attempts == 0 => {
-                        attempts += 1;
-                        self.rotate_locked();
-                        *mem = self.super_version().mem.clone();
-                    }
-                    // Validated sizes make this unreachable; never lose silently.
-                    Err(e) => panic!("memtable refused a validated write: {e}"),
+            let (k, v) = match *op {
+                batch::Op::Put(k, v) => (k, Some(v)),
+                batch::Op::Delete(k) => (k, None),
+                _ => continue,
+            };
+            self.insert_retry(mem, TreeId::State, k, seq, v);
+        }
+        // Stream appends get their stream seqs now, in log order (see `stream_state`).
+        if ops.iter().any(|o| matches!(o, batch::Op::Append { .. })) {
+            t.user_bytes += self.insert_appends(mem, seq, ops);
+        }
+    }
+
+    /// Inserts `key` (a put of `value`, or a deletion when `None`) into `tree` of the active
+    /// memtable at `seq`, rotating once if the memtable is full (apply lock held).
+    pub(super) fn insert_retry(
+        &self,
+        mem: &mut Arc<Mem>,
+        tree: TreeId,
+        key: &[u8],
+        seq: u64,
+        value: Option<&[u8]>,
+    ) {
+        let mut attempts = 0;
+        loop {
+            let table = mem.tree(tree);
+            let r = match value {
+                Some(v) => table.put(key, seq, v),
+                None => table.delete(key, seq),
+            };
+            match r {
+                Ok(()) => break,
+                Err(WriteError::Full(_)) if attempts == 0 => {
+                    attempts += 1;
+                    self.rotate_locked();
+                    *mem = self.super_version().mem.clone();
                 }
+                // Validated sizes make this unreachable; never lose silently.
+                Err(e) => panic!("memtable refused a validated write: {e}"),
             }
         }
     }

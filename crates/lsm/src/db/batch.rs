@@ -311,13 +311,13 @@ pub fn record(payload: &[u8]) -> Result<Record<'_>, DbError> {
 /// every operation's framing, key sizes. Returns the number of operations.
 pub fn validate(payload: &[u8]) -> Result<usize, DbError> {
     let bad = |m: String| Err(DbError::InvalidArgument(m));
-    let rest = match record(payload)? {
-        Record::Batch => &payload[1..],
+    let (rest, appends) = match record(payload)? {
+        Record::Batch => (&payload[1..], true),
         Record::Prepare { ops, .. } => {
             if ops.is_empty() {
                 return bad("prepare: ops must hold at least one operation".into());
             }
-            ops
+            (ops, false)
         }
         Record::Commit(_) | Record::Rollback(_) => return Ok(0),
         Record::Optimistic { reads, ops, .. } => {
@@ -336,10 +336,10 @@ pub fn validate(payload: &[u8]) -> Result<usize, DbError> {
             if ops.is_empty() {
                 return bad("transaction: ops must hold at least one operation".into());
             }
-            ops
+            (ops, false)
         }
     };
-    check_ops(rest).map_err(DbError::InvalidArgument)
+    check_ops(rest, appends).map_err(DbError::InvalidArgument)
 }
 
 #[cfg(test)]

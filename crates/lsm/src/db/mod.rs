@@ -61,6 +61,8 @@ mod read;
 mod stall;
 mod state;
 mod stats;
+mod stream_keys;
+mod stream_state;
 mod table_files;
 mod txn;
 mod txn_table;
@@ -82,6 +84,7 @@ pub use stats::{
     CompactionEvent, CompactionReason, DbEvent, DbStats, ErrorEvent, FlushEvent, LevelStats,
     StallEvent, StallLevel,
 };
+pub use stream_state::{StreamBatch, StreamInfo, StreamIter};
 pub use txn_table::{PreparedOp, PreparedTxn};
 pub use write::{BlockingWriter, DbWriter};
 

@@ -166,6 +166,7 @@ impl Db {
             visible_seq: AtomicU64::new(flushed_seq),
             apply_lock: Mutex::new(()),
             memtable_capacity,
+            streams: Default::default(),
             manifest: Mutex::new(ManifestCore {
                 state,
                 writer,
@@ -204,6 +205,9 @@ impl Db {
         // Replay the log above the flushed sequence number; the records below it that the log
         // still holds are read too, for their prepare, commit and rollback records only (a
         // live prepare pins the log, see `txn`, so every one is still there).
+        // Streams continue from their state at the flushed sequence number (see
+        // `stream_state`), so replay assigns the stream seqs it assigned before.
+        inner.load_streams()?;
         let mut replayed = 0u64;
         let from = inner.wal.first_seq().clamp(1, flushed_seq + 1);
         inner.occ_replay(Some(flushed_seq), from)?;

@@ -14,6 +14,7 @@ use super::error::DbError;
 use super::options::DbOptions;
 use super::rate_limiter::RateLimiter;
 use super::stats::{add, Counters, DbEvent, DbStats, ErrorEvent, LevelStats, Listener};
+use super::stream_state::Streams;
 use super::table_files::TableFiles;
 use super::version::SuperVersion;
 use crate::cache::BlockCache;
@@ -55,6 +56,8 @@ pub(crate) struct Inner {
     /// Serialises memtable writes (the applier thread) with rotations from elsewhere.
     pub(super) apply_lock: Mutex<()>,
     pub(super) memtable_capacity: usize,
+    /// The streams' state (see `stream_state`).
+    pub(super) streams: Streams,
     pub(super) manifest: Mutex<ManifestCore>,
     /// Background scheduling: flags under this lock, `bg_cv` wakes the threads.
     pub(super) sched: Mutex<Sched>,
