@@ -30,6 +30,7 @@ import { runTransaction, type Transaction, type TransactionOptions } from './tra
 import { Snapshot, checkSnapshot } from './snapshot.js'
 import { DbIterator, openIterator, project } from './iterator.js'
 import { type RangeSync, type RangeItem, openRangeSync } from './range.js'
+import { Stream } from './stream.js'
 
 // Multi-gets (a tick's gets, or one getMany call) of one handle in the engine's reader
 // queue at once; more wait in the handle, in call order, as pending promises (reading the
@@ -74,7 +75,7 @@ export class Db implements AsyncDisposable {
   readonly #queue = new CompletionQueue()
   #closing = false
   #closed: Promise<void> | undefined
-  readonly #iterators = new Set<DbIterator<unknown, unknown>>()
+  readonly #iterators = new Set<{ _abort(): Promise<void> }>()
   readonly #ranges = new Set<RangeSync<unknown>>()
   readonly #recovery: DbRecovery
   // Staged, waiting and parked writes on their way to the engine.
@@ -123,7 +124,7 @@ export class Db implements AsyncDisposable {
 
   /** @internal */
   _forget(it: object): void {
-    this.#iterators.delete(it as DbIterator<unknown, unknown>)
+    this.#iterators.delete(it as { _abort(): Promise<void> })
     this.#ranges.delete(it as RangeSync<unknown>)
   }
 
@@ -200,7 +201,7 @@ export class Db implements AsyncDisposable {
       const t = txidBytes(txid)
       if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
       if (operations.length === 0) throw invalidArgument('operations must hold at least one operation')
-      const ops = encodeOperations(operations).bytes().subarray(1)
+      const ops = encodeOperations(operations, false).bytes().subarray(1)
       const payload = Buffer.allocUnsafe(11 + t.length + ops.length)
       payload[0] = PREPARE_TAG
       payload.writeBigUInt64LE(BigInt(Date.now()), 1)
@@ -458,6 +459,22 @@ export class Db implements AsyncDisposable {
     const r = openRangeSync(this.#native, this, options)
     this.#ranges.add(r)
     return r as RangeSync<RangeItem<O>>
+  }
+
+  /**
+   * The stream `name` of this database: its `firstSeq` and `lastSeq`, and `read()` of its
+   * entries. Entries are appended by `batch` operations `{ type: 'append', stream, value }`.
+   * Throws `ERR_URINGDB_INVALID_ARGUMENT` naming `stream` for a name that is not 1..128
+   * ASCII letters, digits and `. _ : / -` starting with a letter or digit.
+   */
+  stream(name: string): Stream {
+    if (this.#closing) throw closedError('database')
+    return new Stream(this.#native, this, name)
+  }
+
+  /** @internal Tracks a stream reader, closed with the database. */
+  _track(it: { _abort(): Promise<void> }): void {
+    this.#iterators.add(it)
   }
 
   /** @internal The raw iterator with its key/value selection (for the level adapter). */

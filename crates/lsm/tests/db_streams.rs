@@ -313,5 +313,8 @@ fn state_and_stream_of_one_batch_are_all_or_nothing_across_a_crash() {
         }
     }
     println!("epochs that lost unsynced batches: {lost}, flushes: {flushes}");
-    assert!(!all || (lost > 0 && flushes > 0), "vacuous: {lost} lost, {flushes} flushes");
+    assert!(
+        !all || (lost > 0 && flushes > 0),
+        "vacuous: {lost} lost, {flushes} flushes"
+    );
 }

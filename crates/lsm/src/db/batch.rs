@@ -42,13 +42,11 @@
 
 use super::error::DbError;
 pub use super::op::{
-    check_name, ops, raw_ops, Op, Ops, WriteBatch, KEY_BYTES_MAX, OP_APPEND, OP_CURSOR, OP_DELETE,
-    OP_PUT, OP_TRUNCATE,
+    check_name, ops, raw_ops, Op, Ops, WriteBatch, BATCH_TAG, KEY_BYTES_MAX, OP_APPEND, OP_CURSOR,
+    OP_DELETE, OP_PUT, OP_TRUNCATE,
 };
 use super::op::{check_ops, u32_at};
 
-/// First byte of a version-1 batch.
-pub const BATCH_TAG: u8 = 0xB1;
 /// First byte of a prepare record.
 pub const PREPARE_TAG: u8 = 0xB2;
 /// First byte of a commit-prepared record.

@@ -63,6 +63,7 @@ mod state;
 mod stats;
 mod stream_keys;
 mod stream_state;
+mod stream_table;
 mod table_files;
 mod txn;
 mod txn_table;

@@ -22,6 +22,9 @@
 
 use super::limits::STREAM_NAME_BYTES_MAX;
 
+/// First byte of a version-1 batch (the record tag whose payload is an op list; the other
+/// records are in `batch`).
+pub const BATCH_TAG: u8 = 0xB1;
 /// Operation kind of a delete.
 pub const OP_DELETE: u8 = 0;
 /// Operation kind of a put.
@@ -116,7 +119,7 @@ impl WriteBatch {
     /// An empty batch.
     pub fn new() -> WriteBatch {
         WriteBatch {
-            buf: vec![super::batch::BATCH_TAG],
+            buf: vec![BATCH_TAG],
             count: 0,
         }
     }

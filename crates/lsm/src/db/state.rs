@@ -14,7 +14,7 @@ use super::error::DbError;
 use super::options::DbOptions;
 use super::rate_limiter::RateLimiter;
 use super::stats::{add, Counters, DbEvent, DbStats, ErrorEvent, LevelStats, Listener};
-use super::stream_state::Streams;
+use super::stream_table::Streams;
 use super::table_files::TableFiles;
 use super::version::SuperVersion;
 use crate::cache::BlockCache;

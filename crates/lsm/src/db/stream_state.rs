@@ -21,10 +21,9 @@
 //! `firstSeq`/`lastSeq` come from a published copy that the applier updates after it
 //! stored the visible sequence number V, so `lastSeq` never exceeds what a read at V shows.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use super::batch::{check_name, Op};
 use super::error::DbError;
@@ -32,79 +31,10 @@ use super::iter::{DbIter, IterBatch, RangeOptions};
 use super::read::SnapshotPin;
 use super::state::Inner;
 use super::stream_keys::{self, StreamMeta};
+
 use super::version::{Mem, TreeId};
 use super::Db;
 use crate::internal_key::SEQ_MAX;
-
-/// The applier's stream state and its published copy.
-#[derive(Default)]
-pub(super) struct Streams {
-    /// The state after the last applied record (written by the applying thread only).
-    working: Mutex<Working>,
-    /// What readers see: `working` as of the visible sequence number.
-    published: Mutex<HashMap<Box<[u8]>, StreamMeta>>,
-}
-
-#[derive(Default)]
-pub(super) struct Working {
-    by_name: HashMap<Box<[u8]>, StreamMeta>,
-    /// Streams changed since the last publish.
-    dirty: Vec<Box<[u8]>>,
-}
-
-impl Working {
-    /// Assigns the next seq of `name` to an entry of `bytes` bytes; returns it.
-    pub(super) fn assign(&mut self, name: &[u8], bytes: usize) -> u64 {
-        let m = match self.by_name.get_mut(name) {
-            Some(m) => m,
-            None => self.by_name.entry(name.into()).or_insert(StreamMeta::EMPTY),
-        };
-        m.last += 1;
-        m.live_bytes += bytes as u64;
-        m.live_count += 1;
-        let last = m.last;
-        if !self.dirty.iter().any(|d| &d[..] == name) {
-            self.dirty.push(name.into());
-        }
-        last
-    }
-
-    /// The state of `name` (after [`Working::assign`]).
-    pub(super) fn meta(&self, name: &[u8]) -> StreamMeta {
-        self.by_name.get(name).copied().unwrap_or(StreamMeta::EMPTY)
-    }
-}
-
-impl Streams {
-    /// The applier's state (apply lock held).
-    pub(super) fn working(&self) -> MutexGuard<'_, Working> {
-        self.working.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Publishes the streams changed since the last call (after the visible sequence
-    /// number covers their records).
-    pub(super) fn publish(&self) {
-        let mut w = self.working();
-        if w.dirty.is_empty() {
-            return;
-        }
-        let mut p = self.published.lock().unwrap_or_else(|e| e.into_inner());
-        let dirty = std::mem::take(&mut w.dirty);
-        for name in dirty {
-            let m = w.meta(&name);
-            p.insert(name, m);
-        }
-    }
-
-    fn published(&self, name: &[u8]) -> StreamMeta {
-        self.published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .copied()
-            .unwrap_or(StreamMeta::EMPTY)
-    }
-}
 
 /// A stream's first and last seq (see [`Db::stream_info`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,81 @@
+//! The types of the streams' state (`stream_state` acts on them): the applier's working
+//! copy, which assigns stream seqs, and the copy published to readers after the visible
+//! sequence number covers it. Kept apart so that `state` can hold them without depending on
+//! the files that act on the database.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::stream_keys::StreamMeta;
+
+/// The applier's stream state and its published copy.
+#[derive(Default)]
+pub(super) struct Streams {
+    /// The state after the last applied record (written by the applying thread only).
+    working: Mutex<Working>,
+    /// What readers see: `working` as of the visible sequence number.
+    published: Mutex<HashMap<Box<[u8]>, StreamMeta>>,
+}
+
+#[derive(Default)]
+pub(super) struct Working {
+    /// Each stream's state.
+    pub(super) by_name: HashMap<Box<[u8]>, StreamMeta>,
+    /// Streams changed since the last publish.
+    pub(super) dirty: Vec<Box<[u8]>>,
+}
+
+impl Working {
+    /// Assigns the next seq of `name` to an entry of `bytes` bytes; returns it.
+    pub(super) fn assign(&mut self, name: &[u8], bytes: usize) -> u64 {
+        let m = match self.by_name.get_mut(name) {
+            Some(m) => m,
+            None => self.by_name.entry(name.into()).or_insert(StreamMeta::EMPTY),
+        };
+        m.last += 1;
+        m.live_bytes += bytes as u64;
+        m.live_count += 1;
+        let last = m.last;
+        if !self.dirty.iter().any(|d| &d[..] == name) {
+            self.dirty.push(name.into());
+        }
+        last
+    }
+
+    /// The state of `name` (after [`Working::assign`]).
+    pub(super) fn meta(&self, name: &[u8]) -> StreamMeta {
+        self.by_name.get(name).copied().unwrap_or(StreamMeta::EMPTY)
+    }
+}
+
+impl Streams {
+    /// The applier's state (apply lock held).
+    pub(super) fn working(&self) -> MutexGuard<'_, Working> {
+        self.working.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the streams changed since the last call (after the visible sequence
+    /// number covers their records).
+    pub(super) fn publish(&self) {
+        let mut w = self.working();
+        if w.dirty.is_empty() {
+            return;
+        }
+        let mut p = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let dirty = std::mem::take(&mut w.dirty);
+        for name in dirty {
+            let m = w.meta(&name);
+            p.insert(name, m);
+        }
+    }
+
+    /// The published state of `name`.
+    pub(super) fn published(&self, name: &[u8]) -> StreamMeta {
+        self.published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .copied()
+            .unwrap_or(StreamMeta::EMPTY)
+    }
+}
