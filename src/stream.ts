@@ -12,7 +12,7 @@
 import './polyfill.js'
 import type * as native from '../binding.js'
 import { type UringdbError, toUringdbError, invalidArgument, closedError } from './errors.js'
-import { checkOptions } from './args.js'
+import { checkOptions, describe } from './args.js'
 import { MiB } from './options.js'
 import { streamNameBytes } from './batch.js'
 
@@ -40,6 +40,14 @@ export interface StreamReadOptions {
   from?: number
   /** Most entries to read (default: all, as of the moment `read` is called). */
   limit?: number
+}
+
+/** Options of {@link Stream.tail}. */
+export interface StreamTailOptions {
+  /** The first seq to yield (default: the next one appended, `lastSeq + 1`). */
+  from?: number
+  /** Ends the iteration (normally, like closing it) when aborted. */
+  signal?: AbortSignal
 }
 
 /** A seq argument: a positive safe integer (an error names `field`). */
@@ -115,6 +123,140 @@ export class Stream {
     const r = new StreamReader(this.#owner, n)
     this.#owner._track(r)
     return r
+  }
+
+  /**
+   * Yields the entries from `from` on (default: only entries appended from now on), then
+   * waits for new ones as batches that append to this stream are applied, until `signal`
+   * aborts, the tail is closed (`return()`, `close()`, leaving a `for await` loop) or the
+   * database closes; the iteration then ends normally. The wait is woken by the engine when
+   * the stream grows (no polling).
+   */
+  tail(options?: StreamTailOptions): StreamTail {
+    checkOptions('options', options)
+    const o = options ?? {}
+    const signal = o.signal
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw invalidArgument(`options.signal must be an AbortSignal, got ${describe(signal)}`)
+    }
+    const from = o.from === undefined ? this.lastSeq + 1 : seqArg('from', o.from)
+    let waiter: native.NativeStreamWaiter
+    try {
+      waiter = this.#native.streamWaiter(this.#bytes)
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+    const t = new StreamTail(this.#owner, waiter, (at) => this.#open(at), from, signal)
+    this.#owner._track(t)
+    return t
+  }
+
+  #open(from: number): StreamReader {
+    try {
+      return new StreamReader(this.#owner, this.#native.streamIterator(this.#bytes, from, -1, null))
+    } catch (e) {
+      throw toUringdbError(e)
+    }
+  }
+}
+
+/**
+ * The entries of one {@link Stream.tail}: async-iterable; never done until it is closed, its
+ * signal aborts or the database closes.
+ */
+export class StreamTail implements AsyncIterableIterator<StreamEntry>, AsyncDisposable {
+  readonly #owner: StreamOwner
+  #waiter: native.NativeStreamWaiter | undefined
+  readonly #open: (from: number) => StreamReader
+  #reader: StreamReader | undefined
+  #next: number
+  readonly #signal: AbortSignal | undefined
+  readonly #onAbort: () => void
+  #busy = false
+
+  /** @internal */
+  constructor(owner: StreamOwner, waiter: native.NativeStreamWaiter, open: (from: number) => StreamReader, from: number, signal: AbortSignal | undefined) {
+    this.#owner = owner
+    this.#waiter = waiter
+    this.#open = open
+    this.#next = from
+    this.#signal = signal
+    this.#onAbort = () => this.#waiter?.cancel()
+    signal?.addEventListener('abort', this.#onAbort, { once: true })
+  }
+
+  /** AsyncIterator protocol: the next entry, waiting for it if need be. */
+  async next(): Promise<IteratorResult<StreamEntry>> {
+    if (this.#busy) throw invalidArgument('the stream tail is busy: wait for the previous call to settle')
+    this.#busy = true
+    try {
+      for (;;) {
+        const waiter = this.#waiter
+        if (waiter === undefined || this.#stopped()) break
+        this.#reader ??= this.#open(this.#next)
+        const r = await this.#reader.next()
+        if (r.done !== true) {
+          this.#next = r.value.seq + 1
+          return r
+        }
+        this.#reader = undefined
+        // Checked synchronously right before the wait is registered: an abort or a close
+        // that happened while reading must not leave a wait nobody cancels.
+        if (this.#stopped()) break
+        let last: number
+        try {
+          last = await waiter.wait(this.#next - 1)
+        } catch (e) {
+          const err = toUringdbError(e)
+          if (err.code === 'ERR_URINGDB_CLOSED') break
+          throw err
+        }
+        if (last < 0) break // cancelled (abort, close) or the database closed
+      }
+      await this.close()
+      return { done: true, value: undefined }
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  /** Whether the tail was closed or its signal aborted. */
+  #stopped(): boolean {
+    return this.#waiter === undefined || this.#signal?.aborted === true
+  }
+
+  /** Ends the iteration when a `for await` loop exits early. */
+  async return(): Promise<IteratorResult<StreamEntry>> {
+    await this.close()
+    return { done: true, value: undefined }
+  }
+
+  /** Ends the tail (idempotent): a pending `next()` resolves as done. */
+  async close(): Promise<void> {
+    const w = this.#waiter
+    this.#waiter = undefined
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+    const r = this.#reader
+    this.#reader = undefined
+    if (w !== undefined) {
+      w.close()
+      this.#owner._forget(this)
+    }
+    await r?.close()
+  }
+
+  /** @internal The database is closing: the tail ends. */
+  _abort(): Promise<void> {
+    return this.close()
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  /** Same as {@link StreamTail.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
   }
 }
 

@@ -144,15 +144,22 @@ test('streams survive restarts and flushes: reads are the same and seqs continue
     const s = db.stream('log.a');
     t.is(s.lastSeq, expected.length, `epoch ${epoch}: lastSeq after reopen`);
     t.deepEqual(await readAll(s), expected, `epoch ${epoch}: entries after reopen`);
-    const writes = [];
-    for (let i = 0; i < 300; i++) {
-      const value = `${epoch}.${i}|`.padEnd(100 + (i % 300), '#');
-      expected.push([expected.length + 1, value]);
-      writes.push(db.batch([{ type: 'put', key: `k${i % 40}`, value }, { type: 'append', stream: 'log.a', value }]));
+    const write = async (n) => {
+      const writes = [];
+      for (let i = 0; i < n; i++) {
+        const value = `${epoch}.${i}|`.padEnd(100 + (i % 300), '#');
+        expected.push([expected.length + 1, value]);
+        writes.push(db.batch([{ type: 'put', key: `k${i % 40}`, value }, { type: 'append', stream: 'log.a', value }]));
+      }
+      await Promise.all(writes);
+    };
+    // Some entries reach tables (a flush), the last ones only the log (replayed at open).
+    await write(300);
+    if (epoch >= 1) {
+      await db.flush();
+      t.true(db.stats().flushes > 0, `epoch ${epoch}: flushed`);
     }
-    await Promise.all(writes);
-    if (epoch === 1) await db.flush();
-    t.true(db.stats().flushes > 0 || epoch === 0, `epoch ${epoch}: flushed`);
+    await write(50);
     t.deepEqual(await readAll(s), expected, `epoch ${epoch}: entries before close`);
     await db.close();
   }
@@ -228,4 +235,60 @@ test('the stream API is exported and typed', (t) => {
   t.is(typeof pkg.Stream, 'function');
   t.is(typeof pkg.StreamReader, 'function');
   t.is(pkg.STREAM_NAME_BYTES_MAX, 128);
+});
+
+test('tail yields the entries from `from` on, then new ones as batches are applied; abort and close end it', async (t) => {
+  const db = await openSmallDb(tmpDir(t));
+  const s = db.stream('events');
+  await db.batch([{ type: 'append', stream: 'events', value: 'old' }]);
+  // Default: only what is appended from now on.
+  const fresh = s.tail();
+  // From the start: the existing entry, then the new ones.
+  const all = s.tail({ from: 1 });
+  t.deepEqual((await all.next()).value, { seq: 1, data: Buffer.from('old') });
+  const pending = all.next(); // waits: nothing after seq 1 yet
+  await sleep(50);
+  const writes = [];
+  for (let i = 0; i < 20; i++) writes.push(db.batch([{ type: 'put', key: `k${i}`, value: 'v' }, { type: 'append', stream: 'events', value: `new${i}` }]));
+  // A batch to another stream does not wake this tail with anything of its own.
+  writes.push(db.batch([{ type: 'append', stream: 'other', value: 'x' }]));
+  const got = [(await pending).value];
+  for await (const e of all) {
+    got.push(e);
+    if (got.length === 20) break; // leaving the loop closes the tail
+  }
+  t.deepEqual(got.map((e) => [e.seq, e.data.toString()]), Array.from({ length: 20 }, (_, i) => [i + 2, `new${i}`]));
+  await Promise.all(writes);
+  t.deepEqual((await all.next()).done, true, 'a closed tail is done');
+  const firstFresh = await fresh.next();
+  t.deepEqual([firstFresh.value.seq, firstFresh.value.data.toString()], [2, 'new0']);
+  await fresh.close();
+
+  // An abort ends a tail waiting for an entry (normally: done), and later calls.
+  const ac = new AbortController();
+  const aborted = s.tail({ signal: ac.signal });
+  const waiting = aborted.next();
+  setTimeout(() => ac.abort(), 30);
+  t.deepEqual(await waiting, { done: true, value: undefined });
+  t.true((await aborted.next()).done);
+  // Closing the database ends a waiting tail.
+  const closing = s.tail();
+  const wait2 = closing.next();
+  await sleep(20);
+  await db.close();
+  t.deepEqual(await wait2, { done: true, value: undefined });
+});
+
+test('tail: bad options are errors naming the field', async (t) => {
+  const db = await openSmallDb(tmpDir(t));
+  t.teardown(() => db.close());
+  const s = db.stream('s');
+  for (const [options, field] of [[{ from: 0 }, 'from'], [{ from: 2.5 }, 'from'], [{ signal: {} }, 'options.signal']]) {
+    const e = catches(() => s.tail(options));
+    assertCode(t, e, 'ERR_URINGDB_INVALID_ARGUMENT', JSON.stringify(options));
+    t.true(e.message.startsWith(`${field} must`), e.message);
+  }
+  const already = new AbortController();
+  already.abort();
+  t.true((await s.tail({ signal: already.signal }).next()).done, 'an aborted signal ends the tail at once');
 });

@@ -318,3 +318,49 @@ fn state_and_stream_of_one_batch_are_all_or_nothing_across_a_crash() {
         "vacuous: {lost} lost, {flushes} flushes"
     );
 }
+
+/// `tail`'s waits: woken when the stream grows past the seq waited after (at once if it
+/// has), not by other streams; cancelled and closed waits end with their outcome.
+#[test]
+fn stream_waits_wake_on_growth_cancel_and_close() {
+    use std::sync::mpsc::channel;
+    use uringdb_lsm::db::StreamWaitOutcome as O;
+    let dir = TempDir::new("streams-wait");
+    let db = Db::open(dir.path(), small_db(BackendChoice::Portable)).unwrap();
+    let w = db.blocking_writer();
+    let append = |stream: &[u8]| {
+        let mut b = WriteBatch::new();
+        b.append(stream, 1, b"x");
+        w.write(&b, true).unwrap();
+    };
+    let (tx, rx) = channel();
+    let wait = |after: u64| {
+        let tx = tx.clone();
+        db.stream_wait(b"s", after, Box::new(move |o| tx.send((after, o)).unwrap()))
+            .unwrap()
+    };
+    let first = wait(0);
+    assert_ne!(first, 0, "registered");
+    let second = wait(1);
+    append(b"other");
+    assert!(rx.try_recv().is_err(), "another stream does not wake it");
+    append(b"s");
+    assert_eq!(rx.recv().unwrap(), (0, O::Ready(1)));
+    assert!(rx.try_recv().is_err(), "the wait after 1 still waits");
+    // Already satisfied: woken at once, no id.
+    assert_eq!(wait(0), 0);
+    assert_eq!(rx.recv().unwrap(), (0, O::Ready(1)));
+    db.stream_wait_cancel(second);
+    assert_eq!(rx.recv().unwrap(), (1, O::Cancelled));
+    db.stream_wait_cancel(second); // twice: nothing
+    let third = wait(5);
+    assert_ne!(third, 0);
+    assert!(matches!(
+        db.stream_wait(b"bad name", 0, Box::new(|_| {})),
+        Err(DbError::InvalidArgument(m)) if m.starts_with("stream must")
+    ));
+    drop(w);
+    db.close().unwrap();
+    assert_eq!(rx.recv().unwrap(), (5, O::Closed));
+    assert!(rx.try_recv().is_err());
+}

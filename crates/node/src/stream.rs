@@ -1,15 +1,16 @@
 //! The binding of streams in the database (`db.stream(name)`): a stream's first and last
-//! seq, and an iterator over its entries that crosses in batches on the reader pool (like
-//! the range iterator in [`crate::read`]). The engine assigns, stores and reads the entries
+//! seq, an iterator over its entries that crosses in batches on the reader pool (like
+//! the range iterator in [`crate::read`]), and a waiter that resolves when the stream grows
+//! (for `tail`). The engine assigns, stores and reads the entries
 //! (`uringdb_lsm::db::stream_state`); nothing here but conversions.
 
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use uringdb_lsm::db::{DbError, StreamBatch, StreamIter};
+use uringdb_lsm::db::{DbError, StreamBatch, StreamIter, StreamWaitOutcome};
 
-use crate::db::NativeDb;
+use crate::db::{Engine, NativeDb};
 use crate::errors::{guard, outcome, Failure, Res};
 use crate::read::{snapshot_of, KeepAlive, NativeSnapshot};
 use crate::worker;
@@ -163,6 +164,89 @@ impl NativeStreamIterator {
     #[napi]
     pub fn close(&self) {
         self.it.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// Waits of one tail for its stream to grow (one at a time).
+#[napi]
+pub struct NativeStreamWaiter {
+    /// The engine (dropped by `close`).
+    engine: Mutex<Option<Engine>>,
+    name: Vec<u8>,
+    /// The pending wait's id (0: none); a stale id is harmless (cancelling it does nothing).
+    id: Mutex<u64>,
+}
+
+#[napi]
+impl NativeDb {
+    /// A waiter for stream `name` (for `tail`).
+    #[napi]
+    pub fn stream_waiter(&self, env: Env, name: &[u8]) -> napi::Result<NativeStreamWaiter> {
+        guard(&env, || {
+            let engine = self.engine()?.clone();
+            engine.db.stream_info(name).map_err(|e| Failure::from(&e))?;
+            Ok(NativeStreamWaiter {
+                engine: Mutex::new(Some(engine)),
+                name: name.to_vec(),
+                id: Mutex::new(0),
+            })
+        })
+    }
+}
+
+#[napi]
+impl NativeStreamWaiter {
+    /// Resolves with the stream's last seq once it exceeds `after`, or with -1 when the
+    /// wait is cancelled or the database closes.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn wait<'env>(&self, env: &'env Env, after: f64) -> napi::Result<Object<'env>> {
+        guard(env, || {
+            let after = seq_arg("after", after)?;
+            let engine = self
+                .engine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .ok_or_else(|| Failure::from(&DbError::Closed))?;
+            let (deferred, promise) = env.create_deferred::<f64, _>()?;
+            let id = engine
+                .db
+                .stream_wait(
+                    &self.name,
+                    after,
+                    Box::new(move |o| {
+                        let v = match o {
+                            StreamWaitOutcome::Ready(n) => n as f64,
+                            _ => -1.0,
+                        };
+                        deferred.resolve(move |_| Ok(v));
+                    }),
+                )
+                .map_err(|e| Failure::from(&e))?;
+            *self.id.lock().unwrap_or_else(|e| e.into_inner()) = id;
+            Ok(promise)
+        })
+    }
+
+    /// Cancels the pending wait (it resolves with -1); nothing if none.
+    #[napi]
+    pub fn cancel(&self) {
+        let id = std::mem::take(&mut *self.id.lock().unwrap_or_else(|e| e.into_inner()));
+        let engine = self
+            .engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let (true, Some(engine)) = (id != 0, engine) {
+            engine.db.stream_wait_cancel(id);
+        }
+    }
+
+    /// Cancels the pending wait and releases the engine (idempotent).
+    #[napi]
+    pub fn close(&self) {
+        self.cancel();
         self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }

@@ -288,8 +288,10 @@ impl Inner {
         if last > 0 {
             self.visible_seq.store(last, Ordering::Release);
         }
-        // After V: a stream's published `lastSeq` never runs ahead of what a read sees.
+        // After V: a stream's published `lastSeq` never runs ahead of what a read sees;
+        // then the tails of the streams that grew wake up.
         self.streams.publish();
+        self.notify_stream_waiters();
         if mem.is_full(self.opts.memtable_bytes) {
             self.rotate_locked();
         }

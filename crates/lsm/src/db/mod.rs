@@ -64,6 +64,7 @@ mod stats;
 mod stream_keys;
 mod stream_state;
 mod stream_table;
+mod stream_wait;
 mod table_files;
 mod txn;
 mod txn_table;
@@ -86,6 +87,7 @@ pub use stats::{
     StallEvent, StallLevel,
 };
 pub use stream_state::{StreamBatch, StreamInfo, StreamIter};
+pub use stream_table::{StreamWaitOutcome, StreamWake};
 pub use txn_table::{PreparedOp, PreparedTxn};
 pub use write::{BlockingWriter, DbWriter};
 

@@ -167,6 +167,7 @@ impl Db {
             apply_lock: Mutex::new(()),
             memtable_capacity,
             streams: Default::default(),
+            stream_waiters: Default::default(),
             manifest: Mutex::new(ManifestCore {
                 state,
                 writer,

@@ -14,7 +14,7 @@ use super::error::DbError;
 use super::options::DbOptions;
 use super::rate_limiter::RateLimiter;
 use super::stats::{add, Counters, DbEvent, DbStats, ErrorEvent, LevelStats, Listener};
-use super::stream_table::Streams;
+use super::stream_table::{Streams, Waiters};
 use super::table_files::TableFiles;
 use super::version::SuperVersion;
 use crate::cache::BlockCache;
@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub(super) memtable_capacity: usize,
     /// The streams' state (see `stream_state`).
     pub(super) streams: Streams,
+    /// The waits of stream tails (see `stream_wait`).
+    pub(super) stream_waiters: Waiters,
     pub(super) manifest: Mutex<ManifestCore>,
     /// Background scheduling: flags under this lock, `bg_cv` wakes the threads.
     pub(super) sched: Mutex<Sched>,

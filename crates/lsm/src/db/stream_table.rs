@@ -1,9 +1,11 @@
 //! The types of the streams' state (`stream_state` acts on them): the applier's working
 //! copy, which assigns stream seqs, and the copy published to readers after the visible
 //! sequence number covers it. Kept apart so that `state` can hold them without depending on
-//! the files that act on the database.
+//! the files that act on the database. Also the waiters of `tail` (`stream_wait` acts on
+//! them).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::stream_keys::StreamMeta;
@@ -77,5 +79,96 @@ impl Streams {
             .get(name)
             .copied()
             .unwrap_or(StreamMeta::EMPTY)
+    }
+}
+
+/// What ended a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamWaitOutcome {
+    /// The stream's last seq is now this (above the seq waited after).
+    Ready(u64),
+    /// Cancelled ([`Db::stream_wait_cancel`]).
+    Cancelled,
+    /// The database closed.
+    Closed,
+}
+
+/// A waiter's callback.
+pub type StreamWake = Box<dyn FnOnce(StreamWaitOutcome) + Send>;
+
+/// One registered wait.
+pub(super) struct Waiter {
+    /// Its id (for cancelling).
+    pub(super) id: u64,
+    /// The stream waited for.
+    pub(super) stream: Box<[u8]>,
+    /// It wakes once the stream's last seq exceeds this.
+    pub(super) after: u64,
+    /// The callback.
+    pub(super) wake: StreamWake,
+}
+
+/// The waiters, under [`Waiters`]' lock.
+#[derive(Default)]
+pub(super) struct List {
+    /// The last id given.
+    pub(super) next_id: u64,
+    /// The waits registered.
+    pub(super) waiters: Vec<Waiter>,
+}
+
+/// The registered waiters of `tail` (see `stream_wait`).
+#[derive(Default)]
+pub(super) struct Waiters {
+    any: AtomicBool,
+    list: Mutex<List>,
+}
+
+impl Waiters {
+    /// The list, locked.
+    pub(super) fn list(&self) -> std::sync::MutexGuard<'_, List> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records whether any wait is registered (list lock held).
+    pub(super) fn set_any(&self, any: bool) {
+        self.any.store(any, Ordering::Release);
+    }
+
+    /// Wakes the waiters whose stream grew past their seq; `last(name)` is the published
+    /// last seq.
+    pub(super) fn notify(&self, last: impl Fn(&[u8]) -> u64) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let mut ready = Vec::new();
+        {
+            let mut l = self.list();
+            let mut i = 0;
+            while i < l.waiters.len() {
+                let now = last(&l.waiters[i].stream);
+                if now > l.waiters[i].after {
+                    ready.push((l.waiters.swap_remove(i).wake, now));
+                } else {
+                    i += 1;
+                }
+            }
+            self.any.store(!l.waiters.is_empty(), Ordering::Release);
+        }
+        for (wake, now) in ready {
+            wake(StreamWaitOutcome::Ready(now));
+        }
+    }
+
+    /// Ends every wait with `Closed` (the database is closing).
+    pub(super) fn close_all(&self) {
+        let all = {
+            let mut l = self.list();
+            self.any.store(false, Ordering::Release);
+            std::mem::take(&mut l.waiters)
+        };
+        for w in all {
+            (w.wake)(StreamWaitOutcome::Closed);
+        }
     }
 }
