@@ -193,7 +193,7 @@ export function txidBytes(txid: unknown): Buffer {
 
 /**
  * @internal `operations` encoded as a batch (an error names the operation and field);
- * `appends`: whether `append` operations are accepted (a batch; not yet a prepare).
+ * `appends`: whether `append` operations are accepted.
  */
 export function encodeOperations(operations: readonly unknown[], appends = true): BatchEncoder {
   const e = new BatchEncoder(1024)
@@ -204,7 +204,7 @@ export function encodeOperations(operations: readonly unknown[], appends = true)
     if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
     else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
     else if (o.type === 'append' && appends) e.append(streamNameBytes(`operations[${i}].stream`, o.stream), valueBytes(`operations[${i}].value`, o.value))
-    else if (o.type === 'append') throw invalidArgument(`operations[${i}].type 'append' is not supported in a prepare yet`)
+    else if (o.type === 'append') throw invalidArgument(`operations[${i}].type 'append' is not supported here yet`)
     else throw invalidArgument(`operations[${i}].type must be 'put', 'del' or 'append', got ${String(o.type)}`)
   }
   return e

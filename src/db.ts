@@ -46,7 +46,11 @@ const ROLLBACK_TAG = 0xb4
 export { TXID_BYTES_MAX } from './batch.js'
 
 /** One operation of a {@link PreparedTransaction} (keys and values as Buffers). */
-export type PreparedOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
+export type PreparedOperation =
+  | { type: 'put'; key: Buffer; value: Buffer }
+  | { type: 'del'; key: Buffer }
+  /** An append; its seq is assigned when the commit is applied. */
+  | { type: 'append'; stream: string; value: Buffer }
 
 /** A prepared transaction, as {@link Db.preparedTransactions} lists it. */
 export interface PreparedTransaction {
@@ -201,7 +205,7 @@ export class Db implements AsyncDisposable {
       const t = txidBytes(txid)
       if (!Array.isArray(operations)) throw invalidArgument(`operations must be an array, got ${describe(operations)}`)
       if (operations.length === 0) throw invalidArgument('operations must hold at least one operation')
-      const ops = encodeOperations(operations, false).bytes().subarray(1)
+      const ops = encodeOperations(operations).bytes().subarray(1)
       const payload = Buffer.allocUnsafe(11 + t.length + ops.length)
       payload[0] = PREPARE_TAG
       payload.writeBigUInt64LE(BigInt(Date.now()), 1)
@@ -271,6 +275,8 @@ export class Db implements AsyncDisposable {
         preparedAt: t.preparedAt,
         ops: t.keys.map((key, i): PreparedOperation => {
           const value = t.values[i]
+          const stream = t.streams[i]
+          if (typeof stream === 'string') return { type: 'append', stream, value: value ?? Buffer.alloc(0) }
           return value === null || value === undefined ? { type: 'del', key } : { type: 'put', key, value }
         }),
       }))

@@ -315,7 +315,8 @@ pub fn validate(payload: &[u8]) -> Result<usize, DbError> {
             if ops.is_empty() {
                 return bad("prepare: ops must hold at least one operation".into());
             }
-            (ops, false)
+            // Appends in a prepare get their stream seqs when the commit is applied.
+            (ops, true)
         }
         Record::Commit(_) | Record::Rollback(_) => return Ok(0),
         Record::Optimistic { reads, ops, .. } => {

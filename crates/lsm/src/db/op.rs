@@ -295,7 +295,7 @@ pub(super) fn decode_op(b: &[u8]) -> Result<Option<(Op<'_>, usize)>, &'static st
 /// Checks every operation of an op list (framing, key sizes, names); returns how many.
 /// Operations that the engine does not apply yet are refused with "not supported yet", so
 /// that they never reach a log: cursors and truncations, and appends unless `appends` (the
-/// op list of a batch record; appends in a prepare or an optimistic transaction come later).
+/// op list of a batch or a prepare; appends in an optimistic transaction come later).
 pub(super) fn check_ops(mut rest: &[u8], appends: bool) -> Result<usize, String> {
     let mut n = 0;
     loop {
@@ -327,7 +327,7 @@ fn check_op(op: &Op<'_>, appends: bool) -> Result<(), String> {
             if appends {
                 Ok(())
             } else {
-                Err("append: appends in a prepare or an optimistic transaction are not supported yet".into())
+                Err("append: appends in an optimistic transaction are not supported yet".into())
             }
         }
         Op::Cursor {

@@ -254,16 +254,21 @@ impl Inner {
                             batch::Op::Put(k, v) => Some(PreparedOp {
                                 key: k.to_vec(),
                                 value: Some(v.to_vec()),
+                                stream: None,
                             }),
                             batch::Op::Delete(k) => Some(PreparedOp {
                                 key: k.to_vec(),
                                 value: None,
+                                stream: None,
                             }),
-                            // `validate` refuses stream operations in a prepare until they
-                            // are listed here (issue 11, appends inside prepare).
-                            batch::Op::Append { .. }
-                            | batch::Op::Cursor { .. }
-                            | batch::Op::Truncate { .. } => None,
+                            batch::Op::Append { stream, data, .. } => Some(PreparedOp {
+                                key: Vec::new(),
+                                value: Some(data.to_vec()),
+                                // Names are ASCII (validated).
+                                stream: Some(String::from_utf8_lossy(stream).into_owned()),
+                            }),
+                            // `validate` refuses cursors and truncations (later steps).
+                            batch::Op::Cursor { .. } | batch::Op::Truncate { .. } => None,
                         })
                         .collect(),
                 })

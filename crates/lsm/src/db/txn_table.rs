@@ -32,10 +32,12 @@ pub(super) struct Txns {
 /// One operation of a prepared transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreparedOp {
-    /// The key.
+    /// The key (empty for an append).
     pub key: Vec<u8>,
-    /// The value of a put; `None` for a delete.
+    /// The value of a put or an append; `None` for a delete.
     pub value: Option<Vec<u8>>,
+    /// The stream of an append (its seq is assigned at commit); `None` otherwise.
+    pub stream: Option<String>,
 }
 
 /// A prepared transaction, as listed by [`Db::prepared_transactions`](super::Db::prepared_transactions).
