@@ -7,7 +7,7 @@
  * logic: ordering, durability, recovery and group commit all live in the Rust core.
  *
  * The entry only re-exports the hand-written modules under `src/`: errors, options,
- * diagnostics, log, db, snapshot, iterator, range, batch and transaction.
+ * diagnostics, log, db, snapshot, iterator, range, batch, stream and transaction.
  *
  * @packageDocumentation
  */
@@ -37,5 +37,6 @@ export { Db, open, TXID_BYTES_MAX, type PreparedTransaction, type PreparedOperat
 export { Snapshot } from './src/snapshot.js'
 export { DbIterator, type Entry } from './src/iterator.js'
 export { RangeSync, type RangeItem } from './src/range.js'
-export { ChainedBatch } from './src/batch.js'
+export { ChainedBatch, STREAM_NAME_BYTES_MAX } from './src/batch.js'
+export { Stream, StreamReader, StreamTail, type StreamEntry, type StreamReadOptions, type StreamTailOptions } from './src/stream.js'
 export { Transaction, TRANSACTION_RETRIES_DEFAULT, TRANSACTION_RETRIES_MAX, type TransactionOptions, type TransactionIteratorOptions } from './src/transaction.js'

@@ -20,13 +20,36 @@ import type { Bytes, WriteOptions } from './options.js'
  * +------+------------------------------------------------------------+
  * op (put):    | 1 | klen u32 LE | vlen u32 LE | key (klen) | value (vlen) |
  * op (delete): | 0 | klen u32 LE | key (klen)                              |
+ * op (append): | 2 | slen u32 LE | vlen u32 LE | appended_at u64 LE | stream | value |
  * ```
+ * (The operations' home is `crates/lsm/src/db/op.rs`; kinds 3 and 4, cursor and truncate,
+ * are not written yet.)
  */
 /** First byte of a version-1 batch (`BATCH_TAG` in batch.rs). */
 export const BATCH_TAG = 0xb1
 /** Operation kinds (`OP_PUT`, `OP_DELETE` in batch.rs). */
 const OP_PUT = 1
 const OP_DELETE = 0
+const OP_APPEND = 2
+
+/** Longest stream name, in bytes (`STREAM_NAME_BYTES_MAX` in limits.rs). */
+export const STREAM_NAME_BYTES_MAX = 128
+const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/
+
+/**
+ * @internal A stream name's bytes, checked against the engine's rules (op.rs: 1..128 ASCII
+ * letters, digits and `. _ : / -`, a letter or digit first); an error names `field`.
+ */
+export function streamNameBytes(field: string, name: unknown): Buffer {
+  if (typeof name !== 'string') throw invalidArgument(`${field} must be a string, got ${describe(name)}`)
+  if (name.length === 0 || name.length > STREAM_NAME_BYTES_MAX) {
+    throw invalidArgument(`${field} must be 1..${STREAM_NAME_BYTES_MAX} characters, got ${name.length}`)
+  }
+  if (!STREAM_NAME.test(name)) {
+    throw invalidArgument(`${field} must be ASCII letters, digits and . _ : / - starting with a letter or digit, got ${JSON.stringify(name)}`)
+  }
+  return Buffer.from(name, 'latin1')
+}
 
 /** Bytes of one operation: its header (kind and lengths) and its key and value. */
 export function opBytes(k: Uint8Array, v: Uint8Array | undefined): number {
@@ -79,6 +102,20 @@ export class BatchEncoder {
   del(k: Buffer): void {
     this.#reserve(opBytes(k, undefined))
     this.len += writeOp(this.buf, this.len, k, undefined)
+    this.count++
+  }
+  /** An append of `v` to stream `s` (checked bytes), stamped with this process's clock. */
+  append(s: Buffer, v: Buffer): void {
+    this.#reserve(17 + s.length + v.length)
+    const b = this.buf
+    const at = this.len
+    b[at] = OP_APPEND
+    b.writeUInt32LE(s.length, at + 1)
+    b.writeUInt32LE(v.length, at + 5)
+    b.writeBigUInt64LE(BigInt(Date.now()), at + 9)
+    b.set(s, at + 17)
+    b.set(v, at + 17 + s.length)
+    this.len += 17 + s.length + v.length
     this.count++
   }
   bytes(): Buffer {
@@ -154,16 +191,21 @@ export function txidBytes(txid: unknown): Buffer {
   return b
 }
 
-/** @internal `operations` encoded as a batch (an error names the operation and field). */
-export function encodeOperations(operations: readonly unknown[]): BatchEncoder {
+/**
+ * @internal `operations` encoded as a batch (an error names the operation and field);
+ * `appends`: whether `append` operations are accepted.
+ */
+export function encodeOperations(operations: readonly unknown[], appends = true): BatchEncoder {
   const e = new BatchEncoder(1024)
   for (let i = 0; i < operations.length; i++) {
     const op: unknown = operations[i]
     if (typeof op !== 'object' || op === null) throw invalidArgument(`operations[${i}] must be an object, got ${describe(op)}`)
-    const o = op as { type?: unknown; key?: unknown; value?: unknown }
+    const o = op as { type?: unknown; key?: unknown; value?: unknown; stream?: unknown }
     if (o.type === 'put') e.put(keyBytes(`operations[${i}].key`, o.key), valueBytes(`operations[${i}].value`, o.value))
     else if (o.type === 'del') e.del(keyBytes(`operations[${i}].key`, o.key))
-    else throw invalidArgument(`operations[${i}].type must be 'put' or 'del', got ${String(o.type)}`)
+    else if (o.type === 'append' && appends) e.append(streamNameBytes(`operations[${i}].stream`, o.stream), valueBytes(`operations[${i}].value`, o.value))
+    else if (o.type === 'append') throw invalidArgument(`operations[${i}].type 'append' is not supported here yet`)
+    else throw invalidArgument(`operations[${i}].type must be 'put', 'del' or 'append', got ${String(o.type)}`)
   }
   return e
 }

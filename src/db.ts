@@ -30,6 +30,7 @@ import { runTransaction, type Transaction, type TransactionOptions } from './tra
 import { Snapshot, checkSnapshot } from './snapshot.js'
 import { DbIterator, openIterator, project } from './iterator.js'
 import { type RangeSync, type RangeItem, openRangeSync } from './range.js'
+import { Stream } from './stream.js'
 
 // Multi-gets (a tick's gets, or one getMany call) of one handle in the engine's reader
 // queue at once; more wait in the handle, in call order, as pending promises (reading the
@@ -45,7 +46,11 @@ const ROLLBACK_TAG = 0xb4
 export { TXID_BYTES_MAX } from './batch.js'
 
 /** One operation of a {@link PreparedTransaction} (keys and values as Buffers). */
-export type PreparedOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
+export type PreparedOperation =
+  | { type: 'put'; key: Buffer; value: Buffer }
+  | { type: 'del'; key: Buffer }
+  /** An append; its seq is assigned when the commit is applied. */
+  | { type: 'append'; stream: string; value: Buffer }
 
 /** A prepared transaction, as {@link Db.preparedTransactions} lists it. */
 export interface PreparedTransaction {
@@ -74,7 +79,7 @@ export class Db implements AsyncDisposable {
   readonly #queue = new CompletionQueue()
   #closing = false
   #closed: Promise<void> | undefined
-  readonly #iterators = new Set<DbIterator<unknown, unknown>>()
+  readonly #iterators = new Set<{ _abort(): Promise<void> }>()
   readonly #ranges = new Set<RangeSync<unknown>>()
   readonly #recovery: DbRecovery
   // Staged, waiting and parked writes on their way to the engine.
@@ -123,7 +128,7 @@ export class Db implements AsyncDisposable {
 
   /** @internal */
   _forget(it: object): void {
-    this.#iterators.delete(it as DbIterator<unknown, unknown>)
+    this.#iterators.delete(it as { _abort(): Promise<void> })
     this.#ranges.delete(it as RangeSync<unknown>)
   }
 
@@ -270,6 +275,8 @@ export class Db implements AsyncDisposable {
         preparedAt: t.preparedAt,
         ops: t.keys.map((key, i): PreparedOperation => {
           const value = t.values[i]
+          const stream = t.streams[i]
+          if (typeof stream === 'string') return { type: 'append', stream, value: value ?? Buffer.alloc(0) }
           return value === null || value === undefined ? { type: 'del', key } : { type: 'put', key, value }
         }),
       }))
@@ -458,6 +465,22 @@ export class Db implements AsyncDisposable {
     const r = openRangeSync(this.#native, this, options)
     this.#ranges.add(r)
     return r as RangeSync<RangeItem<O>>
+  }
+
+  /**
+   * The stream `name` of this database: its `firstSeq` and `lastSeq`, and `read()` of its
+   * entries. Entries are appended by `batch` operations `{ type: 'append', stream, value }`.
+   * Throws `ERR_URINGDB_INVALID_ARGUMENT` naming `stream` for a name that is not 1..128
+   * ASCII letters, digits and `. _ : / -` starting with a letter or digit.
+   */
+  stream(name: string): Stream {
+    if (this.#closing) throw closedError('database')
+    return new Stream(this.#native, this, name)
+  }
+
+  /** @internal Tracks a stream reader, closed with the database. */
+  _track(it: { _abort(): Promise<void> }): void {
+    this.#iterators.add(it)
   }
 
   /** @internal The raw iterator with its key/value selection (for the level adapter). */

@@ -264,6 +264,14 @@ export interface GetOptions<E extends Encoding = 'buffer'> {
 export type BatchOperation =
   | { type: 'put'; key: Bytes; value: Bytes }
   | { type: 'del'; key: Bytes }
+  /**
+   * Appends `value` to the stream `stream` (see {@link Db.stream}); the entry's seq is the
+   * stream's next, assigned when the batch is applied (in a `prepare`: when its
+   * `commitPrepared` is applied; a rollback assigns none). Accepted by `batch` and `prepare`
+   * (not yet by a transaction). The state and stream operations of one batch are one log
+   * record: durable under one fdatasync, all or nothing across a crash.
+   */
+  | { type: 'append'; stream: string; value: Bytes }
 
 /** A key range: any of `gt`/`gte` and `lt`/`lte` (absent: unbounded). */
 export interface Range {

@@ -20,3 +20,8 @@ pub const APPLY_QUEUE_GROUPS: usize = 16;
 pub const INLINE_APPLY_RECORDS_MAX: usize = 16;
 
 const _: () = assert!(STALL_QUEUE_BYTES_MAX >= 1 << 20 && APPLY_QUEUE_GROUPS >= 1);
+
+/// Most stream waits (`tail`s waiting for a stream to grow) registered at once per
+/// database: each is a callback held until the stream grows, so a leak of tails is an error,
+/// not unbounded growth.
+pub const STREAM_WAITERS_MAX: usize = 4096;

@@ -224,14 +224,14 @@ fn run_script(vfs: Arc<dyn Vfs>, dir: &Path) -> Outcome {
                        state: &mut ManifestState,
                        acked: &mut Option<ManifestState>,
                        n: usize|
-     -> Result<(), ManifestState> {
+     -> Result<(), Box<ManifestState>> {
         for _ in 0..n {
             let e = script_edit(i, state);
             i += 1;
             let mut next = state.clone();
             next.apply(&e).unwrap();
             if w.append(&e).is_err() {
-                return Err(next);
+                return Err(Box::new(next));
             }
             *state = next;
             *acked = Some(state.clone());
@@ -239,7 +239,7 @@ fn run_script(vfs: Arc<dyn Vfs>, dir: &Path) -> Outcome {
         Ok(())
     };
     if let Err(next) = appends(&mut w, &mut state, &mut acked, 4) {
-        return out(&acked, next);
+        return out(&acked, *next);
     }
 
     // Reopen: recover, then a new manifest numbered from the counter.
@@ -259,7 +259,7 @@ fn run_script(vfs: Arc<dyn Vfs>, dir: &Path) -> Outcome {
     state = next;
     acked = Some(state.clone());
     if let Err(next) = appends(&mut w, &mut state, &mut acked, 3) {
-        return out(&acked, next);
+        return out(&acked, *next);
     }
 
     // Rewrite (the database does this when the manifest grows), while it is open.
@@ -273,7 +273,7 @@ fn run_script(vfs: Arc<dyn Vfs>, dir: &Path) -> Outcome {
     state = next;
     acked = Some(state.clone());
     if let Err(next) = appends(&mut w, &mut state, &mut acked, 2) {
-        return out(&acked, next);
+        return out(&acked, *next);
     }
     Outcome {
         before: acked,

@@ -198,6 +198,8 @@ pub struct NativePreparedTxn {
     pub keys: Vec<Buffer>,
     /// The values (null: a delete).
     pub values: Vec<Option<Buffer>>,
+    /// The streams of appends (null: a put or delete).
+    pub streams: Vec<Option<String>>,
 }
 
 #[napi]
@@ -533,6 +535,7 @@ impl NativeDb {
                     prepared_at: t.prepared_at as f64,
                     seq: t.seq as f64,
                     keys: t.ops.iter().map(|o| o.key.clone().into()).collect(),
+                    streams: t.ops.iter().map(|o| o.stream.clone()).collect(),
                     values: t
                         .ops
                         .into_iter()

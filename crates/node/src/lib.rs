@@ -3,7 +3,7 @@
 //! among the main thread and worker_threads ([`registry`]), and turns errors into typed
 //! objects with stable codes ([`errors`]). It contains no engine logic.
 //!
-//! One file per product ([`log`], [`logsink`], [`db`] with [`read`] and [`txn`]), plus what both use: the
+//! One file per product ([`log`], [`logsink`], [`db`] with [`read`], [`stream`] and [`txn`]), plus what both use: the
 //! completion machinery ([`completion`]), options ([`options`]), statistics, recovery and
 //! events ([`stats`]), and the binding's threads ([`worker`]). Every crossing is typed:
 //! the generated `binding.d.ts` is the contract the façade compiles against; no JSON
@@ -20,6 +20,7 @@ pub mod options;
 pub mod read;
 mod registry;
 pub mod stats;
+pub mod stream;
 pub mod txn;
 mod worker;
 

@@ -112,6 +112,25 @@ fn run_db(env: &Env, input: &[u8]) -> bool {
     true
 }
 
+/// Re-encodes one decoded operation.
+fn add_op(b: &mut batch::WriteBatch, op: batch::Op<'_>) {
+    match op {
+        batch::Op::Put(k, v) => b.put(k, v),
+        batch::Op::Delete(k) => b.delete(k),
+        batch::Op::Append {
+            stream,
+            appended_at_ms,
+            data,
+        } => b.append(stream, appended_at_ms, data),
+        batch::Op::Cursor {
+            stream,
+            consumer,
+            position,
+        } => b.cursor(stream, consumer, position),
+        batch::Op::Truncate { stream, before } => b.truncate(stream, before),
+    };
+}
+
 fn run_batch(_: &Env, input: &[u8]) -> bool {
     // The database replays logged payloads with `ops` alone: it must not panic on any.
     let unvalidated = batch::ops(input).take(STEPS_MAX).count();
@@ -129,10 +148,7 @@ fn run_batch(_: &Env, input: &[u8]) -> bool {
         }
         let mut b = batch::WriteBatch::new();
         for op in batch::raw_ops(ops) {
-            match op {
-                batch::Op::Put(k, v) => b.put(k, v),
-                batch::Op::Delete(k) => b.delete(k),
-            };
+            add_op(&mut b, op);
         }
         let rebuilt = batch::encode_optimistic(snapshot, &items, &b);
         assert_eq!(rebuilt, input, "rebuilt optimistic record differs");
@@ -143,10 +159,7 @@ fn run_batch(_: &Env, input: &[u8]) -> bool {
             assert_eq!(unvalidated, n, "ops and validate disagree");
             let mut b = batch::WriteBatch::new();
             for op in batch::ops(input) {
-                match op {
-                    batch::Op::Put(k, v) => b.put(k, v),
-                    batch::Op::Delete(k) => b.delete(k),
-                };
+                add_op(&mut b, op);
             }
             assert_eq!(b.as_bytes(), input, "rebuilt batch differs");
             true

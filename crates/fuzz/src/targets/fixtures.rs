@@ -78,6 +78,7 @@ impl Fixtures {
         tables.extend(built_tables()?);
         let manifests = vec![
             read("manifest_v1/MANIFEST-000001")?,
+            read("manifest_v2/MANIFEST-000001")?,
             read("db_v1/MANIFEST-000001")?,
         ];
         let currents = vec![read("manifest_v1/CURRENT")?, read("db_v1/CURRENT")?];
@@ -299,6 +300,11 @@ fn built_edit() -> Vec<u8> {
         deleted: vec![(0, 3)],
         added: vec![(0, meta(4)), (1, meta(5))],
         compact_pointers: vec![(1, b"m\0\0\0\0\0\0\x01\x01".to_vec())],
+        streams: uringdb_lsm::manifest::TreeEdit {
+            deleted: vec![(0, 6)],
+            added: vec![(0, meta(7))],
+            compact_pointers: vec![(2, b"n\0\0\0\0\0\0\x01\x01".to_vec())],
+        },
     };
     let mut out = Vec::new();
     e.encode(&mut out);

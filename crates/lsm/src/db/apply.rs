@@ -60,7 +60,7 @@ use super::batch;
 use super::occ::Decision;
 use super::state::Inner;
 use super::stats::add;
-use super::version::{Mem, SuperVersion};
+use super::version::{Mem, SuperVersion, TreeId};
 use crate::failpoint::failpoint;
 use crate::limits::INLINE_APPLY_RECORDS_MAX;
 use crate::memtable::WriteError;
@@ -288,7 +288,11 @@ impl Inner {
         if last > 0 {
             self.visible_seq.store(last, Ordering::Release);
         }
-        if mem.table.is_full(self.opts.memtable_bytes) {
+        // After V: a stream's published `lastSeq` never runs ahead of what a read sees;
+        // then the tails of the streams that grew wake up.
+        self.streams.publish();
+        self.notify_stream_waiters();
+        if mem.is_full(self.opts.memtable_bytes) {
             self.rotate_locked();
         }
     }
@@ -306,9 +310,7 @@ impl Inner {
         // Rotate first if the record might not fit, so a record never spans two
         // memtables (the flushed sequence number must cover whole records).
         let estimate = payload_len + ops.len() * 128;
-        if mem.table.reserved_bytes() + estimate + (1 << 20) > self.memtable_capacity
-            && !mem.table.is_empty()
-        {
+        if mem.reserved_bytes() + estimate + (1 << 20) > self.memtable_capacity && !mem.is_empty() {
             self.rotate_locked();
             *mem = self.super_version().mem.clone();
         }
@@ -316,10 +318,17 @@ impl Inner {
         // A later operation on the same key in this batch wins (all share `seq`).
         shadowed.clear();
         if n <= 16 {
-            shadowed.extend((0..n).map(|i| ops[i + 1..].iter().any(|o| o.key() == ops[i].key())));
+            shadowed.extend((0..n).map(|i| {
+                let k = ops[i].state_key();
+                k.is_some() && ops[i + 1..].iter().any(|o| o.state_key() == k)
+            }));
         } else {
             let mut seen = std::collections::HashSet::with_capacity(n);
-            shadowed.extend(ops.iter().rev().map(|o| !seen.insert(o.key())));
+            shadowed.extend(
+                ops.iter()
+                    .rev()
+                    .map(|o| o.state_key().is_some_and(|k| !seen.insert(k))),
+            );
             shadowed.reverse();
         }
         for (i, op) in ops.iter().enumerate() {
@@ -335,23 +344,52 @@ impl Inner {
                     t.user_bytes += k.len() as u64;
                     t.deletes += 1;
                 }
+                // Appends are inserted below, after the record's state operations;
+                // `validate` refuses cursors and truncations (later steps of issue 11), so
+                // none reaches a log.
+                batch::Op::Append { .. }
+                | batch::Op::Cursor { .. }
+                | batch::Op::Truncate { .. } => continue,
             }
-            let mut attempts = 0;
-            loop {
-                let r = match *op {
-                    batch::Op::Put(k, v) => mem.table.put(k, seq, v),
-                    batch::Op::Delete(k) => mem.table.delete(k, seq),
-                };
-                match r {
-                    Ok(()) => break,
-                    Err(WriteError::Full(_)) if attempts == 0 => {
-                        attempts += 1;
-                        self.rotate_locked();
-                        *mem = self.super_version().mem.clone();
-                    }
-                    // Validated sizes make this unreachable; never lose silently.
-                    Err(e) => panic!("memtable refused a validated write: {e}"),
+            let (k, v) = match *op {
+                batch::Op::Put(k, v) => (k, Some(v)),
+                batch::Op::Delete(k) => (k, None),
+                _ => continue,
+            };
+            self.insert_retry(mem, TreeId::State, k, seq, v);
+        }
+        // Stream appends get their stream seqs now, in log order (see `stream_state`).
+        if ops.iter().any(|o| matches!(o, batch::Op::Append { .. })) {
+            t.user_bytes += self.insert_appends(mem, seq, ops);
+        }
+    }
+
+    /// Inserts `key` (a put of `value`, or a deletion when `None`) into `tree` of the active
+    /// memtable at `seq`, rotating once if the memtable is full (apply lock held).
+    pub(super) fn insert_retry(
+        &self,
+        mem: &mut Arc<Mem>,
+        tree: TreeId,
+        key: &[u8],
+        seq: u64,
+        value: Option<&[u8]>,
+    ) {
+        let mut attempts = 0;
+        loop {
+            let table = mem.tree(tree);
+            let r = match value {
+                Some(v) => table.put(key, seq, v),
+                None => table.delete(key, seq),
+            };
+            match r {
+                Ok(()) => break,
+                Err(WriteError::Full(_)) if attempts == 0 => {
+                    attempts += 1;
+                    self.rotate_locked();
+                    *mem = self.super_version().mem.clone();
                 }
+                // Validated sizes make this unreachable; never lose silently.
+                Err(e) => panic!("memtable refused a validated write: {e}"),
             }
         }
     }
@@ -360,7 +398,7 @@ impl Inner {
     pub(super) fn rotate_locked(&self) {
         {
             let mut sv = self.sv.write().unwrap_or_else(|e| e.into_inner());
-            if sv.mem.table.is_empty() {
+            if sv.mem.is_empty() {
                 return;
             }
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);

@@ -13,9 +13,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::outputs::{Dropper, Outputs};
-use super::state::Inner;
+use super::state::{Inner, Sched};
 use super::stats::{add, CompactionEvent, CompactionReason, DbEvent};
-use super::version::{TableHandle, Version};
+use super::version::{TableHandle, TreeId, Version};
 use super::{Db, DbError};
 use crate::failpoint::failpoint;
 use crate::internal_key;
@@ -74,7 +74,7 @@ fn finish_job(inner: &Inner, job: &Job) {
     let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
     s.compactions_running -= 1;
     if job.level == 0 {
-        s.l0_compacting = false;
+        s.l0_compacting[job.tree as usize] = false;
     }
     s.epoch += 1;
     inner.done_cv.notify_all();
@@ -83,6 +83,8 @@ fn finish_job(inner: &Inner, job: &Job) {
 
 /// A compaction: `inputs` (level-0 newest first, then by level) into `output_level`.
 struct Job {
+    /// The tree whose tables these are.
+    tree: TreeId,
     level: usize,
     output_level: usize,
     inputs: Vec<Arc<TableHandle>>,
@@ -108,103 +110,107 @@ fn range_of(tables: &[Arc<TableHandle>]) -> (Vec<u8>, Vec<u8>) {
     (lo, hi)
 }
 
-/// Picks the most urgent automatic compaction and marks its inputs (sched lock held).
+/// Picks the most urgent automatic compaction and marks its inputs (sched lock held): the
+/// key-value tree's first, then the stream tree's (each tree is compacted on its own, with
+/// its own level-0 trigger, level scores and compaction pointers).
 fn pick(inner: &Inner) -> Option<Job> {
     let mut s = inner.sched.lock().unwrap_or_else(|e| e.into_inner());
     if s.manual {
         return None;
     }
     let sv = inner.super_version();
-    let v = &sv.version;
-    let busy = |ts: &[Arc<TableHandle>]| ts.iter().any(|t| t.compacting.load(Ordering::Acquire));
-    let mut job: Option<Job> = None;
-    if !s.l0_compacting && v.levels[0].len() >= inner.opts.l0_compaction_trigger {
-        let l0 = v.levels[0].clone();
-        let (lo, hi) = range_of(&l0);
-        let l1 = v.overlapping(1, Some(&lo), Some(&hi));
-        if !busy(&l0) && !busy(&l1) {
-            let mut levels = vec![0; l0.len()];
-            levels.extend(std::iter::repeat_n(1, l1.len()));
-            let mut inputs = l0;
-            inputs.extend(l1);
-            job = Some(Job {
-                level: 0,
-                output_level: 1,
-                inputs,
-                input_levels: levels,
-                version: v.clone(),
-                manual: false,
-            });
-        }
-    }
-    if job.is_none() {
-        // The level furthest over its target.
-        let mut best: Option<(f64, usize)> = None;
-        for level in 1..NUM_LEVELS - 1 {
-            let score = v.level_bytes(level) as f64 / inner.opts.level_target_bytes(level) as f64;
-            if score >= 1.0 && best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, level));
-            }
-        }
-        if let Some((_, level)) = best {
-            let pointer = inner
-                .manifest
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .state
-                .compact_pointers
-                .get(level)
-                .cloned()
-                .unwrap_or_default();
-            let files = &v.levels[level];
-            let start = if pointer.is_empty() {
-                0
-            } else {
-                files
-                    .iter()
-                    .position(|t| {
-                        internal_key::compare(&t.meta.largest, &pointer) == CmpOrdering::Greater
-                    })
-                    .unwrap_or(0)
-            };
-            for i in (start..files.len()).chain(0..start) {
-                let t = &files[i];
-                if t.compacting.load(Ordering::Acquire) {
-                    continue;
-                }
-                let next = v.overlapping(
-                    level + 1,
-                    Some(t.smallest_user_key()),
-                    Some(t.largest_user_key()),
-                );
-                if busy(&next) {
-                    continue;
-                }
-                let mut inputs = vec![t.clone()];
-                let mut levels = vec![level];
-                levels.extend(std::iter::repeat_n(level + 1, next.len()));
-                inputs.extend(next);
-                job = Some(Job {
-                    level,
-                    output_level: level + 1,
-                    inputs,
-                    input_levels: levels,
-                    version: v.clone(),
-                    manual: false,
-                });
-                break;
-            }
-        }
-    }
-    let job = job?;
+    let job = TreeId::ALL
+        .into_iter()
+        .find_map(|tree| pick_in(inner, &s, &sv.version, tree))?;
     for t in &job.inputs {
         t.compacting.store(true, Ordering::Release);
     }
     s.compactions_running += 1;
     if job.level == 0 {
-        s.l0_compacting = true;
+        s.l0_compacting[job.tree as usize] = true;
     }
     Some(job)
+}
+
+/// The most urgent compaction of `tree`, if one is due and its inputs are free.
+fn pick_in(inner: &Inner, s: &Sched, v: &Arc<Version>, tree: TreeId) -> Option<Job> {
+    let busy = |ts: &[Arc<TableHandle>]| ts.iter().any(|t| t.compacting.load(Ordering::Acquire));
+    let levels = v.tree(tree);
+    if !s.l0_compacting[tree as usize] && levels[0].len() >= inner.opts.l0_compaction_trigger {
+        let l0 = levels[0].clone();
+        let (lo, hi) = range_of(&l0);
+        let l1 = v.overlapping(tree, 1, Some(&lo), Some(&hi));
+        if !busy(&l0) && !busy(&l1) {
+            let mut input_levels = vec![0; l0.len()];
+            input_levels.extend(std::iter::repeat_n(1, l1.len()));
+            let mut inputs = l0;
+            inputs.extend(l1);
+            return Some(Job {
+                tree,
+                level: 0,
+                output_level: 1,
+                inputs,
+                input_levels,
+                version: v.clone(),
+                manual: false,
+            });
+        }
+    }
+    // The level furthest over its target.
+    let mut best: Option<(f64, usize)> = None;
+    for level in 1..NUM_LEVELS - 1 {
+        let score = v.level_bytes(tree, level) as f64 / inner.opts.level_target_bytes(level) as f64;
+        if score >= 1.0 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, level));
+        }
+    }
+    let (_, level) = best?;
+    let pointer = {
+        let m = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
+        let pointers = match tree {
+            TreeId::State => &m.state.compact_pointers,
+            TreeId::Streams => &m.state.streams.compact_pointers,
+        };
+        pointers.get(level).cloned().unwrap_or_default()
+    };
+    let files = &levels[level];
+    let start = if pointer.is_empty() {
+        0
+    } else {
+        files
+            .iter()
+            .position(|t| internal_key::compare(&t.meta.largest, &pointer) == CmpOrdering::Greater)
+            .unwrap_or(0)
+    };
+    for i in (start..files.len()).chain(0..start) {
+        let t = &files[i];
+        if t.compacting.load(Ordering::Acquire) {
+            continue;
+        }
+        let next = v.overlapping(
+            tree,
+            level + 1,
+            Some(t.smallest_user_key()),
+            Some(t.largest_user_key()),
+        );
+        if busy(&next) {
+            continue;
+        }
+        let mut inputs = vec![t.clone()];
+        let mut input_levels = vec![level];
+        input_levels.extend(std::iter::repeat_n(level + 1, next.len()));
+        inputs.extend(next);
+        return Some(Job {
+            tree,
+            level,
+            output_level: level + 1,
+            inputs,
+            input_levels,
+            version: v.clone(),
+            manual: false,
+        });
+    }
+    None
 }
 
 /// Compacts every table overlapping `[lo, hi]` into the bottom level in one pass (the
@@ -271,6 +277,7 @@ pub(crate) fn compact_range(
         }
     }
     let job = Job {
+        tree: TreeId::State,
         level: chosen.iter().map(|(l, _)| *l).min().unwrap_or(0),
         output_level: bottom.max(1),
         input_levels: chosen.iter().map(|(l, _)| *l).collect(),
@@ -329,8 +336,9 @@ fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
         it.seek_to_first()?;
         iters.push(it);
     }
-    let deeper: Vec<&Vec<Arc<TableHandle>>> =
-        job.version.levels[job.output_level + 1..].iter().collect();
+    let deeper: Vec<&Vec<Arc<TableHandle>>> = job.version.tree(job.tree)[job.output_level + 1..]
+        .iter()
+        .collect();
     let base = |uk: &[u8]| {
         !deeper.iter().any(|l| {
             l.iter()
@@ -338,7 +346,12 @@ fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
         })
     };
     let mut dropper = Dropper::new(inner.smallest_snapshot());
-    let mut out = Outputs::new(inner, job.output_level, inner.opts.target_file_bytes);
+    let mut out = Outputs::new(
+        inner,
+        job.tree,
+        job.output_level,
+        inner.opts.target_file_bytes,
+    );
     let mut dropped = 0u64;
     let r = (|| {
         while let Some(i) = merge_step(&mut iters) {
@@ -359,18 +372,27 @@ fn run(inner: &Inner, job: &Job) -> Result<(), DbError> {
         out.abandon();
         return Err(e);
     }
-    let mut edit = VersionEdit {
-        deleted: job
-            .inputs
-            .iter()
-            .zip(&job.input_levels)
-            .map(|(t, &l)| (l as u32, t.meta.number))
-            .collect(),
-        ..VersionEdit::default()
+    let deleted = job
+        .inputs
+        .iter()
+        .zip(&job.input_levels)
+        .map(|(t, &l)| (l as u32, t.meta.number))
+        .collect();
+    let pointers = match job.inputs.first() {
+        Some(t) if job.level >= 1 && !job.manual => {
+            vec![(job.level as u32, t.meta.largest.clone())]
+        }
+        _ => Vec::new(),
     };
-    if job.level >= 1 && !job.manual {
-        if let Some(t) = job.inputs.first() {
-            edit.compact_pointers = vec![(job.level as u32, t.meta.largest.clone())];
+    let mut edit = VersionEdit::default();
+    match job.tree {
+        TreeId::State => {
+            edit.deleted = deleted;
+            edit.compact_pointers = pointers;
+        }
+        TreeId::Streams => {
+            edit.streams.deleted = deleted;
+            edit.streams.compact_pointers = pointers;
         }
     }
     out.install("compaction.outputs_written", edit, None)?;

@@ -1,5 +1,7 @@
-//! Flushing: the flush thread writes the oldest immutable memtable to level-0 tables
-//! and installs them with an edit that records the flushed sequence number.
+//! Flushing: the flush thread writes the oldest immutable memtable generation to level-0
+//! tables — the key-value tree's, then the stream tree's — and installs both with one edit
+//! that records the flushed sequence number (an atomic flush: one flushed sequence number
+//! covers both trees, so replay stays "apply every record above it").
 //!
 //! A flush also makes the log durable up to the flushed sequence number before its edit
 //! says so ([`sync_log`]): for `sync: false` writes the log may lag, and a manifest ahead of
@@ -10,10 +12,10 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::compact::{wait_bg, RETRY_AFTER};
-use super::outputs::{Dropper, Outputs};
+use super::outputs::{install_outputs, Dropper, Outputs};
 use super::state::Inner;
 use super::stats::{add, DbEvent, FlushEvent};
-use super::version::Mem;
+use super::version::{Mem, TreeId};
 use super::write::ChannelSink;
 use super::DbError;
 use crate::failpoint::failpoint;
@@ -62,39 +64,52 @@ pub(crate) fn flush_thread(weak: Weak<Inner>) {
 pub(super) fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
     let started = Instant::now();
     let flushed_seq = mem.last_seq.load(Ordering::Acquire);
-    let mut out = Outputs::new(inner, 0, u64::MAX);
-    let mut dropper = Dropper::new(inner.smallest_snapshot());
+    let mut state_out = Outputs::new(inner, TreeId::State, 0, u64::MAX);
+    let mut streams_out = Outputs::new(inner, TreeId::Streams, 0, u64::MAX);
+    let smallest_snapshot = inner.smallest_snapshot();
     let mut entries = 0u64;
     let r = (|| {
-        for e in mem.table.iter() {
-            let ikey = e.key.as_bytes();
-            if dropper.drop_entry(ikey, |_| false) {
-                continue;
+        for out in [&mut state_out, &mut streams_out] {
+            let mut dropper = Dropper::new(smallest_snapshot);
+            for e in mem.tree(out.tree).iter() {
+                let ikey = e.key.as_bytes();
+                if dropper.drop_entry(ikey, |_| false) {
+                    continue;
+                }
+                out.add(ikey, e.value)?;
+                entries += 1;
             }
-            out.add(ikey, e.value)?;
-            entries += 1;
+            out.finish_current()?;
         }
-        out.finish_current()
+        Ok(())
     })();
     if let Err(e) = r {
-        out.abandon();
+        state_out.abandon();
+        streams_out.abandon();
         return Err(e);
     }
     // The edit says the log is no longer needed up to `flushed_seq`; for `sync: false`
     // writes the log may not be durable that far yet, and a power cut would then leave a
     // manifest ahead of its log (a database that does not open).
     if let Err(e) = sync_log(inner, flushed_seq) {
-        out.abandon();
+        state_out.abandon();
+        streams_out.abandon();
         return Err(e);
     }
     let edit = VersionEdit {
         flushed_seq: Some(flushed_seq),
         ..VersionEdit::default()
     };
-    out.install("flush.table_written", edit, Some(mem))?;
+    install_outputs(
+        &mut [&mut state_out, &mut streams_out],
+        "flush.table_written",
+        edit,
+        Some(mem),
+    )?;
     failpoint("flush.installed");
+    let bytes = state_out.bytes + streams_out.bytes;
     add(&inner.counters.flushes, 1);
-    add(&inner.counters.flush_bytes, out.bytes);
+    add(&inner.counters.flush_bytes, bytes);
     // Log segments wholly below the flushed sequence number are no longer needed, but for
     // those holding a live prepare record (see `txn`: the oldest prepare pins the log).
     // Nor those an optimistic transaction's replay would need (see `occ`).
@@ -103,8 +118,8 @@ pub(super) fn flush_one(inner: &Inner, mem: &Arc<Mem>) -> Result<(), DbError> {
         .min(inner.occ_floor(flushed_seq));
     let removed = inner.wal.truncate_before(floor).unwrap_or(0);
     inner.emit(DbEvent::Flush(FlushEvent {
-        tables: out.done.len(),
-        bytes: out.bytes,
+        tables: state_out.done.len() + streams_out.done.len(),
+        bytes,
         entries,
         flushed_seq,
         log_segments_removed: removed,

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::state::{Inner, ManifestCore};
-use super::version::{Mem, SuperVersion, TableHandle, Version};
+use super::version::{Mem, SuperVersion, TableHandle, TreeId, Version};
 use super::DbError;
 use crate::failpoint::failpoint;
 use crate::manifest::{self, VersionEdit};
@@ -44,11 +44,25 @@ impl InstallError {
 /// Continues in a fresh manifest holding `m.state` (manifest lock held). Once it is durable
 /// and named by CURRENT no recovery reads the old manifest, so the limbo files — named only
 /// by a record of the old one — are removed. On failure the next install tries again.
-pub(super) fn start_fresh_manifest(inner: &Inner, m: &mut ManifestCore) -> Result<(), DbError> {
+///
+/// `version` is the fresh manifest's format version: at least what `m.state` needs, and
+/// [`manifest::MANIFEST_VERSION`] when an edit of the stream tree is to follow.
+pub(super) fn start_fresh_manifest(
+    inner: &Inner,
+    m: &mut ManifestCore,
+    version: u32,
+) -> Result<(), DbError> {
     m.fresh_needed = true;
     let number = m.state.next_file_number;
     m.state.next_file_number += 1;
-    m.writer = manifest::ManifestWriter::create(inner.vfs.clone(), &inner.dir, number, &m.state)?;
+    let version = version.max(m.state.format_version());
+    m.writer = manifest::ManifestWriter::create_version(
+        inner.vfs.clone(),
+        &inner.dir,
+        number,
+        &m.state,
+        version,
+    )?;
     m.fresh_needed = false;
     for n in m.limbo.drain(..) {
         // Best effort: one left behind is an orphan that the next open removes.
@@ -73,11 +87,19 @@ pub(super) fn install(
     let mut guard = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
     let m = &mut *guard;
     edit.last_seq = Some(inner.visible_seq.load(Ordering::Acquire));
-    if m.writer.failed() || m.fresh_needed {
+    // An edit of the stream tree needs a version-2 manifest (a build before streams must
+    // refuse the database by its version, not misread it).
+    let version = if edit.has_stream_tree() {
+        manifest::MANIFEST_VERSION
+    } else {
+        manifest::MANIFEST_VERSION_MIN
+    };
+    if m.writer.failed() || m.fresh_needed || m.writer.version() < version {
         // The last append failed (its record may or may not be on disk), or a rewrite
         // failed (CURRENT may name either manifest): appending to this manifest could be
-        // lost or could resurrect that record later. Continue in a fresh one.
-        start_fresh_manifest(inner, m).map_err(InstallError::not_recorded)?;
+        // lost or could resurrect that record later. Continue in a fresh one. (Or the
+        // manifest's version cannot hold the edit.)
+        start_fresh_manifest(inner, m, version).map_err(InstallError::not_recorded)?;
     }
     edit.next_file_number = Some(m.state.next_file_number);
     let mut next = m.state.clone();
@@ -104,15 +126,33 @@ pub(super) fn install(
     {
         let mut sv = inner.sv.write().unwrap_or_else(|e| e.into_inner());
         let mut v: Version = (*sv.version).clone();
-        for (level, number) in &edit.deleted {
-            let l = &mut v.levels[*level as usize];
-            if let Some(i) = l.iter().position(|t| t.meta.number == *number) {
-                obsolete.push(l.remove(i));
+        let deleted = [
+            (TreeId::State, &edit.deleted),
+            (TreeId::Streams, &edit.streams.deleted),
+        ];
+        for (tree, dels) in deleted {
+            for (level, number) in dels {
+                let l = &mut v.tree_mut(tree)[*level as usize];
+                if let Some(i) = l.iter().position(|t| t.meta.number == *number) {
+                    obsolete.push(l.remove(i));
+                }
             }
         }
-        for (t, (level, _)) in added.into_iter().zip(edit.added.iter()) {
-            v.levels[*level as usize].push(t);
+        // `added` holds the handles of both trees' added files, matched by number.
+        let mut handles: std::collections::HashMap<u64, Arc<TableHandle>> =
+            added.into_iter().map(|t| (t.meta.number, t)).collect();
+        let adds = [
+            (TreeId::State, &edit.added),
+            (TreeId::Streams, &edit.streams.added),
+        ];
+        for (tree, adds) in adds {
+            for (level, meta) in adds {
+                if let Some(t) = handles.remove(&meta.number) {
+                    v.tree_mut(tree)[*level as usize].push(t);
+                }
+            }
         }
+        debug_assert!(handles.is_empty(), "a handle without an added file");
         v.sort();
         let imm = match flushed {
             Some(f) => sv
@@ -136,7 +176,8 @@ pub(super) fn install(
     // durable already, so a failure here (e.g. ENOSPC) fails nothing: `fresh_needed` stays
     // set and the next install retries before it appends.
     if m.writer.file_bytes() > inner.opts.manifest_rewrite_bytes {
-        let _ = start_fresh_manifest(inner, m);
+        let version = m.writer.version();
+        let _ = start_fresh_manifest(inner, m, version);
     }
     drop(guard);
     inner.update_stall();

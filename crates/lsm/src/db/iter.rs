@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::error::DbError;
 use super::read::SnapshotPin;
-use super::version::{SuperVersion, TableHandle, VfsFile};
+use super::version::{SuperVersion, TableHandle, TreeId, VfsFile};
 use super::Db;
 use crate::internal_key::{self, ValueKind, SEQ_MAX};
 use crate::memtable::VisibleIter;
@@ -384,6 +384,8 @@ pub struct IterBatch {
 
 /// An iterator over a consistent snapshot of the database (see the module doc).
 pub struct DbIter {
+    /// The tree read (the key-value state, but for stream reads).
+    tree: TreeId,
     sv: Arc<SuperVersion>,
     snapshot: u64,
     opts: RangeOptions,
@@ -442,8 +444,20 @@ impl DbIter {
         opts: RangeOptions,
         pin: Option<SnapshotPin>,
     ) -> DbIter {
+        DbIter::new_in(TreeId::State, sv, snapshot, opts, pin)
+    }
+
+    /// An iterator over `tree`.
+    pub(crate) fn new_in(
+        tree: TreeId,
+        sv: Arc<SuperVersion>,
+        snapshot: u64,
+        opts: RangeOptions,
+        pin: Option<SnapshotPin>,
+    ) -> DbIter {
         let done = opts.limit == Some(0);
         DbIter {
+            tree,
             sv,
             snapshot,
             opts,
@@ -515,8 +529,15 @@ impl DbIter {
                 lower = tighter_lower(lower, Bound::Excluded(p));
             }
         }
-        let mut cursors =
-            make_cursors(&sv, self.snapshot, lower, upper, reverse, self.opts.values)?;
+        let mut cursors = make_cursors(
+            &sv,
+            self.tree,
+            self.snapshot,
+            lower,
+            upper,
+            reverse,
+            self.opts.values,
+        )?;
         let mut count = 0usize;
         let limit_left = self.opts.limit.map(|l| l - self.returned);
         // The last user key taken: the next batch starts after it. A put's key is where it
@@ -612,6 +633,7 @@ impl DbIter {
 
 fn make_cursors<'a>(
     sv: &'a SuperVersion,
+    tree: TreeId,
     snapshot: u64,
     lower: Bound<&'a [u8]>,
     upper: Bound<&'a [u8]>,
@@ -620,11 +642,12 @@ fn make_cursors<'a>(
 ) -> Result<Vec<Box<dyn Cursor + 'a>>, DbError> {
     let mut cursors: Vec<Box<dyn Cursor + 'a>> = Vec::new();
     for m in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
-        if m.table.is_empty() {
+        let table = m.tree(tree);
+        if table.is_empty() {
             continue;
         }
         cursors.push(Box::new(MemCursor::new(
-            m.table.visible(snapshot, (lower, upper)),
+            table.visible(snapshot, (lower, upper)),
             reverse,
         )));
     }
@@ -636,7 +659,8 @@ fn make_cursors<'a>(
         Bound::Included(k) | Bound::Excluded(k) => Some(k),
         Bound::Unbounded => None,
     };
-    for t in &sv.version.levels[0] {
+    let levels = sv.version.tree(tree);
+    for t in &levels[0] {
         if t.overlaps(lo, hi) {
             cursors.push(Box::new(LevelCursor::new(
                 std::slice::from_ref(t),
@@ -648,7 +672,7 @@ fn make_cursors<'a>(
             )?));
         }
     }
-    for level in &sv.version.levels[1..] {
+    for level in &levels[1..] {
         if level.is_empty() {
             continue;
         }

@@ -78,7 +78,7 @@ impl Inner {
             let pending = sv
                 .imm
                 .iter()
-                .any(|m| m.last_seq.load(Ordering::Acquire) <= target && !m.table.is_empty());
+                .any(|m| m.last_seq.load(Ordering::Acquire) <= target && !m.is_empty());
             if flushed >= target || !pending {
                 return Ok(());
             }
@@ -100,6 +100,8 @@ impl Inner {
         if self.closing.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // Tails end: nothing more will be appended.
+        self.stream_waiters.close_all();
         // Release writes held by a stall into the log, so they complete with the close.
         {
             let _g = self.stall.lock().unwrap_or_else(|e| e.into_inner());

@@ -26,3 +26,7 @@ pub const READER_THREADS_MAX: usize = 64;
 pub const READER_THREADS_AUTO_MAX: usize = 4;
 
 const _: () = assert!(READER_THREADS_AUTO_MAX <= READER_THREADS_MAX);
+
+/// Longest stream or consumer name, in bytes (the rules are in `op`'s docs: ASCII
+/// `[A-Za-z0-9._:/-]`, a letter or digit first).
+pub const STREAM_NAME_BYTES_MAX: usize = 128;

@@ -52,6 +52,7 @@ mod lifecycle;
 pub mod limits;
 mod occ;
 mod occ_state;
+mod op;
 mod open;
 mod options;
 mod outputs;
@@ -60,6 +61,10 @@ mod read;
 mod stall;
 mod state;
 mod stats;
+mod stream_keys;
+mod stream_state;
+mod stream_table;
+mod stream_wait;
 mod table_files;
 mod txn;
 mod txn_table;
@@ -81,6 +86,8 @@ pub use stats::{
     CompactionEvent, CompactionReason, DbEvent, DbStats, ErrorEvent, FlushEvent, LevelStats,
     StallEvent, StallLevel,
 };
+pub use stream_state::{StreamBatch, StreamInfo, StreamIter};
+pub use stream_table::{StreamWaitOutcome, StreamWake};
 pub use txn_table::{PreparedOp, PreparedTxn};
 pub use write::{BlockingWriter, DbWriter};
 

@@ -160,8 +160,8 @@ impl Inner {
     pub(super) fn occ_wrote<'a>(&self, track: bool, seq: u64, ops: impl Iterator<Item = Op<'a>>) {
         if track {
             let mut o = self.occ_state();
-            for op in ops {
-                o.note(seq, op.key());
+            for k in ops.filter_map(|op| op.state_key()) {
+                o.note(seq, k);
             }
         }
     }
@@ -183,8 +183,7 @@ impl Inner {
         }
         let o = &mut *self.occ_state();
         if o.replay.is_some_and(|f| seq <= f) {
-            for op in batch::raw_ops(ops) {
-                let k = op.key();
+            for k in batch::raw_ops(ops).filter_map(|op| op.state_key()) {
                 match o.uncertain.get_mut(k) {
                     Some(s) => *s = seq,
                     None => {
@@ -205,8 +204,8 @@ impl Inner {
         o.applied.push_back((seq, snapshot));
         match conflict {
             None => {
-                for op in batch::raw_ops(ops) {
-                    o.note(seq, op.key());
+                for k in batch::raw_ops(ops).filter_map(|op| op.state_key()) {
+                    o.note(seq, k);
                 }
                 Decision::Apply
             }

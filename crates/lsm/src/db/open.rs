@@ -16,7 +16,7 @@ use super::rate_limiter::RateLimiter;
 use super::state::{DbRecovery, Inner, ManifestCore, Sched, StallQueue, STALL_NONE};
 use super::stats::Counters;
 use super::table_files::TableFiles;
-use super::version::{Mem, SuperVersion, TableHandle, Version, VfsFile};
+use super::version::{Mem, SuperVersion, TableHandle, TreeId, Version, VfsFile};
 use super::{Db, DbError, DbOptions, WAL_DIR};
 use crate::cache::BlockCache;
 use crate::limits::APPLY_QUEUE_GROUPS;
@@ -109,11 +109,16 @@ impl Db {
         // Open every live table (beyond the table-file cache's capacity their files are
         // closed again at once, and reopened when read).
         let mut version = Version::empty();
-        for (level, files) in state.levels.iter().enumerate() {
-            for meta in files {
-                let t = open_table(&table_files, dir, &cache, meta.clone())?;
-                version.levels[level].push(Arc::new(t));
-                recovery.tables += 1;
+        for (tree, levels) in [
+            (TreeId::State, &state.levels),
+            (TreeId::Streams, &state.streams.levels),
+        ] {
+            for (level, files) in levels.iter().enumerate() {
+                for meta in files {
+                    let t = open_table(&table_files, dir, &cache, meta.clone())?;
+                    version.tree_mut(tree)[level].push(Arc::new(t));
+                    recovery.tables += 1;
+                }
             }
         }
         version.sort();
@@ -161,6 +166,8 @@ impl Db {
             visible_seq: AtomicU64::new(flushed_seq),
             apply_lock: Mutex::new(()),
             memtable_capacity,
+            streams: Default::default(),
+            stream_waiters: Default::default(),
             manifest: Mutex::new(ManifestCore {
                 state,
                 writer,
@@ -199,6 +206,9 @@ impl Db {
         // Replay the log above the flushed sequence number; the records below it that the log
         // still holds are read too, for their prepare, commit and rollback records only (a
         // live prepare pins the log, see `txn`, so every one is still there).
+        // Streams continue from their state at the flushed sequence number (see
+        // `stream_state`), so replay assigns the stream seqs it assigned before.
+        inner.load_streams()?;
         let mut replayed = 0u64;
         let from = inner.wal.first_seq().clamp(1, flushed_seq + 1);
         inner.occ_replay(Some(flushed_seq), from)?;

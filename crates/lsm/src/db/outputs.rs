@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::install::{install, InstallError};
 use super::open::open_table;
 use super::state::Inner;
-use super::version::{Mem, TableHandle, TableWriter};
+use super::version::{Mem, TableHandle, TableWriter, TreeId};
 use super::DbError;
 use crate::failpoint::failpoint;
 use crate::internal_key::{self, ValueKind};
@@ -70,6 +70,8 @@ impl Dropper {
 /// (only between user keys).
 pub(super) struct Outputs<'a> {
     pub(super) inner: &'a Inner,
+    /// The tree the tables belong to.
+    pub(super) tree: TreeId,
     pub(super) level: usize,
     pub(super) target: u64,
     pub(super) current: Option<Building>,
@@ -89,9 +91,10 @@ pub(super) struct Building {
 }
 
 impl<'a> Outputs<'a> {
-    pub(super) fn new(inner: &'a Inner, level: usize, target: u64) -> Outputs<'a> {
+    pub(super) fn new(inner: &'a Inner, tree: TreeId, level: usize, target: u64) -> Outputs<'a> {
         Outputs {
             inner,
+            tree,
             level,
             target,
             current: None,
@@ -189,53 +192,14 @@ impl<'a> Outputs<'a> {
         Ok(())
     }
 
-    /// Makes the written tables part of the database: syncs the directory (their entries
-    /// must be durable before the manifest names them), opens them, records `edit` — with
-    /// the outputs added at this level — and publishes the version. `reached` is the
-    /// failpoint between writing and recording.
-    ///
-    /// On a failure before the edit could reach the manifest the output files are removed;
-    /// on a failed append (whose record may be on disk all the same) they are kept in limbo
-    /// until a fresh manifest supersedes that record (see [`install`]).
+    /// Makes the written tables part of the database (see [`install_outputs`]).
     pub(super) fn install(
         &mut self,
         reached: &str,
-        mut edit: VersionEdit,
+        edit: VersionEdit,
         flushed: Option<&Arc<Mem>>,
     ) -> Result<(), DbError> {
-        let r = (|| {
-            sync_dir(self.inner).map_err(InstallError::not_recorded)?;
-            failpoint(reached);
-            let added = open_outputs(self.inner, &self.done).map_err(InstallError::not_recorded)?;
-            edit.added = self
-                .done
-                .iter()
-                .map(|m| (self.level as u32, m.clone()))
-                .collect();
-            install(self.inner, &mut edit, added, flushed)
-        })();
-        match r {
-            Ok(()) => Ok(()),
-            Err(InstallError {
-                error,
-                maybe_recorded: false,
-            }) => {
-                self.abandon();
-                Err(error)
-            }
-            Err(InstallError {
-                error,
-                maybe_recorded: true,
-            }) => {
-                let mut m = self
-                    .inner
-                    .manifest
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                m.limbo.extend(self.done.iter().map(|t| t.number));
-                Err(error)
-            }
-        }
+        install_outputs(&mut [self], reached, edit, flushed)
     }
 
     /// Removes the files of a job that failed before any edit could name them.
@@ -248,6 +212,62 @@ impl<'a> Outputs<'a> {
                 .inner
                 .vfs
                 .remove_file(&self.inner.dir.join(manifest::table_file_name(m.number)));
+        }
+    }
+}
+
+/// Makes the tables written by `outs` (of one tree each; a flush has one per tree) part of
+/// the database: syncs the directory (their entries must be durable before the manifest
+/// names them), opens them, records `edit` — with each one's outputs added at its level in
+/// its tree — and publishes the version. `reached` is the failpoint between writing and
+/// recording. One edit for all: a flush of both trees is atomic.
+///
+/// On a failure before the edit could reach the manifest the output files are removed;
+/// on a failed append (whose record may be on disk all the same) they are kept in limbo
+/// until a fresh manifest supersedes that record (see [`install`]).
+pub(super) fn install_outputs(
+    outs: &mut [&mut Outputs<'_>],
+    reached: &str,
+    mut edit: VersionEdit,
+    flushed: Option<&Arc<Mem>>,
+) -> Result<(), DbError> {
+    let Some(inner) = outs.first().map(|o| o.inner) else {
+        return Ok(());
+    };
+    let r = (|| {
+        sync_dir(inner).map_err(InstallError::not_recorded)?;
+        failpoint(reached);
+        let mut added = Vec::new();
+        for o in outs.iter() {
+            added.extend(open_outputs(inner, &o.done).map_err(InstallError::not_recorded)?);
+            let metas = o.done.iter().map(|m| (o.level as u32, m.clone()));
+            match o.tree {
+                TreeId::State => edit.added.extend(metas),
+                TreeId::Streams => edit.streams.added.extend(metas),
+            }
+        }
+        install(inner, &mut edit, added, flushed)
+    })();
+    match r {
+        Ok(()) => Ok(()),
+        Err(InstallError {
+            error,
+            maybe_recorded: false,
+        }) => {
+            for o in outs.iter_mut() {
+                o.abandon();
+            }
+            Err(error)
+        }
+        Err(InstallError {
+            error,
+            maybe_recorded: true,
+        }) => {
+            let mut m = inner.manifest.lock().unwrap_or_else(|e| e.into_inner());
+            for o in outs.iter() {
+                m.limbo.extend(o.done.iter().map(|t| t.number));
+            }
+            Err(error)
         }
     }
 }

@@ -13,7 +13,8 @@ impl Inner {
     /// Recomputes the stall level from the current super version.
     pub(super) fn update_stall(&self) {
         let sv = self.super_version();
-        let l0 = sv.version.levels[0].len();
+        // The deeper of the two trees' level 0 (both are flushed together).
+        let l0 = sv.version.levels[0].len().max(sv.version.streams[0].len());
         let level = if sv.imm.len() >= self.opts.max_immutable_memtables
             || l0 >= self.opts.l0_stop_trigger
         {

@@ -14,6 +14,7 @@ use super::error::DbError;
 use super::options::DbOptions;
 use super::rate_limiter::RateLimiter;
 use super::stats::{add, Counters, DbEvent, DbStats, ErrorEvent, LevelStats, Listener};
+use super::stream_table::{Streams, Waiters};
 use super::table_files::TableFiles;
 use super::version::SuperVersion;
 use crate::cache::BlockCache;
@@ -55,6 +56,10 @@ pub(crate) struct Inner {
     /// Serialises memtable writes (the applier thread) with rotations from elsewhere.
     pub(super) apply_lock: Mutex<()>,
     pub(super) memtable_capacity: usize,
+    /// The streams' state (see `stream_state`).
+    pub(super) streams: Streams,
+    /// The waits of stream tails (see `stream_wait`).
+    pub(super) stream_waiters: Waiters,
     pub(super) manifest: Mutex<ManifestCore>,
     /// Background scheduling: flags under this lock, `bg_cv` wakes the threads.
     pub(super) sched: Mutex<Sched>,
@@ -93,7 +98,8 @@ pub(crate) struct Inner {
 pub(super) struct Sched {
     pub(super) flushing: bool,
     pub(super) compactions_running: usize,
-    pub(super) l0_compacting: bool,
+    /// Per tree ([`super::version::TreeId`] as index): a level-0 compaction is running.
+    pub(super) l0_compacting: [bool; 2],
     /// A manual compaction is running (automatic ones wait).
     pub(super) manual: bool,
     /// Bumped whenever a flush or compaction finishes.
@@ -243,7 +249,7 @@ impl Inner {
             bloom_useful: ld(&c.bloom_useful),
             gets: ld(&c.gets),
             open_table_files: self.table_files.open_count() as u64,
-            memtable_bytes: sv.mem.table.approximate_bytes() as u64,
+            memtable_bytes: sv.mem.approximate_bytes() as u64,
             immutable_memtables: sv.imm.len() as u64,
             visible_seq: self.visible_seq.load(Ordering::Acquire),
             flushed_seq,

@@ -250,15 +250,25 @@ impl Inner {
                     prepared_at,
                     seq: x.seq,
                     ops: batch::raw_ops(ops)
-                        .map(|op| match op {
-                            batch::Op::Put(k, v) => PreparedOp {
+                        .filter_map(|op| match op {
+                            batch::Op::Put(k, v) => Some(PreparedOp {
                                 key: k.to_vec(),
                                 value: Some(v.to_vec()),
-                            },
-                            batch::Op::Delete(k) => PreparedOp {
+                                stream: None,
+                            }),
+                            batch::Op::Delete(k) => Some(PreparedOp {
                                 key: k.to_vec(),
                                 value: None,
-                            },
+                                stream: None,
+                            }),
+                            batch::Op::Append { stream, data, .. } => Some(PreparedOp {
+                                key: Vec::new(),
+                                value: Some(data.to_vec()),
+                                // Names are ASCII (validated).
+                                stream: Some(String::from_utf8_lossy(stream).into_owned()),
+                            }),
+                            // `validate` refuses cursors and truncations (later steps).
+                            batch::Op::Cursor { .. } | batch::Op::Truncate { .. } => None,
                         })
                         .collect(),
                 })

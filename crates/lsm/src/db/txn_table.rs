@@ -32,10 +32,12 @@ pub(super) struct Txns {
 /// One operation of a prepared transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreparedOp {
-    /// The key.
+    /// The key (empty for an append).
     pub key: Vec<u8>,
-    /// The value of a put; `None` for a delete.
+    /// The value of a put or an append; `None` for a delete.
     pub value: Option<Vec<u8>>,
+    /// The stream of an append (its seq is assigned at commit); `None` otherwise.
+    pub stream: Option<String>,
 }
 
 /// A prepared transaction, as listed by [`Db::prepared_transactions`](super::Db::prepared_transactions).
@@ -64,17 +66,17 @@ pub(super) fn prepare_parts(payload: &[u8]) -> Option<(&str, u64, &[u8])> {
 
 impl Txns {
     pub(super) fn lock_keys(&mut self, txid: &str, ops: &[u8]) {
-        for op in batch::raw_ops(ops) {
-            self.locks.insert(op.key().to_vec(), txid.to_string());
+        for k in batch::raw_ops(ops).filter_map(|op| op.state_key()) {
+            self.locks.insert(k.to_vec(), txid.to_string());
         }
     }
 
     pub(super) fn remove(&mut self, txid: &str) -> Option<Txn> {
         let t = self.map.remove(txid)?;
         if let Some((_, _, ops)) = prepare_parts(&t.record) {
-            for op in batch::raw_ops(ops) {
-                if self.locks.get(op.key()).is_some_and(|h| h == txid) {
-                    self.locks.remove(op.key());
+            for k in batch::raw_ops(ops).filter_map(|op| op.state_key()) {
+                if self.locks.get(k).is_some_and(|h| h == txid) {
+                    self.locks.remove(k);
                 }
             }
         }
@@ -82,12 +84,12 @@ impl Txns {
     }
 
     pub(super) fn conflict(&self, ops: batch::Ops<'_>, mine: Option<&str>) -> Result<(), DbError> {
-        for op in ops {
-            if let Some(holder) = self.locks.get(op.key()) {
+        for k in ops.filter_map(|op| op.state_key()) {
+            if let Some(holder) = self.locks.get(k) {
                 if Some(holder.as_str()) != mine {
                     return Err(DbError::Conflict {
                         txid: holder.clone(),
-                        key: op.key().to_vec(),
+                        key: k.to_vec(),
                     });
                 }
             }

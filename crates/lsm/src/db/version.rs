@@ -2,6 +2,14 @@
 //! A [`SuperVersion`] is immutable and shared by `Arc`; flush, compaction and memtable
 //! rotation publish a new one. A table file that a compaction made obsolete is deleted when
 //! the last version (and so the last reader) holding it is dropped.
+//!
+//! Two trees share the log, the memtable generation and the flushed sequence number (issue
+//! 11): the key-value state ([`TreeId::State`]: `Version::levels`, `Mem::table`) and the
+//! streams ([`TreeId::Streams`]: `Version::streams`, `Mem::streams`), whose user keys are
+//! private (`stream_keys`). Each is an ordinary LSM tree under the same comparator; state
+//! reads never look at the stream tree. A flush writes both trees of one memtable
+//! generation with one manifest edit (atomic flush), so one flushed sequence number covers
+//! both and replay stays "apply the records above it".
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -112,22 +120,59 @@ impl std::fmt::Debug for TableHandle {
     }
 }
 
-/// The tables, per level. Level 0 newest first (their ranges overlap); levels below sorted
-/// by key, ranges disjoint.
+/// One of the two trees (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TreeId {
+    /// The key-value state (tree 0).
+    State = 0,
+    /// The streams (tree 1).
+    Streams = 1,
+}
+
+impl TreeId {
+    /// Both trees, the state first (the order of a flush's outputs).
+    pub const ALL: [TreeId; 2] = [TreeId::State, TreeId::Streams];
+}
+
+/// The tables of each tree, per level. Level 0 newest first (their ranges overlap); levels
+/// below sorted by key, ranges disjoint.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Version {
+    /// The key-value state's levels.
     pub levels: Vec<Vec<Arc<TableHandle>>>,
+    /// The stream tree's levels.
+    pub streams: Vec<Vec<Arc<TableHandle>>>,
 }
 
 impl Version {
     pub fn empty() -> Version {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
+            streams: vec![Vec::new(); NUM_LEVELS],
         }
     }
 
-    pub fn level_bytes(&self, level: usize) -> u64 {
-        self.levels[level].iter().map(|t| t.meta.file_bytes).sum()
+    /// The levels of `tree`.
+    pub fn tree(&self, tree: TreeId) -> &[Vec<Arc<TableHandle>>] {
+        match tree {
+            TreeId::State => &self.levels,
+            TreeId::Streams => &self.streams,
+        }
+    }
+
+    /// The levels of `tree`, to change.
+    pub fn tree_mut(&mut self, tree: TreeId) -> &mut [Vec<Arc<TableHandle>>] {
+        match tree {
+            TreeId::State => &mut self.levels,
+            TreeId::Streams => &mut self.streams,
+        }
+    }
+
+    pub fn level_bytes(&self, tree: TreeId, level: usize) -> u64 {
+        self.tree(tree)[level]
+            .iter()
+            .map(|t| t.meta.file_bytes)
+            .sum()
     }
 
     /// Index of the first table in sorted `level` (>= 1) whose largest user key is `>= key`.
@@ -138,34 +183,41 @@ impl Version {
     /// Tables of `level` overlapping the user-key range `[lo, hi]`.
     pub fn overlapping(
         &self,
+        tree: TreeId,
         level: usize,
         lo: Option<&[u8]>,
         hi: Option<&[u8]>,
     ) -> Vec<Arc<TableHandle>> {
-        self.levels[level]
+        self.tree(tree)[level]
             .iter()
             .filter(|t| t.overlaps(lo, hi))
             .cloned()
             .collect()
     }
 
-    /// Sorts level 0 newest first and the other levels by smallest key.
+    /// Sorts each tree's level 0 newest first and its other levels by smallest key.
     pub fn sort(&mut self) {
-        self.levels[0].sort_by(|a, b| {
-            b.meta
-                .largest_seq
-                .cmp(&a.meta.largest_seq)
-                .then(b.meta.number.cmp(&a.meta.number))
-        });
-        for level in self.levels.iter_mut().skip(1) {
-            level.sort_by(|a, b| internal_key::compare(&a.meta.smallest, &b.meta.smallest));
+        for levels in [&mut self.levels, &mut self.streams] {
+            levels[0].sort_by(|a, b| {
+                b.meta
+                    .largest_seq
+                    .cmp(&a.meta.largest_seq)
+                    .then(b.meta.number.cmp(&a.meta.number))
+            });
+            for level in levels.iter_mut().skip(1) {
+                level.sort_by(|a, b| internal_key::compare(&a.meta.smallest, &b.meta.smallest));
+            }
         }
     }
 }
 
-/// A memtable and the range of sequence numbers applied to it.
+/// One memtable generation: a memtable per tree, and the range of sequence numbers applied
+/// to them (a record's state and stream entries always land in the same generation).
 pub(crate) struct Mem {
+    /// The key-value state's memtable.
     pub table: MemTable,
+    /// The stream tree's memtable (its arena takes no memory until the first entry).
+    pub streams: MemTable,
     /// Last sequence number applied (0 if none).
     pub last_seq: AtomicU64,
 }
@@ -174,8 +226,40 @@ impl Mem {
     pub fn new(capacity_bytes: usize) -> Mem {
         Mem {
             table: MemTable::new(capacity_bytes),
+            streams: MemTable::new(capacity_bytes),
             last_seq: AtomicU64::new(0),
         }
+    }
+
+    /// The memtable of `tree`.
+    pub fn tree(&self, tree: TreeId) -> &MemTable {
+        match tree {
+            TreeId::State => &self.table,
+            TreeId::Streams => &self.streams,
+        }
+    }
+
+    /// Whether neither tree has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty() && self.streams.is_empty()
+    }
+
+    /// Whether the generation has reached the flush trigger `limit_bytes` (both trees'
+    /// entries counted together), or either arena cannot take another chunk.
+    pub fn is_full(&self, limit_bytes: usize) -> bool {
+        self.table.approximate_bytes() + self.streams.approximate_bytes() >= limit_bytes
+            || self.table.is_full(usize::MAX)
+            || self.streams.is_full(usize::MAX)
+    }
+
+    /// Bytes of memory both trees' arenas hold.
+    pub fn reserved_bytes(&self) -> usize {
+        self.table.reserved_bytes() + self.streams.reserved_bytes()
+    }
+
+    /// Bytes both trees' entries occupy.
+    pub fn approximate_bytes(&self) -> usize {
+        self.table.approximate_bytes() + self.streams.approximate_bytes()
     }
 }
 

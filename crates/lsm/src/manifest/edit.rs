@@ -11,6 +11,12 @@ const TAG_LAST_SEQ: u64 = 4;
 const TAG_DELETED: u64 = 5;
 const TAG_ADDED: u64 = 6;
 const TAG_COMPACT_POINTER: u64 = 7;
+const TAG_TREE_ADDED: u64 = 8;
+const TAG_TREE_DELETED: u64 = 9;
+const TAG_TREE_COMPACT_POINTER: u64 = 10;
+/// The stream tree's id in tags 8–10 (tree 0, the key-value state, keeps tags 5–7, so a
+/// manifest of a database without streams reads in a build before them).
+pub(crate) const STREAM_TREE: u64 = 1;
 
 /// What the manifest records about one table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +58,37 @@ pub struct VersionEdit {
     /// Per level, the internal key where the next compaction of that level starts; an
     /// empty key clears the level's pointer.
     pub compact_pointers: Vec<(u32, Vec<u8>)>,
+    /// The same three changes for the stream tree (tree 1; tags 8–10).
+    pub streams: TreeEdit,
+}
+
+/// The changes of one edit to the stream tree's tables (see [`VersionEdit`]'s fields of the
+/// same names, which are the key-value tree's).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreeEdit {
+    /// Files removed: (level, file number).
+    pub deleted: Vec<(u32, u64)>,
+    /// Files added: (level, metadata).
+    pub added: Vec<(u32, FileMeta)>,
+    /// Compaction pointers set (an empty key clears one).
+    pub compact_pointers: Vec<(u32, Vec<u8>)>,
+}
+
+impl TreeEdit {
+    /// Whether the edit changes nothing in the stream tree.
+    pub fn is_empty(&self) -> bool {
+        self.deleted.is_empty() && self.added.is_empty() && self.compact_pointers.is_empty()
+    }
+}
+
+fn put_file(out: &mut Vec<u8>, f: &FileMeta) {
+    put_varint(out, f.number);
+    put_varint(out, f.file_bytes);
+    put_bytes(out, &f.smallest);
+    put_bytes(out, &f.largest);
+    put_varint(out, f.entries);
+    put_varint(out, f.smallest_seq);
+    put_varint(out, f.largest_seq);
 }
 
 impl VersionEdit {
@@ -79,19 +116,37 @@ impl VersionEdit {
         for (level, f) in &self.added {
             put_varint(out, TAG_ADDED);
             put_varint(out, u64::from(*level));
-            put_varint(out, f.number);
-            put_varint(out, f.file_bytes);
-            put_bytes(out, &f.smallest);
-            put_bytes(out, &f.largest);
-            put_varint(out, f.entries);
-            put_varint(out, f.smallest_seq);
-            put_varint(out, f.largest_seq);
+            put_file(out, f);
         }
         for (level, key) in &self.compact_pointers {
             put_varint(out, TAG_COMPACT_POINTER);
             put_varint(out, u64::from(*level));
             put_bytes(out, key);
         }
+        for (level, f) in &self.streams.added {
+            put_varint(out, TAG_TREE_ADDED);
+            put_varint(out, STREAM_TREE);
+            put_varint(out, u64::from(*level));
+            put_file(out, f);
+        }
+        for &(level, number) in &self.streams.deleted {
+            put_varint(out, TAG_TREE_DELETED);
+            put_varint(out, STREAM_TREE);
+            put_varint(out, u64::from(level));
+            put_varint(out, number);
+        }
+        for (level, key) in &self.streams.compact_pointers {
+            put_varint(out, TAG_TREE_COMPACT_POINTER);
+            put_varint(out, STREAM_TREE);
+            put_varint(out, u64::from(*level));
+            put_bytes(out, key);
+        }
+    }
+
+    /// Whether the edit has a field of the stream tree (tags 8–10: version 2 of the
+    /// manifest format).
+    pub fn has_stream_tree(&self) -> bool {
+        !self.streams.is_empty()
     }
 
     /// Decodes an edit encoded by [`VersionEdit::encode`]. Truncated or over-long values,
@@ -130,16 +185,26 @@ impl VersionEdit {
                 }
                 TAG_ADDED => {
                     let level = d.level("added file's level")?;
-                    let f = FileMeta {
-                        number: d.varint("added file's number")?,
-                        file_bytes: d.varint("added file's size")?,
-                        smallest: d.bytes("added file's smallest key")?.to_vec(),
-                        largest: d.bytes("added file's largest key")?.to_vec(),
-                        entries: d.varint("added file's entry count")?,
-                        smallest_seq: d.varint("added file's smallest_seq")?,
-                        largest_seq: d.varint("added file's largest_seq")?,
-                    };
+                    let f = d.file()?;
                     e.added.push((level, f));
+                }
+                TAG_TREE_ADDED => {
+                    d.tree()?;
+                    let level = d.level("added file's level")?;
+                    let f = d.file()?;
+                    e.streams.added.push((level, f));
+                }
+                TAG_TREE_DELETED => {
+                    d.tree()?;
+                    let level = d.level("deleted file's level")?;
+                    let number = d.varint("deleted file's number")?;
+                    e.streams.deleted.push((level, number));
+                }
+                TAG_TREE_COMPACT_POINTER => {
+                    d.tree()?;
+                    let level = d.level("compact pointer's level")?;
+                    let key = d.bytes("compact pointer's key")?.to_vec();
+                    e.streams.compact_pointers.push((level, key));
                 }
                 TAG_COMPACT_POINTER => {
                     let level = d.level("compact pointer's level")?;
@@ -174,6 +239,29 @@ impl<'a> Decoder<'a> {
             .ok_or_else(|| format!("byte {}: {what}: truncated or over-long varint", self.pos))?;
         self.pos += n;
         Ok(v)
+    }
+
+    fn file(&mut self) -> Result<FileMeta, String> {
+        Ok(FileMeta {
+            number: self.varint("added file's number")?,
+            file_bytes: self.varint("added file's size")?,
+            smallest: self.bytes("added file's smallest key")?.to_vec(),
+            largest: self.bytes("added file's largest key")?.to_vec(),
+            entries: self.varint("added file's entry count")?,
+            smallest_seq: self.varint("added file's smallest_seq")?,
+            largest_seq: self.varint("added file's largest_seq")?,
+        })
+    }
+
+    /// The tree id of tags 8–10: only the stream tree (tree 0 has tags 5–7).
+    fn tree(&mut self) -> Result<(), String> {
+        let at = self.pos;
+        match self.varint("tree")? {
+            STREAM_TREE => Ok(()),
+            t => Err(format!(
+                "byte {at}: unknown tree {t} (tags 8-10 name tree {STREAM_TREE}, the stream tree)"
+            )),
+        }
     }
 
     fn level(&mut self, what: &str) -> Result<u32, String> {
@@ -223,6 +311,11 @@ mod tests {
             deleted: vec![(0, 3), (6, 4)],
             added: vec![(1, meta(9)), (0, meta(10))],
             compact_pointers: vec![(2, b"k".to_vec()), (3, Vec::new())],
+            streams: TreeEdit {
+                deleted: vec![(1, 5)],
+                added: vec![(0, meta(11))],
+                compact_pointers: vec![(1, b"s".to_vec())],
+            },
         }
     }
 
@@ -272,6 +365,10 @@ mod tests {
             (vec![3, 0x80], "truncated or over-long varint"),
             (vec![3], "byte 1: next_file_number"),
             (vec![0x80], "byte 0: field tag"),
+            (vec![8, 0, 0], "byte 1: unknown tree 0"),
+            (vec![9, 2, 0, 1], "byte 1: unknown tree 2"),
+            (vec![10, 1], "byte 2: compact pointer's level"),
+            (vec![8, 1, 0, 1], "added file's size"),
         ];
         for (bytes, needle) in cases {
             let err = VersionEdit::decode(&bytes).unwrap_err();

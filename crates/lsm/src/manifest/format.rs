@@ -3,8 +3,12 @@
 
 /// Magic at the start of every manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"URDBMAN1";
-/// Current manifest format version.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Newest manifest format version (written when the manifest may hold the stream tree's
+/// fields; see the module docs of [`super`]).
+pub const MANIFEST_VERSION: u32 = 2;
+/// Oldest manifest format version this build reads (and writes for a database without
+/// stream-tree tables).
+pub const MANIFEST_VERSION_MIN: u32 = 1;
 /// Size of the manifest header in bytes (the first record starts here).
 pub const MANIFEST_HEADER_BYTES: usize = 32;
 /// Size of a record's header (length + checksum) in bytes.
@@ -22,10 +26,11 @@ pub(crate) const MANIFEST_FILE_BYTES_MAX: u64 = 1 << 30;
 const VARINT64_BYTES_MAX: usize = 10;
 
 /// The header of manifest `number`.
-pub(crate) fn encode_header(number: u64) -> [u8; MANIFEST_HEADER_BYTES] {
+pub(crate) fn encode_header(number: u64, version: u32) -> [u8; MANIFEST_HEADER_BYTES] {
+    debug_assert!((MANIFEST_VERSION_MIN..=MANIFEST_VERSION).contains(&version));
     let mut h = [0u8; MANIFEST_HEADER_BYTES];
     h[0..8].copy_from_slice(&MANIFEST_MAGIC);
-    h[8..12].copy_from_slice(&MANIFEST_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     // 12..16 flags, 28..32 reserved: zero.
     h[16..24].copy_from_slice(&number.to_le_bytes());
     let crc = crc32c::crc32c(&h[0..24]);
@@ -45,9 +50,9 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// Checks the header at the start of `file` (the whole file) for manifest `number`. On
-/// failure: the offset of the bad field and what is wrong.
-pub(crate) fn check_header(file: &[u8], number: u64) -> Result<(), (u64, String)> {
+/// Checks the header at the start of `file` (the whole file) for manifest `number`: its
+/// format version, or on failure the offset of the bad field and what is wrong.
+pub(crate) fn check_header(file: &[u8], number: u64) -> Result<u32, (u64, String)> {
     if file.len() < MANIFEST_HEADER_BYTES {
         return Err((
             file.len() as u64,
@@ -70,10 +75,13 @@ pub(crate) fn check_header(file: &[u8], number: u64) -> Result<(), (u64, String)
         ));
     }
     let version = le_u32(h, 8);
-    if version != MANIFEST_VERSION {
+    if !(MANIFEST_VERSION_MIN..=MANIFEST_VERSION).contains(&version) {
         return Err((
             8,
-            format!("unsupported format version {version} (this build reads {MANIFEST_VERSION})"),
+            format!(
+                "unsupported format version {version} (this build reads \
+                 {MANIFEST_VERSION_MIN} to {MANIFEST_VERSION})"
+            ),
         ));
     }
     let flags = le_u32(h, 12);
@@ -91,7 +99,7 @@ pub(crate) fn check_header(file: &[u8], number: u64) -> Result<(), (u64, String)
     if reserved != 0 {
         return Err((28, format!("reserved header word is {reserved:#x}, not 0")));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// The checksum of a record: crc32c over its length field and payload.
@@ -174,8 +182,23 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_each_field_checked() {
-        let h = encode_header(42);
-        assert_eq!(check_header(&h, 42), Ok(()));
+        for v in [1, 2] {
+            assert_eq!(check_header(&encode_header(42, v), 42), Ok(v));
+        }
+        // Versions around the ones read (0, 3) are refused at the version field.
+        for v in [0u32, 3] {
+            let mut d = encode_header(42, 1);
+            d[8..12].copy_from_slice(&v.to_le_bytes());
+            let crc = crc32c::crc32c(&d[0..24]);
+            d[24..28].copy_from_slice(&crc.to_le_bytes());
+            let (offset, reason) = check_header(&d, 42).unwrap_err();
+            assert_eq!(offset, 8);
+            assert!(
+                reason.contains(&format!("unsupported format version {v}")),
+                "{reason}"
+            );
+        }
+        let h = encode_header(42, 1);
         assert_eq!(check_header(&h, 43).unwrap_err().0, 16);
         assert_eq!(check_header(&h[..31], 42).unwrap_err().0, 31);
         for byte in 0..MANIFEST_HEADER_BYTES {

@@ -32,7 +32,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic "URDBMAN1"
-//!      8     4  format version (1)
+//!      8     4  format version (1, or 2: may hold the stream tree's tags 8–10)
 //!     12     4  flags (0)
 //!     16     8  manifest number (matches the file name)
 //!     24     4  crc32c of bytes 0..24
@@ -69,7 +69,18 @@
 //!                        bytes smallest, bytes largest, varint entries,
 //!                        varint smallest_seq, varint largest_seq
 //!   7  compact pointer   varint level, bytes key (empty: none)              repeated
+//!   8  added file in tree     varint tree (1), then tag 6's fields          repeated
+//!   9  deleted file in tree   varint tree (1), then tag 5's fields          repeated
+//!  10  compact pointer in tree varint tree (1), then tag 7's fields         repeated
 //! ```
+//!
+//! Tags 5–7 are the key-value tree's (tree 0); tags 8–10 (version 2, issue 11) the stream
+//! tree's (tree 1), the only tree they may name: any other tree id is corruption. A
+//! manifest holds tags 8–10 only at version 2, and is written at version 2 exactly when it
+//! may hold them: its snapshot has a stream-tree table, or it was started (as a fresh
+//! manifest) for an edit that adds one. So a database that never stored a stream entry
+//! keeps writing version 1, which a build before streams reads; one that did is refused by
+//! such a build as "unsupported format version 2", never misread.
 //!
 //! Fields are written in tag order (repeated ones in their list order). An unknown tag is
 //! corruption, not something to skip: a reader that ignored a field it does not understand
@@ -124,12 +135,15 @@ mod state;
 mod writer;
 
 pub use current::CURRENT_FILE_NAME;
-pub use edit::{FileMeta, VersionEdit};
+pub use edit::{FileMeta, TreeEdit, VersionEdit};
 pub use error::ManifestError;
-pub use format::{MANIFEST_HEADER_BYTES, MANIFEST_MAGIC, MANIFEST_VERSION, RECORD_HEADER_BYTES};
+pub use format::{
+    MANIFEST_HEADER_BYTES, MANIFEST_MAGIC, MANIFEST_VERSION, MANIFEST_VERSION_MIN,
+    RECORD_HEADER_BYTES,
+};
 pub use names::{manifest_file_name, table_file_name};
 pub use recover::{recover, Recovered};
-pub use state::ManifestState;
+pub use state::{ManifestState, TreeFiles};
 pub use writer::ManifestWriter;
 
 /// Entry points for the fuzz harness (`crates/fuzz`); not part of the API.

@@ -11,7 +11,7 @@ use super::edit::VersionEdit;
 use super::error::ManifestError;
 use super::format::{
     check_header, intact_record_after, intact_record_at, MANIFEST_FILE_BYTES_MAX,
-    MANIFEST_HEADER_BYTES, RECORD_HEADER_BYTES,
+    MANIFEST_HEADER_BYTES, MANIFEST_VERSION, RECORD_HEADER_BYTES,
 };
 use super::names::{manifest_file_name, parse_manifest_file_name};
 use super::state::ManifestState;
@@ -151,7 +151,7 @@ fn replay(
     comparator: &str,
     snapshot_required: bool,
 ) -> Result<Replayed, ManifestError> {
-    check_header(file, number)
+    let version = check_header(file, number)
         .map_err(|(offset, reason)| ManifestError::corruption(path, offset, reason))?;
     let mut state = ManifestState::new(comparator);
     let mut at = MANIFEST_HEADER_BYTES;
@@ -173,6 +173,12 @@ fn replay(
         let corrupt = |reason: String| ManifestError::corruption(path, at as u64, reason);
         let edit = VersionEdit::decode(payload)
             .map_err(|e| corrupt(format!("record does not decode: {e}")))?;
+        if version < MANIFEST_VERSION && edit.has_stream_tree() {
+            return Err(corrupt(format!(
+                "a version-{version} manifest holds stream-tree fields (tags 8-10 need \
+                 version {MANIFEST_VERSION})"
+            )));
+        }
         if edits == 0 && edit.comparator.is_none() {
             return Err(corrupt(
                 "the first record is not a snapshot (it names no comparator)".into(),

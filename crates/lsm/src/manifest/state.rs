@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use super::edit::{FileMeta, VersionEdit};
+use super::edit::{FileMeta, TreeEdit, VersionEdit};
 use super::NUM_LEVELS;
 use crate::table::Comparator;
 
@@ -28,6 +28,28 @@ pub struct ManifestState {
     /// [`NUM_LEVELS`] entries: where the next compaction of each level starts (an internal
     /// key), empty for none.
     pub compact_pointers: Vec<Vec<u8>>,
+    /// The stream tree's tables and compaction pointers (tree 1; `levels` and
+    /// `compact_pointers` above are the key-value tree's). File numbers are unique across
+    /// both trees.
+    pub streams: TreeFiles,
+}
+
+/// One tree's tables and compaction pointers, ordered as [`ManifestState::levels`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeFiles {
+    /// [`NUM_LEVELS`] levels.
+    pub levels: Vec<Vec<FileMeta>>,
+    /// [`NUM_LEVELS`] compaction pointers, empty for none.
+    pub compact_pointers: Vec<Vec<u8>>,
+}
+
+impl TreeFiles {
+    fn new() -> TreeFiles {
+        TreeFiles {
+            levels: vec![Vec::new(); NUM_LEVELS],
+            compact_pointers: vec![Vec::new(); NUM_LEVELS],
+        }
+    }
 }
 
 impl ManifestState {
@@ -40,6 +62,17 @@ impl ManifestState {
             last_seq: 0,
             comparator: comparator.to_string(),
             compact_pointers: vec![Vec::new(); NUM_LEVELS],
+            streams: TreeFiles::new(),
+        }
+    }
+
+    /// The manifest format version a manifest holding this state must have: 2 when the
+    /// stream tree has a table (its snapshot uses tags 8–10), else 1.
+    pub fn format_version(&self) -> u32 {
+        if self.streams.levels.iter().any(|l| !l.is_empty()) {
+            super::MANIFEST_VERSION
+        } else {
+            super::MANIFEST_VERSION_MIN
         }
     }
 
@@ -71,68 +104,77 @@ impl ManifestState {
                 self.next_file_number
             ));
         }
+        let tree1 = &edit.streams;
         let mut deleted: HashSet<u64> = HashSet::new();
-        for &(level, number) in &edit.deleted {
-            let files = self.level(level, "deletes")?;
-            if !files.iter().any(|f| f.number == number) {
-                return Err(format!(
-                    "deletes file {number} from level {level}, which does not hold it"
-                ));
-            }
-            if !deleted.insert(number) {
-                return Err(format!("deletes file {number} twice"));
+        for (tree, levels, dels) in [
+            ("", &self.levels, &edit.deleted),
+            ("stream tree ", &self.streams.levels, &tree1.deleted),
+        ] {
+            for &(level, number) in dels {
+                let files = level_of(levels, level, "deletes")?;
+                if !files.iter().any(|f| f.number == number) {
+                    return Err(format!(
+                        "deletes file {number} from {tree}level {level}, which does not hold it"
+                    ));
+                }
+                if !deleted.insert(number) {
+                    return Err(format!("deletes file {number} twice"));
+                }
             }
         }
         let mut live: HashSet<u64> = self
             .levels
             .iter()
+            .chain(&self.streams.levels)
             .flatten()
             .map(|f| f.number)
             .filter(|n| !deleted.contains(n))
             .collect();
-        for (level, f) in &edit.added {
-            self.level(*level, "adds")?;
-            if !live.insert(f.number) {
-                return Err(format!(
-                    "adds file {} to level {level}, but that number is already live",
-                    f.number
-                ));
-            }
-            if f.number >= next {
-                return Err(format!(
-                    "adds file {} to level {level}, but next_file_number is {next}",
-                    f.number
-                ));
+        for (tree, adds) in [("", &edit.added), ("stream tree ", &tree1.added)] {
+            for (level, f) in adds {
+                level_of(&self.levels, *level, "adds")?;
+                if !live.insert(f.number) {
+                    return Err(format!(
+                        "adds file {} to {tree}level {level}, but that number is already live",
+                        f.number
+                    ));
+                }
+                if f.number >= next {
+                    return Err(format!(
+                        "adds file {} to {tree}level {level}, but next_file_number is {next}",
+                        f.number
+                    ));
+                }
             }
         }
-        for (level, _) in &edit.compact_pointers {
-            self.level(*level, "sets a compaction pointer of")?;
+        for (level, _) in edit.compact_pointers.iter().chain(&tree1.compact_pointers) {
+            level_of(&self.levels, *level, "sets a compaction pointer of")?;
         }
 
         // Validated: now mutate.
-        for &(level, number) in &edit.deleted {
-            self.levels[level as usize].retain(|f| f.number != number);
-        }
-        let mut touched = [false; NUM_LEVELS];
-        for (level, f) in &edit.added {
-            self.levels[*level as usize].push(f.clone());
-            touched[*level as usize] = true;
-        }
         let cmp = Comparator::from_name(self.comparator.as_bytes());
-        for (level, files) in self.levels.iter_mut().enumerate() {
-            if touched[level] {
-                sort_level(level, files, cmp);
-            }
-        }
+        apply_tree(
+            &mut self.levels,
+            &mut self.compact_pointers,
+            &edit.deleted,
+            &edit.added,
+            &edit.compact_pointers,
+            cmp,
+        );
+        apply_tree(
+            &mut self.streams.levels,
+            &mut self.streams.compact_pointers,
+            &tree1.deleted,
+            &tree1.added,
+            &tree1.compact_pointers,
+            cmp,
+        );
         self.next_file_number = next;
         if let Some(s) = edit.flushed_seq {
             self.flushed_seq = s;
         }
         if let Some(s) = edit.last_seq {
             self.last_seq = s;
-        }
-        for (level, key) in &edit.compact_pointers {
-            self.compact_pointers[*level as usize] = key.clone();
         }
         Ok(())
     }
@@ -146,38 +188,90 @@ impl ManifestState {
             next_file_number: Some(self.next_file_number),
             last_seq: Some(self.last_seq),
             deleted: Vec::new(),
-            added: self
-                .levels
-                .iter()
-                .enumerate()
-                .flat_map(|(level, files)| files.iter().map(move |f| (level as u32, f.clone())))
-                .collect(),
-            compact_pointers: self
-                .compact_pointers
-                .iter()
-                .enumerate()
-                .filter(|(_, key)| !key.is_empty())
-                .map(|(level, key)| (level as u32, key.clone()))
-                .collect(),
+            added: snapshot_files(&self.levels),
+            compact_pointers: snapshot_pointers(&self.compact_pointers),
+            streams: TreeEdit {
+                deleted: Vec::new(),
+                added: snapshot_files(&self.streams.levels),
+                compact_pointers: snapshot_pointers(&self.streams.compact_pointers),
+            },
         }
     }
 
-    /// The numbers of every table in every level (level 0 first, in level order).
+    /// The numbers of every table in every level of both trees (the key-value tree's
+    /// first, each level 0 first, in level order).
     pub fn live_files(&self) -> Vec<u64> {
-        self.levels.iter().flatten().map(|f| f.number).collect()
-    }
-
-    /// Number of tables in all levels.
-    pub fn file_count(&self) -> usize {
-        self.levels.iter().map(Vec::len).sum()
-    }
-
-    fn level(&self, level: u32, what: &str) -> Result<&[FileMeta], String> {
         self.levels
-            .get(level as usize)
-            .map(Vec::as_slice)
-            .ok_or_else(|| format!("{what} level {level}, but there are only {NUM_LEVELS} levels"))
+            .iter()
+            .chain(&self.streams.levels)
+            .flatten()
+            .map(|f| f.number)
+            .collect()
     }
+
+    /// Number of tables in all levels of both trees.
+    pub fn file_count(&self) -> usize {
+        self.levels
+            .iter()
+            .chain(&self.streams.levels)
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+fn level_of<'a>(
+    levels: &'a [Vec<FileMeta>],
+    level: u32,
+    what: &str,
+) -> Result<&'a [FileMeta], String> {
+    levels
+        .get(level as usize)
+        .map(Vec::as_slice)
+        .ok_or_else(|| format!("{what} level {level}, but there are only {NUM_LEVELS} levels"))
+}
+
+/// Applies one tree's validated changes.
+fn apply_tree(
+    levels: &mut [Vec<FileMeta>],
+    pointers: &mut [Vec<u8>],
+    deleted: &[(u32, u64)],
+    added: &[(u32, FileMeta)],
+    compact_pointers: &[(u32, Vec<u8>)],
+    cmp: Option<Comparator>,
+) {
+    for &(level, number) in deleted {
+        levels[level as usize].retain(|f| f.number != number);
+    }
+    let mut touched = [false; NUM_LEVELS];
+    for (level, f) in added {
+        levels[*level as usize].push(f.clone());
+        touched[*level as usize] = true;
+    }
+    for (level, files) in levels.iter_mut().enumerate() {
+        if touched[level] {
+            sort_level(level, files, cmp);
+        }
+    }
+    for (level, key) in compact_pointers {
+        pointers[*level as usize] = key.clone();
+    }
+}
+
+fn snapshot_files(levels: &[Vec<FileMeta>]) -> Vec<(u32, FileMeta)> {
+    levels
+        .iter()
+        .enumerate()
+        .flat_map(|(level, files)| files.iter().map(move |f| (level as u32, f.clone())))
+        .collect()
+}
+
+fn snapshot_pointers(pointers: &[Vec<u8>]) -> Vec<(u32, Vec<u8>)> {
+    pointers
+        .iter()
+        .enumerate()
+        .filter(|(_, key)| !key.is_empty())
+        .map(|(level, key)| (level as u32, key.clone()))
+        .collect()
 }
 
 /// Orders one level: level 0 newest first, the others by smallest key (`cmp`; bytewise when

@@ -11,8 +11,8 @@ use super::current::{self, CURRENT_FILE_BYTES_MAX, CURRENT_FILE_NAME};
 use super::edit::VersionEdit;
 use super::error::ManifestError;
 use super::format::{
-    encode_header, encode_record_header, MANIFEST_HEADER_BYTES, RECORD_HEADER_BYTES,
-    RECORD_PAYLOAD_BYTES_MAX,
+    encode_header, encode_record_header, MANIFEST_HEADER_BYTES, MANIFEST_VERSION,
+    RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
 };
 use super::names::{manifest_file_name, parse_manifest_file_name};
 use super::recover::read_whole;
@@ -30,6 +30,8 @@ pub struct ManifestWriter {
     file: Arc<dyn File>,
     path: PathBuf,
     number: u64,
+    /// The header's format version: 2 if the manifest may hold stream-tree fields.
+    version: u32,
     /// Bytes written and synced: where the next record goes.
     file_bytes: u64,
     /// The first write or sync error; set, it fails every later append.
@@ -81,8 +83,31 @@ impl ManifestWriter {
         number: u64,
         state: &ManifestState,
     ) -> Result<ManifestWriter, ManifestError> {
+        Self::create_version(vfs, dir, number, state, state.format_version())
+    }
+
+    /// [`ManifestWriter::create`] at format `version`, which must be at least
+    /// `state.format_version()` (2 lets the manifest take edits of the stream tree while
+    /// its snapshot has no stream-tree table yet).
+    pub fn create_version(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        number: u64,
+        state: &ManifestState,
+        version: u32,
+    ) -> Result<ManifestWriter, ManifestError> {
         let path = dir.join(manifest_file_name(number));
         let context = || format!("creating {}", path.display());
+        if version < state.format_version() || version > MANIFEST_VERSION {
+            return Err(invalid_input(
+                context(),
+                format!(
+                    "format version {version} cannot hold this state (it needs {} to \
+                     {MANIFEST_VERSION})",
+                    state.format_version()
+                ),
+            ));
+        }
         if state.next_file_number <= number {
             return Err(invalid_input(
                 context(),
@@ -134,7 +159,7 @@ impl ManifestWriter {
                 .map_err(|e| ManifestError::io(context(), e))?;
             file.set_len(0)
                 .map_err(|e| ManifestError::io(format!("truncating {}", path.display()), e))?;
-            let header = encode_header(number);
+            let header = encode_header(number, version);
             let record = encode_record_header(&payload);
             file.write_at(0, &[&header, &record, &payload], true)
                 .map_err(|e| ManifestError::io(format!("writing {}", path.display()), e))?;
@@ -166,6 +191,7 @@ impl ManifestWriter {
             file,
             path,
             number,
+            version,
             file_bytes: (MANIFEST_HEADER_BYTES + RECORD_HEADER_BYTES + payload.len()) as u64,
             failed: None,
             // Not the snapshot's buffer: that may be megabytes, edits are small.
@@ -190,6 +216,16 @@ impl ManifestWriter {
                 ),
                 source: Arc::clone(e),
             });
+        }
+        if edit.has_stream_tree() && self.version < MANIFEST_VERSION {
+            return Err(invalid_input(
+                format!("appending to {}", self.path.display()),
+                format!(
+                    "the edit changes the stream tree, which a version-{} manifest cannot \
+                     hold: continue in a fresh manifest at version {MANIFEST_VERSION}",
+                    self.version
+                ),
+            ));
         }
         self.scratch.clear();
         edit.encode(&mut self.scratch);
@@ -236,6 +272,11 @@ impl ManifestWriter {
     /// Size of the manifest in bytes (header and every appended record).
     pub fn file_bytes(&self) -> u64 {
         self.file_bytes
+    }
+
+    /// The manifest's format version (see the module docs of [`super`]).
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// This manifest's number (its file is `MANIFEST-<number>`).

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::common::TempDir;
 use super::helpers::*;
-use uringdb_lsm::manifest::{recover, VersionEdit, MANIFEST_HEADER_BYTES};
+use uringdb_lsm::manifest::{recover, TreeEdit, VersionEdit, MANIFEST_HEADER_BYTES};
 
 /// Appends a raw record (valid length and checksum) holding `payload`.
 fn append_raw_record(path: &Path, payload: &[u8]) -> u64 {
@@ -199,4 +199,62 @@ fn a_manifest_named_by_current_must_have_the_number_of_its_name() {
     let (file, at, _) = corruption(&err);
     assert_eq!(file, dir.path().join("MANIFEST-000009"));
     assert_eq!(at, 16);
+}
+
+/// Stream-tree fields (tags 8–10) in a version-1 manifest, a tree id other than the stream
+/// tree's, and a stream-tree edit that does not apply are corruption at the record.
+#[test]
+fn stream_tree_fields_are_checked_at_the_record() {
+    let dir = TempDir::new("tree");
+    let (_, _) = write_manifest(dir.path(), 1, 19);
+    let path = dir.path().join("MANIFEST-000001");
+    let good = std::fs::read(&path).unwrap();
+    assert_eq!(good[8..12], 1u32.to_le_bytes());
+    let stream_edit = |deleted: Vec<(u32, u64)>| {
+        let mut payload = Vec::new();
+        VersionEdit {
+            streams: TreeEdit {
+                deleted,
+                compact_pointers: vec![(0, ik(b"\x01s\0", 1))],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .encode(&mut payload);
+        payload
+    };
+    let at = append_raw_record(&path, &stream_edit(Vec::new()));
+    let err = recover(&*portable(), dir.path(), CMP).unwrap_err();
+    let (_, off, reason) = corruption(&err);
+    assert_eq!(off, at);
+    assert!(
+        reason.contains("version-1 manifest holds stream-tree fields"),
+        "{reason}"
+    );
+
+    // The same manifest at version 2 reads it; an unknown tree or a stream-tree deletion
+    // of a file the stream tree does not hold is corruption there too.
+    let mut v2 = good.clone();
+    v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32c::crc32c(&v2[0..24]);
+    v2[24..28].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &v2).unwrap();
+    append_raw_record(&path, &stream_edit(Vec::new()));
+    let r = recover(&*portable(), dir.path(), CMP).unwrap().unwrap();
+    assert_eq!(r.state.streams.compact_pointers[0], ik(b"\x01s\0", 1));
+    for (payload, needle) in [
+        (vec![10u8, 2, 0, 0], "unknown tree 2"),
+        (vec![9u8, 0, 0, 1], "unknown tree 0"),
+        (
+            stream_edit(vec![(0, 1)]),
+            "from stream tree level 0, which does not hold it",
+        ),
+    ] {
+        std::fs::write(&path, &v2).unwrap();
+        let at = append_raw_record(&path, &payload);
+        let err = recover(&*portable(), dir.path(), CMP).unwrap_err();
+        let (_, off, reason) = corruption(&err);
+        assert_eq!(off, at);
+        assert!(reason.contains(needle), "{needle}: {reason}");
+    }
 }

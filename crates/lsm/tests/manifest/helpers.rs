@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use uringdb_lsm::internal_key::{self, ValueKind};
 use uringdb_lsm::manifest::{
-    recover, FileMeta, ManifestError, ManifestState, ManifestWriter, Recovered, VersionEdit,
-    MANIFEST_HEADER_BYTES, NUM_LEVELS,
+    recover, FileMeta, ManifestError, ManifestState, ManifestWriter, Recovered, TreeEdit,
+    VersionEdit, MANIFEST_HEADER_BYTES, NUM_LEVELS,
 };
 use uringdb_uring::{open_vfs, BackendChoice, Vfs};
 
@@ -105,6 +105,20 @@ pub(crate) fn arbitrary_edit(rng: &mut Rng) -> VersionEdit {
         compact_pointers: (0..rng.below(3))
             .map(|_| (rng.below(10) as u32, rng.bytes(20)))
             .collect(),
+        streams: TreeEdit {
+            deleted: (0..rng.below(3))
+                .map(|_| (rng.next() as u32, rng.number()))
+                .collect(),
+            added: (0..rng.below(3))
+                .map(|_| {
+                    let n = rng.number();
+                    (rng.below(NUM_LEVELS as u64 + 2) as u32, random_meta(rng, n))
+                })
+                .collect(),
+            compact_pointers: (0..rng.below(2))
+                .map(|_| (rng.below(10) as u32, rng.bytes(20)))
+                .collect(),
+        },
     }
 }
 
