@@ -9,7 +9,7 @@
 import type * as native from '../binding.js'
 import { UringdbError, toUringdbError, invalidArgument } from './errors.js'
 import { describe, checkOptions, keyBytes, valueBytes, checkEncoding, checkSync } from './args.js'
-import { BatchEncoder } from './batch.js'
+import { BatchEncoder, streamNameBytes } from './batch.js'
 import { Snapshot } from './snapshot.js'
 import { checkRange, type CheckedRange } from './iterator.js'
 import type { Bytes, Encoding, GetOptions, IteratorOptions, WriteOptions } from './options.js'
@@ -67,6 +67,8 @@ export class Transaction {
   readonly #snapshot: Snapshot
   // Own writes by key (latin1 of the bytes: one character per byte).
   readonly #writes = new Map<string, Written>()
+  // Own appends, in call order (stream name bytes, value).
+  readonly #appends: [Buffer, Buffer][] = []
   readonly #reads: Buffer[] = []
   #readBytes = 0
   #finished = false
@@ -231,6 +233,17 @@ export class Transaction {
     this.#writes.set(k.toString('latin1'), { key: k, value: undefined })
   }
 
+  /**
+   * Buffers an append of `value` to stream `stream`, committed with the transaction: the
+   * records get their stream sequence numbers when the transaction commits, in call order;
+   * an attempt that conflicts (and is retried) appends nothing. Appends are not read back by
+   * the transaction and conflict with nothing.
+   */
+  append(stream: string, value: Bytes): void {
+    this.#live()
+    this.#appends.push([streamNameBytes('stream', stream), Buffer.from(valueBytes('value', value))])
+  }
+
   /** @internal Ends the attempt's use (its function returned or threw). */
   _close(): void {
     this.#finished = true
@@ -238,12 +251,13 @@ export class Transaction {
 
   /** @internal The commit record, or undefined if nothing was written. */
   _record(): Buffer | undefined {
-    if (this.#writes.size === 0) return undefined
+    if (this.#writes.size === 0 && this.#appends.length === 0) return undefined
     const ops = new BatchEncoder(1024)
     for (const w of this.#writes.values()) {
       if (w.value === undefined) ops.del(w.key)
       else ops.put(w.key, w.value)
     }
+    for (const [stream, value] of this.#appends) ops.append(stream, value)
     const body = ops.bytes().subarray(1)
     const p = Buffer.allocUnsafe(13 + this.#readBytes + body.length)
     p[0] = OPTIMISTIC_TAG

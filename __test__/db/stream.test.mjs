@@ -319,3 +319,59 @@ test('appends in a prepare are numbered when the commit is applied; a rollback c
   t.deepEqual(await readAll(s()), [[1, 'plain'], [2, 'a'], [3, 'c']], 'the same after replay');
   await db.close();
 });
+
+test('tx.append in an optimistic transaction: numbered when it commits, nothing from an attempt that conflicted and was retried', async (t) => {
+  const dir = tmpDir(t);
+  const db = await openSmallDb(dir);
+  t.teardown(() => db.close());
+  await db.put('balance', '0');
+  await db.batch([{ type: 'append', stream: 'outbox', value: 'before' }]);
+  // The first attempt reads `balance`, then a plain put changes it before the commit: that
+  // attempt conflicts and is retried; only the retry's append is in the stream.
+  let attempts = 0;
+  await db.transaction(async (tx) => {
+    attempts++;
+    const b = Number(await tx.get('balance', { encoding: 'utf8' }));
+    if (attempts === 1) await db.put('balance', '100');
+    tx.put('balance', String(b + 1));
+    tx.append('outbox', `credited by attempt ${attempts} to ${b + 1}`);
+    tx.append('audit', Buffer.from(`attempt ${attempts}`));
+  });
+  t.is(attempts, 2, 'the first attempt conflicted');
+  t.is(await db.get('balance', { encoding: 'utf8' }), '101');
+  t.deepEqual(await readAll(db.stream('outbox')), [
+    [1, 'before'],
+    [2, 'credited by attempt 2 to 101'],
+  ]);
+  t.deepEqual(await readAll(db.stream('audit')), [[1, 'attempt 2']]);
+  // A transaction that only appends writes one record; one that fails writes nothing.
+  await db.transaction(async (tx) => {
+    tx.append('outbox', 'append only');
+  });
+  const e = await rejects(
+    db.transaction(async (tx) => {
+      tx.append('outbox', 'never');
+      throw new Error('changed my mind');
+    }),
+  );
+  t.is(e?.message, 'changed my mind');
+  t.is(db.stream('outbox').lastSeq, 3);
+  // Bad input names the argument, at the call.
+  await db.transaction(async (tx) => {
+    const bad = catches(() => tx.append('bad name', 'x'));
+    assertCode(t, bad, 'ERR_URINGDB_INVALID_ARGUMENT');
+    t.regex(bad.message, /^stream/);
+    const badValue = catches(() => tx.append('s', 42));
+    assertCode(t, badValue, 'ERR_URINGDB_INVALID_ARGUMENT');
+    t.regex(badValue.message, /^value/);
+  });
+  // Numbers survive a restart.
+  await db.close();
+  const again = await openSmallDb(dir);
+  try {
+    t.is(again.stream('outbox').lastSeq, 3);
+    t.deepEqual((await readAll(again.stream('outbox'), { from: 2 })).map(([seq]) => seq), [2, 3]);
+  } finally {
+    await again.close();
+  }
+});

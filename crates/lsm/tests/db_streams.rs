@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{small_db, TempDir, XorShift as Rng};
-use uringdb_lsm::db::batch::WriteBatch;
+use uringdb_lsm::db::batch::{ReadItem, WriteBatch};
 use uringdb_lsm::db::{Db, DbError, DbOptions, StreamInfo};
 use uringdb_wal::{BackendChoice, FaultConfig, FaultVfs};
 
@@ -136,15 +136,15 @@ fn bad_names_and_unsupported_places_are_errors_naming_the_field() {
     }
     // Nothing of the refused batches was written.
     assert_eq!(db.get(b"k", None).unwrap(), None);
-    // Appends inside an optimistic transaction come in a later step: refused, never logged.
+    // A bad name in an optimistic transaction's appends is refused the same way.
     let mut b = WriteBatch::new();
-    b.append(b"s", 1, b"x");
+    b.append(b"bad name", 1, b"x");
     let rec = uringdb_lsm::db::batch::encode_optimistic(0, &[], &b);
     let m = match uringdb_lsm::db::batch::validate(&rec) {
         Err(DbError::InvalidArgument(m)) => m,
         other => panic!("{other:?}"),
     };
-    assert!(m.contains("not supported yet"), "{m}");
+    assert!(m.starts_with("stream must be ASCII"), "{m}");
     drop(w);
     db.close().unwrap();
 }
@@ -426,4 +426,99 @@ fn prepared_appends_are_numbered_at_commit_and_rollback_consumes_none() {
     );
     assert_eq!(read_stream(&db, "s", 3), vec![(3, b"prepared-c".to_vec())]);
     db.close().unwrap();
+}
+
+/// Appends inside optimistic transactions: a committed transaction's appends get their
+/// stream seqs at apply, in order after what was applied before it; a refused attempt
+/// (a conflict) appends nothing and uses no seq, so the stream stays gapless; after a crash
+/// (with a flush between), replay reaches the same decisions and the same numbers.
+#[test]
+fn optimistic_transactions_append_only_when_they_commit() {
+    let dir = TempDir::new("streams-occ");
+    let (inner, _) = uringdb_uring::open_vfs(BackendChoice::Portable).unwrap();
+    let vfs = FaultVfs::new(inner, FaultConfig::default());
+    let tx_ops = |k: &[u8], v: &[u8], data: &[u8]| {
+        let mut b = WriteBatch::new();
+        b.put(k, v)
+            .append(b"out", 9, data)
+            .append(b"audit", 9, data);
+        b
+    };
+    let live;
+    {
+        let db = Db::open_on(dir.path(), options(), vfs.clone()).unwrap();
+        let w = db.blocking_writer();
+        let mut plain = WriteBatch::new();
+        plain.append(b"out", 9, b"plain-1");
+        w.write(&plain, true).unwrap();
+        // `a` and `b` both read k; `a` commits first, `b` is refused.
+        let a = db.begin_optimistic();
+        let b = db.begin_optimistic();
+        w.commit_optimistic(
+            a,
+            &[ReadItem::Key(b"k")],
+            &tx_ops(b"k", b"a", b"from-a"),
+            true,
+        )
+        .unwrap();
+        match w.commit_optimistic(
+            b,
+            &[ReadItem::Key(b"k")],
+            &tx_ops(b"k", b"b", b"from-b"),
+            true,
+        ) {
+            Err(DbError::ReadConflict { .. }) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        db.flush().unwrap();
+        // After the flush: `c` commits, `d` (read k, written by c) is refused.
+        let c = db.begin_optimistic();
+        let d = db.begin_optimistic();
+        w.commit_optimistic(
+            c,
+            &[ReadItem::Key(b"k")],
+            &tx_ops(b"k", b"c", b"from-c"),
+            true,
+        )
+        .unwrap();
+        assert!(matches!(
+            w.commit_optimistic(
+                d,
+                &[ReadItem::Key(b"k")],
+                &tx_ops(b"k", b"d", b"from-d"),
+                true
+            ),
+            Err(DbError::ReadConflict { .. })
+        ));
+        // An attempt that only appends (reads nothing) always commits.
+        let e = db.begin_optimistic();
+        let mut only = WriteBatch::new();
+        only.append(b"out", 9, b"from-e");
+        w.commit_optimistic(e, &[], &only, true).unwrap();
+        let want_out: Vec<(u64, Vec<u8>)> = [&b"plain-1"[..], b"from-a", b"from-c", b"from-e"]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u64 + 1, d.to_vec()))
+            .collect();
+        assert_eq!(read_stream(&db, "out", 1), want_out);
+        assert_eq!(
+            read_stream(&db, "audit", 1),
+            vec![(1, b"from-a".to_vec()), (2, b"from-c".to_vec())]
+        );
+        assert_eq!(db.get(b"k", None).unwrap().as_deref(), Some(&b"c"[..]));
+        live = read_all(&db, &["out".to_string(), "audit".to_string()]);
+        vfs.crash();
+        drop(w);
+        let _ = db.close();
+    }
+    for round in 0..2 {
+        let db = Db::open_on(dir.path(), options(), vfs.clone()).unwrap();
+        assert_eq!(
+            read_all(&db, &["out".to_string(), "audit".to_string()]),
+            live,
+            "round {round}: replay decided or numbered differently"
+        );
+        assert_eq!(info(&db, "out").last_seq, 4, "round {round}");
+        db.close().unwrap();
+    }
 }

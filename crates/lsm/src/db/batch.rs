@@ -309,14 +309,14 @@ pub fn record(payload: &[u8]) -> Result<Record<'_>, DbError> {
 /// every operation's framing, key sizes. Returns the number of operations.
 pub fn validate(payload: &[u8]) -> Result<usize, DbError> {
     let bad = |m: String| Err(DbError::InvalidArgument(m));
-    let (rest, appends) = match record(payload)? {
-        Record::Batch => (&payload[1..], true),
+    let rest = match record(payload)? {
+        Record::Batch => &payload[1..],
         Record::Prepare { ops, .. } => {
             if ops.is_empty() {
                 return bad("prepare: ops must hold at least one operation".into());
             }
             // Appends in a prepare get their stream seqs when the commit is applied.
-            (ops, true)
+            ops
         }
         Record::Commit(_) | Record::Rollback(_) => return Ok(0),
         Record::Optimistic { reads, ops, .. } => {
@@ -335,10 +335,12 @@ pub fn validate(payload: &[u8]) -> Result<usize, DbError> {
             if ops.is_empty() {
                 return bad("transaction: ops must hold at least one operation".into());
             }
-            (ops, false)
+            // Appends get their stream seqs if the applier commits the transaction; an
+            // aborted attempt uses none.
+            ops
         }
     };
-    check_ops(rest, appends).map_err(DbError::InvalidArgument)
+    check_ops(rest).map_err(DbError::InvalidArgument)
 }
 
 #[cfg(test)]

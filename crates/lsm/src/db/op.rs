@@ -294,15 +294,15 @@ pub(super) fn decode_op(b: &[u8]) -> Result<Option<(Op<'_>, usize)>, &'static st
 
 /// Checks every operation of an op list (framing, key sizes, names); returns how many.
 /// Operations that the engine does not apply yet are refused with "not supported yet", so
-/// that they never reach a log: cursors and truncations, and appends unless `appends` (the
-/// op list of a batch or a prepare; appends in an optimistic transaction come later).
-pub(super) fn check_ops(mut rest: &[u8], appends: bool) -> Result<usize, String> {
+/// that they never reach a log: cursors and truncations. (Appends are accepted in every op
+/// list: a batch, a prepare and an optimistic transaction.)
+pub(super) fn check_ops(mut rest: &[u8]) -> Result<usize, String> {
     let mut n = 0;
     loop {
         match decode_op(rest) {
             Ok(None) => return Ok(n),
             Ok(Some((op, used))) => {
-                check_op(&op, appends).map_err(|m| format!("{m} (operation {n})"))?;
+                check_op(&op).map_err(|m| format!("{m} (operation {n})"))?;
                 rest = &rest[used..];
                 n += 1;
             }
@@ -311,7 +311,7 @@ pub(super) fn check_ops(mut rest: &[u8], appends: bool) -> Result<usize, String>
     }
 }
 
-fn check_op(op: &Op<'_>, appends: bool) -> Result<(), String> {
+fn check_op(op: &Op<'_>) -> Result<(), String> {
     match *op {
         Op::Put(k, _) | Op::Delete(k) => {
             if k.len() > KEY_BYTES_MAX {
@@ -322,14 +322,7 @@ fn check_op(op: &Op<'_>, appends: bool) -> Result<(), String> {
             }
             Ok(())
         }
-        Op::Append { stream, .. } => {
-            check_name("stream", stream)?;
-            if appends {
-                Ok(())
-            } else {
-                Err("append: appends in an optimistic transaction are not supported yet".into())
-            }
-        }
+        Op::Append { stream, .. } => check_name("stream", stream),
         Op::Cursor {
             stream, consumer, ..
         } => {
@@ -437,33 +430,28 @@ mod tests {
     fn stream_ops_are_refused_until_supported_and_bad_names_first() {
         let mut b = WriteBatch::new();
         b.put(b"k", b"v").append(b"s", 1, b"x");
-        assert_eq!(check_ops(&b.as_bytes()[1..], true), Ok(2));
-        let e = check_ops(&b.as_bytes()[1..], false).unwrap_err();
-        assert!(
-            e.contains("not supported yet") && e.contains("operation 1"),
-            "{e}"
-        );
+        assert_eq!(check_ops(&b.as_bytes()[1..]), Ok(2));
         let mut b = WriteBatch::new();
         b.append(b"bad name", 1, b"x");
-        let e = check_ops(&b.as_bytes()[1..], true).unwrap_err();
+        let e = check_ops(&b.as_bytes()[1..]).unwrap_err();
         assert!(e.starts_with("stream must be ASCII"), "{e}");
         let mut b = WriteBatch::new();
         b.cursor(b"s", b"$c", 1);
-        let e = check_ops(&b.as_bytes()[1..], true).unwrap_err();
+        let e = check_ops(&b.as_bytes()[1..]).unwrap_err();
         assert!(e.starts_with("consumer must be ASCII"), "{e}");
         let mut b = WriteBatch::new();
         b.truncate(b"", 1);
-        let e = check_ops(&b.as_bytes()[1..], true).unwrap_err();
+        let e = check_ops(&b.as_bytes()[1..]).unwrap_err();
         assert!(e.starts_with("stream must be 1..="), "{e}");
         let mut b = WriteBatch::new();
         b.cursor(b"s", b"c", 1).truncate(b"s", 1);
-        let e = check_ops(&b.as_bytes()[1..], true).unwrap_err();
+        let e = check_ops(&b.as_bytes()[1..]).unwrap_err();
         assert!(
             e.contains("cursor") && e.contains("not supported yet"),
             "{e}"
         );
         // An unknown kind (5) is malformed, as kinds 2–4 are to a build before them.
-        let e = check_ops(&[5, 0, 0, 0, 0], true).unwrap_err();
+        let e = check_ops(&[5, 0, 0, 0, 0]).unwrap_err();
         assert!(e.contains("unknown operation kind"), "{e}");
     }
 }
