@@ -114,9 +114,10 @@ impl DiskGuardOptions {
 }
 
 /// The guard's state, from best to worst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GuardState {
     /// Everything is kept.
+    #[default]
     Normal,
     /// Lines under WARN are dropped.
     Low,
