@@ -33,10 +33,12 @@
 //! * `sink` — [`LogSink`].
 //! * `segment`, `recovery` — walking segments; what open does after a crash.
 //! * `retention` — deleting the oldest sealed segments by bytes, age, count.
+//! * [`diskguard`] — the disk-space guard's watermarks (pure; a fake statvfs in tests).
 //! * [`sampler`] — sampling and rate limits per level (pure; a fake clock in tests).
 //! * `reader` — [`LogReader`], [`summarize`].
 #![deny(missing_docs)]
 
+pub mod diskguard;
 mod error;
 pub mod format;
 pub mod limits;

@@ -47,6 +47,9 @@ pub struct SinkOptions {
     pub rotate_age: Option<Duration>,
     /// Which sealed segments are deleted (`retention`).
     pub retention: crate::retention::Retention,
+    /// The disk-space guard's watermarks (`diskGuard`); `None`: off (the default until the
+    /// binding exposes it).
+    pub disk_guard: Option<crate::diskguard::DiskGuardOptions>,
 }
 
 impl Default for SinkOptions {
@@ -63,6 +66,7 @@ impl Default for SinkOptions {
             sampling: crate::sampler::SamplingOptions::default(),
             rotate_age: None,
             retention: crate::retention::Retention::default(),
+            disk_guard: None,
         }
     }
 }
@@ -144,6 +148,9 @@ impl SinkOptions {
                 "sampling.summaryIntervalMs",
                 format!("{} is outside 100..=3600000", sm.summary_ms),
             ));
+        }
+        if let Some(g) = &self.disk_guard {
+            g.validate().map_err(|m| invalid("diskGuard", m))?;
         }
         Ok(())
     }

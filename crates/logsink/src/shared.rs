@@ -57,6 +57,12 @@ pub(crate) struct Counters {
     pub bytes_removed: AtomicU64,
     /// Dropped by the sampler, per level class and reason (a copy of the writer's totals).
     pub dropped: [[AtomicU64; 2]; 8],
+    /// Dropped by the disk-space guard (reason `disk`), per level class.
+    pub dropped_disk: [AtomicU64; 8],
+    /// The guard's state changes.
+    pub disk_transitions: AtomicU64,
+    /// The guard's state (0 normal, 1 low, 2 critical).
+    pub disk_state: AtomicU8,
 }
 
 #[derive(Debug)]

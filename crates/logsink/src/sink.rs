@@ -41,6 +41,12 @@ pub struct SinkStats {
     pub bytes_removed: u64,
     /// Lines the sampler dropped, per level class and reason.
     pub dropped: crate::sampler::DropCounts,
+    /// Lines the disk-space guard dropped (reason `disk`), per level class.
+    pub dropped_disk: [u64; 8],
+    /// The disk-space guard's state changes since open.
+    pub disk_transitions: u64,
+    /// The disk-space guard's state now.
+    pub disk_state: crate::diskguard::GuardState,
     /// The I/O backend in use.
     pub backend: &'static str,
 }
@@ -267,6 +273,13 @@ impl LogSink {
             dropped: crate::sampler::DropCounts(std::array::from_fn(|class| {
                 std::array::from_fn(|reason| r(&c.dropped[class][reason]))
             })),
+            dropped_disk: std::array::from_fn(|class| r(&c.dropped_disk[class])),
+            disk_transitions: r(&c.disk_transitions),
+            disk_state: match c.disk_state.load(Ordering::Relaxed) {
+                0 => crate::diskguard::GuardState::Normal,
+                1 => crate::diskguard::GuardState::Low,
+                _ => crate::diskguard::GuardState::Critical,
+            },
             backend: self.backend,
         }
     }

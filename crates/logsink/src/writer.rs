@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use uringdb_uring::{File, Vfs};
 use uringdb_wal::RecordConsumer;
 
+use crate::diskguard::{DiskGuard, GuardState, StatvfsProbe};
 use crate::error::SinkError;
 use crate::format::{level_class, BlockHeader, BLOCK_HEADER_BYTES, FLAG_ZSTD};
 use crate::limits::{BLOCK_AGE_MS_MAX, RETENTION_CHECK_MS, WRITER_POLL_MS};
@@ -64,6 +65,8 @@ pub(crate) struct Writer {
     failed: bool,
     /// `None` when sampling is off (nothing is dropped).
     sampler: Option<Sampler>,
+    /// `None` when the disk-space guard is off.
+    guard: Option<DiskGuard<StatvfsProbe>>,
     started: Instant,
     last_summary: Instant,
     /// When the active segment got its first block (age rotation).
@@ -97,7 +100,11 @@ impl Writer {
             .sampling
             .active()
             .then(|| Sampler::new(options.sampling.clone()));
+        let guard = options
+            .disk_guard
+            .map(|g| DiskGuard::new(g, StatvfsProbe::new(&dir)));
         Ok(Writer {
+            guard,
             sampler,
             started: Instant::now(),
             last_summary: Instant::now(),
@@ -174,11 +181,17 @@ impl Writer {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let disk = self.guard_poll();
         for line in rec.split(|&b| b == b'\n') {
             if line.is_empty() {
                 continue;
             }
             let meta = scan(line, &self.trace_key);
+            if !disk.keeps(meta.level) {
+                self.shared.counters.dropped_disk[level_class(meta.level) as usize]
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if let Some(s) = &mut self.sampler {
                 let now_ms = self.started.elapsed().as_millis() as u64;
                 if !s.keep(meta.level, meta.trace, msg(line), now_ms) {
@@ -192,6 +205,21 @@ impl Writer {
                 self.fail(e);
             }
         }
+    }
+
+    /// The disk-space guard's state, probing `statvfs` at most once per its interval (on
+    /// this, the writer, thread); publishes transitions to the counters.
+    fn guard_poll(&mut self) -> GuardState {
+        let Some(g) = &mut self.guard else {
+            return GuardState::Normal;
+        };
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        if let Some(t) = g.poll(now_ms) {
+            let c = &self.shared.counters;
+            c.disk_transitions.fetch_add(1, Ordering::Relaxed);
+            c.disk_state.store(t.to as u8, Ordering::Relaxed);
+        }
+        g.state()
     }
 
     fn add_line(&mut self, line: &[u8], lvl: Option<u32>, time: Option<i64>) {
