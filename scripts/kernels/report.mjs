@@ -1,7 +1,8 @@
 // The kernel matrix's table (scripts/kernels/run.sh step 5), from the result files the guests
 // wrote over their second serial port (the line protocol is in guest-init.sh):
 //
-//   node scripts/kernels/report.mjs --tests ci|full --runs target/kernels/runs [--host] SUITE...
+//   node scripts/kernels/report.mjs --tests ci|full --runs target/kernels/runs [--host]
+//     [--list FILE (the test binaries each guest must report; default: the initramfs's)] SUITE...
 //
 // Checks, each one failure when it does not hold:
 //   - the guest finished (an @@done line) within its time box;
@@ -22,14 +23,16 @@ const argv = process.argv.slice(2)
 let tests = 'full'
 let runs = 'target/kernels/runs'
 let host = false
+let listFile = null
 const suites = []
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--tests') tests = argv[++i]
   else if (argv[i] === '--runs') runs = argv[++i]
   else if (argv[i] === '--host') host = true
+  else if (argv[i] === '--list') listFile = argv[++i]
   else suites.push(argv[i])
 }
-const listFile = join(runs, '..', 'initramfs', 'uringdb', `tests-${tests}.txt`)
+listFile ??= join(runs, '..', 'initramfs', 'uringdb', `tests-${tests}.txt`)
 const expectedTests = readFileSync(listFile, 'utf8').split('\n').filter(Boolean)
 
 /** Parses one results file into phases: normal, disabled, seccomp. */
@@ -92,6 +95,7 @@ function check(ok, row, what) {
 }
 
 const rows = []
+const notes = []
 const hostRun = host ? parse(join(runs, 'host.results')) : null
 const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-')
 const ops = (b, loop) => b?.[loop]?.opsPerSec ?? null
@@ -134,9 +138,10 @@ function row(label, run, isHost) {
   const auto = n.probe?.auto
   check(!!auto, name, 'the probe printed nothing')
   const extra = n.probe?.extra
-  const features = auto
-    ? `${auto.features.length} used${extra?.missing?.length ? `; lacks ${extra.missing.map((m) => m.replace(/\(.*\)/, '')).join(' ')}` : '; has all newer'}`
-    : '-'
+  const newer = extra ? extra.features.length + extra.missing.length : 0
+  const features = auto ? `${auto.features.length} used; newer ${extra?.features.length ?? 0}/${newer}` : '-'
+  if (extra?.missing?.length) notes.push(`${name} lacks: ${extra.missing.join(' ')}`)
+  else if (extra && extra.setup !== 'ok') notes.push(`${name}: newer features not probed: ${extra.setup}`)
   const io = n.bench.io_uring
   const pt = n.bench.portable
   if (auto?.backend === 'io_uring') check(io && !io.error, name, `io_uring bench: ${io?.error ?? 'missing'}`)
@@ -180,7 +185,7 @@ function row(label, run, isHost) {
 if (hostRun) row('host', hostRun, true)
 for (const s of suites) row(s, parse(join(runs, `${s}.results`)), false)
 
-const head = ['kernel', 'auto', 'io_uring features (engine probe; newer ones missing)', `tests (${tests})`,
+const head = ['kernel', 'auto', 'io_uring features', `tests (${tests})`,
   'serial ops/s io/port', 'io÷port ser/grp', 'grp÷host', 'fallback', 'run']
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
 const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd()
@@ -191,6 +196,10 @@ console.log('  io÷port: io_uring over portable in the same guest; grp÷host: gu
 console.log(line(head))
 console.log(line(widths.map((w) => '-'.repeat(w))))
 for (const r of rows) console.log(line(r))
+console.log()
+console.log('io_uring features: "used" are those the engine probes and reports (stats().ioFeatures);')
+console.log('"newer" are later ones it does not use, probed for this table (kernel that added each):')
+for (const n of notes) console.log(`  ${n}`)
 if (failures.length) {
   console.log()
   for (const f of failures) console.log(`FAIL ${f}`)

@@ -21,7 +21,8 @@
 #   4. per kernel: a fresh sparse ext4 image on an emulated NVMe disk, one boot under
 #      qemu-system-x86_64 -accel tcg, bounded by a timeout; the console goes to
 #      runs/<suite>.console.log, the results (second serial port) to runs/<suite>.results;
-#   5. report.mjs prints the table and exits non-zero on any failure or missing result.
+#   5. report.mjs prints the table and exits non-zero on any failure or missing result
+#      (report.test.mjs, run first, shows that each kind of failure does fail it).
 #
 # Emulated timings prove function, not speed: the table marks them so.
 set -euo pipefail
@@ -83,11 +84,22 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   rustup target add x86_64-unknown-linux-musl
 fi
 
-# 1. Kernels.
+# The checker must be able to fail (a good result passes, broken ones fail): seconds.
+node "$here/report.test.mjs"
+
+# 1. Kernels. One that cannot be fetched is reported (and fails the run); the others still run.
+fetched=()
 for suite in "${suites[@]}"; do
   args=("$suite")
   [[ $refresh == 1 ]] && args+=(--refresh)
-  bash "$here/fetch.sh" "${args[@]}"
+  rm -f "$out/runs/$suite.results" "$out/runs/$suite.console.log"
+  if bash "$here/fetch.sh" "${args[@]}"; then
+    fetched+=("$suite")
+  else
+    echo "kernels: could not fetch $suite's kernel: it is not run" >&2
+    echo "@@error could not fetch the $suite kernel from the Debian registry (see the log above)" \
+      >"$out/runs/$suite.results"
+  fi
 done
 
 # 2. Static guest binaries. The test list: every test binary of the two crates for `full`;
@@ -160,7 +172,7 @@ if [[ $host == 1 ]]; then
 fi
 
 # 4. Boots.
-for suite in "${suites[@]}"; do
+for suite in "${fetched[@]}"; do
   vmlinuz=$out/cache/$suite/vmlinuz
   disk=$out/runs/$suite.disk.img
   rm -f "$disk"

@@ -134,9 +134,15 @@ mod extra {
             ("FEAT_MIN_TIMEOUT(6.12)", p.is_feature_min_timeout()),
             ("FEAT_NO_IOWAIT(6.15)", p.is_feature_no_iowait()),
             ("op:SEND_ZC(6.0)", probe.is_supported(opcode::SendZc::CODE)),
-            ("op:FUTEX_WAIT(6.7)", probe.is_supported(opcode::FutexWait::CODE)),
+            (
+                "op:FUTEX_WAIT(6.7)",
+                probe.is_supported(opcode::FutexWait::CODE),
+            ),
             ("op:WAITID(6.7)", probe.is_supported(opcode::WaitId::CODE)),
-            ("op:FTRUNCATE(6.9)", probe.is_supported(opcode::Ftruncate::CODE)),
+            (
+                "op:FTRUNCATE(6.9)",
+                probe.is_supported(opcode::Ftruncate::CODE),
+            ),
             ("op:BIND(6.11)", probe.is_supported(opcode::Bind::CODE)),
         ];
         let have = checks.iter().filter(|(_, on)| *on).map(|(n, _)| *n);

@@ -133,7 +133,12 @@ impl Sink {
     fn wait_done(&self, target: u64) -> Result<(), String> {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         while *done < target {
-            if let Some(f) = self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            if let Some(f) = self
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+            {
                 return Err(f);
             }
             let (guard, timeout) = self
@@ -219,12 +224,10 @@ fn run(args: &Args, dir: &Path, window: u64) -> Result<Run, Failure> {
 
     let (wal, _) = Wal::open(dir, &options(args)).map_err(|e| format!("reopen: {e}"))?;
     let last = wal.last_seq();
-    wal.close().map_err(|e| format!("close after reopen: {e}"))?;
+    wal.close()
+        .map_err(|e| format!("close after reopen: {e}"))?;
     if last != appended {
-        return Err(format!(
-            "reopen found {last} records, {appended} were acknowledged"
-        )
-        .into());
+        return Err(format!("reopen found {last} records, {appended} were acknowledged").into());
     }
     Ok(Run {
         backend,
