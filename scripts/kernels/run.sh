@@ -69,6 +69,12 @@ fi
 
 out=target/kernels
 mkdir -p "$out/runs"
+# One run at a time: two would overwrite each other's build outputs, initramfs and results.
+exec 9>"$out/lock"
+if ! flock -n 9; then
+  echo "kernels: another run holds $out/lock" >&2
+  exit 1
+fi
 
 # apt_need PACKAGE... : installs the Debian packages that are missing (root, as on CI here).
 apt_need() {
