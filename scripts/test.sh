@@ -24,6 +24,11 @@
 #   cross            scripts/cross-check.sh --build linux-arm64-gnu linux-x64-musl: the arm64
 #                    glibc addon (zig cross build) runs the API smoke test under qemu-user with
 #                    Node 22 for arm64; the x64 musl addon loads under musl's loader
+#   kernels          scripts/kernels/run.sh --ci (npm run kernels -- --ci): the uring and wal
+#                    crates' quicker test binaries, the io_uring probe and the durable bench in
+#                    Debian's 5.10 and 6.12 cloud kernels under qemu TCG, and the fallback with
+#                    kernel.io_uring_disabled=2 and under seccomp; kernels and binaries cached in
+#                    target/kernels/, each boot time-boxed
 #   bench-tiny       npm run bench:tiny: every benchmark code path in tiny mode, so that the
 #                    benchmarks cannot rot (STYLE.md habit 12); installs benchmark/'s own deps
 #
@@ -227,6 +232,23 @@ stage_cross() {
   return $rc
 }
 
+# The kernel matrix's CI subset (issue 13): two kernels other than the host's. Its counts are
+# the guests' Rust tests plus one per check (probe, bench, fallback), from the report's last
+# line "kernel-matrix result: N passed; M failed". It needs no addon: it builds its own static
+# binaries. Bounded as a whole too (each boot has its own time box inside).
+kernels_timeout_s=1200
+stage_kernels() {
+  local log=$log_dir/kernels.log rc=0
+  timeout "$kernels_timeout_s" bash scripts/kernels/run.sh --ci 2>&1 | tee "$log" || rc=1
+  stage_passed=$(sum_matches "$log" '^kernel-matrix result: ([0-9]+) passed;.*')
+  stage_failed=$(sum_matches "$log" '^kernel-matrix result: .* ([0-9]+) failed.*')
+  if [[ $rc == 0 && $stage_passed == 0 ]]; then
+    echo "the kernel matrix ran no test" | tee -a "$log"
+    return 1
+  fi
+  return $rc
+}
+
 stage_bench_tiny() {
   if [[ $built != 1 ]]; then
     echo "skipped: the build failed" | tee "$log_dir/bench-tiny.log"
@@ -272,6 +294,7 @@ run_stage lint stage_lint
 run_stage typedoc stage_typedoc
 run_stage pack-check stage_pack_check
 run_stage cross stage_cross
+run_stage kernels stage_kernels
 run_stage bench-tiny stage_bench_tiny
 
 echo
