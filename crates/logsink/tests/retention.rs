@@ -106,11 +106,15 @@ fn max_files_and_max_bytes_keep_the_newest_segments() {
 
 #[test]
 fn rotation_by_age_and_retention_by_age() {
+    // Margins wide enough for a loaded machine: line 1 is at most a few hundred
+    // milliseconds old when retention runs, line 0 more than MAX_AGE; MAX_AGE sits well
+    // between the two (a 400 ms limit failed under two parallel test runs on 2 cores).
+    const MAX_AGE: Duration = Duration::from_millis(2000);
     let dir = TempDir::new("retention-age");
     let options = SinkOptions {
         rotate_age: Some(Duration::from_millis(50)),
         retention: Retention {
-            max_age: Some(Duration::from_millis(400)),
+            max_age: Some(MAX_AGE),
             ..Default::default()
         },
         ..opts(Retention::default())
@@ -118,19 +122,24 @@ fn rotation_by_age_and_retention_by_age() {
     let (sink, _) = LogSink::open(dir.path(), options).unwrap();
     sink.write(noisy(0).as_bytes()).unwrap();
     sink.flush_sync().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // The first segment was sealed by age (a quiet segment does not wait to fill).
-    assert!(
-        segments(dir.path()).len() >= 2,
-        "{:?}",
-        segments(dir.path())
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let line0 = std::time::Instant::now();
+    // The first segment is sealed by age (a quiet segment does not wait to fill).
+    let deadline = line0 + Duration::from_secs(10);
+    while segments(dir.path()).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation by age: {:?}",
+            segments(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep((MAX_AGE + Duration::from_millis(500)).saturating_sub(line0.elapsed()));
     sink.write(noisy(1).as_bytes()).unwrap();
     sink.flush_sync().unwrap();
+    // Let the rotation after line 1 (and the retention pass it runs) happen.
     std::thread::sleep(Duration::from_millis(300));
     sink.close().unwrap();
-    // Segment 0 (last written ~900 ms ago) went at the rotation after line 1.
+    // Segment 0 (last written more than MAX_AGE ago) went at the rotation after line 1.
     let segs = segments(dir.path());
     assert!(segs.iter().all(|s| s.0 > 0), "{segs:?}");
     assert_eq!(read_all(real_vfs(), dir.path()), vec![noisy(1)]);
