@@ -12,23 +12,8 @@ import { tmpDir, assertCode, sleep, randomInt } from '../helpers/util.mjs';
 import { openSmallDb, CHURN } from '../helpers/db.mjs';
 import { openTestDb } from '../helpers/uringdb.mjs';
 import { spawnChild } from '../helpers/child.mjs';
+import { rejects, catches } from '../helpers/expect.mjs';
 
-const rejects = async (p) => {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-};
-const catches = (f) => {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-};
 const readAll = async (stream, options) => {
   const out = [];
   for await (const e of stream.read(options)) out.push([e.seq, e.data.toString()]);

@@ -11,23 +11,8 @@ import { tmpDir, assertCode, sleep, randomInt } from '../helpers/util.mjs';
 import { openSmallDb, CHURN, utf8 } from '../helpers/db.mjs';
 import { openTestDb } from '../helpers/uringdb.mjs';
 import { spawnChild } from '../helpers/child.mjs';
+import { rejects, catches } from '../helpers/expect.mjs';
 
-const rejects = async (p) => {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-};
-const catches = (f) => {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-};
 
 test('prepared writes are invisible and lock their keys; commit applies them atomically, rollback drops them', async (t) => {
   const db = await openSmallDb(tmpDir(t));

@@ -61,3 +61,23 @@ export const NOT_BYTES = Object.freeze([
   ['symbol', Symbol('x')],
   ['bigint', 10n],
 ]);
+
+/** The error `p` rejects with, or undefined if it resolves. */
+export async function rejects(p) {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+/** The error `f()` throws, or undefined if it returns. */
+export function catches(f) {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
